@@ -1,0 +1,82 @@
+# c2c-bench: one command to certify, one to test.
+#   make certify [DEVICE=reference] [SMOKE=1]   certify a device against the embedded emulator
+#   make test                                   lint + the whole test suite (what CI runs)
+#   make report                                 Allure 3 HTML report from reports/allure-results
+#   make cloud | make device | make bench | make mutants
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+NODEDIR := .cache/node
+DEVICE  ?= reference
+SMOKE   ?=
+NETWORK ?=
+SEED    ?= 1
+export ALLURE_NO_ANALYTICS := true
+
+# Python >= 3.12 found on its own: an explicit PYTHON, pyenv's 3.12/3.13, then working python3.1x.
+PYTHON ?= $(shell \
+  for p in $$(pyenv root 2>/dev/null)/versions/3.12.*/bin/python3 $$(pyenv root 2>/dev/null)/versions/3.13.*/bin/python3 \
+           /root/.pyenv/versions/3.12.*/bin/python3 python3.12 python3.13 python3; do \
+    if [ -x "$$p" ] || command -v "$$p" >/dev/null 2>&1; then \
+      if "$$p" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null; then echo "$$p"; break; fi; \
+    fi; done)
+
+.PHONY: help venv sysdeps test lint certify report cloud device bench mutants clean
+
+help:
+	@sed -n '2,6p' Makefile | sed 's/^# \{0,1\}//'
+
+$(STAMP): pyproject.toml
+	@if [ -z "$(PYTHON)" ]; then echo "error: no Python >= 3.12 found (set PYTHON=/path/to/python3.12)"; exit 1; fi
+	@echo "bootstrapping $(VENV) with $(PYTHON)"
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	@$(VPY) -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+	@$(VPY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+# Debian packages a run needs: chromium (pairing-page browser test). Installed once, only if missing.
+sysdeps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium (headless pairing-page tests)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
+	  || echo "warning: chromium could not be installed; browser tests will be reported as errors"; }
+
+$(NODEDIR)/node_modules/.bin/allure:
+	@mkdir -p $(NODEDIR)
+	@cd $(NODEDIR) && { test -f package.json || npm init -y >/dev/null; } && npm install --silent --no-audit --no-fund allure@3 >/dev/null
+	@touch $@
+
+lint: $(STAMP)
+	@$(VENV)/bin/ruff check harness reference_device tests
+
+test: $(STAMP) sysdeps
+	@$(VENV)/bin/ruff check harness reference_device tests
+	@$(VPY) -m pytest tests -q
+
+certify: $(STAMP) $(NODEDIR)/node_modules/.bin/allure
+	@$(VENV)/bin/c2c-certify run --device $(DEVICE) $(if $(SMOKE),--smoke) $(if $(NETWORK),--network $(NETWORK)) --seed $(SEED) --reports reports
+	@$(MAKE) --no-print-directory report
+
+report: $(STAMP) $(NODEDIR)/node_modules/.bin/allure
+	@$(VENV)/bin/c2c-certify report --reports reports --allure $(NODEDIR)/node_modules/.bin/allure
+
+cloud: $(STAMP)
+	@$(VENV)/bin/c2c-cloud serve --data-dir .cache/cloud
+
+device: $(STAMP)
+	@$(VENV)/bin/c2c-device run $(if $(CONFIG),--config $(CONFIG))
+
+bench: $(STAMP)
+	@mkdir -p reports/bench
+	@$(VPY) -m harness.bench all --out reports/bench
+
+mutants: $(STAMP)
+	@$(VENV)/bin/c2c-certify mutants --full --out reports/mutants.json
+
+clean:
+	rm -rf reports/allure-results reports/html reports/bench reports/certificate.* .cache/cloud

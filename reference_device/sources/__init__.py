@@ -1,0 +1,1 @@
+"""Where media comes from: watch folders, growing files, tethered cameras."""
