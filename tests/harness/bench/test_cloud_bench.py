@@ -1,0 +1,112 @@
+"""The cloud benchmark's machinery, at toy size: real emulator process, real TLS, real workers.
+
+Only the report's shape and bookkeeping are checked here; the speed targets are never
+asserted (they belong to `make bench`, on whatever load the machine has).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.bench import __main__ as bench_main
+from harness.bench import machine_params, result, write_report
+from harness.bench.cloud import (
+    MIB,
+    TARGET_CREATE_P99_MS,
+    TARGET_INGEST_MBPS,
+    CloudBenchConfig,
+    _part_slices,
+    _percentile,
+    measure_create_latency,
+    measure_ingest,
+)
+
+TOY = CloudBenchConfig(clients=(2,), duration=0.6, file_size=MIB + 1, latency_clients=3,
+                       latency_duration=0.6, max_processes=2)
+
+
+def test_part_slices_follow_the_documented_chunking() -> None:
+    # c2c-api.md §5.1 worked example: 21,136,250 B in 2 parts of 10,568,125 B.
+    assert _part_slices(21_136_250, 2) == [(0, 10_568_125), (10_568_125, 21_136_250)]
+    assert _part_slices(10, 3) == [(0, 4), (4, 8), (8, 10)]
+
+
+def test_percentile_is_nearest_rank() -> None:
+    samples = [float(x) for x in range(1, 101)]
+    assert _percentile(samples, 0.50) == 50.0
+    assert _percentile(samples, 0.99) == 99.0
+    assert _percentile([7.0], 0.99) == 7.0
+
+
+def test_report_shape_is_written_atomically(tmp_path: Path) -> None:
+    report = write_report(tmp_path, "toy", [result("x_MBps", 1.5, "MB/s", clients=1)])
+    on_disk = json.loads((tmp_path / "toy.json").read_text())
+    assert on_disk == report == {
+        "benchmark": "toy",
+        "results": [{"name": "x_MBps", "value": 1.5, "unit": "MB/s", "params": {"clients": 1}}],
+    }
+    assert not list(tmp_path.glob("*.tmp"))
+    assert set(machine_params()) == {"cpus", "loadavg_1m"}
+
+
+def test_ingest_point_moves_real_bytes_through_the_emulator() -> None:
+    item = measure_ingest(2, TOY)
+    params = item["params"]
+    assert item["name"] == "ingest_MBps" and item["unit"] == "MB/s"
+    assert params["clients"] == 2 and params["processes"] == 2
+    assert params["errors"] == 0, params["first_error"]
+    # Whole files only: every counted byte belongs to a completely uploaded asset's parts.
+    assert params["bytes"] >= TOY.file_size and params["bytes"] % TOY.file_size == 0
+    assert item["value"] == pytest.approx(params["bytes"] / 1e6 / params["duration_s"], rel=0.02)
+    assert params["target_MBps"] == TARGET_INGEST_MBPS
+    assert params["meets_target"] is (item["value"] >= TARGET_INGEST_MBPS)
+
+
+def test_create_latency_reports_p50_and_p99() -> None:
+    p50, p99 = measure_create_latency(TOY)
+    assert (p50["name"], p99["name"]) == ("create_p50_ms", "create_p99_ms")
+    assert 0 < p50["value"] <= p99["value"]
+    assert p99["params"]["clients"] == 3 and p99["params"]["samples"] >= 3
+    assert p99["params"]["errors"] == 0, p99["params"]["first_error"]
+    assert p99["params"]["target_p99_ms"] == TARGET_CREATE_P99_MS
+    assert p99["params"]["meets_target"] is (p99["value"] < TARGET_CREATE_P99_MS)
+
+
+def test_main_skips_missing_benchmarks_and_reports_broken_ones(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[str] = []
+
+    def fake_run_one(name: str, out_dir: Path) -> dict | None:
+        calls.append(name)
+        if name == "device":
+            return None  # what run_one answers when harness.bench.device is absent
+        if name == "faults":
+            raise RuntimeError("proxy port taken")
+        return write_report(out_dir, name, [result("ingest_MBps", 1.0, "MB/s", clients=1, meets_target=False)])
+
+    monkeypatch.setattr(bench_main, "run_one", fake_run_one)
+    assert bench_main.main(["all", "--out", str(tmp_path)]) == 1
+    assert calls == ["cloud", "device", "faults"]
+    captured = capsys.readouterr()
+    assert "ingest_MBps [clients=1]: 1.0 MB/s (below target)" in captured.out
+    assert "benchmark faults failed: RuntimeError: proxy port taken" in captured.err
+    assert (tmp_path / "cloud.json").exists()
+
+
+def test_run_one_skips_a_module_that_does_not_exist(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(bench_main, "_available", lambda name: False)
+    assert bench_main.run_one("device", tmp_path) is None
+    assert "skipping device: harness.bench.device is not available" in capsys.readouterr().out
+
+
+def test_unknown_subcommand_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        bench_main.main(["everything"])
+    assert exited.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err

@@ -1,0 +1,37 @@
+"""The device benchmark end to end on a small file (shape and delivery, never speed)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from harness.bench.device import _make_file, _vm_hwm, run
+
+
+def test_make_file_is_sparse_and_hashed(tmp_path: Path) -> None:
+    path = tmp_path / "f.mxf"
+    size = 3 * 1024 * 1024 + 17
+    digest = _make_file(path, size)
+    assert path.stat().st_size == size
+    assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_vm_hwm_reads_a_live_process() -> None:
+    assert _vm_hwm(os.getpid()) > 1024 * 1024
+    assert _vm_hwm(2**22 + 12345) == 0  # no such pid
+
+
+def test_run_writes_the_report(tmp_path: Path) -> None:
+    report = run(tmp_path, file_gb=0.02, parallelism=2, timeout=120)
+    on_disk = json.loads((tmp_path / "device.json").read_text())
+    assert on_disk == report and report["benchmark"] == "device"
+    by_name = {r["name"]: r for r in report["results"]}
+    assert set(by_name) >= {"throughput_MBps", "raw_put_MBps", "peak_rss_MB"}
+    for name in ("throughput_MBps", "raw_put_MBps", "peak_rss_MB"):
+        assert by_name[name]["value"] > 0
+        assert set(by_name[name]) == {"name", "value", "unit", "params"}
+    assert by_name["peak_rss_MB"]["params"]["file_GB"] == 0.02
+    assert "meets_target" in by_name["peak_rss_MB"]["params"]
+    assert by_name["throughput_MBps"]["params"]["parts"] >= 1
