@@ -1,0 +1,32 @@
+"""Power faults, labgrid-style: relay-board drivers (LCUS, Numato, KMTronic, DTR/RTS lines)
+over a pyserial port, `RelayPower` / `ProcessPower` / `ManualPower` implementing
+`harness.protocols.Power`, and a simulated relay board on a pty (`c2c-relay-sim`)."""
+
+from __future__ import annotations
+
+from harness.faults.power.base import RelayBoard
+from harness.faults.power.kmtronic import KmtronicBoard
+from harness.faults.power.lcus import LcusBoard
+from harness.faults.power.manual import ManualPower
+from harness.faults.power.modemlines import ModemLineRelay
+from harness.faults.power.numato import NumatoBoard
+from harness.faults.power.process import ProcessPower
+from harness.faults.power.relay import RelayPower
+from harness.faults.power.simulator import RelaySimulator
+
+BOARDS = {"lcus": LcusBoard, "numato": NumatoBoard, "kmtronic": KmtronicBoard,
+          "modemlines": ModemLineRelay}
+"""Profile `[power] driver = "..."` names for relay boards."""
+
+__all__ = [
+    "BOARDS",
+    "KmtronicBoard",
+    "LcusBoard",
+    "ManualPower",
+    "ModemLineRelay",
+    "NumatoBoard",
+    "ProcessPower",
+    "RelayBoard",
+    "RelayPower",
+    "RelaySimulator",
+]

@@ -110,3 +110,12 @@ def test_unknown_subcommand_is_refused(capsys: pytest.CaptureFixture[str]) -> No
         bench_main.main(["everything"])
     assert exited.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_errors_in_the_report_never_carry_url_signatures() -> None:
+    from harness.bench.cloud import _describe
+
+    url = "https://127.0.0.1:1/s3/parts/k?X-Amz-Credential=a&X-Amz-Signature=deadbeef"
+    text = _describe(RuntimeError(f"Client error '403 Forbidden' for url '{url}'"))
+    assert "deadbeef" not in text and "X-Amz" not in text
+    assert text.startswith("RuntimeError: Client error '403 Forbidden'") and "/s3/parts/k?[redacted]" in text
