@@ -1,0 +1,467 @@
+"""Tethered camera source: download every frame a USB/PTP camera shoots, lose none.
+
+The source owns one camera through a `CameraAdapter` (python-gphoto2 in production, a
+fake in tests). A worker thread connects, lists the card once per connection (anything
+shot while unplugged or while the rig was off is downloaded then), and pumps camera
+events in wall-time-bounded slices: a FILE_ADDED event downloads the new file, writes
+it atomically into `dest`, hands it over as `CapturedFile(origin="tether")` and records
+it in a durable ledger. Every camera call goes through one lock and retries "busy" (-110)
+with backoff. Disconnects (-7, -52, -105, I/O errors) and "could not claim" (-53) turn
+into a status message and a re-detect every `redetect_interval` seconds.
+
+Delivery to the queue is at-least-once: the file is written, handed over, then recorded.
+After a power cut between hand-over and record the same local path is handed over again,
+so the queue must treat a re-enqueue of the same path and content as a no-op.
+
+Bench use (VCAMERADIR selects libgphoto2's virtual camera; set it in the environment):
+    python -m reference_device.sources.tether --dest DIR --state DIR [--trigger-every S] [--max N]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from harness.errors import ConfigError
+from reference_device.sources.base import CapturedFile, OnFile
+from reference_device.sources.camera import (
+    CameraAdapter,
+    CameraError,
+    CameraFileInfo,
+    CameraPath,
+    Gphoto2Camera,
+)
+from reference_device.sources.tether_files import atomic_write, safe_name, sha256_file
+from reference_device.sources.tether_ledger import LedgerEntry, TetherLedger, identity
+
+T = TypeVar("T")
+CARD_POLICIES = ("keep", "until_confirmed", "delete")
+BASELINE_KEY = "__baseline__"
+CLAIM_MESSAGE = "another program holds the camera (gvfs-gphoto2-volume-monitor?): could not claim the USB device"
+
+
+@dataclass
+class TetherConfig:
+    """Config keys of `[sources.tether]`; `from_mapping` names any bad key."""
+
+    dest: Path
+    state_dir: Path
+    camera: str | None = None  # model name as autodetect shows it; None = the first camera
+    port: str | None = None  # e.g. "usb:001,004"
+    card_files: str = "keep"  # keep | until_confirmed | delete (right after download)
+    import_existing: bool = False  # on the very first connection, also download what is on the card
+    event_timeout_ms: int = 200
+    event_budget: float = 1.0  # seconds of event pumping before the loop does other work
+    redetect_interval: float = 2.0
+    busy_retries: int = 20
+    busy_backoff: float = 0.01
+    busy_backoff_max: float = 0.5
+    trigger_every: float | None = None
+
+    def __post_init__(self) -> None:
+        self.dest = Path(self.dest)
+        self.state_dir = Path(self.state_dir)
+        if self.card_files not in CARD_POLICIES:
+            raise ConfigError(
+                f"tether.card_files: {self.card_files!r} is not one of {', '.join(CARD_POLICIES)}"
+            )
+        for name in ("event_budget", "redetect_interval", "busy_backoff", "busy_backoff_max"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"tether.{name} must be > 0, got {getattr(self, name)!r}")
+        if self.event_timeout_ms < 1 or self.busy_retries < 0:
+            raise ConfigError("tether.event_timeout_ms must be >= 1 and tether.busy_retries >= 0")
+        if self.trigger_every is not None and self.trigger_every <= 0:
+            raise ConfigError(f"tether.trigger_every must be > 0, got {self.trigger_every!r}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> TetherConfig:
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"tether: unknown config key(s) {', '.join(unknown)}; known: {', '.join(known)}"
+            )
+        for required in ("dest", "state_dir"):
+            if required not in data:
+                raise ConfigError(f"tether.{required} is required")
+        try:
+            return cls(**dict(data))
+        except TypeError as exc:
+            raise ConfigError(f"tether: {exc}") from exc
+
+
+class TetherError(Exception):
+    """A request to the tether source that cannot be done now (e.g. trigger while unplugged)."""
+
+
+class TetherSource:
+    """`Source` for a tethered camera (see the module docstring)."""
+
+    name = "tether"
+
+    def __init__(self, config: TetherConfig, *, adapter: CameraAdapter | None = None) -> None:
+        self.config = config
+        self.adapter: CameraAdapter = adapter or Gphoto2Camera(config.camera, config.port)
+        self.ledger = TetherLedger(config.state_dir)
+        config.dest.mkdir(parents=True, exist_ok=True)
+        for stale in config.dest.glob(".*.part"):  # a download cut by a power loss
+            stale.unlink(missing_ok=True)
+        self._lock = threading.Lock()  # one camera user at a time
+        self._status_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._reinit_requested = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._on_file: OnFile | None = None
+        self._connected = False
+        self._ever_connected = False
+        self._session_keys: set[str] = set()
+        self._failed: set[str] = set()
+        self._pending_deletes: list[LedgerEntry] = []
+        self._next_trigger = 0.0
+        self._info: dict[str, Any] = {}
+        self._status: dict[str, Any] = {
+            "kind": "tether",
+            "state": "stopped",
+            "message": "not started",
+            "camera": None,
+            "port": None,
+            "downloaded": 0,
+            "deleted_from_card": 0,
+            "pending_deletes": 0,
+            "busy_retries": 0,
+            "reconnects": 0,
+            "reinits": 0,
+            "triggers": 0,
+            "last_file": None,
+            "last_error": None,
+        }
+
+    # --- Source ---------------------------------------------------------------------------
+    def start(self, on_file: OnFile) -> None:
+        if self._thread is not None:
+            raise TetherError("tether source already started")
+        self._on_file = on_file
+        self._stop.clear()
+        self._set("starting", "looking for a camera")
+        self._thread = threading.Thread(target=self._run, name="tether", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        with self._lock:
+            self.adapter.close()
+        self._connected = False
+        self._set("stopped", "stopped")
+
+    def status(self) -> dict[str, Any]:
+        with self._status_lock:
+            return dict(self._status)
+
+    # --- requests from the device -----------------------------------------------------------
+    def trigger(self) -> None:
+        """Fire the shutter remotely; the frame arrives as a normal FILE_ADDED download."""
+        if not self._connected:
+            raise TetherError(
+                f"cannot trigger: camera is {self._status['state']} ({self._status['message']})"
+            )
+        wedged: CameraError | None = None
+        try:
+            self._call(self.adapter.trigger)
+        except CameraError as exc:
+            if exc.kind != "session":
+                raise TetherError(f"trigger failed: {exc}") from exc
+            wedged = CameraError(
+                exc.code, exc.message
+            )  # no traceback: it would pin the old session
+        if wedged is not None:
+            if threading.current_thread() is not self._thread:
+                # Only the worker re-initialises, so no download is cut in half by a new session.
+                self._reinit_requested.set()
+                raise TetherError(
+                    f"camera session wedged ({wedged}); re-initialising, trigger again"
+                )
+            self._reinit(wedged)
+            try:
+                self._call(self.adapter.trigger)
+            except CameraError as exc2:
+                raise TetherError(f"trigger failed after re-init: {exc2}") from exc2
+        self._bump("triggers")
+
+    def on_confirmed(self, path: Path) -> bool:
+        """The cloud has the file: with card_files=until_confirmed, delete it from the card."""
+        if self.config.card_files != "until_confirmed":
+            return False
+        entry = self.ledger.by_local(Path(path))
+        if entry is None:
+            return False
+        with self._status_lock:
+            self._pending_deletes.append(entry)
+            self._status["pending_deletes"] = len(self._pending_deletes)
+        return True
+
+    # --- worker ---------------------------------------------------------------------------
+    def _set(self, state: str, message: str, **extra: Any) -> None:
+        with self._status_lock:
+            self._status.update(state=state, message=message, **extra)
+
+    def _bump(self, key: str, n: int = 1) -> None:
+        with self._status_lock:
+            self._status[key] += n
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if not self._connected and not self._connect():
+                self._stop.wait(self.config.redetect_interval)
+                continue
+            try:
+                if self._reinit_requested.is_set():
+                    self._reinit_requested.clear()
+                    self._reinit(CameraError(-1, "re-init requested"))
+                self._periodic_trigger()
+                self._delete_pending()
+                self._pump_events()
+            except CameraError as exc:
+                self._on_camera_error(exc)
+
+    def _connect(self) -> bool:
+        try:
+            with self._lock:
+                info = self.adapter.open()
+        except CameraError as exc:
+            if exc.kind == "claim":
+                self._set(
+                    "claim_failed",
+                    f"{CLAIM_MESSAGE}; retrying every {self.config.redetect_interval:g} s",
+                    last_error=str(exc),
+                )
+            elif exc.kind == "disconnected":
+                state = "disconnected" if self._ever_connected else "searching"
+                self._set(
+                    state,
+                    f"no camera detected ({exc.message}); re-detecting every "
+                    f"{self.config.redetect_interval:g} s",
+                )
+            else:
+                self._set("error", f"camera init failed: {exc}", last_error=str(exc))
+            with self._lock:
+                self.adapter.close()
+            return False
+        if self._ever_connected:
+            self._bump("reconnects")
+        self._ever_connected = True
+        self._connected = True
+        self._info = info
+        self._session_keys = set()
+        self._set(
+            "connected",
+            f"connected to {info.get('model')}",
+            camera=info.get("model"),
+            port=info.get("port"),
+        )
+        try:
+            self._scan_card()
+        except CameraError as exc:
+            self._on_camera_error(exc)
+            return self._connected
+        return True
+
+    def _on_camera_error(self, exc: CameraError) -> None:
+        if exc.kind in ("disconnected", "claim"):
+            self._connected = False
+            with self._lock:
+                self.adapter.close()
+            msg = CLAIM_MESSAGE if exc.kind == "claim" else f"camera disconnected ({exc.message})"
+            self._set(
+                "disconnected",
+                f"{msg}; re-detecting every {self.config.redetect_interval:g} s",
+                last_error=str(exc),
+            )
+        elif exc.kind == "session":
+            self._reinit(exc)
+        elif exc.kind == "busy":
+            self._set(
+                "busy",
+                "camera busy (another program or thread is using it); retrying",
+                last_error=str(exc),
+            )
+        else:
+            with self._status_lock:
+                self._status["last_error"] = str(exc)
+
+    def _reinit(self, exc: CameraError) -> None:
+        """New camera session (the virtual camera wedges after 26 captures; real ones rarely)."""
+        self._bump("reinits")
+        with self._lock:
+            self.adapter.close()
+            try:
+                self.adapter.open()
+            except CameraError as again:
+                self._connected = False
+                self._set(
+                    "disconnected", f"re-init after {exc} failed: {again}", last_error=str(again)
+                )
+                return
+        self._session_keys = set()
+        self._set("connected", f"connected to {self._info.get('model')} (session re-initialised)")
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """One camera call under the lock; busy (-110) is retried with exponential backoff."""
+        delay = self.config.busy_backoff
+        for attempt in range(self.config.busy_retries + 1):
+            try:
+                with self._lock:
+                    return fn(*args)
+            except CameraError as exc:
+                if exc.kind != "busy" or attempt == self.config.busy_retries:
+                    raise
+                self._bump("busy_retries")
+                if self._stop.wait(delay):
+                    raise
+                delay = min(delay * 2, self.config.busy_backoff_max)
+        raise AssertionError("unreachable")
+
+    def _periodic_trigger(self) -> None:
+        every = self.config.trigger_every
+        if every is None or time.monotonic() < self._next_trigger:
+            return
+        self._next_trigger = time.monotonic() + every
+        try:
+            self.trigger()
+        except TetherError as exc:
+            with self._status_lock:
+                self._status["last_error"] = str(exc)
+
+    def _pump_events(self) -> None:
+        deadline = time.monotonic() + self.config.event_budget
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            event = self._call(self.adapter.wait_event, self.config.event_timeout_ms)
+            if event.kind == "file_added" and event.path is not None:
+                # An event means a new frame: no ledger check, because cameras reuse
+                # folder/name/size/mtime (the virtual camera does after every re-init).
+                self._download(event.path)
+            elif event.kind == "timeout":
+                return
+
+    def _scan_card(self) -> None:
+        """Download whatever is on the card and not in the ledger (shot while we were away)."""
+        paths = self._call(self.adapter.list_files)
+        baseline = not self.ledger.has(BASELINE_KEY)
+        for path in paths:
+            if self._stop.is_set():
+                return
+            info = self._call(self.adapter.file_info, path)
+            key = identity(path, info)
+            if self.ledger.has(key):
+                self._session_keys.add(key)
+                continue
+            if baseline and not self.config.import_existing:
+                self.ledger.record(LedgerEntry(key, path.full, "preexisting", size=info.size))
+                self._session_keys.add(key)
+                continue
+            self._download(path, info)
+        if baseline:
+            self.ledger.record(LedgerEntry(BASELINE_KEY, "", "baseline"))
+
+    def _download(self, path: CameraPath, info: CameraFileInfo | None = None) -> None:
+        key: str | None = None
+        try:
+            if info is None:
+                info = self._call(self.adapter.file_info, path)
+            key = identity(path, info)
+            if key in self._session_keys or key in self._failed:
+                return  # already handled in this session (a scan and an event both saw it)
+            self._session_keys.add(key)
+            data = self._call(self.adapter.download, path)
+        except CameraError as exc:
+            if key is not None:
+                self._session_keys.discard(key)
+            if exc.kind in ("disconnected", "claim", "session", "busy"):
+                raise  # retried by the next scan after reconnecting
+            self._failed.add(key or path.full)
+            with self._status_lock:
+                self._status["last_error"] = f"cannot download {path.full}: {exc}"
+            return
+        if len(data) != info.size:
+            self._session_keys.discard(key)
+            raise CameraError(
+                -7, f"short download of {path.full}: {len(data)} of {info.size} bytes"
+            )
+        assert key is not None  # set whenever the download succeeded
+        digest = hashlib.sha256(data).hexdigest()
+        local = self._local_path(path.name, digest)
+        if not local.exists():
+            atomic_write(local, data, info.mtime)
+        captured_at = float(info.mtime) if info.mtime > 946684800 else time.time()
+        if self._on_file is not None:
+            self._on_file(
+                CapturedFile(path=local, captured_at=captured_at, growing=False, origin="tether")
+            )
+        entry = LedgerEntry(key, path.full, "downloaded", str(local), digest, len(data))
+        self.ledger.record(entry)
+        with self._status_lock:
+            self._status["downloaded"] += 1
+            self._status["last_file"] = local.name
+        if self.config.card_files == "delete":
+            self._delete(entry)
+
+    def _local_path(self, camera_name: str, digest: str) -> Path:
+        """dest/NAME, or NAME_n when NAME was already given to another frame.
+
+        Cameras reuse names (the virtual camera after every re-init), so a name the ledger
+        ever gave out is never reused, even after the device removed that file: every frame
+        reaches the cloud under its own name. A local file with the same bytes that no
+        ledger entry owns is a download finished just before a power cut: reuse it.
+        """
+        safe = safe_name(camera_name)
+        stem, suffix = os.path.splitext(safe)
+        for n in range(10000):
+            candidate = self.config.dest / (safe if n == 0 else f"{stem}_{n}{suffix}")
+            if self.ledger.owns(candidate):
+                continue
+            if not candidate.exists() or sha256_file(candidate) == digest:
+                return candidate
+        raise CameraError(-115, f"no free local name for {camera_name!r} in {self.config.dest}")
+
+    def _delete(self, entry: LedgerEntry) -> None:
+        folder, _, name = entry.camera_path.rpartition("/")
+        self._call(self.adapter.delete, CameraPath(folder or "/", name))
+        self.ledger.record(
+            LedgerEntry(
+                entry.key, entry.camera_path, "deleted", entry.local, entry.sha256, entry.size
+            )
+        )
+        self._bump("deleted_from_card")
+
+    def _delete_pending(self) -> None:
+        while True:
+            with self._status_lock:
+                if not self._pending_deletes:
+                    return
+                entry = self._pending_deletes[0]
+            try:
+                self._delete(entry)
+            except CameraError as exc:
+                if exc.kind != "error":
+                    raise
+                with self._status_lock:
+                    self._status["last_error"] = (
+                        f"cannot delete {entry.camera_path} from the card: {exc}"
+                    )
+            with self._status_lock:
+                self._pending_deletes.pop(0)
+                self._status["pending_deletes"] = len(self._pending_deletes)
+
+
+if __name__ == "__main__":
+    from reference_device.sources.tether_cli import main
+
+    raise SystemExit(main())
