@@ -9,6 +9,7 @@ from harness.faults.network.client import (
     ToxiproxyClient,
     ToxiproxyProcess,
     find_toxiproxy_server,
+    launch_toxiproxy,
 )
 from harness.faults.network.link import NetworkLink
 from harness.faults.network.profiles import PROFILES, NetworkProfile, Phase, ToxicSpec
@@ -16,18 +17,6 @@ from harness.faults.network.server import ToxiproxyServer
 
 # A library stays quiet unless the application configures logging (the CLI does).
 logging.getLogger(__name__).addHandler(logging.NullHandler())
-
-
-def launch_toxiproxy(
-    *, prefer_real: bool = True, seed: int | None = None
-) -> ToxiproxyServer | ToxiproxyProcess:
-    """A running Toxiproxy API: a real `toxiproxy-server` if one is on PATH, else ours.
-
-    Both have `.api_url` and `.stop()`, so the same harness code drives either.
-    """
-    if prefer_real and find_toxiproxy_server() is not None:
-        return ToxiproxyProcess(seed=seed).start()
-    return ToxiproxyServer(seed=seed).start()
 
 
 __all__ = [
