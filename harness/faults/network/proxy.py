@@ -1,0 +1,412 @@
+"""The data plane: one TCP listener per proxy, two one-way links per connection.
+
+A link reads big chunks from its source and, while its direction has no toxics, writes them
+straight to the destination (the fast path). With toxics, chunks are stamped and queued
+for a writer task that pushes each one through the chain in order, so latency shifts a
+stream instead of slowing it. When a link ends, both sockets are closed (no half-close),
+like Toxiproxy.
+
+Toxicity is drawn per link when it first sees a toxic and again whenever that toxic is
+updated (Go also redraws neighbours when the chain changes; we keep their draw).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import random
+import socket
+import struct
+from collections import deque
+from collections.abc import Callable
+
+from harness.faults.network.toxics import (
+    DIRECTIONS,
+    Chunk,
+    CloseLink,
+    Toxic,
+    ToxicRun,
+    run_toxic,
+    timeout_deadline,
+)
+
+log = logging.getLogger("harness.faults.network")
+
+READ_SIZE = 256 * 1024
+STREAM_LIMIT = 1024 * 1024
+MAX_QUEUED_BYTES = 16 * 1024 * 1024
+MAX_QUEUED_CHUNKS = 1024
+DIAL_TIMEOUT = 10.0
+
+
+class ListenError(Exception):
+    """A listener could not be opened; the message is Go's (`listen tcp ...: bind: ...`)."""
+
+
+def split_host_port(address: str) -> tuple[str, str]:
+    """Split `host:port` / `[v6]:port` like Go's net.SplitHostPort."""
+    if address.startswith("["):
+        end = address.find("]")
+        if end < 0:
+            raise ValueError(f"address {address}: missing ']' in address")
+        rest = address[end + 1 :]
+        if not rest.startswith(":"):
+            raise ValueError(f"address {address}: missing port in address")
+        return address[1:end], rest[1:]
+    if ":" not in address:
+        raise ValueError(f"address {address}: missing port in address")
+    host, _, port = address.rpartition(":")
+    if ":" in host:
+        raise ValueError(f"address {address}: too many colons in address")
+    return host, port
+
+
+def resolve_listen(address: str) -> tuple[int, str, int]:
+    """(family, bind host, port) for a Toxiproxy listen string. Raises ListenError."""
+    try:
+        host, port_text = split_host_port(address) if address else ("", "0")
+    except ValueError as exc:
+        raise ListenError(f"listen tcp {address}: {exc}") from None
+    if port_text == "":
+        port_text = "0"
+    try:
+        port = socket.getservbyname(port_text, "tcp") if not port_text.isdigit() else int(port_text)
+    except OSError:
+        raise ListenError(f"listen tcp {address}: address {port_text}: unknown port") from None
+    if not 0 <= port <= 65535:
+        raise ListenError(f"listen tcp {address}: address {port_text}: invalid port")
+    if host in ("", "::"):
+        return (
+            (socket.AF_INET6 if socket.has_ipv6 else socket.AF_INET),
+            ("::" if socket.has_ipv6 else "0.0.0.0"),
+            port,
+        )
+    if host == "localhost":
+        return socket.AF_INET, "127.0.0.1", port
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise ListenError(f"listen tcp {address}: lookup {host}: no such host") from None
+    family, _, _, _, sockaddr = infos[0]
+    return family, str(sockaddr[0]), port
+
+
+def format_address(family: int, host: str, port: int) -> str:
+    if family == socket.AF_INET6:
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+def open_listener(address: str) -> tuple[socket.socket, str]:
+    """Bind and listen; return the socket and the bound address as Go reports it."""
+    family, host, port = resolve_listen(address)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6 and host == "::":
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((host, port))
+        sock.listen(1024)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            reason = "address already in use"
+        raise ListenError(
+            f"listen tcp {format_address(family, host, port)}: bind: {reason}"
+        ) from None
+    bound_host, bound_port = sock.getsockname()[:2]
+    return sock, format_address(family, bound_host, bound_port)
+
+
+def set_rst_on_close(writer: asyncio.StreamWriter) -> None:
+    """SO_LINGER (on, 0): the next close sends RST instead of FIN."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+class Link:
+    """One direction of one connection: source reader -> toxic chain -> destination writer."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        direction: str,
+        source: asyncio.StreamReader,
+        dest: asyncio.StreamWriter,
+    ) -> None:
+        self.conn = conn
+        self.direction = direction
+        self.source = source
+        self.dest = dest
+        self.rng = conn.proxy.rng
+        self.runs: dict[int, tuple[Toxic, ToxicRun]] = {}
+        self._queue: deque[Chunk] = deque()
+        self._queued_bytes = 0
+        self._items = asyncio.Event()
+        self._space = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._writer_idle = True
+        self._loop = asyncio.get_running_loop()
+        self.received = 0  # bytes read from the source on this link
+        self._totals = conn.proxy.byte_totals[direction]  # [received, sent] for /metrics
+
+    # --- LinkOps for toxics ---------------------------------------------------------
+    def now(self) -> float:
+        return self._loop.time()
+
+    async def sleep(self, seconds: float, toxic: Toxic) -> None:
+        deadline = self.now() + seconds
+        while True:
+            remaining = deadline - self.now()
+            if remaining <= 0:
+                return
+            changed = self._changed
+            try:
+                await asyncio.wait_for(changed.wait(), remaining)
+            except TimeoutError:
+                return
+            if toxic not in self.conn.proxy.toxics[self.direction]:
+                return  # removed: whatever it held goes on now
+
+    # --- chain ------------------------------------------------------------------------
+    def poke(self) -> None:
+        """The chain changed: wake sleeping toxics and the writer."""
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+        self._items.set()
+
+    def active_chain(self) -> list[tuple[Toxic, ToxicRun]]:
+        chain: list[tuple[Toxic, ToxicRun]] = []
+        live = self.conn.proxy.toxics[self.direction]
+        for toxic in live:
+            entry = self.runs.get(id(toxic))
+            if entry is None or entry[0] is not toxic:
+                run = ToxicRun(
+                    version=toxic.version,
+                    active=self.rng.random() < toxic.toxicity,
+                    armed_at=self.now(),
+                )
+                self.runs[id(toxic)] = (toxic, run)
+            else:
+                run = entry[1]
+                if run.version != toxic.version:
+                    run.version = toxic.version
+                    run.active = self.rng.random() < toxic.toxicity
+                    run.armed_at = self.now()
+            if run.active:
+                chain.append((toxic, run))
+        live_ids = {id(t) for t in live}
+        for key in [k for k in self.runs if k not in live_ids]:
+            del self.runs[key]
+        return chain
+
+    def holds(self, toxic: Toxic) -> bool:
+        entry = self.runs.get(id(toxic))
+        return entry is not None and entry[0] is toxic and entry[1].active
+
+    # --- tasks ------------------------------------------------------------------------
+    async def read_loop(self) -> None:
+        source, dest = self.source, self.dest
+        proxy_toxics = self.conn.proxy.toxics[self.direction]
+        while True:
+            try:
+                data = await source.read(READ_SIZE)
+            except (ConnectionError, OSError):
+                data = b""
+            if not data:
+                self._put(Chunk(b"", self.now(), eof=True))
+                return
+            self.received += len(data)
+            self._totals[0] += len(data)
+            if not proxy_toxics and self._writer_idle and not self._queue:
+                dest.write(data)  # fast path: no toxics in this direction
+                self._totals[1] += len(data)
+                if dest.transport.get_write_buffer_size() > STREAM_LIMIT:
+                    try:
+                        await dest.drain()
+                    except (ConnectionError, OSError):
+                        self.conn.close()
+                        return
+                continue
+            self._put(Chunk(data, self.now()))
+            while self._queued_bytes > MAX_QUEUED_BYTES or len(self._queue) > MAX_QUEUED_CHUNKS:
+                self._space.clear()
+                await self._space.wait()
+
+    def _put(self, chunk: Chunk) -> None:
+        self._queue.append(chunk)
+        self._queued_bytes += len(chunk.data)
+        self._items.set()
+
+    async def write_loop(self) -> None:
+        try:
+            while True:
+                chain = self.active_chain()
+                deadlines = [d for t, r in chain if (d := timeout_deadline(t, r)) is not None]
+                if not self._queue:
+                    self._items.clear()
+                    if deadlines:
+                        wait = min(deadlines) - self.now()
+                        if wait <= 0:
+                            self.conn.close()
+                            return
+                        try:
+                            await asyncio.wait_for(self._items.wait(), wait)
+                        except TimeoutError:
+                            continue
+                    else:
+                        await self._items.wait()
+                    continue
+                chunk = self._queue.popleft()
+                self._queued_bytes -= len(chunk.data)
+                self._space.set()
+                self._writer_idle = False
+                try:
+                    await self._push(chain, 0, chunk)
+                finally:
+                    self._writer_idle = True
+        except CloseLink as stop:
+            self.conn.close(rst=stop.rst)
+        except (ConnectionError, OSError):
+            self.conn.close()
+
+    async def _push(self, chain: list[tuple[Toxic, ToxicRun]], index: int, item: Chunk) -> None:
+        if index == len(chain):
+            if item.eof:
+                raise CloseLink()  # source ended: close both sockets, like Go
+            self.dest.write(item.data)
+            self._totals[1] += len(item.data)
+            await self.dest.drain()
+            return
+        toxic, run = chain[index]
+
+        async def emit(next_item: Chunk) -> None:
+            await self._push(chain, index + 1, next_item)
+
+        await run_toxic(toxic, run, item, emit, self)
+
+
+class Connection:
+    """A client connection and its upstream connection, joined by two links."""
+
+    def __init__(
+        self,
+        proxy: Proxy,
+        client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+        upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    ) -> None:
+        self.proxy = proxy
+        self.client_writer = client[1]
+        self.upstream_writer = upstream[1]
+        self.links = {
+            "upstream": Link(self, "upstream", client[0], upstream[1]),
+            "downstream": Link(self, "downstream", upstream[0], client[1]),
+        }
+        self.tasks: list[asyncio.Task[None]] = []
+        self.closed = False
+
+    def start(self) -> None:
+        for link in self.links.values():
+            self.tasks.append(asyncio.ensure_future(link.read_loop()))
+            self.tasks.append(asyncio.ensure_future(link.write_loop()))
+
+    def close(self, rst: bool = False) -> None:
+        """Close both sockets (FIN, or RST when `rst`) and stop the link tasks."""
+        if self.closed:
+            return
+        self.closed = True
+        self.proxy.connections.discard(self)
+        for writer in (self.client_writer, self.upstream_writer):
+            if rst:
+                set_rst_on_close(writer)
+                writer.transport.abort()
+            else:
+                writer.close()
+        current = asyncio.current_task()
+        for task in self.tasks:
+            if task is not current:
+                task.cancel()
+
+
+class Proxy:
+    """A named proxy: listen address, upstream, enabled flag and its toxics per direction."""
+
+    def __init__(self, name: str, listen: str, upstream: str, rng: random.Random) -> None:
+        self.name = name
+        self.listen = listen
+        self.upstream = upstream
+        self.enabled = False
+        self.rng = rng
+        self.toxics: dict[str, list[Toxic]] = {d: [] for d in DIRECTIONS}
+        self.connections: set[Connection] = set()
+        self.byte_totals: dict[str, list[int]] = {d: [0, 0] for d in DIRECTIONS}
+        self._server: asyncio.Server | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "listen": self.listen,
+            "upstream": self.upstream,
+            "enabled": self.enabled,
+            "Logger": {},
+            "toxics": [t.to_json() for t in self.all_toxics()],
+        }
+
+    def all_toxics(self) -> list[Toxic]:
+        return [*self.toxics["upstream"], *self.toxics["downstream"]]
+
+    def find_toxic(self, name: str) -> Toxic | None:
+        return next((t for t in self.all_toxics() if t.name == name), None)
+
+    async def start(self) -> None:
+        """Listen on the stored address; `listen` becomes the bound address. Raises ListenError."""
+        if self.enabled:
+            return
+        sock, bound = open_listener(self.listen)
+        self._server = await asyncio.start_server(self._accept, sock=sock, limit=STREAM_LIMIT)
+        self.listen = bound
+        self.enabled = True
+        log.info("proxy %s listening on %s -> %s", self.name, self.listen, self.upstream)
+
+    async def stop(self) -> None:
+        """Stop listening (new connects are refused) and close every live connection."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        self.enabled = False
+        for conn in list(self.connections):
+            conn.close()
+
+    def chain_changed(self, direction: str, on_each: Callable[[Link], None] | None = None) -> None:
+        for conn in list(self.connections):
+            link = conn.links[direction]
+            if on_each is not None:
+                on_each(link)
+            link.poke()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            host, port = split_host_port(self.upstream)
+            host = host or "127.0.0.1"  # Go dials ":P" as the local host
+            up = await asyncio.wait_for(
+                asyncio.open_connection(host, int(port), limit=STREAM_LIMIT), DIAL_TIMEOUT
+            )
+        except (OSError, ValueError, TimeoutError) as exc:
+            log.warning("proxy %s: upstream %s unreachable: %s", self.name, self.upstream, exc)
+            writer.close()
+            return
+        if not self.enabled:
+            up[1].close()
+            writer.close()
+            return
+        conn = Connection(self, (reader, writer), up)
+        self.connections.add(conn)
+        conn.start()

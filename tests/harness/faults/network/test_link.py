@@ -1,0 +1,146 @@
+"""NetworkLink through real TLS: the device URL reaches an HTTPS server via the proxy."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness.errors import ConfigError, FaultInjectionError
+from harness.faults.network import NetworkLink
+from harness.faults.network.client import ToxiproxyClient
+from harness.faults.network.server import ToxiproxyServer
+from harness.protocols import Network
+from harness.timeline import Timeline
+from tests.harness.faults.network.conftest import (
+    EchoServer,
+    can_connect,
+    port_of,
+    recv_until_eof,
+    wait_for,
+)
+from tests.harness.faults.network.tls_server import TlsServer
+
+
+@pytest.fixture
+def tls(tmp_path: Path) -> Iterator[TlsServer]:
+    srv = TlsServer(tmp_path)
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def link(server: ToxiproxyServer, tls: TlsServer) -> Iterator[NetworkLink]:
+    with NetworkLink(tls.address, api_url=server.api_url, timeline=Timeline()) as net:
+        yield net
+
+
+def https_get(link: NetworkLink, tls: TlsServer) -> httpx.Response:
+    context = ssl.create_default_context(cafile=str(tls.cert))
+    return httpx.get(link.device_api_url + "/", verify=context, timeout=10)
+
+
+def test_tls_passes_through_untouched(link: NetworkLink, tls: TlsServer) -> None:
+    assert isinstance(link, Network)
+    assert link.device_api_url.startswith("https://127.0.0.1:")
+    response = https_get(link, tls)
+    assert response.status_code == 200 and response.content == b"hello over tls"
+
+
+def test_down_up_and_timeline(link: NetworkLink, tls: TlsServer) -> None:
+    link.link_down()
+    with pytest.raises(httpx.ConnectError):
+        https_get(link, tls)
+    link.link_up()
+    assert https_get(link, tls).status_code == 200
+    windows = [w for w in link.timeline.windows() if w["name"] == "link-down"]
+    assert len(windows) == 1 and windows[0]["stop"] is not None and windows[0]["layer"] == "network"
+
+
+def test_profile_applies_toxics_and_clear_removes(
+    link: NetworkLink, tls: TlsServer, server: ToxiproxyServer
+) -> None:
+    link.apply_profile("cellular")
+    with ToxiproxyClient(server.api_url) as api:
+        toxics = {t["name"]: t for t in api.toxics(link.name)}
+        assert toxics["bandwidth_upstream"]["attributes"] == {"rate": 1875}
+        assert toxics["latency_downstream"]["attributes"] == {"latency": 25, "jitter": 10}
+        response = https_get(link, tls)  # still works, just slower
+        assert response.status_code == 200 and response.elapsed.total_seconds() >= 0.05
+        link.clear()
+        assert api.toxics(link.name) == []
+    starts = [e for e in link.timeline.events if e.name == "profile:cellular"]
+    assert [e.action for e in starts] == ["start", "stop"]
+    assert starts[0].details["toxics"][0]["type"] == "latency"
+
+
+def test_blackout_then_clear(link: NetworkLink, tls: TlsServer) -> None:
+    link.apply_profile("blackout")
+    assert not can_connect(port_of(link.listen))
+    link.clear()
+    assert https_get(link, tls).status_code == 200
+
+
+def test_switch_path_drops_live_connections(server: ToxiproxyServer, echo: EchoServer) -> None:
+    with NetworkLink(echo.address, api_url=server.api_url) as net:
+        port = port_of(net.listen)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(b"a")
+            assert conn.recv(1) == b"a"
+            net.switch_path()
+            assert recv_until_eof(conn) == b""
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as again:
+            again.sendall(b"b")
+            assert again.recv(1) == b"b"
+        assert [e.action for e in net.timeline.events if e.name == "switch-path"] == [
+            "start",
+            "stop",
+        ]
+
+
+def test_link_starts_its_own_server_and_cleans_up(echo: EchoServer) -> None:
+    net = NetworkLink(echo.address)
+    port = port_of(net.listen)
+    assert can_connect(port)
+    net.close()
+    wait_for(lambda: not can_connect(port))
+
+
+def test_unknown_profile_and_bad_api(link: NetworkLink) -> None:
+    with pytest.raises(ConfigError, match="unknown"):
+        link.apply_profile("carrier-pigeon")
+    with pytest.raises(FaultInjectionError):
+        NetworkLink("127.0.0.1:1", api_url="http://127.0.0.1:1")
+
+
+def test_link_in_front_of_the_cloud_emulator(tmp_path: Path, server: ToxiproxyServer) -> None:
+    """The real pairing: the emulator's TLS (SAN 127.0.0.1) through the proxy, and a cut."""
+    runner = pytest.importorskip("harness.cloud.runner")
+    from harness.errors import CloudError
+
+    try:
+        emulator = runner.EmulatorProcess(tmp_path / "cloud").start()
+    except CloudError as exc:  # the emulator is another part; its failure is not this test's
+        pytest.skip(f"cloud emulator did not start: {exc}")
+    try:
+        upstream = emulator.api_url.removeprefix("https://")
+        with NetworkLink(upstream, api_url=server.api_url) as net:
+            context = ssl.create_default_context(cafile=str(emulator.ca_bundle))
+            assert (
+                httpx.get(f"{net.device_api_url}/health", verify=context, timeout=10).status_code
+                == 200
+            )
+            net.link_down()
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(f"{net.device_api_url}/health", verify=context, timeout=5)
+            net.link_up()
+            assert (
+                httpx.get(f"{net.device_api_url}/health", verify=context, timeout=10).status_code
+                == 200
+            )
+    finally:
+        emulator.stop()
