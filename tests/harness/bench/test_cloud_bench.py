@@ -63,6 +63,7 @@ def test_ingest_point_moves_real_bytes_through_the_emulator() -> None:
     assert item["value"] == pytest.approx(params["bytes"] / 1e6 / params["duration_s"], rel=0.02)
     assert params["target_MBps"] == TARGET_INGEST_MBPS
     assert params["meets_target"] is (item["value"] >= TARGET_INGEST_MBPS)
+    assert 0 < params["create_p50_ms_while_uploading"] <= params["create_max_ms_while_uploading"]
 
 
 def test_create_latency_reports_p50_and_p99() -> None:
@@ -70,9 +71,19 @@ def test_create_latency_reports_p50_and_p99() -> None:
     assert (p50["name"], p99["name"]) == ("create_p50_ms", "create_p99_ms")
     assert 0 < p50["value"] <= p99["value"]
     assert p99["params"]["clients"] == 3 and p99["params"]["samples"] >= 3
+    assert p99["params"]["mode"] == "closed loop (saturating)"
     assert p99["params"]["errors"] == 0, p99["params"]["first_error"]
     assert p99["params"]["target_p99_ms"] == TARGET_CREATE_P99_MS
     assert p99["params"]["meets_target"] is (p99["value"] < TARGET_CREATE_P99_MS)
+
+
+def test_paced_latency_run_keeps_its_rate() -> None:
+    config = CloudBenchConfig(latency_clients=2, latency_duration=1.0, paced_rate=5.0, max_processes=2)
+    p50, p99 = measure_create_latency(config, paced=True)
+    assert (p50["name"], p99["name"]) == ("create_paced_p50_ms", "create_paced_p99_ms")
+    assert p99["params"]["mode"] == "paced 5/s per client"
+    # 2 clients x 5/s x 1 s: about 10 creates, never the hundreds of a closed loop.
+    assert 4 <= p99["params"]["samples"] <= 10, p99["params"]
 
 
 def test_main_skips_missing_benchmarks_and_reports_broken_ones(
