@@ -1,0 +1,69 @@
+"""`python -m harness.bench {cloud,device,faults,all} [--out DIR]`.
+
+Benchmark modules are imported lazily: colleagues' modules may not exist yet, and a
+missing one is skipped with a message rather than failing the whole run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BENCHMARKS = ("cloud", "device", "faults")
+
+
+def _available(name: str) -> bool:
+    return importlib.util.find_spec(f"harness.bench.{name}") is not None
+
+
+def run_one(name: str, out_dir: Path) -> dict[str, Any] | None:
+    """Run one benchmark module's `run(out_dir)`; None when the module does not exist."""
+    if not _available(name):
+        print(f"skipping {name}: harness.bench.{name} is not available in this checkout")
+        return None
+    module = importlib.import_module(f"harness.bench.{name}")
+    runner = getattr(module, "run", None)
+    if not callable(runner):
+        raise RuntimeError(f"harness.bench.{name} has no run(out_dir) function")
+    return runner(out_dir)
+
+
+def _summary(report: dict[str, Any]) -> str:
+    lines = []
+    for item in report.get("results", []):
+        params = item.get("params", {})
+        tag = ", ".join(f"{k}={params[k]}" for k in ("clients", "file_GB") if k in params)
+        flag = {True: " (meets target)", False: " (below target)"}.get(params.get("meets_target"), "")
+        lines.append(f"  {item['name']}{f' [{tag}]' if tag else ''}: {item['value']} {item['unit']}{flag}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("which", choices=[*BENCHMARKS, "all"], help="benchmark to run")
+    parser.add_argument("--out", type=Path, default=Path("reports/bench"), help="directory for <name>.json")
+    args = parser.parse_args(argv)
+    names = BENCHMARKS if args.which == "all" else (args.which,)
+    failed = []
+    for name in names:
+        started = time.monotonic()
+        print(f"== {name}")
+        try:
+            report = run_one(name, args.out)
+        except Exception as exc:  # one broken benchmark must not hide the others' numbers
+            failed.append(name)
+            print(f"error: benchmark {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
+        if report is not None:
+            print(_summary(report))
+            print(f"  -> {args.out / (name + '.json')} ({time.monotonic() - started:.0f} s)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

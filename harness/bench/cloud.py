@@ -1,0 +1,304 @@
+"""Cloud emulator benchmark: aggregate ingest over loopback TLS, and asset-create latency.
+
+Issue 2's targets: >= 1 Gbps (125 MB/s) aggregate ingest and p99 asset create < 50 ms with
+32 concurrent clients on the 2-core bench machine. The emulator runs as its own process
+(EmulatorProcess) on a fresh data directory per point; the load comes from separate worker
+processes (threads inside each, one HTTPS connection per client) so the client side is not
+throttled by one GIL. Each client is its own paired device. Targets are recorded with a
+`meets_target` flag, never asserted: the numbers depend on how loaded the machine is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import multiprocessing as mp
+import os
+import queue
+import random
+import re
+import ssl
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness.bench import machine_params, result, write_report
+from harness.errors import BenchFailure, CloudError
+
+TARGET_INGEST_MBPS = 125.0  # 1 Gbps
+TARGET_CREATE_P99_MS = 50.0
+MIB = 1024 * 1024
+CLIENT_VERSION = "1.0.0"
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+_QUERY = re.compile(r"\?[^\s'\"]*")
+
+
+@dataclass(frozen=True)
+class CloudBenchConfig:
+    """Knobs of one run; defaults keep the whole benchmark around half a minute."""
+
+    clients: tuple[int, ...] = (1, 8, 32)
+    duration: float = 4.0
+    file_size: int = 16 * MIB
+    latency_clients: int = 32
+    latency_duration: float = 3.0
+    latency_file_size: int = MIB
+    # Second latency run below saturation: each client creates this many assets per second.
+    paced_rate: float = 4.0
+    max_processes: int = 4
+
+
+@dataclass(frozen=True)
+class _WorkerJob:
+    api_url: str
+    ca_bundle: str
+    tokens: tuple[str, ...]
+    file_size: int
+    duration: float
+    upload: bool
+    pace: float = 0.0  # seconds between one client's creates; 0 = back to back (closed loop)
+
+
+def _tls_context(ca_bundle: str) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=ca_bundle)
+
+
+def _part_slices(size: int, count: int) -> list[tuple[int, int]]:
+    """c2c-api.md §5.1: chunk = ceil(size / n); part i covers [i*chunk, min((i+1)*chunk, size))."""
+    chunk = max(1, math.ceil(size / count))
+    return [(i * chunk, min((i + 1) * chunk, size)) for i in range(count)]
+
+
+def _describe(exc: Exception) -> str:
+    """An error for the report, without query strings: part URLs carry their signature there."""
+    return f"{type(exc).__name__}: {_QUERY.sub('?[redacted]', str(exc))[:300]}"
+
+
+class _Start:
+    """Process-local start line: threads warm their connection, then wait for the same instant."""
+
+    def __init__(self, clients: int) -> None:
+        self.warm = threading.Barrier(clients + 1)
+        self.go = threading.Event()
+        self.at = 0.0
+
+
+def _client_loop(job: _WorkerJob, token: str, payload: bytes, line: _Start, out: dict[str, Any]) -> None:
+    """One client: create an asset, PUT its parts, repeat until the deadline."""
+    headers = {"authorization": f"Bearer {token}", "x-client-version": CLIENT_VERSION}
+    put_headers = {"content-type": "application/octet-stream", "x-amz-acl": "private"}
+    latencies: list[float] = out["latencies"]
+    with httpx.Client(verify=_tls_context(job.ca_bundle), timeout=120.0) as client:
+        try:  # a device keeps its connection: the TLS handshake is not part of a create
+            client.get(f"{job.api_url}/health")
+        except httpx.HTTPError as exc:
+            out.setdefault("first_error", f"warm-up: {_describe(exc)}")
+        line.warm.wait()
+        line.go.wait()
+        deadline = line.at + job.duration
+        next_at = line.at + random.uniform(0, job.pace)  # paced clients start spread out
+        while True:
+            if job.pace:  # open loop: a create every `pace` s, whatever the last one took
+                if next_at >= deadline:
+                    break
+                time.sleep(max(0.0, next_at - time.monotonic()))
+                next_at += job.pace
+            elif time.monotonic() >= deadline:
+                break
+            body = {
+                "name": f"bench-{uuid.uuid4().hex[:12]}.bin",
+                "filetype": "application/octet-stream",
+                "filesize": job.file_size,
+                "offset": 0,
+            }
+            t0 = time.monotonic()
+            try:
+                answer = client.post(f"{job.api_url}/v2/devices/assets", json=body, headers=headers)
+                answer.raise_for_status()
+                latencies.append(time.monotonic() - t0)
+                out["assets"] += 1
+                if not job.upload:
+                    continue
+                urls = answer.json()["upload_urls"]
+                for url, (lo, hi) in zip(urls, _part_slices(job.file_size, len(urls)), strict=True):
+                    put = client.put(url, content=payload[lo:hi], headers=put_headers)
+                    put.raise_for_status()
+                    out["bytes"] += hi - lo
+                    out["last_done"] = time.monotonic()
+            except (httpx.HTTPError, KeyError, ValueError) as exc:
+                out["errors"] += 1
+                out.setdefault("first_error", _describe(exc))
+
+
+def _worker(job: _WorkerJob, ready: Any, go: Any, results: Any) -> None:
+    """A load process: one thread per client, connected first, all released by the same `go`."""
+    payload = os.urandom(job.file_size) if job.upload else b""
+    stats = [
+        {"bytes": 0, "assets": 0, "errors": 0, "latencies": [], "last_done": 0.0} for _ in job.tokens
+    ]
+    line = _Start(len(job.tokens))
+    threads = [
+        threading.Thread(target=_client_loop, args=(job, token, payload, line, stat), daemon=True)
+        for token, stat in zip(job.tokens, stats, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    line.warm.wait(120)
+    ready.put(os.getpid())
+    go.wait(120)
+    line.at = time.monotonic()
+    line.go.set()
+    for thread in threads:
+        thread.join()
+    results.put({"start": line.at, "stats": stats})
+
+
+def _pair_devices(api_url: str, ca_bundle: Path, control: Any, count: int) -> list[str]:
+    """Run the real device-code flow `count` times; return one access token per device."""
+    secret = control.client_secret()
+    project = control.create_project("Benchmark")
+    tokens = []
+    with httpx.Client(verify=_tls_context(str(ca_bundle)), timeout=30.0) as http:
+        for index in range(count):
+            client_id = f"BENCH-{index:03d}-{uuid.uuid4().hex[:8]}"
+            form = {"client_id": client_id, "client_secret": secret, "scope": "asset_create offline"}
+            headers = {"x-client-version": CLIENT_VERSION}
+            code = http.post(f"{api_url}/v2/auth/device/code", data=form, headers=headers)
+            if code.status_code != 200:
+                raise CloudError(f"device code request failed: HTTP {code.status_code} {code.text[:200]}")
+            control.approve(code.json()["user_code"], project["id"])
+            poll = {"grant_type": DEVICE_GRANT, "client_id": client_id, "client_secret": secret,
+                    "device_code": code.json()["device_code"]}
+            answer = http.post(f"{api_url}/v2/auth/token", data=poll, headers=headers)
+            if answer.status_code != 200:
+                raise CloudError(f"token poll failed: HTTP {answer.status_code} {answer.text[:200]}")
+            tokens.append(answer.json()["access_token"])
+    return tokens
+
+
+def _run_load(emulator: Any, clients: int, file_size: int, duration: float, upload: bool,
+              max_processes: int, pace: float = 0.0) -> dict[str, Any]:
+    """Pair `clients` devices, spread them over worker processes, run, and aggregate."""
+    tokens = _pair_devices(emulator.api_url, emulator.ca_bundle, emulator.control, clients)
+    processes = max(1, min(clients, max_processes))
+    groups = [tuple(tokens[i::processes]) for i in range(processes)]
+    # fork: workers need nothing from __main__, so any caller (a script, pytest, -m) works.
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    ready, results, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    workers = []
+    for group in groups:
+        job = _WorkerJob(emulator.api_url, str(emulator.ca_bundle), group, file_size, duration, upload, pace)
+        workers.append(ctx.Process(target=_worker, args=(job, ready, go, results), daemon=True))
+    for worker in workers:
+        worker.start()
+    try:
+        for _ in workers:
+            ready.get(timeout=120)
+        go.set()
+        reports = [results.get(timeout=duration + 180) for _ in workers]
+    except queue.Empty as exc:
+        codes = [w.exitcode for w in workers]
+        raise BenchFailure(f"a load worker process stopped answering (exit codes {codes})") from exc
+    finally:
+        for worker in workers:
+            worker.join(timeout=10)
+            if worker.is_alive():
+                worker.kill()
+    start = min(r["start"] for r in reports)
+    stats = [s for r in reports for s in r["stats"]]
+    end = max([s["last_done"] for s in stats] + [start + duration])
+    errors = [s["first_error"] for s in stats if "first_error" in s]
+    return {
+        "bytes": sum(s["bytes"] for s in stats),
+        "assets": sum(s["assets"] for s in stats),
+        "errors": sum(s["errors"] for s in stats),
+        "first_error": errors[0] if errors else None,
+        "latencies": [x for s in stats for x in s["latencies"]],
+        "elapsed": end - start,
+        "processes": processes,
+    }
+
+
+def _percentile(samples: list[float], fraction: float) -> float:
+    """Nearest-rank percentile (no interpolation: p99 is a latency someone actually saw)."""
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+@contextlib.contextmanager
+def _emulator(data_dir: Path) -> Iterator[Any]:
+    """A fresh emulator process; its control connection is closed first so shutdown is quick."""
+    from harness.cloud.runner import EmulatorProcess  # the core's runner; imported when used
+
+    with EmulatorProcess(data_dir) as emulator:
+        try:
+            yield emulator
+        finally:
+            if emulator.control is not None:
+                emulator.control.close()  # an idle keep-alive connection delays graceful stop
+
+
+def measure_ingest(clients: int, config: CloudBenchConfig) -> dict[str, Any]:
+    """One ingest point on a fresh emulator; returns the `ingest_MBps` result."""
+    with tempfile.TemporaryDirectory(prefix="c2c-bench-cloud-") as tmp, _emulator(Path(tmp)) as emulator:
+        load = _run_load(emulator, clients, config.file_size, config.duration, True, config.max_processes)
+    mbps = round(load["bytes"] / 1e6 / load["elapsed"], 1) if load["elapsed"] > 0 else 0.0
+    creates = [x * 1000 for x in load["latencies"]]
+    return result(
+        "ingest_MBps", mbps, "MB/s",
+        clients=clients, processes=load["processes"], file_MiB=config.file_size / MIB,
+        duration_s=round(load["elapsed"], 2), bytes=load["bytes"], assets=load["assets"],
+        errors=load["errors"], first_error=load["first_error"],
+        create_p50_ms_while_uploading=round(_percentile(creates, 0.5), 2) if creates else None,
+        create_max_ms_while_uploading=round(max(creates), 2) if creates else None,
+        target_MBps=TARGET_INGEST_MBPS, meets_target=mbps >= TARGET_INGEST_MBPS, **machine_params(),
+    )
+
+
+def measure_create_latency(config: CloudBenchConfig, *, paced: bool = False) -> list[dict[str, Any]]:
+    """Asset creates (no uploads) from `latency_clients` devices at once.
+
+    Closed loop (default): every client creates back to back, so the emulator is saturated and
+    latency includes queueing (Little's law: clients / throughput). Paced: each client creates
+    `paced_rate` per second, the latency of a busy but not saturated cloud.
+    """
+    clients = config.latency_clients
+    pace = 1.0 / config.paced_rate if paced else 0.0
+    with tempfile.TemporaryDirectory(prefix="c2c-bench-cloud-") as tmp, _emulator(Path(tmp)) as emulator:
+        load = _run_load(emulator, clients, config.latency_file_size, config.latency_duration, False,
+                         config.max_processes, pace)
+    samples = [x * 1000 for x in load["latencies"]]
+    if not samples:
+        raise CloudError(f"no asset create completed in {config.latency_duration} s: {load['first_error']}")
+    p50, p99 = round(_percentile(samples, 0.50), 2), round(_percentile(samples, 0.99), 2)
+    common = {
+        "clients": clients, "processes": load["processes"], "samples": len(samples),
+        "mode": f"paced {config.paced_rate:g}/s per client" if paced else "closed loop (saturating)",
+        "creates_per_s": round(len(samples) / load["elapsed"], 1), "errors": load["errors"],
+        "first_error": load["first_error"], "mean_ms": round(statistics.fmean(samples), 2),
+        "target_p99_ms": TARGET_CREATE_P99_MS, **machine_params(),
+    }
+    prefix = "create_paced" if paced else "create"
+    return [
+        result(f"{prefix}_p50_ms", p50, "ms", **common),
+        result(f"{prefix}_p99_ms", p99, "ms", **common, meets_target=p99 < TARGET_CREATE_P99_MS),
+    ]
+
+
+def run(out_dir: Path, config: CloudBenchConfig | None = None) -> dict[str, Any]:
+    """Measure every point and write `<out_dir>/cloud.json`."""
+    config = config or CloudBenchConfig()
+    results = [measure_ingest(n, config) for n in config.clients]
+    results.extend(measure_create_latency(config))
+    if config.paced_rate > 0:
+        results.extend(measure_create_latency(config, paced=True))
+    return write_report(out_dir, "cloud", results)
