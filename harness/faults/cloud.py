@@ -129,6 +129,14 @@ class CloudFaults:
                           retry_after=retry_after)
         return self._add_rule("cloud", f"api-{kind_name(rule['kind'])}", rule)
 
+    def remove(self, rule_id: str) -> None:
+        """Remove one fault rule (others stay armed); its timeline window closes now."""
+        self.cloud.remove_fault(rule_id)
+        opened = self._open_rules.pop(rule_id, None)
+        if opened is not None:
+            layer, name, rule = opened
+            self.timeline.record(layer, name, "stop", rule_id=rule_id, **rule)
+
     def clear(self) -> None:
         """Remove every fault rule; their timeline windows close now."""
         self.cloud.clear_faults()

@@ -352,8 +352,8 @@ def _cloud_rule(target: str, kind: str) -> StartFn:
     def start(t: FaultTargets, f: Fault) -> StopFn:
         cf = t.cloud_faults(f)
         add = cf.s3_error if target == "s3" else cf.api_error
-        add(kind, **_rule_args(f))
-        return cf.clear  # the control API clears all rules at once (no per-rule delete)
+        rule_id = add(kind, **_rule_args(f))
+        return lambda: cf.remove(rule_id)
 
     return start
 

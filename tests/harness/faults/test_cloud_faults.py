@@ -90,6 +90,10 @@ class FakeCloud:
         self.calls.append(("add_fault", rule))
         return rule_id
 
+    def remove_fault(self, rule_id: str) -> None:
+        self.rules.pop(rule_id, None)
+        self.calls.append(("remove_fault", rule_id))
+
     def clear_faults(self) -> None:
         self.rules.clear()
         self.calls.append(("clear_faults", ()))
