@@ -1,0 +1,147 @@
+"""`CloudControl`: an httpx client of the control API implementing `harness.protocols.Cloud`.
+
+Every refusal becomes `harness.errors.CloudError` carrying the emulator's own message.
+"""
+
+from __future__ import annotations
+
+import ssl
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness.errors import CloudError
+
+
+def ssl_context(ca_bundle: Path) -> ssl.SSLContext:
+    """A client TLS context that trusts only the bench CA."""
+    return ssl.create_default_context(cafile=str(ca_bundle))
+
+
+class CloudControl:
+    def __init__(self, api_url: str, ca_bundle: Path, *, plain_http_url: str = "",
+                 client_secret_file: Path | None = None, timeout: float = 30.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.ca_bundle = Path(ca_bundle)
+        self.plain_http_url = plain_http_url
+        self.client_secret_file = client_secret_file
+        self._http = httpx.Client(base_url=f"{self.api_url}/_bench/v1",
+                                  verify=ssl_context(self.ca_bundle), timeout=timeout)
+
+    def __enter__(self) -> CloudControl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, json: Any = None,
+              params: dict[str, Any] | None = None) -> Any:
+        try:
+            response = self._http.request(method, path, json=json, params=params)
+        except httpx.HTTPError as exc:
+            raise CloudError(f"cloud emulator unreachable at {self.api_url}: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                message = response.json().get("error") or response.text
+            except ValueError:
+                message = response.text
+            raise CloudError(f"control API {method} {path} -> {response.status_code}: {message}")
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    # --- harness.protocols.Cloud ------------------------------------------------------------
+    def client_secret(self) -> str:
+        if self.client_secret_file is None:
+            raise CloudError("CloudControl was made without client_secret_file")
+        try:
+            data = tomllib.loads(self.client_secret_file.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise CloudError(f"cannot read {self.client_secret_file}: {exc}") from exc
+        return str(data["client_secret"])
+
+    def create_project(self, name: str) -> dict[str, Any]:
+        return self._call("POST", "/projects", {"name": name})
+
+    def projects(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/projects")
+
+    def rename_project(self, project_id: str, name: str) -> None:
+        self._call("PATCH", f"/projects/{project_id}", {"name": name})
+
+    def pending_codes(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/codes")
+
+    def approve(self, user_code: str, project_id: str) -> None:
+        self._call("POST", f"/codes/{user_code}/approve", {"project_id": project_id})
+
+    def deny(self, user_code: str) -> None:
+        self._call("POST", f"/codes/{user_code}/deny")
+
+    def devices(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/devices")
+
+    def rename_device(self, device_id: str, name: str) -> dict[str, Any]:
+        return self._call("PATCH", f"/devices/{device_id}", {"name": name})
+
+    def pause_device(self, device_id: str) -> None:
+        self._call("POST", f"/devices/{device_id}/pause")
+
+    def resume_device(self, device_id: str) -> None:
+        self._call("POST", f"/devices/{device_id}/resume")
+
+    def revoke_device(self, device_id: str) -> None:
+        self._call("POST", f"/devices/{device_id}/revoke")
+
+    def settings(self) -> dict[str, Any]:
+        return self._call("GET", "/settings")
+
+    def update_settings(self, **settings: Any) -> dict[str, Any]:
+        return self._call("PUT", "/settings", settings)
+
+    def add_client(self, name: str, **fields: Any) -> dict[str, Any]:
+        return self._call("POST", "/clients", {"name": name, **fields})
+
+    def expire_tokens(self, device_id: str | None = None) -> None:
+        self._call("POST", "/tokens/expire", {"device_id": device_id} if device_id else {})
+
+    def advance_clock(self, seconds: float) -> None:
+        self._call("POST", "/clock/advance", {"seconds": seconds})
+
+    def add_fault(self, rule: dict[str, Any]) -> str:
+        return self._call("POST", "/faults", rule)["id"]
+
+    def remove_fault(self, rule_id: str) -> None:
+        self._call("DELETE", f"/faults/{rule_id}")
+
+    def faults(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/faults")
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/faults")
+
+    def journal(self, since: int = 0) -> list[dict[str, Any]]:
+        return self._call("GET", "/journal", params={"since": since})
+
+    def ledger(self, device_id: str | None = None) -> list[dict[str, Any]]:
+        return self._call("GET", "/ledger", params={"device_id": device_id} if device_id else None)
+
+    def assets(self, device_id: str | None = None) -> list[dict[str, Any]]:
+        return self._call("GET", "/assets", params={"device_id": device_id} if device_id else None)
+
+    def plain_http_attempts(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/plain-http")
+
+    def websockets(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/websockets")
+
+    def state(self) -> dict[str, Any]:
+        return self._call("GET", "/state")
+
+    def reset(self) -> None:
+        self._call("POST", "/reset")

@@ -1,0 +1,189 @@
+"""Pure ASGI middleware (bodies stay streaming): request journal, API faults, version check.
+
+The journal holds device-side traffic only: calls to the control API (/_bench) are not
+recorded, so "every request carried x-client-version" can be judged from it directly.
+
+The journal redacts credentials before anything is kept: Authorization headers, tokens
+and secrets in header names, and signature/credential/token query parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from harness.cloud.core import CloudCore
+from harness.cloud.responses import detailed, simple
+
+REDACTED = "[redacted]"
+SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie"}
+SECRET_WORDS = ("secret", "token", "password", "signature", "credential", "authorization")
+SEMVER = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
+)
+
+
+def is_secret_name(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in SECRET_HEADERS or any(w in lowered for w in SECRET_WORDS)
+
+
+def redact_query(query: str) -> str:
+    if not query:
+        return ""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode([(k, REDACTED if is_secret_name(k) else v) for k, v in pairs])
+
+
+def redact_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in raw:
+        name = key.decode("latin-1").lower()
+        text = REDACTED if is_secret_name(name) else value.decode("latin-1")
+        out[name] = f"{out[name]}, {text}" if name in out else text
+    return out
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def abort_hook(receive: Receive) -> Callable[[], None] | None:
+    """Something that drops the TCP connection at once (uvicorn's transport), if reachable."""
+    transport = getattr(getattr(receive, "__self__", None), "transport", None)
+    return transport.abort if transport is not None else None
+
+
+class JournalMiddleware:
+    def __init__(self, app: ASGIApp, core: CloudCore) -> None:
+        self.app = app
+        self.core = core
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        store = self.core.store
+
+        async def durable_send(message: Message) -> None:
+            # Nothing is acknowledged before the writes behind it are committed.
+            if message["type"] in ("http.response.start", "websocket.accept", "websocket.send",
+                                   "websocket.close"):
+                await store.durable()
+            await send(message)
+
+        if scope.get("path", "").startswith("/_bench"):
+            # The bench's own control calls are not device traffic: not journaled.
+            await self.app(scope, receive, durable_send)
+            return
+        scope.setdefault("state", {})
+        scope["c2c.abort"] = abort_hook(receive)
+        counts = {"in": 0, "out": 0, "status": 0}
+
+        async def counting_receive() -> Message:
+            message = await receive()
+            counts["in"] += len(message.get("body", b"") or message.get("bytes", b"") or b"")
+            return message
+
+        async def counting_send(message: Message) -> None:
+            kind = message["type"]
+            if kind == "http.response.start":
+                counts["status"] = message["status"]
+            elif kind == "http.response.body":
+                counts["out"] += len(message.get("body", b""))
+            elif kind == "websocket.accept":
+                counts["status"] = 101
+            elif kind == "websocket.close" and not counts["status"]:
+                counts["status"] = 403
+            await durable_send(message)
+
+        try:
+            await self.app(scope, counting_receive, counting_send)
+        finally:
+            self._record(scope, counts)
+
+    def _record(self, scope: Scope, counts: dict[str, int]) -> None:
+        query = scope.get("query_string", b"").decode("latin-1")
+        path = scope.get("path", "")
+        redacted = redact_query(query)
+        client = scope.get("client")
+        state = scope.get("state", {})
+        self.core.journal_buffer.append((
+            self.core.now(), scope.get("scheme", "https"), scope.get("method", "WS"),
+            path + ("?" + redacted if redacted else ""), counts["status"] or 0,
+            counts["in"], counts["out"], f"{client[0]}:{client[1]}" if client else None,
+            state.get("device_id"), header(scope, b"x-client-version"),
+            json.dumps(redact_headers(scope.get("headers", []))),
+        ))
+        if len(self.core.journal_buffer) >= 500:
+            self.core.flush_journal()
+
+
+class FaultMiddleware:
+    """Answers API calls matching a `target: api` fault rule instead of the real handler."""
+
+    def __init__(self, app: ASGIApp, core: CloudCore) -> None:
+        self.app = app
+        self.core = core
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        # Device API only: not the control API, the fake S3 (its own target) or the pages.
+        if (scope["type"] != "http" or not self.core.faults
+                or not (path.startswith("/v2/") or path in ("/health", "/devices/websocket"))):
+            await self.app(scope, receive, send)
+            return
+        rule = self.core.take_fault("api", scope["method"], path)
+        if rule is None:
+            await self.app(scope, receive, send)
+            return
+        if rule.kind == "drop" and scope.get("c2c.abort"):
+            scope["c2c.abort"]()
+            return
+        auth = path.startswith("/v2/auth/")
+        retry = {"Retry-After": str(rule.retry_after or 1)}
+        response = {
+            "slowdown": lambda: detailed(503, "Service Unavailable", "Please slow down.", retry),
+            "internal_error": lambda: detailed(500, "Internal Server Error",
+                                               "An internal error occurred."),
+            "request_timeout": lambda: detailed(408, "Request Timeout", "Request timed out."),
+            "expired_url": lambda: detailed(403, "Forbidden", "Request has expired"),
+            "too_many_requests": lambda: detailed(429, "Too Many Requests",
+                                                  "Rate limit exceeded.", retry),
+            "unauthorized": lambda: simple("invalid_client", 401) if auth else detailed(
+                401, "Not Authorized", "You are not allowed to access that resource"),
+            "drop": lambda: detailed(500, "Internal Server Error", "connection dropped"),
+        }[rule.kind]()
+        await response(scope, receive, send)
+
+
+class ClientVersionMiddleware:
+    """Strict mode: reject API calls with a missing or non-semver x-client-version."""
+
+    def __init__(self, app: ASGIApp, core: CloudCore) -> None:
+        self.app = app
+        self.core = core
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (scope["type"] == "http" and self.core.settings.strict_client_version
+                and (path.startswith("/v2/") or path == "/health")):
+            version = header(scope, b"x-client-version")
+            if version is None or not SEMVER.match(version.strip()):
+                text = ("x-client-version header is missing" if version is None
+                        else f"x-client-version {version[:40]!r} is not a semantic version")
+                if path.startswith("/v2/auth/"):
+                    response = simple("invalid_request", 400, text)
+                else:
+                    response = detailed(400, "Bad Request", text)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

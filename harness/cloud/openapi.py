@@ -1,0 +1,117 @@
+"""Hand-written OpenAPI 3.1 description of the control API (served at /_bench/openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+OBJ: dict[str, Any] = {"type": "object"}
+LIST: dict[str, Any] = {"type": "array", "items": OBJ}
+ERROR = {"description": "refused", "content": {"application/json": {"schema": {
+    "type": "object", "properties": {"error": {"type": "string"}}}}}}
+
+
+def op(summary: str, answer: dict[str, Any] | None = None, body: dict[str, Any] | None = None,
+       status: str = "200", params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"summary": summary, "responses": {"400": ERROR, "404": ERROR}}
+    if status == "204":
+        out["responses"]["204"] = {"description": "done"}
+    else:
+        out["responses"][status] = {"description": "ok", "content": {"application/json": {
+            "schema": answer or OBJ}}}
+    if body is not None:
+        out["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if params:
+        out["parameters"] = params
+    return out
+
+
+def props(**fields: str) -> dict[str, Any]:
+    return {"type": "object", "properties": {k: {"type": v} for k, v in fields.items()}}
+
+
+def path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def query_param(name: str, kind: str = "string") -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": {"type": kind}}
+
+
+FAULT = {
+    "type": "object", "required": ["target", "kind"],
+    "properties": {
+        "target": {"enum": ["s3", "api"]},
+        "path": {"type": "string", "description": "regular expression on the request path"},
+        "method": {"type": "string"}, "count": {"type": "integer", "minimum": 1, "default": 1},
+        "kind": {"enum": ["slowdown", "internal_error", "request_timeout", "expired_url",
+                          "too_many_requests", "unauthorized", "drop"]},
+        "retry_after": {"type": "integer", "minimum": 0},
+    },
+}
+
+PATHS: dict[str, Any] = {
+    "/state": {"get": op("Counts of projects, devices, assets, journal size, clock offset")},
+    "/reset": {"post": op("Forget everything but the CA and the client registry", status="204")},
+    "/settings": {
+        "get": op("Effective settings (harness/cloud/settings.py)"),
+        "put": op("Change some settings; unknown names and wrong types are refused", body=OBJ),
+    },
+    "/clients": {
+        "get": op("Registered clients (never their secrets)", LIST),
+        "post": op("Register a client; the answer holds its client_secret (only here)",
+                   body=props(name="string", min_firmware="string", socket_status="boolean"),
+                   status="201"),
+    },
+    "/projects": {"get": op("Projects", LIST),
+                  "post": op("Create a project", body=props(name="string"), status="201")},
+    "/projects/{project_id}": {"patch": op("Rename a project", body=props(name="string"),
+                                           params=[path_param("project_id")])},
+    "/codes": {"get": op("Live pending device codes", LIST)},
+    "/codes/{user_code}/approve": {"post": op("Approve a code for a project",
+                                              body=props(project_id="string"), status="204",
+                                              params=[path_param("user_code")])},
+    "/codes/{user_code}/deny": {"post": op("Deny a code (poll answers access_denied)",
+                                           status="204", params=[path_param("user_code")])},
+    "/devices": {"get": op("Project devices with status, pause windows, firmware seen", LIST)},
+    "/devices/{device_id}": {"patch": op("Rename a device", body=props(name="string"),
+                                         params=[path_param("device_id")])},
+    "/devices/{device_id}/pause": {"post": op("Pause (opens a pause window, pushes status)",
+                                              status="204", params=[path_param("device_id")])},
+    "/devices/{device_id}/resume": {"post": op("Resume (closes the pause window)", status="204",
+                                               params=[path_param("device_id")])},
+    "/devices/{device_id}/revoke": {"post": op("Remove the device: its tokens answer 401",
+                                               status="204", params=[path_param("device_id")])},
+    "/tokens/expire": {"post": op("Access tokens expire now", body=props(device_id="string"),
+                                  status="204")},
+    "/clock/advance": {"post": op("Move the emulator clock forward",
+                                  props(offset="number"), props(seconds="number"))},
+    "/faults": {"get": op("Fault rules", LIST), "post": op("Add a fault rule", FAULT, FAULT,
+                                                            status="201"),
+                "delete": op("Remove every fault rule", status="204")},
+    "/faults/{fault_id}": {"get": op("One fault rule", FAULT, params=[path_param("fault_id")]),
+                           "delete": op("Remove a fault rule", status="204",
+                                        params=[path_param("fault_id")])},
+    "/journal": {"get": op("Request journal, secrets redacted", LIST,
+                           params=[query_param("since", "integer"),
+                                   query_param("limit", "integer")])},
+    "/ledger": {"get": op("Delivery ledger per device and file", LIST,
+                          params=[query_param("device_id")])},
+    "/assets": {"get": op("Ledger rows with tree_path (Cloud Devices/...)", LIST,
+                          params=[query_param("device_id")])},
+    "/plain-http": {"get": op("Attempts on the plain-HTTP listener", LIST)},
+    "/websockets": {"get": op("Status socket sessions", LIST)},
+}
+
+SCHEMA: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "c2c-bench cloud emulator control API", "version": "1"},
+    "servers": [{"url": "/_bench/v1"}],
+    "paths": PATHS,
+}
+
+
+async def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(SCHEMA)

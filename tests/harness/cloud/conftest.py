@@ -1,0 +1,56 @@
+"""Shared fixtures: one real emulator process per session, reset before each test."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from harness.cloud.testing import (  # noqa: F401 - pytest fixtures
+    PairedDevice,
+    api,
+    cloud,
+    cloud_process,
+    paired_device,
+)
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll `condition` until truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def create_asset(client: httpx.Client, device: PairedDevice, path: str = "/v2/devices/assets",
+                 **body: Any) -> httpx.Response:
+    return client.post(path, json=body, headers=device.headers)
+
+
+def put_parts(client: httpx.Client, urls: list[str], data: bytes,
+              filetype: str) -> list[httpx.Response]:
+    chunk = -(-len(data) // len(urls)) if data else 0
+    out = []
+    for i, url in enumerate(urls):
+        out.append(client.put(url, content=data[i * chunk:(i + 1) * chunk],
+                           headers={"content-type": filetype, "x-amz-acl": "private"}))
+    return out
+
+
+def assert_detailed(response: httpx.Response, status: int, title: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == status and body["message"]
+    error = body["errors"][0]
+    assert error["code"] == status and error["status"] == status
+    assert error["title"] and error["detail"]
+    if title is not None:
+        assert error["title"] == title and body["message"] == title
+    return body
