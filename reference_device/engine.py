@@ -1,0 +1,486 @@
+"""The device engine: pairing, tokens, queue, uploads, presence and sources in threads.
+
+The status server and the CLI wrap exactly two methods:
+
+- `Engine.snapshot() -> dict`: the c2c-status/1 document of harness/CONTRACTS.md §3.
+- `Engine.control(action, **args) -> dict`: the actions of CONTRACTS.md §4. Returns
+  `{"ok": True, ...}` or `{"ok": False, "error": "..."}` (never raises for bad input).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from reference_device import __version__
+from reference_device.api import ApiClient, OAuthError
+from reference_device.config import DeviceConfig
+from reference_device.credentials import CredentialStore, atomic_write, redactor
+from reference_device.errors import (
+    AuthError,
+    Cancelled,
+    ChannelPaused,
+    DeviceError,
+    FatalUploadError,
+    MediaError,
+    PairingError,
+    UploadError,
+)
+from reference_device.heartbeat import Presence
+from reference_device.logsetup import setup_logging
+from reference_device.media_check import check_file, filetype_for
+from reference_device.netstats import NetworkStats
+from reference_device.pairing import Pairing, PairingStatus
+from reference_device.queue import FileQueue, FileRecord
+from reference_device.retry import RetryBudget
+from reference_device.sources.base import CapturedFile, Source
+from reference_device.sources.watch import WatchSource
+from reference_device.tokens import TokenManager
+from reference_device.uploader import Uploader
+
+log = logging.getLogger(__name__)
+__all__ = ["Engine", "run_device", "setup_logging"]
+ACTIVE = ("queued", "uploading", "paused")
+MAX_FILES_IN_STATUS = 1000
+
+
+class Engine:
+    """One reference device. `start()` returns at once; `stop()` is graceful."""
+
+    def __init__(self, config: DeviceConfig, sources: Sequence[Source] | None = None) -> None:
+        self.config = config
+        self.stop_event = threading.Event()
+        self.wake = threading.Event()
+        self.store = CredentialStore(config.credentials_path, config.key_path)
+        self._init_secret()
+        self.stats = NetworkStats(config.network_type)
+        self.api = ApiClient(config, self.stats)
+        self.tokens = TokenManager(config, self.api, self.store, stop=self.stop_event,
+                                   on_refreshed=self.identify, on_repair=self._on_repair)
+        self.queue = FileQueue(config.queue_path)
+        self.budget = RetryBudget(config.retry_budget)
+        self.uploader = Uploader(config, self.api, self.tokens, self.queue, self.stats,
+                                 part_slots=threading.Semaphore(config.parallelism), budget=self.budget)
+        self.pairing = PairingStatus()
+        self.presence = Presence(config, self.api, self.tokens, self.stop_event,
+                                 identify=self.identify, device_id=lambda: self.device_id,
+                                 on_status=self._set_cloud_status)
+        self.sources: list[Source] = list(sources) if sources is not None else [
+            WatchSource(config.media_dirs, interval=config.scan_interval,
+                        quiet_period=config.quiet_period, realtime=config.realtime,
+                        max_growth_time=config.max_growth_time, on_problem=self._on_problem)
+        ]
+        self.mode = self.queue.get_setting("mode") or config.mode
+        self.project: dict[str, Any] = {"id": None, "name": None}
+        self.device_id: str | None = None
+        self.cloud_status = "unknown"
+        self._lock = threading.Lock()
+        self._inflight: dict[str, threading.Event] = {}
+        self._user_cancelled: set[str] = set()
+        self._pair_cancel = threading.Event()
+        self._pair_thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        self._last_snapshot: dict[str, Any] | None = None
+        self.started_at = 0.0
+
+    def _init_secret(self) -> None:
+        data = self.store.load()
+        if self.config.client_secret:
+            redactor.add(self.config.client_secret)
+            if data.get("client_secret") != self.config.client_secret:
+                self.store.update(client_secret=self.config.client_secret)
+        elif data.get("client_secret"):
+            self.config.client_secret = str(data["client_secret"])
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self.started_at = time.time()
+        n = self.queue.reconcile()
+        if n:
+            log.info("reconciled %d interrupted upload(s) after restart", n)
+        if self.tokens.state == "repair_needed":
+            self.pairing.set("repair_needed", error="credentials rejected; pair again")
+        elif self.tokens.paired:
+            self.pairing.set("paired")
+        for target, name in ((self._auth_loop, "auth"), (self._status_file_loop, "status-file")):
+            self._spawn(target, name)
+        for i in range(self.config.parallel_files):
+            self._spawn(self._worker, f"upload-{i}")
+        self.presence.start()
+        for source in self.sources:
+            source.start(self.on_file)
+        if not self.tokens.paired and self.tokens.state != "repair_needed":
+            self.start_pairing()
+
+    def _spawn(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self._pair_cancel.set()
+        self.wake.set()
+        for source in self.sources:
+            try:
+                source.stop()
+            except Exception:
+                log.exception("source stop failed")
+        with self._lock:
+            for ev in self._inflight.values():
+                ev.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.presence.join()
+        if self._pair_thread is not None:
+            self._pair_thread.join(timeout=5)
+        self._write_status_file()
+        self._closed = True
+        self.api.close()
+        self.queue.close()
+
+    # --- intake ----------------------------------------------------------------------------
+    def on_file(self, captured: CapturedFile) -> None:
+        """Source callback: queue (or quarantine) a captured file, once."""
+        path = captured.path
+        try:
+            st = path.stat()
+        except OSError:
+            return
+        realtime = captured.growing and self.config.realtime
+        state, reason = "queued", None
+        if not realtime:
+            try:
+                check_file(path)
+            except MediaError as exc:
+                state, reason = "quarantined", exc.reason + (f": {exc.detail}" if exc.detail else "")
+        _rec, created = self.queue.add(
+            path, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino,
+            captured_at=captured.captured_at, filetype=filetype_for(path), realtime=realtime,
+            origin=captured.origin, state=state, reason=reason,
+        )
+        if created:
+            log.info("captured %s (%s%s)", path.name, state, ", real-time" if realtime else "")
+        self.wake.set()
+
+    def _on_problem(self, path: Path, reason: str) -> None:
+        try:
+            st = path.stat()
+        except OSError:
+            return
+        self.queue.add(path, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino,
+                       captured_at=st.st_mtime, filetype=filetype_for(path),
+                       state="quarantined", reason=reason)
+
+    # --- auth ------------------------------------------------------------------------------
+    def identify(self) -> dict[str, Any] | None:
+        """GET /v2/devices/me: project (by id), device id, cloud status."""
+        me = self.tokens.call(self.api.me)
+        project = me.get("project") or {}
+        pid = me.get("project_id") or project.get("id")
+        self.project = {"id": pid, "name": project.get("name")}
+        self.device_id = str(me.get("id") or me.get("device_id") or "") or None
+        status = me.get("status")
+        if isinstance(status, str):
+            self._set_cloud_status(status)
+        return me
+
+    def _on_repair(self, why: str) -> None:
+        self.pairing.set("repair_needed", error=f"credentials rejected ({why}); pair again")
+
+    def _set_cloud_status(self, status: str) -> None:
+        before = self.cloud_status
+        self.cloud_status = status if status in ("online", "paused", "offline") else "unknown"
+        if before != self.cloud_status:
+            log.info("cloud status %s -> %s", before, self.cloud_status)
+            self.wake.set()
+
+    def start_pairing(self) -> bool:
+        with self._lock:
+            if self._pair_thread is not None and self._pair_thread.is_alive():
+                return False
+            self._pair_cancel = threading.Event()
+            self._pair_thread = threading.Thread(target=self._pair, args=(self._pair_cancel,),
+                                                 name="pairing", daemon=True)
+            self._pair_thread.start()
+            return True
+
+    def _pair(self, cancel: threading.Event) -> None:
+        try:
+            answer = Pairing(self.config, self.api, self.pairing, cancel).run()
+            self.tokens.accept(answer)
+            self.pairing.set("paired")
+            log.info("paired")
+            try:
+                self.identify()
+            except (UploadError, AuthError) as exc:
+                log.warning("identify after pairing failed: %s", exc)
+            self.wake.set()
+        except PairingError as exc:
+            log.warning("pairing ended: %s", exc)
+        except DeviceError as exc:
+            self.pairing.set("error", error=str(exc))
+            log.error("pairing failed: %s", exc)
+
+    def _auth_loop(self) -> None:
+        while not self.stop_event.is_set():
+            if self.tokens.paired and time.time() >= self.tokens.refresh_due_at():
+                try:
+                    self.tokens.refresh()
+                except AuthError as exc:
+                    log.warning("proactive refresh failed: %s", exc)
+            if self.tokens.state == "repair_needed" and self.pairing.state not in (
+                "requesting_code", "showing_code", "approved", "repair_needed"
+            ):
+                self.pairing.set("repair_needed", error="credentials rejected; pair again")
+            if self.tokens.paired and self.project["id"] is None:
+                try:
+                    self.identify()
+                except (UploadError, AuthError):
+                    pass
+            self.stop_event.wait(0.5)
+
+    # --- upload workers --------------------------------------------------------------------
+    def _can_upload(self) -> bool:
+        return self.tokens.paired and self.cloud_status != "paused"
+
+    def _claim(self) -> tuple[FileRecord, threading.Event] | None:
+        with self._lock:
+            rec = self.queue.next_ready(self.config.filetype_priorities,
+                                        manual=self.mode == "manual", exclude=set(self._inflight))
+            if rec is None or not self.queue.transition(rec.id, ("queued",), "uploading"):
+                return None
+            cancel = threading.Event()
+            self._inflight[rec.id] = cancel
+            return self.queue.get(rec.id) or rec, cancel
+
+    def _worker(self) -> None:
+        while not self.stop_event.is_set():
+            claimed = self._claim() if self._can_upload() else None
+            if claimed is None:
+                self.wake.wait(0.5)
+                self.wake.clear()
+                continue
+            rec, cancel = claimed
+            try:
+                self._upload_one(rec, cancel)
+            finally:
+                with self._lock:
+                    self._inflight.pop(rec.id, None)
+                    self._user_cancelled.discard(rec.id)
+                self.wake.set()
+
+    def _upload_one(self, rec: FileRecord, cancel: threading.Event) -> None:
+        try:
+            self.uploader.upload(rec, cancel)
+            self.queue.transition(rec.id, ("uploading",), "done")
+            log.info("uploaded %s", rec.name)
+        except MediaError as exc:
+            self.queue.transition(rec.id, ("uploading",), "quarantined", str(exc))
+            log.warning("quarantined %s: %s", rec.name, exc)
+        except ChannelPaused:
+            self.queue.transition(rec.id, ("uploading",), "held", "captured while the device was paused")
+            log.info("held %s: captured while paused", rec.name)
+        except FatalUploadError as exc:
+            self.queue.transition(rec.id, ("uploading",), "failed", str(exc))
+            log.error("upload of %s failed: %s", rec.name, exc)
+        except Cancelled:
+            if rec.id in self._user_cancelled:
+                self.queue.transition(rec.id, ("uploading",), "cancelled", "cancelled by user")
+            else:
+                self.queue.transition(rec.id, ("uploading",), "queued")
+        except AuthError as exc:
+            self.queue.transition(rec.id, ("uploading",), "queued")
+            log.warning("upload of %s waits for credentials: %s", rec.name, exc)
+        except Exception as exc:
+            self.queue.transition(rec.id, ("uploading",), "failed", f"internal error: {type(exc).__name__}")
+            log.exception("unexpected error uploading %s", rec.name)
+
+    # --- controls --------------------------------------------------------------------------
+    def control(self, action: str, **args: Any) -> dict[str, Any]:
+        """Run a user action (CONTRACTS.md §4).
+
+        mode(mode="auto"|"manual"); upload(ids=[...] | all=True); cancel(ids | all);
+        priority(id=..., priority=N | filetype=".mov", priority=N); retry(ids | all);
+        pairing/start; pairing/cancel; logout.
+        """
+        action = action.strip("/").replace("_", "/")
+        handler = {
+            "mode": self._c_mode, "upload": self._c_upload, "cancel": self._c_cancel,
+            "priority": self._c_priority, "retry": self._c_retry,
+            "pairing/start": self._c_pair_start, "pairing/cancel": self._c_pair_cancel,
+            "cancel/pairing": self._c_pair_cancel, "logout": self._c_logout,
+        }.get(action)
+        if handler is None:
+            return {"ok": False, "error": f"unknown action {action!r}"}
+        try:
+            result = handler(**args)
+        except (TypeError, ValueError, KeyError) as exc:
+            return {"ok": False, "error": f"bad arguments for {action}: {exc}"}
+        self.wake.set()
+        return {"ok": True, **result}
+
+    @staticmethod
+    def _ids(ids: Any) -> list[str]:
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ValueError("ids must be a list of file ids")
+        return ids
+
+    def _c_mode(self, mode: str) -> dict[str, Any]:
+        if mode not in ("auto", "manual"):
+            raise ValueError("mode must be auto or manual")
+        self.mode = mode
+        self.queue.put_setting("mode", mode)
+        return {"mode": mode}
+
+    def _c_upload(self, ids: Any = None, all: bool = False) -> dict[str, Any]:
+        return {"selected": self.queue.select(None if all else self._ids(ids))}
+
+    def _c_cancel(self, ids: Any = None, all: bool = False) -> dict[str, Any]:
+        targets = self.queue.ids_in((*ACTIVE, "failed", "quarantined")) if all else self._ids(ids)
+        count = 0
+        for fid in targets:
+            with self._lock:
+                ev = self._inflight.get(fid)
+                if ev is not None:
+                    self._user_cancelled.add(fid)
+                    ev.set()
+                    count += 1
+                    continue
+            if self.queue.transition(fid, (*ACTIVE, "failed", "quarantined"), "cancelled", "cancelled by user"):
+                count += 1
+        return {"cancelled": count}
+
+    def _c_priority(self, priority: int, id: str | None = None, filetype: str | None = None) -> dict[str, Any]:
+        priority = int(priority)
+        if id is not None:
+            if not self.queue.set_priority(id, priority):
+                raise ValueError(f"no file with id {id!r}")
+        elif filetype:
+            ext = filetype.lower() if filetype.startswith(".") else "." + filetype.lower()
+            self.queue.set_filetype_priority(ext, priority)
+        else:
+            raise ValueError("give id or filetype")
+        return {}
+
+    def _c_retry(self, ids: Any = None, all: bool = False) -> dict[str, Any]:
+        targets = self.queue.ids_in(("failed", "quarantined")) if all else self._ids(ids)
+        n = sum(self.queue.transition(fid, ("failed", "quarantined"), "queued") for fid in targets)
+        return {"retried": n}
+
+    def _c_pair_start(self) -> dict[str, Any]:
+        if self.tokens.paired:
+            raise ValueError("already paired; log out first")
+        return {"started": self.start_pairing()}
+
+    def _c_pair_cancel(self) -> dict[str, Any]:
+        self._pair_cancel.set()
+        return {}
+
+    def _c_logout(self) -> dict[str, Any]:
+        access, refresh = self.tokens.current_tokens()
+        revoked = False
+        if refresh or access:
+            try:
+                self.api.revoke(self.config.client_id, self.config.client_secret or "", refresh or access or "")
+                revoked = True
+            except (OAuthError, UploadError) as exc:
+                log.warning("revoke failed (%s); wiping credentials anyway", exc)
+        self._pair_cancel.set()
+        self.tokens.wipe()
+        with self._lock:
+            for ev in self._inflight.values():
+                ev.set()
+        self.project = {"id": None, "name": None}
+        self.pairing.set("unpaired")
+        return {"revoked": revoked}
+
+    # --- status ----------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """The c2c-status/1 document (harness/CONTRACTS.md §3); the last one after stop()."""
+        if self._closed and self._last_snapshot is not None:
+            return self._last_snapshot
+        snap = self._build_snapshot()
+        self._last_snapshot = snap
+        return snap
+
+    def _build_snapshot(self) -> dict[str, Any]:
+        records = self.queue.all()
+        done_bytes = self.queue.bytes_done()
+        counts = self.queue.counts()
+        files, remaining_bytes, current = [], 0, None
+        for rec in records:
+            live = self.uploader.progress(rec.id)
+            done = rec.size if rec.state == "done" else (live if live is not None else done_bytes.get(rec.id, 0))
+            if rec.state in ACTIVE:
+                remaining_bytes += max(0, rec.size - done)
+            if rec.state == "uploading" and (current is None or done > current["bytes_done"]):
+                current = {"file_id": rec.id, "name": rec.name, "bytes_done": done, "size": rec.size,
+                           "progress": round(done / rec.size, 4) if rec.size else 0.0}
+            files.append({"id": rec.id, "name": rec.name, "path": rec.path, "size": rec.size,
+                          "state": rec.state, "reason": rec.reason, "priority": rec.priority,
+                          "asset_id": rec.asset_id or None, "bytes_done": done})
+        network = self.stats.snapshot()
+        cloud = self.cloud_status if network["online"] else "offline"
+        return {
+            "schema": "c2c-status/1",
+            "device": {"name": self.config.name, "firmware": self.config.firmware_version,
+                       "kind": self.config.kind, "software": __version__},
+            "pairing": self.pairing.snapshot(),
+            "project": dict(self.project),
+            "token": self.tokens.snapshot(),
+            "mode": self.mode,
+            "queue": {
+                "remaining_count": counts["queued"] + counts["uploading"] + counts["paused"],
+                "remaining_bytes": remaining_bytes, "completed": counts["done"],
+                "queued": counts["queued"], "uploading": counts["uploading"],
+                "failed": counts["failed"], "quarantined": counts["quarantined"],
+                "paused": counts["paused"], "cancelled": counts["cancelled"], "held": counts["held"],
+            },
+            "current": current or {"file_id": None, "name": None, "bytes_done": 0, "size": 0, "progress": 0.0},
+            "files": files[-MAX_FILES_IN_STATUS:],
+            "network": network,
+            "socket": self.presence.snapshot(),
+            "cloud_status": cloud,
+            "sources": [s.status() for s in self.sources],
+        }
+
+    def _write_status_file(self) -> None:
+        if self.config.status_file is None:
+            return
+        try:
+            data = json.dumps(self.snapshot()).encode()
+            atomic_write(self.config.status_file, data, 0o644, durable=False)
+        except Exception as exc:
+            log.debug("status file write failed: %s", exc)
+
+    def _status_file_loop(self) -> None:
+        while not self.stop_event.is_set():
+            self._write_status_file()
+            self.stop_event.wait(0.3)
+
+
+def run_device(config: DeviceConfig, *, engine: Engine | None = None) -> int:
+    """Run the device until SIGTERM/SIGINT: used by the CLI (`c2c-device run`)."""
+    engine = engine or Engine(config)
+    done = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        done.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    engine.start()
+    log.info("device %s running (firmware %s)", config.name, config.firmware_version)
+    while not done.wait(1.0):
+        pass
+    engine.stop()
+    return 0

@@ -1,0 +1,198 @@
+"""Real-time status: the Phoenix status websocket, or HTTP heartbeats (c2c-api.md §3.6, §3.14).
+
+With `websocket` on, the device keeps a socket to /devices/websocket (token in the query,
+TLS verified, x-client-version header), joins `devices:<id>` and beats every
+`socket_heartbeat_interval`. If the socket fails it falls back to POST /v2/devices/heartbeat
+every `heartbeat_interval` and tries the socket again later. `status_updated` pushes and a
+periodic GET /v2/devices/me feed the cloud status (online / paused).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from websockets.exceptions import WebSocketException
+from websockets.sync.client import ClientConnection, connect
+
+from reference_device.api import ApiClient
+from reference_device.config import DeviceConfig
+from reference_device.errors import AuthError, DeviceError, RetryableError, UploadError
+from reference_device.retry import Backoff
+from reference_device.tokens import TokenManager
+
+log = logging.getLogger(__name__)
+Identify = Callable[[], dict[str, Any] | None]
+
+
+class Presence:
+    """Keeps the device online and learns the cloud status; runs in its own thread."""
+
+    def __init__(
+        self,
+        config: DeviceConfig,
+        api: ApiClient,
+        tokens: TokenManager,
+        stop: threading.Event,
+        *,
+        identify: Identify,
+        device_id: Callable[[], str | None],
+        on_status: Callable[[str], None],
+    ) -> None:
+        self.config = config
+        self.api = api
+        self.tokens = tokens
+        self.stop = stop
+        self.identify = identify
+        self.device_id = device_id
+        self.on_status = on_status
+        self.kind = "websocket" if config.websocket else "heartbeat"
+        self.connected = False
+        self.last_beat_at = 0.0
+        self.socket_failures = 0
+        self._next_socket_try = 0.0
+        self._last_me = 0.0
+        self._ref = 0
+        self._thread: threading.Thread | None = None
+        self._ws: ClientConnection | None = None
+        self.backoff = Backoff(max(1.0, config.backoff_base), max(60.0, config.backoff_cap))
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"connected": self.connected, "kind": self.kind, "last_beat_at": int(self.last_beat_at)}
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="presence", daemon=True)
+        self._thread.start()
+
+    def join(self, timeout: float = 5.0) -> None:
+        ws = self._ws
+        if ws is not None:
+            try:
+                ws.close()
+            except Exception:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # --- loop ------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            if not self.tokens.paired:
+                self.connected = False
+                self.stop.wait(0.5)
+                continue
+            if self.config.websocket and time.time() >= self._next_socket_try and self.device_id():
+                try:
+                    self._socket_session()
+                except (OSError, TimeoutError, WebSocketException, DeviceError, ValueError) as exc:
+                    self.socket_failures += 1
+                    wait = self.backoff.delay(min(self.socket_failures, 6))
+                    self._next_socket_try = time.time() + wait
+                    log.warning("status socket failed (%s); HTTP heartbeats for %.0fs",
+                                type(exc).__name__, wait)
+                finally:
+                    self.connected = False
+                    self._ws = None
+                continue
+            self._http_beat()
+            deadline = time.time() + self.config.heartbeat_interval
+            while not self.stop.is_set() and time.time() < deadline:
+                if self.config.websocket and time.time() >= self._next_socket_try:
+                    break
+                self._maybe_identify()
+                self.stop.wait(min(1.0, max(0.05, deadline - time.time())))
+
+    def _maybe_identify(self) -> None:
+        if time.time() - self._last_me >= self.config.me_poll_interval:
+            self._last_me = time.time()
+            try:
+                self.identify()
+            except (UploadError, AuthError) as exc:
+                log.info("identify failed: %s", exc)
+
+    def _http_beat(self) -> None:
+        self.kind = "heartbeat"
+        try:
+            self.tokens.call(self.api.heartbeat)
+            self.last_beat_at = time.time()
+            self.connected = True
+        except (RetryableError, UploadError, AuthError) as exc:
+            self.connected = False
+            log.info("heartbeat failed: %s", exc)
+
+    # --- Phoenix websocket -----------------------------------------------------------------
+    def _send(self, ws: ClientConnection, topic: str, event: str, payload: dict[str, Any]) -> str:
+        self._ref += 1
+        ref = str(self._ref)
+        ws.send(json.dumps({"topic": topic, "event": event, "payload": payload, "ref": ref}))
+        return ref
+
+    def socket_url(self, token: str) -> str:
+        parts = urlsplit(self.config.api_url)
+        return f"wss://{parts.netloc}/devices/websocket?Authorization={quote('Bearer ' + token)}"
+
+    def _socket_session(self) -> None:
+        token = self.tokens.access_token()
+        topic = f"devices:{self.device_id()}"
+        ws = connect(
+            self.socket_url(token),
+            ssl=self.api.ssl_context(),
+            additional_headers={"x-client-version": self.config.firmware_version},
+            open_timeout=min(10.0, self.config.request_timeout),
+            ping_interval=None,
+            close_timeout=2,
+        )
+        self._ws = ws
+        with ws:
+            join_ref = self._send(ws, topic, "phx_join", {})
+            deadline = time.time() + 10
+            while True:
+                msg = json.loads(ws.recv(timeout=max(0.1, deadline - time.time())))
+                if msg.get("ref") == join_ref and msg.get("event") == "phx_reply":
+                    if (msg.get("payload") or {}).get("status") != "ok":
+                        raise DeviceError("status socket join refused")
+                    break
+                self._handle(msg)
+            self.kind = "websocket"
+            self.connected = True
+            self.last_beat_at = time.time()
+            self.socket_failures = 0
+            log.info("status socket joined")
+            interval = self.config.socket_heartbeat_interval
+            next_beat = time.time() + interval
+            pending: str | None = None
+            while not self.stop.is_set():
+                if time.time() >= next_beat:
+                    if pending is not None:
+                        raise TimeoutError("no heartbeat reply")
+                    pending = self._send(ws, "phoenix", "heartbeat", {})
+                    next_beat = time.time() + interval
+                self._maybe_identify()
+                try:
+                    raw = ws.recv(timeout=max(0.05, min(1.0, next_beat - time.time())))
+                except TimeoutError:
+                    continue
+                msg = json.loads(raw)
+                if pending is not None and msg.get("ref") == pending:
+                    pending = None
+                    self.last_beat_at = time.time()
+                    continue
+                self._handle(msg)
+
+    def _handle(self, msg: dict[str, Any]) -> None:
+        event = msg.get("event")
+        payload = msg.get("payload") or {}
+        if event == "status_updated" and isinstance(payload, dict):
+            status = payload.get("status")
+            if status is None and "paused" in payload:
+                status = "paused" if payload["paused"] else "online"
+            if isinstance(status, str):
+                log.info("cloud status pushed: %s", status)
+                self.on_status(status)
+        elif event == "phx_error" or event == "phx_close":
+            raise DeviceError(f"status socket {event}")

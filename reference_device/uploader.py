@@ -1,0 +1,332 @@
+"""Uploads one queued file: basic (known size) or real-time (growing) — c2c-api.md §5.
+
+Parts are streamed from disk in 1 MiB slices with an exact Content-Length, so memory stays
+flat whatever the file size. Every acknowledged part is committed to the queue before the
+uploader moves on; a restart re-sends only unacknowledged parts, re-creating the asset only
+when its URLs have expired.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any, TypeVar
+
+from reference_device.api import ApiClient
+from reference_device.config import DeviceConfig
+from reference_device.errors import (
+    Cancelled,
+    ExpiredUrlError,
+    FatalUploadError,
+    MediaError,
+    RetryableError,
+)
+from reference_device.media_check import check_file
+from reference_device.netstats import NetworkStats
+from reference_device.queue import FileQueue, FileRecord, Part
+from reference_device.retry import Backoff, RateLimiter, RetryBudget, retry_call
+from reference_device.tokens import TokenManager
+
+log = logging.getLogger(__name__)
+SLICE = 1024 * 1024
+MAX_PARTS = 10_000
+MAX_RECREATES = 3
+URL_SAFETY = 600.0
+T = TypeVar("T")
+
+
+def file_slices(
+    path: Path, offset: int, length: int, cancel: threading.Event,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Iterator[bytes]:
+    """Yield `length` bytes of `path` from `offset` in 1 MiB slices; abort on cancel."""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        left = length
+        while left > 0:
+            if cancel.is_set():
+                raise Cancelled("cancelled mid-part")
+            chunk = fh.read(min(SLICE, left))
+            if not chunk:
+                raise MediaError("corrupt", f"{path.name}: file shrank while uploading")
+            left -= len(chunk)
+            if on_bytes is not None:
+                on_bytes(len(chunk))
+            yield chunk
+
+
+def basic_layout(size: int, n_urls: int) -> list[tuple[int, int, int]]:
+    """(number, offset, size) per URL: chunk = ceil(size / n), last part the remainder."""
+    chunk = math.ceil(size / n_urls)
+    layout = []
+    for i in range(n_urls):
+        start = i * chunk
+        layout.append((i + 1, start, max(0, min(chunk, size - start))))
+    return layout
+
+
+class Uploader:
+    """Shared by the engine's file workers; one `upload()` call per file."""
+
+    def __init__(
+        self,
+        config: DeviceConfig,
+        api: ApiClient,
+        tokens: TokenManager,
+        queue: FileQueue,
+        stats: NetworkStats,
+        *,
+        part_slots: threading.Semaphore,
+        budget: RetryBudget,
+    ) -> None:
+        self.config = config
+        self.api = api
+        self.tokens = tokens
+        self.queue = queue
+        self.stats = stats
+        self.part_slots = part_slots
+        self.budget = budget
+        self.backoff = Backoff(config.backoff_base, config.backoff_cap)
+        self._progress: dict[str, int] = {}
+        self._plock = threading.Lock()
+        self.retries = 0
+        self.limiter = RateLimiter(config.max_upload_rate)
+
+    # --- helpers ---------------------------------------------------------------------------
+    def progress(self, file_id: str) -> int | None:
+        with self._plock:
+            return self._progress.get(file_id)
+
+    def _add_progress(self, file_id: str, n: int) -> None:
+        self.limiter.take(n)
+        with self._plock:
+            self._progress[file_id] = self._progress.get(file_id, 0) + n
+        self.stats.sent(n)
+
+    def _retry(self, fn: Callable[[], T], cancel: threading.Event, what: str) -> T:
+        def on_retry(exc: RetryableError, attempt: int, wait_s: float) -> None:
+            self.retries += 1
+            log.warning("%s failed (%s), attempt %d, retry in %.2fs", what, exc, attempt, wait_s)
+        return retry_call(fn, backoff=self.backoff, budget=self.budget, stop=cancel, on_retry=on_retry)
+
+    def _offset(self, rec: FileRecord) -> float:
+        return round(max(0.0, time.time() - rec.captured_at), 3)
+
+    def _put(self, rec: FileRecord, part: Part, cancel: threading.Event) -> None:
+        """PUT one part with retries; ack it durably. ExpiredUrlError propagates."""
+        path = Path(rec.path)
+
+        def attempt() -> None:
+            with self._plock:
+                base = self._progress.get(rec.id, 0)
+            try:
+                with self.part_slots:
+                    body = file_slices(path, part.offset, part.size, cancel,
+                                       lambda n: self._add_progress(rec.id, n))
+                    self.api.put_part(part.url or "", body, part.size, rec.filetype)
+            except FileNotFoundError:
+                raise MediaError("vanished", f"{path.name} disappeared while uploading") from None
+            except PermissionError:
+                raise MediaError("unreadable", f"{path.name}: permission denied") from None
+            except BaseException:
+                with self._plock:
+                    self._progress[rec.id] = base
+                raise
+        self._retry(attempt, cancel, f"PUT part {part.number} of {rec.name}")
+        self.queue.ack_part(rec.id, part.number)
+
+    # --- entry point -----------------------------------------------------------------------
+    def upload(self, rec: FileRecord, cancel: threading.Event) -> None:
+        """Upload `rec` to completion. Raises MediaError, ChannelPaused, FatalUploadError,
+        RepairNeeded/AuthError or Cancelled; the engine maps them to queue states."""
+        done = sum(p.size for p in self.queue.parts(rec.id) if p.done)
+        with self._plock:
+            self._progress[rec.id] = done
+        try:
+            if rec.realtime:
+                self._realtime(rec, cancel)
+            else:
+                self._basic(rec, cancel)
+        finally:
+            with self._plock:
+                self._progress.pop(rec.id, None)
+
+    # --- basic -----------------------------------------------------------------------------
+    def _urls_fresh(self, rec: FileRecord) -> bool:
+        created = rec.urls_created_at or 0
+        return time.time() < created + self.config.url_ttl - min(URL_SAFETY, self.config.url_ttl / 4)
+
+    def _create_basic(self, rec: FileRecord, cancel: threading.Event) -> FileRecord:
+        # floor: every non-final part is at least part_size (>= the 5 MiB S3 minimum)
+        n = max(1, min(MAX_PARTS, rec.size // self.config.part_size))
+        body = {"name": rec.name, "filetype": rec.filetype, "filesize": rec.size,
+                "offset": self._offset(rec), "parts": n}
+        asset = self._retry(lambda: self.tokens.call(lambda t: self.api.create_asset(t, body)),
+                            cancel, f"create asset {rec.name}")
+        urls = asset.get("upload_urls")
+        if not isinstance(urls, list) or not urls or not asset.get("id"):
+            raise FatalUploadError("asset create answer has no id/upload_urls")
+        layout = basic_layout(rec.size, len(urls))
+        self.queue.set_asset(rec.id, str(asset["id"]),
+                             [(num, off, sz, str(u), num == len(urls)) for (num, off, sz), u in zip(layout, urls, strict=True)])
+        with self._plock:
+            self._progress[rec.id] = 0
+        log.info("asset created for %s (%d parts)", rec.name, len(urls))
+        fresh = self.queue.get(rec.id)
+        assert fresh is not None
+        return fresh
+
+    def _basic(self, rec: FileRecord, cancel: threading.Event) -> None:
+        path = Path(rec.path)
+        size = check_file(path)
+        st = os.stat(path)
+        if size != rec.size or st.st_mtime_ns != rec.mtime_ns:
+            if rec.asset_id:
+                raise MediaError("modified", f"{path.name} changed after its upload started")
+            self.queue.set_size(rec.id, size, st.st_mtime_ns)
+            rec = self.queue.get(rec.id) or rec
+        for _ in range(MAX_RECREATES + 1):
+            if not rec.asset_id or not self.queue.parts(rec.id) or not self._urls_fresh(rec):
+                rec = self._create_basic(rec, cancel)
+            pending = [p for p in self.queue.parts(rec.id) if not p.done and p.size > 0]
+            try:
+                self._run_parts(rec, pending, cancel)
+                return
+            except ExpiredUrlError as exc:
+                log.warning("upload URLs of %s expired (%s); re-creating the asset", rec.name, exc)
+                rec = self._forget_asset(rec)
+        raise FatalUploadError(f"upload URLs kept expiring for {rec.name}")
+
+    def _forget_asset(self, rec: FileRecord) -> FileRecord:
+        self.queue.set_asset(rec.id, "", [])
+        fresh = self.queue.get(rec.id)
+        assert fresh is not None
+        return fresh
+
+    def _run_parts(self, rec: FileRecord, parts: list[Part], cancel: threading.Event) -> None:
+        if not parts:
+            return
+        if len(parts) == 1 or self.config.parallelism == 1:
+            for part in parts:
+                self._put(rec, part, cancel)
+            return
+        inner = threading.Event()  # stops sibling parts when one fails for good
+        stop_all = _AnyEvent(cancel, inner)
+        with ThreadPoolExecutor(max_workers=min(self.config.parallelism, len(parts)),
+                                thread_name_prefix="part") as pool:
+            futures = [pool.submit(self._put, rec, p, stop_all) for p in parts]  # type: ignore[arg-type]
+            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            error = next((f.exception() for f in finished if f.exception() is not None), None)
+            if error is not None:
+                inner.set()
+                wait(futures)
+                raise error
+
+    # --- real-time -------------------------------------------------------------------------
+    def _realtime(self, rec: FileRecord, cancel: threading.Event) -> None:
+        path = Path(rec.path)
+        psize = self.config.part_size
+        if not rec.asset_id:
+            body: dict[str, Any] = {"name": rec.name, "filetype": rec.filetype,
+                                    "is_realtime_upload": True, "offset": self._offset(rec)}
+            asset = self._retry(lambda: self.tokens.call(lambda t: self.api.create_asset(t, body)),
+                                cancel, f"create real-time asset {rec.name}")
+            if not asset.get("id"):
+                raise FatalUploadError("real-time asset create answer has no id")
+            self.queue.set_asset(rec.id, str(asset["id"]), [])
+            rec = self.queue.get(rec.id) or rec
+            log.info("real-time asset created for %s", rec.name)
+        asset_id = rec.asset_id or ""
+        started = time.time()
+        last_size, last_change = -1, time.time()
+        while True:
+            if cancel.is_set():
+                raise Cancelled("cancelled")
+            parts = self.queue.parts(rec.id)
+            for part in parts:  # registered earlier (before a restart) but not yet acknowledged
+                if not part.done:
+                    self._put_rt(rec, asset_id, part, cancel, parts)
+            parts = self.queue.parts(rec.id)
+            if any(p.is_final for p in parts):
+                if all(p.done for p in parts):
+                    return
+                continue
+            try:
+                size = os.stat(path).st_size
+            except FileNotFoundError:
+                raise MediaError("vanished", f"{path.name} disappeared while recording") from None
+            now = time.time()
+            if size != last_size:
+                last_size, last_change = size, now
+            end = max([p.offset + p.size for p in parts if p.number >= 2], default=psize)
+            if size >= end + psize + 1:
+                number = max([p.number for p in parts if p.number >= 2], default=1) + 1
+                self._register(rec, asset_id, [(number, end, psize, False)], None, cancel)
+                continue
+            if now - last_change >= self.config.quiet_period:
+                if size == 0:
+                    raise MediaError("zero_length", path.name)
+                check_file(path)
+                self.queue.set_size(rec.id, size, os.stat(path).st_mtime_ns)
+                if size <= psize:
+                    final = [(1, 0, size, True)]
+                elif end >= size:  # cannot happen: middles always leave >= 1 byte
+                    raise FatalUploadError(f"{path.name} shrank while recording")
+                else:
+                    number = max([p.number for p in parts], default=1) + 1
+                    final = [(1, 0, psize, False), (number, end, size - end, True)]
+                self._register(rec, asset_id, final, size, cancel)
+                continue
+            if now - started > self.config.max_growth_time:
+                raise MediaError("endlessly_growing", f"{path.name} grew for over {self.config.max_growth_time:.0f}s")
+            cancel.wait(min(0.5, self.config.quiet_period / 4))
+
+    def _register(self, rec: FileRecord, asset_id: str, parts: list[tuple[int, int, int, bool]],
+                  total: int | None, cancel: threading.Event) -> None:
+        body: dict[str, Any] = {"parts": [{"number": n, "size": s, "is_final": f} for n, _, s, f in parts]}
+        if total is not None:
+            body["asset_filesize"] = total
+        urls = self._retry(
+            lambda: self.tokens.call(lambda t: self.api.register_parts(t, asset_id, body)),
+            cancel, f"register real-time parts of {rec.name}",
+        )
+        self.queue.add_parts(rec.id, [(n, o, s, u, f) for (n, o, s, f), u in zip(parts, urls, strict=True)])
+
+    def _put_rt(self, rec: FileRecord, asset_id: str, part: Part, cancel: threading.Event,
+                parts: list[Part]) -> None:
+        for _ in range(MAX_RECREATES + 1):
+            try:
+                self._put(rec, part, cancel)
+                return
+            except ExpiredUrlError:
+                total = sum(p.size for p in parts) if part.is_final else None
+                self._register(rec, asset_id, [(part.number, part.offset, part.size, part.is_final)],
+                               total, cancel)
+                part = next(p for p in self.queue.parts(rec.id) if p.number == part.number)
+        raise FatalUploadError(f"real-time part URLs kept expiring for {rec.name}")
+
+
+class _AnyEvent:
+    """Looks like a threading.Event that is set when any of its events is set."""
+
+    def __init__(self, *events: threading.Event) -> None:
+        self.events = events
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self.events)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self.is_set():
+                return True
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            self.events[0].wait(0.05 if left is None else min(0.05, left))
