@@ -33,8 +33,8 @@ $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "error: no Python >= 3.12 found (set PYTHON=/path/to/python3.12)"; exit 1; fi
 	@echo "bootstrapping $(VENV) with $(PYTHON)"
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	@$(VPY) -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-	@$(VPY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@$(VPY) -m pip install -q --disable-pip-version-check --upgrade pip >$(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@$(VPY) -m pip install -q --disable-pip-version-check -e '.[dev]' >>$(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	@touch $@
 
 venv: $(STAMP)
