@@ -2,7 +2,7 @@
 
 `run` starts the engine, the loopback status/control server and the terminal face. Every
 other verb (`status`, `mode`, `upload`, `cancel`, `priority`, `retry`, `pair`,
-`cancel-pairing`, `logout`) is a small HTTP client of a running device's control API
+`cancel-pairing`, `logout`, `shutter`) is a small HTTP client of a running device's control API
 (CONTRACTS.md §4), found by --status-url, --status-port, or the `status-url` file the
 running device leaves in its state directory.
 
@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="file holding the client secret (or set C2C_CLIENT_SECRET)")
     run.add_argument("--log-file", type=Path,
                      help="log file (default STATE_DIR/device.log; also stderr without the TUI)")
+    run.add_argument("--tether", action="store_true", default=None,
+                     help="also download and upload what a USB/PTP camera shoots (gphoto2); "
+                          "defaults or the config's [sources.tether] table")
     run.add_argument("--no-tui", action="store_true",
                      help="plain status lines instead of the terminal UI")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -151,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(verb, parents=[loc], help=text)
         p.add_argument("ids", nargs="*", metavar="ID", help="file ids (see `status --json`)")
         p.add_argument("--all", action="store_true", help="every file")
+    sh = sub.add_parser("shutter", parents=[loc], help="fire the tethered camera's shutter")
+    sh.add_argument("-n", "--count", type=int, default=1, help="frames to shoot (default 1)")
     pr = sub.add_parser("priority", parents=[loc], help="set a file's or a file type's priority")
     pr.add_argument("target", metavar="ID", nargs="?", help="file id")
     pr.add_argument("priority", type=int, metavar="N", help="higher uploads first")
@@ -211,6 +216,8 @@ def _control_body(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         return "mode", {"mode": args.mode}
     if cmd in ("upload", "cancel", "retry"):
         return cmd, _selection(args, parser)
+    if cmd == "shutter":
+        return "shutter", {"count": args.count}
     if cmd == "priority":
         if (args.target is None) == (args.filetype is None):
             parser.error("priority: give a file ID or --filetype EXT (one of them)")
@@ -249,6 +256,7 @@ def _config_from_args(args: argparse.Namespace) -> Any:
         "mode": args.mode,
         "client_secret_file": args.client_secret_file,
         "log_file": args.log_file,
+        "tether": args.tether,
     }
     return load_config(args.config, overrides={k: v for k, v in overrides.items() if v is not None})
 

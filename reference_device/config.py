@@ -14,10 +14,13 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from reference_device.errors import ConfigError
+
+if TYPE_CHECKING:
+    from reference_device.sources.tether import TetherConfig
 
 MIB = 1024 * 1024
 MIN_PART = 5 * MIB
@@ -65,6 +68,7 @@ class DeviceConfig:
     url_ttl: float = 86400.0
     network_type: str = "unknown"
     log_file: Path | None = None
+    tether: TetherConfig | None = None  # `[sources.tether]` or --tether; None = no tethered camera
 
     @property
     def credentials_path(self) -> Path:
@@ -88,6 +92,7 @@ _FLOAT_FIELDS = {
 }
 _BOOL_FIELDS = {"realtime", "websocket"}
 _FIELDS = {f.name for f in dataclasses.fields(DeviceConfig)}
+_SOURCES = ("tether",)  # tables allowed under [sources]; the watch folders are `media_dirs`
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -230,6 +235,9 @@ def load_config(
         for key in ("state_dir", "ca_bundle", "client_secret_file", "status_file", "log_file"):
             if isinstance(raw.get(key), str) and not Path(raw[key]).expanduser().is_absolute():
                 raw[key] = str(base / raw[key])
+    else:
+        base = Path.cwd()
+    sources = raw.pop("sources", None)
     env = os.environ if env is None else env
     for key, value in env.items():
         name = key[len(ENV_PREFIX):].lower()
@@ -240,6 +248,7 @@ def load_config(
     for key, value in (overrides or {}).items():
         if value is not None:
             raw[key] = value
+    tether_switch = raw.pop("tether", None)
     unknown = sorted(set(raw) - _FIELDS)
     if unknown:
         raise ConfigError(unknown[0], "unknown field")
@@ -247,8 +256,11 @@ def load_config(
         raise ConfigError("state_dir", "is required")
     values = {k: _coerce(k, v) for k, v in raw.items()}
     cfg = DeviceConfig(**values)
-    if not cfg.media_dirs:
-        raise ConfigError("media_dirs", "at least one media directory is required")
+    tether_table = _tether_table(sources, tether_switch)
+    if tether_table is not None:
+        cfg.tether = tether_config(tether_table, cfg.state_dir, cfg.media_dirs, base)
+    if not cfg.media_dirs and cfg.tether is None:
+        raise ConfigError("media_dirs", "at least one media directory (or a tethered camera) is required")
     _validate(cfg)
     try:
         cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -259,3 +271,83 @@ def load_config(
     if not cfg.client_id:
         cfg.client_id = _persisted_client_id(cfg.state_dir)
     return cfg
+
+
+# --- [sources.tether] -----------------------------------------------------------------------
+_TETHER_TYPES: dict[str, tuple[type, ...]] = {
+    "dest": (str,), "state_dir": (str,), "camera": (str,), "port": (str,), "card_files": (str,),
+    "import_existing": (bool,), "event_timeout_ms": (int,), "event_budget": (int, float),
+    "redetect_interval": (int, float), "busy_retries": (int,), "busy_backoff": (int, float),
+    "busy_backoff_max": (int, float), "trigger_every": (int, float),
+}
+
+
+def _switch(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError("tether", f"not a boolean: {value!r}")
+
+
+def _tether_table(sources: Any, switch: Any) -> dict[str, Any] | None:
+    """The `[sources.tether]` table merged with the --tether / C2C_DEVICE_TETHER switch."""
+    table: dict[str, Any] | None = None
+    if sources is not None:
+        if not isinstance(sources, dict):
+            raise ConfigError("sources", "must be a table, e.g. [sources.tether]")
+        unknown = sorted(set(sources) - set(_SOURCES))
+        if unknown:
+            raise ConfigError(f"sources.{unknown[0]}", f"unknown source; known: {', '.join(_SOURCES)}")
+        if "tether" in sources:
+            if not isinstance(sources["tether"], dict):
+                raise ConfigError("sources.tether", "must be a table ([sources.tether])")
+            table = dict(sources["tether"])
+            enabled = table.pop("enabled", True)
+            if not isinstance(enabled, bool):
+                raise ConfigError("sources.tether.enabled", "must be true or false")
+            if not enabled:
+                table = None
+    if switch is not None:
+        if isinstance(switch, dict):
+            table = {**(table or {}), **switch}
+        elif _switch(switch):
+            table = table if table is not None else {}
+        else:
+            table = None
+    return table
+
+
+def tether_config(table: dict[str, Any], state_dir: Path, media_dirs: list[Path], base: Path) -> TetherConfig:
+    """Check `[sources.tether]` and fill the defaults: dest = first media dir or STATE_DIR/tether,
+    state_dir (the download ledger) = the device state dir."""
+    from reference_device.sources.tether import TetherConfig
+
+    known = [f.name for f in dataclasses.fields(TetherConfig)]
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ConfigError(f"sources.tether.{unknown[0]}", f"unknown key; known: enabled, {', '.join(known)}")
+    for key, value in table.items():
+        allowed = _TETHER_TYPES[key]
+        if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+            what = {str: "string", bool: "boolean", int: "integer"}.get(allowed[0], "number")
+            if float in allowed:
+                what = "number"
+            raise ConfigError(f"sources.tether.{key}", f"must be a {what}, not {type(value).__name__}")
+    values = dict(table)
+    for key in ("dest", "state_dir"):
+        if key in values:
+            p = Path(values[key]).expanduser()
+            values[key] = p if p.is_absolute() else base / p
+    values.setdefault("dest", media_dirs[0] if media_dirs else state_dir / "tether")
+    values.setdefault("state_dir", state_dir)
+    from harness.errors import ConfigError as TetherConfigError
+
+    try:
+        return TetherConfig.from_mapping(values)
+    except TetherConfigError as exc:
+        text = str(exc).removeprefix("tether: ").removeprefix("tether.")
+        raise ConfigError("sources.tether", text) from None

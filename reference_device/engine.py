@@ -40,7 +40,7 @@ from reference_device.pairing import Pairing, PairingStatus
 from reference_device.queue import FileQueue, FileRecord
 from reference_device.retry import RetryBudget
 from reference_device.sources.base import CapturedFile, Source
-from reference_device.sources.watch import WatchSource
+from reference_device.sources.registry import build_sources, confirm_upload, shutter, sources_status
 from reference_device.tokens import TokenManager
 from reference_device.uploader import Uploader
 
@@ -71,11 +71,8 @@ class Engine:
         self.presence = Presence(config, self.api, self.tokens, self.stop_event,
                                  identify=self.identify, device_id=lambda: self.device_id,
                                  on_status=self._set_cloud_status)
-        self.sources: list[Source] = list(sources) if sources is not None else [
-            WatchSource(config.media_dirs, interval=config.scan_interval,
-                        quiet_period=config.quiet_period, realtime=config.realtime,
-                        max_growth_time=config.max_growth_time, on_problem=self._on_problem)
-        ]
+        self.sources: list[Source] = (list(sources) if sources is not None
+                                      else build_sources(config, self._on_problem))
         self.mode = self.queue.get_setting("mode") or config.mode
         self.project: dict[str, Any] = {"id": None, "name": None}
         self.device_id: str | None = None
@@ -154,6 +151,9 @@ class Engine:
             st = path.stat()
         except OSError:
             return
+        if captured.reannounced and self.queue.known(path, size=st.st_size, mtime_ns=st.st_mtime_ns,
+                                                     inode=st.st_ino):
+            return  # handed over again after a restart: no media check, no queue write
         realtime = captured.growing and self.config.realtime
         state, reason = "queued", None
         if not realtime:
@@ -280,7 +280,8 @@ class Engine:
     def _upload_one(self, rec: FileRecord, cancel: threading.Event) -> None:
         try:
             self.uploader.upload(rec, cancel)
-            self.queue.transition(rec.id, ("uploading",), "done")
+            if self.queue.transition(rec.id, ("uploading",), "done"):
+                confirm_upload(self.sources, Path(rec.path), rec.origin)
             log.info("uploaded %s", rec.name)
         except MediaError as exc:
             self.queue.transition(rec.id, ("uploading",), "quarantined", str(exc))
@@ -309,7 +310,7 @@ class Engine:
 
         mode(mode="auto"|"manual"); upload(ids=[...] | all=True); cancel(ids | all);
         priority(id=..., priority=N | filetype=".mov", priority=N); retry(ids | all);
-        pairing/start; pairing/cancel; logout.
+        pairing/start; pairing/cancel; logout; shutter(count=N) (tethered camera).
         """
         action = action.strip("/").replace("_", "/")
         handler = {
@@ -317,6 +318,7 @@ class Engine:
             "priority": self._c_priority, "retry": self._c_retry,
             "pairing/start": self._c_pair_start, "pairing/cancel": self._c_pair_cancel,
             "cancel/pairing": self._c_pair_cancel, "logout": self._c_logout,
+            "shutter": self._c_shutter,
         }.get(action)
         if handler is None:
             return {"ok": False, "error": f"unknown action {action!r}"}
@@ -374,6 +376,9 @@ class Engine:
         targets = self.queue.ids_in(("failed", "quarantined")) if all else self._ids(ids)
         n = sum(self.queue.transition(fid, ("failed", "quarantined"), "queued") for fid in targets)
         return {"retried": n}
+
+    def _c_shutter(self, count: int = 1) -> dict[str, Any]:
+        return {"triggered": shutter(self.sources, count, self.stop_event)}
 
     def _c_pair_start(self) -> dict[str, Any]:
         if self.tokens.paired:
@@ -449,7 +454,7 @@ class Engine:
             "network": network,
             "socket": self.presence.snapshot(),
             "cloud_status": cloud,
-            "sources": [s.status() for s in self.sources],
+            "sources": sources_status(self.sources),
         }
 
     def _write_status_file(self) -> None:

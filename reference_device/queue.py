@@ -166,6 +166,12 @@ class FileQueue:
             return _record(db.execute("SELECT * FROM files WHERE id=?", (fid,)).fetchone()), True
 
     # --- reading ---------------------------------------------------------------------------
+    def known(self, path: Path, *, size: int, mtime_ns: int, inode: int) -> bool:
+        """This exact file (path, inode, size, mtime) is already queued: `add` would be a no-op."""
+        key = f"{path}|{inode}|{size}|{mtime_ns}"
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM files WHERE dedupe=?", (key,)).fetchone() is not None
+
     def get(self, file_id: str) -> FileRecord | None:
         with self._lock:
             row = self._db.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()

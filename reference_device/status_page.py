@@ -15,7 +15,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from reference_device.qr import format_code, qr_svg
-from reference_device.status_view import human_bytes, human_rate, normalize, progress_fraction
+from reference_device.status_view import (
+    human_bytes,
+    human_rate,
+    normalize,
+    progress_fraction,
+    source_lines,
+)
 
 __all__ = ["render_page", "render_panel", "render_qr_svg"]
 
@@ -23,6 +29,7 @@ _SHOW_CODE = ("requesting_code", "showing_code")
 _CAN_CANCEL_PAIRING = ("requesting_code", "showing_code", "approved")
 _CAN_PAIR = ("unpaired", "cancelled", "expired", "denied", "error", "repair_needed")
 _MAX_ROWS = 500
+_SOURCE_BAD = ("error", "claim_failed", "disconnected")
 
 
 def _e(value: Any) -> str:
@@ -123,6 +130,9 @@ def _summary(s: dict[str, Any]) -> str:
             *(q.get(x, 0) for x in ("completed", "queued", "uploading", "failed", "quarantined", "held", "paused", "cancelled")))),
     ]
     body = "".join(f'<tr><th>{_e(k_)}</th><td id="{_e(k_.lower())}">{_e(v)}</td></tr>' for k_, v in rows)
+    for kind, state, text in source_lines(s):
+        cls = ' class="bad"' if state in _SOURCE_BAD else ""
+        body += f'<tr><th>Source: {_e(kind)}</th><td id="source-{_e(kind)}"{cls}>{_e(text)}</td></tr>'
     if n.get("last_error"):
         body += f'<tr><th>Network error</th><td class="bad">{_e(n["last_error"])}</td></tr>'
     mode = s.get("mode")

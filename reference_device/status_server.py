@@ -49,7 +49,9 @@ ACTIONS: dict[str, frozenset[str]] = {
     "pairing/start": frozenset(),
     "pairing/cancel": frozenset(),
     "logout": frozenset(),
+    "shutter": frozenset({"count"}),  # tethered camera: fire the shutter N times
 }
+MAX_SHUTTER = 100
 
 
 class DeviceEngine(Protocol):
@@ -122,6 +124,11 @@ def validate_action(action: str, body: Any) -> dict[str, Any]:
             raise BadRequest("priority: 'filetype' must be an extension like \".mov\"")
         ft = ft.strip().lower()
         return {"filetype": ft if ft.startswith(".") else "." + ft, "priority": prio}
+    if action == "shutter":
+        count = body.get("count", 1)
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SHUTTER:
+            raise BadRequest(f"shutter: 'count' must be an integer from 1 to {MAX_SHUTTER}")
+        return {"count": count}
     return {}
 
 
@@ -159,6 +166,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("X-Frame-Options", "DENY")
         for k, v in (extra or {}).items():
             self.send_header(k, v)
+        if self.close_connection:
+            # Say so: a client that reuses the connection would find it closed under it.
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)

@@ -159,6 +159,22 @@ def printable(text: Any) -> str:
     return "".join(ch if ch.isprintable() else "?" for ch in s)
 
 
+def source_lines(snapshot: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(kind, state, one-line text) for every source that reports a state (e.g. the camera)."""
+    out = []
+    sources = snapshot.get("sources")
+    for src in sources if isinstance(sources, list) else []:
+        if not isinstance(src, dict) or not src.get("state"):
+            continue
+        text = printable(src.get("message") or src.get("state"))
+        if src.get("downloaded") is not None:
+            text += f" · {printable(src.get('downloaded'))} downloaded"
+        if src.get("last_error") and src.get("state") != "connected":
+            text += f" · last error: {printable(src.get('last_error'))}"
+        out.append((printable(src.get("kind") or "source"), printable(src.get("state")), text))
+    return out
+
+
 def summary_line(snapshot: dict[str, Any] | None) -> str:
     """The status as one plain log line (no control characters), for logs and `status`."""
     s = normalize(snapshot)
@@ -197,4 +213,5 @@ def summary_line(snapshot: dict[str, Any] | None) -> str:
     parts.append(f"token={printable(t.get('state'))}")
     parts.append(f"socket={'connected' if k.get('connected') else 'disconnected'}")
     parts.append(f"cloud={printable(s.get('cloud_status'))}")
+    parts.extend(f"{kind}={state}" for kind, state, _ in source_lines(s))
     return " ".join(parts)

@@ -32,6 +32,7 @@ from reference_device.status_view import (
     normalize,
     printable,
     progress_fraction,
+    source_lines,
     summary_line,
 )
 
@@ -48,6 +49,7 @@ KEYS: dict[str, str] = {
     "r": "retry failed",
 }
 _SHOW_CODE = ("requesting_code", "showing_code")
+_SOURCE_BAD = ("error", "claim_failed", "disconnected")
 _FILE_ORDER = {"uploading": 0, "queued": 1, "held": 2, "paused": 3, "failed": 4,
                "quarantined": 5, "cancelled": 6, "done": 7}
 _STATE_STYLE = {"done": "green", "failed": "red", "quarantined": "red", "uploading": "cyan",
@@ -129,6 +131,9 @@ def _info_table(s: dict[str, Any]) -> Table:
     grid.add_row("Network", net)
     grid.add_row("Socket", _t(f"{'connected' if k.get('connected') else 'disconnected'}"
                               f" ({k.get('kind') or '-'})"))
+    for kind, state, text in source_lines(s):
+        style = "green" if state == "connected" else "red" if state in _SOURCE_BAD else "yellow"
+        grid.add_row(_t(kind.capitalize() if kind != "tether" else "Camera"), _t(text, style))
     grid.add_row("Remaining", _t(f"{q.get('remaining_count')} files, "
                                  f"{human_bytes(q.get('remaining_bytes'))}"))
     grid.add_row("Uploads", _t(
@@ -205,6 +210,7 @@ def _change_key(s: dict[str, Any]) -> tuple[Any, ...]:
         n.get("online"), n.get("health"), s.get("cloud_status"),
         tuple(q.get(x) for x in ("remaining_count", "completed", "failed", "quarantined")),
         (s.get("current") or {}).get("file_id"),
+        tuple(state for _, state, _ in source_lines(s)),  # camera plugged / unplugged
     )
 
 

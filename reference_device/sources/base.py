@@ -19,6 +19,7 @@ class CapturedFile:
     captured_at: float  # Unix seconds when the media was created (drives the API `offset`)
     growing: bool = False  # still being written: eligible for real-time upload
     origin: str = "watch"  # watch | tether | manual
+    reannounced: bool = False  # handed over again at start-up (the queue already may have it)
 
 
 OnFile = Callable[[CapturedFile], None]

@@ -12,6 +12,7 @@ must have that variable in its environment before the first import.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -122,7 +123,17 @@ class Gphoto2Camera:
 
     def open(self) -> dict[str, Any]:
         if self._gp is None:
-            import gphoto2
+            vdir = os.environ.get("VCAMERADIR")
+            if vdir is not None and not os.path.isdir(vdir):
+                # libgphoto2's virtual camera segfaults on a missing directory.
+                raise CameraError(GP_ERROR_MODEL_NOT_FOUND, f"VCAMERADIR {vdir!r} is not a directory")
+            try:
+                import gphoto2
+            except ImportError as exc:
+                raise CameraError(
+                    GP_ERROR_NOT_SUPPORTED,
+                    f"python-gphoto2 is not installed ({exc}); pip install gphoto2",
+                ) from None
 
             self._gp = gphoto2
         gp = self._gp

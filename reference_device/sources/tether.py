@@ -20,6 +20,7 @@ Bench use (VCAMERADIR selects libgphoto2's virtual camera; set it in the environ
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -40,6 +41,7 @@ from reference_device.sources.camera import (
 from reference_device.sources.tether_files import atomic_write, safe_name, sha256_file
 from reference_device.sources.tether_ledger import LedgerEntry, TetherLedger, identity
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 CARD_POLICIES = ("keep", "until_confirmed", "delete")
 BASELINE_KEY = "__baseline__"
@@ -100,6 +102,14 @@ class TetherError(Exception):
     """A request to the tether source that cannot be done now (e.g. trigger while unplugged)."""
 
 
+class TetherRetry(TetherError):
+    """The camera session is being re-initialised by the worker: trigger again shortly."""
+
+
+class TetherNotReady(TetherError):
+    """No camera session right now (searching, unplugged, claim failed): try again later."""
+
+
 class TetherSource:
     """`Source` for a tethered camera (see the module docstring)."""
 
@@ -121,6 +131,8 @@ class TetherSource:
         self._connected = False
         self._ever_connected = False
         self._session_keys: set[str] = set()
+        self._generation = 0  # bumped at every (re)connect and re-init: a new camera session
+        self._downloaded_in: dict[str, int] = {}  # local path -> session it was downloaded in
         self._failed: set[str] = set()
         self._pending_deletes: list[LedgerEntry] = []
         self._next_trigger = 0.0
@@ -170,7 +182,7 @@ class TetherSource:
     def trigger(self) -> None:
         """Fire the shutter remotely; the frame arrives as a normal FILE_ADDED download."""
         if not self._connected:
-            raise TetherError(
+            raise TetherNotReady(
                 f"cannot trigger: camera is {self._status['state']} ({self._status['message']})"
             )
         wedged: CameraError | None = None
@@ -186,7 +198,7 @@ class TetherSource:
             if threading.current_thread() is not self._thread:
                 # Only the worker re-initialises, so no download is cut in half by a new session.
                 self._reinit_requested.set()
-                raise TetherError(
+                raise TetherRetry(
                     f"camera session wedged ({wedged}); re-initialising, trigger again"
                 )
             self._reinit(wedged)
@@ -204,6 +216,10 @@ class TetherSource:
         if entry is None:
             return False
         with self._status_lock:
+            # Only a frame of the current camera session: cameras (the virtual one after every
+            # re-init) reuse names, so an older path may now name a frame not yet downloaded.
+            if self._downloaded_in.get(str(path)) != self._generation:
+                return False
             self._pending_deletes.append(entry)
             self._status["pending_deletes"] = len(self._pending_deletes)
         return True
@@ -218,11 +234,12 @@ class TetherSource:
             self._status[key] += n
 
     def _run(self) -> None:
+        self._reannounce()
         while not self._stop.is_set():
-            if not self._connected and not self._connect():
-                self._stop.wait(self.config.redetect_interval)
-                continue
             try:
+                if not self._connected and not self._connect():
+                    self._stop.wait(self.config.redetect_interval)
+                    continue
                 if self._reinit_requested.is_set():
                     self._reinit_requested.clear()
                     self._reinit(CameraError(-1, "re-init requested"))
@@ -231,6 +248,37 @@ class TetherSource:
                 self._pump_events()
             except CameraError as exc:
                 self._on_camera_error(exc)
+            except Exception as exc:  # e.g. local disk full: never let the worker die
+                log.exception("tether worker error")
+                self._connected = False
+                with self._lock:
+                    self.adapter.close()
+                self._set("error", f"{type(exc).__name__}: {exc}; reconnecting in "
+                          f"{self.config.redetect_interval:g} s", last_error=f"{type(exc).__name__}: {exc}")
+                self._stop.wait(self.config.redetect_interval)
+
+    def _reannounce(self) -> None:
+        """Hand over every frame already in `dest` again (the queue ignores ones it has).
+
+        Covers a power cut after a frame was written but before the queue took it: the
+        camera may be gone or reset by then, the local copy is the only one.
+        """
+        if self._on_file is None:
+            return
+        try:
+            entries = sorted(self.config.dest.iterdir())
+        except OSError as exc:
+            self._set("error", f"cannot read {self.config.dest}: {exc.strerror}", last_error=str(exc))
+            return
+        for local in entries:
+            if local.name.startswith(".") or not local.is_file():
+                continue
+            try:
+                captured_at = local.stat().st_mtime
+                self._on_file(CapturedFile(path=local, captured_at=captured_at, growing=False,
+                                          origin="tether", reannounced=True))
+            except Exception:
+                log.exception("re-announcing %s failed", local.name)
 
     def _connect(self) -> bool:
         try:
@@ -261,6 +309,7 @@ class TetherSource:
         self._connected = True
         self._info = info
         self._session_keys = set()
+        self._new_session()
         self._set(
             "connected",
             f"connected to {info.get('model')}",
@@ -311,7 +360,16 @@ class TetherSource:
                 )
                 return
         self._session_keys = set()
+        self._new_session()
         self._set("connected", f"connected to {self._info.get('model')} (session re-initialised)")
+
+    def _new_session(self) -> None:
+        """Card paths of the old session mean nothing now: forget pending card deletions."""
+        with self._status_lock:
+            self._generation += 1
+            self._downloaded_in.clear()
+            self._pending_deletes.clear()
+            self._status["pending_deletes"] = 0
 
     def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """One camera call under the lock; busy (-110) is retried with exponential backoff."""
@@ -408,6 +466,7 @@ class TetherSource:
         entry = LedgerEntry(key, path.full, "downloaded", str(local), digest, len(data))
         self.ledger.record(entry)
         with self._status_lock:
+            self._downloaded_in[str(local)] = self._generation
             self._status["downloaded"] += 1
             self._status["last_file"] = local.name
         if self.config.card_files == "delete":

@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_file(f: CapturedFile) -> None:
         nonlocal count
+        if f.reannounced:  # a frame downloaded before a restart: already reported then
+            print(json.dumps({"event": "reannounced", "path": str(f.path)}), flush=True)
+            return
         with out_lock:
             count += 1
             print(

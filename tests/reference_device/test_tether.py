@@ -323,6 +323,7 @@ class Rig:
         self.tmp_path = tmp_path
         self.camera = camera
         self.files: list[CapturedFile] = []
+        self.reannounced: list[CapturedFile] = []
         self.cfg = {
             "redetect_interval": 0.02,
             "event_timeout_ms": 5,
@@ -339,8 +340,11 @@ class Rig:
         return TetherSource(config, adapter=self.camera)
 
     def start(self) -> Rig:
-        self.source.start(self.files.append)
+        self.source.start(self._on_file)
         return self
+
+    def _on_file(self, f: CapturedFile) -> None:
+        (self.reannounced if f.reannounced else self.files).append(f)
 
     def restart(self) -> None:
         self.source.stop()
@@ -405,6 +409,7 @@ def test_restart_uses_the_durable_ledger(rig: Rig) -> None:
     rig.restart()
     wait_for(lambda: len(rig.files) == 1, what="the frame shot while the rig was off")
     assert rig.files[0].path.name == "DSC_0003.JPG"
+    assert [f.path.name for f in rig.reannounced] == ["DSC_0002.JPG"]  # the queue ignores it
     assert sorted(p.name for p in (rig.tmp_path / "dest").iterdir()) == [
         "DSC_0002.JPG",
         "DSC_0003.JPG",
