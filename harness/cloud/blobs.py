@@ -37,11 +37,34 @@ def _fsync_and_rename(tmp: Path, dest: Path) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, dest)
-    dir_fd = os.open(dest.parent, os.O_RDONLY)
+    _fsync_dir(dest.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    dir_fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _absorb(md5: Any, handle: Any, chunks: list[bytes]) -> None:
+    """Hash and write one block of a part body (worker thread; both release the GIL)."""
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    md5.update(data)
+    handle.write(data)
+
+
+def _sha256_of(path: Path) -> tuple[str, int]:
+    sha = hashlib.sha256()
+    size = 0
+    with open(path, "rb", buffering=0) as handle:
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        while n := handle.readinto(buf):
+            sha.update(view[:n])
+            size += n
+    return sha.hexdigest(), size
 
 
 class BlobStore:
@@ -67,14 +90,21 @@ class BlobStore:
         """Stream an ASGI request body to `dest`, hashing as it arrives.
 
         The body is kept only if exactly `expected` bytes arrive; otherwise the temp file
-        is removed and the byte count says how far the sender got.
+        is removed and the byte count says how far the sender got. MD5 and the file write
+        run in a worker thread on 1 MiB blocks (hashlib and file writes release the GIL),
+        one block at a time and in order, so the event loop keeps decrypting TLS meanwhile.
         """
         tmp = self.root / "tmp" / f"{uuid.uuid4()}.tmp"
         md5 = hashlib.md5(usedforsecurity=False)
         nbytes = 0
         complete = False
         too_long = False
-        with open(tmp, "wb", buffering=CHUNK) as handle:
+        loop = asyncio.get_running_loop()
+        pending: asyncio.Future[None] | None = None
+        chunks: list[bytes] = []
+        buffered = 0
+        handle = open(tmp, "wb")  # noqa: SIM115 - closed below, also after a late block
+        try:
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
@@ -84,12 +114,30 @@ class BlobStore:
                     nbytes += len(body)
                     if nbytes > expected:
                         too_long = True
-                    else:
-                        md5.update(body)
-                        handle.write(body)
+                    elif not too_long:
+                        chunks.append(body)
+                        buffered += len(body)
+                        if buffered >= CHUNK:
+                            if pending is not None:
+                                await pending
+                            pending = loop.run_in_executor(None, _absorb, md5, handle, chunks)
+                            chunks, buffered = [], 0
                 if not message.get("more_body", False):
                     complete = not too_long and nbytes == expected
                     break
+            if pending is not None:
+                await pending
+                pending = None
+            if chunks:
+                await loop.run_in_executor(None, _absorb, md5, handle, chunks)
+            handle.close()
+        except BaseException:
+            if pending is not None and not pending.done():  # the thread still writes: close after
+                pending.add_done_callback(lambda _: handle.close())
+            else:
+                handle.close()
+            tmp.unlink(missing_ok=True)
+            raise
         if not complete:
             tmp.unlink(missing_ok=True)
             return Received(nbytes, md5.hexdigest(), False, too_long)
@@ -102,11 +150,19 @@ class BlobStore:
 
         Runs in a worker thread. With `drop_parts` (basic uploads) part files are removed
         once the asset blob is durable; real-time parts stay, since a part number may be
-        registered again later and the asset reassembled.
+        registered again later and the asset reassembled. A basic upload of one part needs
+        no copy: the part file (fsync'd when it arrived) is renamed into place.
         """
+        dest = self.asset_path(asset_id)
+        if drop_parts and len(numbers) == 1:
+            part = self.part_path(asset_id, numbers[0])
+            sha, size = _sha256_of(part)
+            os.replace(part, dest)
+            _fsync_dir(dest.parent)
+            shutil.rmtree(part.parent, ignore_errors=True)
+            return sha, size
         sha = hashlib.sha256()
         size = 0
-        dest = self.asset_path(asset_id)
         tmp = self.root / "tmp" / f"{uuid.uuid4()}.asm"
         with open(tmp, "wb", buffering=CHUNK) as out:
             for number in numbers:

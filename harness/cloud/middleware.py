@@ -123,7 +123,7 @@ class JournalMiddleware:
             state.get("device_id"), header(scope, b"x-client-version"),
             json.dumps(redact_headers(scope.get("headers", []))),
         ))
-        if len(self.core.journal_buffer) >= 500:
+        if len(self.core.journal_buffer) >= 64:  # small batches: no long stall of the loop
             self.core.flush_journal()
 
 

@@ -233,6 +233,6 @@ def device_for_token(core: CloudCore, presented: str, version: str | None,
     if (row is None or row["kind"] != "access" or row["used_at"] is not None
             or row["grant_revoked"] or row["device_revoked"] or now >= row["expires_at"]):
         return None
-    core.store.note_seen(row["device_pk"], now, version)
+    device = core.store.note_seen(row["device_pk"], now, version)
     scope.setdefault("state", {})["device_id"] = row["device_pk"]
-    return core.store.device(row["device_pk"])
+    return device

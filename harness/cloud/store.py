@@ -1,9 +1,11 @@
-"""Durable emulator state in SQLite (WAL, synchronous=FULL): the oracle's memory.
+"""Durable emulator state in SQLite (WAL; commits fsync'd by WalSync before any answer): the oracle.
 
 Group commit: each request's writes run at once inside a savepoint of a shared
-transaction, and the request's answer waits for `durable()`, which commits (one fsync)
-for every request that wrote in the same event-loop turn. Nothing is acknowledged before
-it is on disk, and 32 concurrent requests cost one fsync instead of 32.
+transaction, and the request's answer waits for `durable()`, which commits every request
+that wrote since the last COMMIT (at the end of the event-loop turn, or when the fsync in
+flight ends), then waits for the WAL fsync that covers that commit (harness/cloud/walsync.py:
+the fsync runs in a thread, so the event loop never blocks on the disk). Nothing is
+acknowledged before it is on disk, and 32 concurrent requests cost one fsync instead of 32.
 
 Tokens and device codes are stored as SHA-256 digests only, so neither the database nor
 a backup ever holds a usable credential.
@@ -21,6 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from harness.cloud.walsync import WalSync
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -115,15 +119,21 @@ class Store:
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        # NORMAL: a COMMIT does not fsync; WalSync does, off the loop, before any answer.
+        # Checkpoints stay synced (NORMAL and the checkpoint thread's FULL both sync them).
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA wal_autocheckpoint=0")
+        self.db.execute("PRAGMA journal_size_limit=67108864")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
+        self.wal = WalSync(self.path)
         self._in_tx = False
-        self._commit_future: asyncio.Future[None] | None = None
+        self._commit_future: asyncio.Future[int] | None = None
 
     def close(self) -> None:
         self.flush()
-        self.db.close()
+        self.wal.close()
+        self.db.close()  # the closing checkpoint is synced (synchronous=NORMAL)
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -141,31 +151,52 @@ class Store:
         self.db.execute("RELEASE w")
 
     def flush(self) -> None:
-        """Commit now (fsync). Used outside requests and by the batch committer."""
+        """Commit now and fsync, blocking. Used outside requests (startup, control, close)."""
+        self._commit()
+        self.wal.sync_now()
+
+    def _commit(self) -> int:
+        """COMMIT the shared transaction (no fsync); returns the latest commit's number."""
         if self._in_tx:
             self._in_tx = False
-            self.db.execute("COMMIT")
+            try:
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:  # the batch failed as a whole: every waiter hears it
+                    self.db.execute("ROLLBACK")
+                raise
+            return self.wal.note_commit()
+        return self.wal.committed
 
     async def durable(self) -> None:
-        """Wait until every write made so far is committed; batches concurrent callers."""
-        if not self._in_tx:
-            return
-        if self._commit_future is None:
-            loop = asyncio.get_running_loop()
-            self._commit_future = loop.create_future()
-            loop.call_soon(self._commit_batch)
-        await asyncio.shield(self._commit_future)
+        """Wait until every write made so far is committed and fsync'd; batches callers.
+
+        While an fsync is in flight nothing written now could be acknowledged before the
+        next one anyway, so the COMMIT waits for it too: one COMMIT per fsync, not per turn.
+        """
+        if self._in_tx:
+            if self._commit_future is None:
+                loop = asyncio.get_running_loop()
+                self._commit_future = loop.create_future()
+                if self.wal.busy:
+                    self.wal.after_sync(self._commit_batch)
+                else:
+                    loop.call_soon(self._commit_batch)
+            seq = await asyncio.shield(self._commit_future)
+        else:
+            seq = self.wal.committed
+        await self.wal.wait(seq)
 
     def _commit_batch(self) -> None:
         future, self._commit_future = self._commit_future, None
         try:
-            self.flush()
+            seq = self._commit()
         except Exception as exc:  # surfaced to every waiting request
             if future is not None and not future.done():
                 future.set_exception(exc)
             return
         if future is not None and not future.done():
-            future.set_result(None)
+            future.set_result(seq)
 
     def one(self, sql: str, *args: Any) -> dict[str, Any] | None:
         row = self.db.execute(sql, args).fetchone()
@@ -308,10 +339,11 @@ class Store:
             sql += " AND connected=1"
         return self.all(sql + " ORDER BY external_index", device_pk)
 
-    def note_seen(self, device_pk: str, now: float, version: str | None) -> None:
+    def note_seen(self, device_pk: str, now: float, version: str | None) -> dict[str, Any] | None:
+        """Record a device's activity; returns its row as it now stands (None: no device)."""
         device = self.device(device_pk)
         if device is None:
-            return
+            return None
         versions = json.loads(device["firmware_versions"])
         changed = version is not None and version not in versions
         if changed:
@@ -324,6 +356,10 @@ class Store:
                 " last_firmware=COALESCE(?, last_firmware) WHERE id=?",
                 now, json.dumps(versions), version, device_pk,
             )
+            device.update(last_seen_at=now, firmware_versions=json.dumps(versions))
+            if version is not None:
+                device["last_firmware"] = version
+        return device
 
     # --- grants and tokens ---------------------------------------------------------------
     def issue_tokens(

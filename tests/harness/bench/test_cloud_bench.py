@@ -130,3 +130,36 @@ def test_errors_in_the_report_never_carry_url_signatures() -> None:
     text = _describe(RuntimeError(f"Client error '403 Forbidden' for url '{url}'"))
     assert "deadbeef" not in text and "X-Amz" not in text
     assert text.startswith("RuntimeError: Client error '403 Forbidden'") and "/s3/parts/k?[redacted]" in text
+
+
+def test_raw_client_speaks_keep_alive_https_and_reports_refusals(tmp_path: Path) -> None:
+    from urllib.parse import urlsplit
+
+    from harness.bench.cloud import _Connection, _emulator, _head, _HttpError, _tls_context
+
+    with _emulator(tmp_path) as emulator:
+        url = urlsplit(emulator.api_url)
+        conn = _Connection(url.hostname or "", url.port or 443, _tls_context(str(emulator.ca_bundle)))
+        try:
+            health = _head("GET", "/health", url.netloc, 0, {"x-client-version": "1.0.0"})
+            assert json.loads(conn.request(health)) == {"ok": True}
+            first = conn.sock
+            body = b'{"name": "a.bin", "filetype": "application/octet-stream", "filesize": 1}'
+            create = _head("POST", "/v2/devices/assets", url.netloc, len(body),
+                           {"authorization": "Bearer not-a-token", "content-type": "application/json"})
+            with pytest.raises(_HttpError, match="HTTP 401"):
+                conn.request(create, body)
+            assert json.loads(conn.request(health)) == {"ok": True}
+            assert conn.sock is first  # the refusal did not cost the connection
+        finally:
+            conn.close()
+
+
+def test_warmup_creates_run_but_are_not_sampled(tmp_path: Path) -> None:
+    from harness.bench.cloud import _emulator, _run_load
+
+    with _emulator(tmp_path) as emulator:
+        load = _run_load(emulator, 2, MIB, 0.5, False, 1, warmup=0.4)
+    assert load["errors"] == 0, load["first_error"]
+    assert 0 < len(load["latencies"]) < load["assets"]  # warm-up creates happened, uncounted
+    assert load["elapsed"] == pytest.approx(0.5, abs=0.01)  # rates divide by the measured window
