@@ -1,0 +1,69 @@
+Feature: Networks the device must work on
+  Each network configuration from the integrator checklist, as a shaped link.
+
+  @C2C-NETW-01
+  Scenario: Upload speed reaches 50 Mbps when the network allows
+    Given a paired device
+    And the network profile "hardline"
+    When a large file of 48 MB is captured
+    Then every captured file arrives intact within 120 seconds
+    And the measured upload throughput is at least 50 Mbps
+
+  Scenario Outline: Uploads complete on every network configuration
+    Given a paired device
+    And the network profile "<profile>"
+    When 2 "<kind>" files are captured
+    Then every captured file arrives intact within 300 seconds
+
+    @C2C-TNET-01
+    Examples: Commercial router on hardline WAN
+      | profile  | kind |
+      | hardline | mov  |
+      | hardline | jpg  |
+
+    @C2C-TNET-02
+    Examples: Bonded cellular modem
+      | profile         | kind |
+      | bonded-cellular | mov  |
+
+    @C2C-TNET-03
+    Examples: Commercial cellular modem
+      | profile  | kind |
+      | cellular | jpg  |
+
+    @C2C-TNET-04
+    Examples: Hotspot-style modem
+      | profile | kind |
+      | hotspot | jpg  |
+
+    @C2C-TNET-05
+    Examples: Meshed routers with fast roaming
+      | profile   | kind |
+      | mesh-roam | jpg  |
+
+    @C2C-TNET-06
+    Examples: Direct modem connection
+      | profile      | kind |
+      | direct-modem | jpg  |
+
+  @C2C-RES-03
+  Scenario: The device survives ISP issues
+    Given a paired device
+    When 3 "jpg" files are captured
+    And the network profile "isp-outage" is applied for 15 seconds
+    Then every captured file arrives intact within 240 seconds
+
+  @C2C-NETW-02 @declared
+  Scenario: WPA2 Wi-Fi or Ethernet
+    Given the device profile
+    Then the profile declares "C2C-NETW-02" with evidence
+
+  @C2C-NETW-03 @declared
+  Scenario: DHCP and static IP
+    Given the device profile
+    Then the profile declares "C2C-NETW-03" with evidence
+
+  @C2C-NETW-06 @declared
+  Scenario: Known Wi-Fi networks are remembered
+    Given the device profile
+    Then the profile declares "C2C-NETW-06" with evidence

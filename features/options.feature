@@ -1,0 +1,45 @@
+Feature: User upload options
+  Manual mode, file selection, prioritisation and cancel.
+
+  @C2C-OPT-01 @C2C-OPT-02
+  Scenario: Manual mode uploads only what the user selects
+    Given a paired device
+    And the device is in "manual" upload mode
+    When 3 "jpg" files are captured
+    And the user uploads the first captured file
+    Then only the first captured file arrives within 120 seconds
+    When the user uploads all files
+    Then every captured file arrives intact within 120 seconds
+    When the user sets upload mode to "auto"
+    And 1 "jpg" file is captured
+    Then every captured file arrives intact within 120 seconds
+
+  @C2C-OPT-03
+  Scenario: Files of a prioritised type are uploaded first
+    Given a paired device
+    And the device is in "manual" upload mode
+    When 3 "jpg" files are captured
+    And 2 "wav" files are captured
+    And the user gives ".wav" files priority
+    And the user uploads all files
+    Then every captured file arrives intact within 180 seconds
+    And the ".wav" files were uploaded before the other files
+
+  @C2C-OPT-04
+  Scenario: A reprioritised file is uploaded first
+    Given a paired device
+    And the device is in "manual" upload mode
+    When 4 "jpg" files are captured
+    And the user gives the last captured file top priority
+    And the user uploads all files
+    Then every captured file arrives intact within 180 seconds
+    And the last captured file was uploaded first
+
+  @C2C-OPT-06
+  Scenario: Cancelled uploads stop
+    Given a paired device
+    And the network profile "cellular"
+    When a large file of 24 MB is captured
+    And the cloud has received part of the upload
+    And the user cancels all uploads
+    Then the cloud receives no more parts for the cancelled files within 30 seconds

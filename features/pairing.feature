@@ -1,0 +1,58 @@
+Feature: Pairing and authorization
+  A device pairs with a six-digit code (OAuth device flow), shows the project it is
+  connected to, and handles every answer the authorization server can give.
+
+  @C2C-AUTH-01 @smoke
+  Scenario: A fresh device shows a six-digit pairing code
+    Given a fresh unpaired device
+    When the device requests a pairing code
+    Then the device shows a 6-digit pairing code
+
+  @C2C-AUTH-02
+  Scenario: The device offers the complete verification URL when URL pairing is enabled
+    Given URL pairing is enabled in the cloud
+    And a fresh unpaired device
+    When the device requests a pairing code
+    Then the device offers the complete verification URL
+
+  @C2C-AUTH-03
+  Scenario Outline: Pairing can be cancelled at every step
+    Given a fresh unpaired device
+    When the device requests a pairing code
+    And the pairing is cancelled <when>
+    Then the cloud sees no more token polls from the device within 30 seconds
+    And the device does not show itself as paired
+
+    Examples:
+      | when                    |
+      | while the code is shown |
+      | while polling           |
+
+  @C2C-AUTH-04
+  Scenario Outline: The device handles pairing errors and requests a new code
+    Given the cloud answers token polls with "<error>"
+    And a fresh unpaired device
+    When the device requests a pairing code
+    Then the device shows a pairing code again within 60 seconds
+    And the device pairs once the code is approved
+
+    Examples:
+      | error         |
+      | expired_token |
+      | access_denied |
+
+  @C2C-PROJ-01 @C2C-QA-03 @smoke
+  Scenario: The device shows the connected project name
+    Given a paired device
+    Then the device shows the project name
+    When the cloud renames the project to "Renamed by the bench"
+    Then the device shows the project name "Renamed by the bench" within 60 seconds
+
+  @C2C-NETW-05
+  Scenario: The device switches networks without re-pairing
+    Given a paired device
+    When 3 "jpg" files are captured
+    And the network path switches
+    And 2 "jpg" files are captured
+    Then every captured file arrives intact within 120 seconds
+    And the device requested no new pairing code

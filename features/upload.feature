@@ -1,0 +1,82 @@
+Feature: Automatic upload and error handling
+  What a device captures reaches the cloud intact, once, whatever the cloud answers.
+
+  @C2C-UPL-01 @C2C-QA-01 @smoke
+  Scenario: Captured media is uploaded automatically
+    Given a paired device
+    When 3 "jpg" files are captured
+    Then every captured file arrives intact within 120 seconds
+
+  @C2C-UPL-01
+  Scenario: A growing file is uploaded while it is being recorded or when it completes
+    Given a paired device
+    When a growing file of 12 MB is recorded over 6 seconds
+    Then every captured file arrives intact within 180 seconds
+
+  @C2C-UPL-03
+  Scenario: Captured media is kept in user-accessible local storage
+    Given a paired device
+    When 2 "jpg" files are captured
+    Then every captured file arrives intact within 120 seconds
+    And the captured files are still in the device's local storage
+
+  @C2C-CTL-02
+  Scenario: Media captured while the device is paused is withheld
+    Given a paired device
+    When the cloud pauses the device
+    And 2 "jpg" files are captured
+    And the cloud resumes the device
+    And 2 "jpg" files are captured
+    Then the files captured after the pause arrive intact within 120 seconds
+    And the files captured while paused are withheld
+
+  @C2C-CTL-03
+  Scenario Outline: AWS non-fatal errors are retried
+    Given a paired device
+    And the cloud answers the next 3 part uploads with "<kind>"
+    When 2 "jpg" files are captured
+    Then every captured file arrives intact within 180 seconds
+
+    Examples:
+      | kind            |
+      | slowdown        |
+      | request_timeout |
+      | internal_error  |
+      | expired_url     |
+
+  @C2C-RTY-03
+  Scenario Outline: Non-fatal API errors are retried
+    Given a paired device
+    And the cloud answers the next 2 API calls with "<kind>"
+    When 2 "jpg" files are captured
+    Then every captured file arrives intact within 180 seconds
+
+    Examples:
+      | kind               |
+      | internal_error     |
+      | too_many_requests  |
+      | unauthorized       |
+
+  @C2C-RTY-03
+  Scenario: Expired access tokens are refreshed and the upload continues
+    Given a paired device
+    When the cloud expires the device's access tokens
+    And 2 "jpg" files are captured
+    Then every captured file arrives intact within 120 seconds
+    And the device refreshed its token at least 1 time
+
+  @C2C-CTL-04 @C2C-RES-04
+  Scenario Outline: Corrupted or unreadable media does not block other uploads
+    Given a paired device
+    When 2 "jpg" files are captured
+    And a "<how>" corrupted "<kind>" file is captured
+    And 2 "jpg" files are captured
+    Then every intact captured file arrives within 180 seconds
+    And the corrupted file did not block the queue
+
+    Examples:
+      | how         | kind |
+      | zero-length | jpg  |
+      | truncate    | mov  |
+      | vanish      | jpg  |
+      | unreadable  | jpg  |

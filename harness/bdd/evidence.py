@@ -1,0 +1,51 @@
+"""Evidence attached to every scenario: ledger, fault timeline, journal excerpt, throughput plot.
+
+Evidence gathering never raises: a bench that cannot produce evidence still reports the
+verdict its steps reached, and says which evidence is missing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from harness.certify.plot import throughput_svg
+
+JOURNAL_EXCERPT = 200
+
+
+def _attachment_types() -> tuple[Any, Any, Any]:
+    try:
+        from allure_commons.types import AttachmentType
+
+        return AttachmentType.JSON, AttachmentType.TEXT, AttachmentType.SVG
+    except ImportError:  # allure not installed: plain strings, only used for file names
+        return "json", "text", "svg"
+
+
+def collect_evidence(bench: Any) -> dict[str, tuple[str, Any]]:
+    """{attachment name: (body, allure attachment type)} for one scenario."""
+    json_t, text_t, svg_t = _attachment_types()
+    out: dict[str, tuple[str, Any]] = {}
+    journal: list[dict[str, Any]] = []
+    try:
+        journal = bench.journal()
+    except Exception as exc:
+        out["journal (unavailable)"] = (f"{type(exc).__name__}: {exc}", text_t)
+    if bench.state.captures:
+        try:
+            out["delivery ledger"] = (json.dumps(bench.ledger().to_dict(), indent=2, default=str), json_t)
+        except Exception as exc:
+            out["delivery ledger (unavailable)"] = (f"{type(exc).__name__}: {exc}", text_t)
+    windows = [w for w in bench.timeline.windows() if w["start"] >= bench.state.started_at - 1]
+    events = [e.__dict__ for e in bench.timeline.events if e.at >= bench.state.started_at - 1]
+    out["fault timeline"] = (json.dumps({"windows": windows, "events": events}, indent=2, default=str), json_t)
+    if journal:
+        excerpt = journal[-JOURNAL_EXCERPT:]
+        out["request journal (excerpt)"] = (json.dumps(excerpt, indent=2, default=str), json_t)
+        out["throughput"] = (throughput_svg(journal, windows), svg_t)
+    if bench.state.measurements:
+        out["measurements"] = (json.dumps(bench.state.measurements, indent=2, default=str), json_t)
+    if bench.prompt.answers:
+        out["operator answers"] = (json.dumps(bench.prompt.evidence(), indent=2, default=str), json_t)
+    return out

@@ -1,0 +1,306 @@
+"""pytest plugin `c2c_bench`: options, markers, bench fixtures, evidence and verdict collection.
+
+Loaded through the `pytest11` entry point in every pytest run of the project, so it is
+inert unless used: importing it registers nothing but options and markers, no fixture is
+autouse, and results are only written when a scenario actually used the bench and
+`--c2c-reports` is given.
+
+Options: --c2c-device=PROFILE (default reference), --c2c-network=PROFILE, --c2c-seed=N,
+--c2c-interactive, --c2c-reports=DIR, --c2c-smoke (marks the run as a smoke run).
+Fixtures: bench, cloud, network, device, media, timeline (and c2c_session).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.certify.checklist import ITEM_ID, load_checklist
+from harness.certify.verdicts import item_verdicts, scenario_verdict, verdict_for_skip
+
+FEATURES_DIR = Path(__file__).resolve().parents[2] / "features"
+RESULTS = pytest.StashKey[dict[str, Any]]()
+BENCH = pytest.StashKey[Any]()
+_TAG_LINE = re.compile(r"^\s*@")
+BUILTIN_TAGS = {
+    "smoke": "fast certification subset (<= 60 s)",
+    "declared": "verified from the device profile's declarations",
+    "operator": "needs a person on the bench",
+    "slow": "long-running scenario",
+    "tethered": "tethered camera scenarios",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("c2c-bench", "C2C certification bench")
+    group.addoption("--c2c-device", default="reference", help="device profile name, path or mutant:NAME")
+    group.addoption("--c2c-network", default=None, help="network profile applied for the whole run")
+    group.addoption("--c2c-seed", type=int, default=1, help="seed for media and fault schedules")
+    group.addoption("--c2c-interactive", action="store_true", help="ask the operator for operator-verified items")
+    group.addoption("--c2c-reports", default=None, help="directory for results.json and the certificate")
+    group.addoption("--c2c-smoke", action="store_true", help="record the run as a smoke run")
+
+
+def feature_tags(directory: Path = FEATURES_DIR) -> set[str]:
+    """Every @tag used in the feature files (so --strict-markers accepts them)."""
+    tags: set[str] = set()
+    if directory.is_dir():
+        for path in directory.glob("*.feature"):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if _TAG_LINE.match(line):
+                    tags.update(t[1:] for t in line.split() if t.startswith("@"))
+    return tags
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        checklist = load_checklist()
+        titles = {item.id: item.title for item in checklist}
+    except Exception:  # an unreadable checklist must not break unrelated test runs
+        titles = {}
+    for item_id, title in titles.items():
+        config.addinivalue_line("markers", f"{item_id}: checklist item: {title}")
+    for tag in sorted(feature_tags() - set(titles)):
+        config.addinivalue_line("markers", f"{tag}: {BUILTIN_TAGS.get(tag, 'feature tag')}")
+    for tag, doc in BUILTIN_TAGS.items():
+        config.addinivalue_line("markers", f"{tag}: {doc}")
+    config.stash[RESULTS] = {"results": [], "used": False}
+
+
+# --- fixtures ------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def c2c_session(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The session bench: emulator, network, media and device, built lazily on first use."""
+    from harness.bdd.bench import session_bench
+    from harness.device.profile import load_profile
+
+    config = request.config
+    config.stash[RESULTS]["used"] = True
+    profile = load_profile(config.getoption("--c2c-device"))
+    reports = config.getoption("--c2c-reports")
+    base = Path(reports) / "work" if reports else Path(tempfile.mkdtemp(prefix="c2c-bench-"))
+    base.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="run-", dir=base))
+    with session_bench(
+        profile, workdir, seed=config.getoption("--c2c-seed"),
+        interactive=config.getoption("--c2c-interactive"), network_profile=config.getoption("--c2c-network"),
+    ) as session:
+        config.stash[RESULTS]["device"] = profile.summary() | {"not_applicable": dict(profile.not_applicable)}
+        yield session
+
+
+@pytest.fixture
+def bench(request: pytest.FixtureRequest, c2c_session: Any) -> Iterator[Any]:
+    """This scenario's view of the bench (protocols + its own captures and measurements)."""
+    from harness.bdd.bench import Bench, ScenarioState
+
+    state = ScenarioState()
+    b = Bench(c2c_session, state)
+    with contextlib.suppress(Exception):
+        state.journal_since = c2c_session.journal_head()
+        state.notes["plain_http_baseline"] = len(b.cloud.plain_http_attempts())
+    request.node.stash[BENCH] = b
+    yield b
+    b.cleanup()
+
+
+@pytest.fixture
+def cloud(bench: Any) -> Any:
+    return bench.cloud
+
+
+@pytest.fixture
+def network(bench: Any) -> Any:
+    return bench.network
+
+
+@pytest.fixture
+def device(bench: Any) -> Any:
+    return bench.device
+
+
+@pytest.fixture
+def media(bench: Any) -> Any:
+    return bench.media
+
+
+@pytest.fixture
+def timeline(bench: Any) -> Any:
+    return bench.timeline
+
+
+# --- allure labels and evidence -----------------------------------------------------------------
+def _checklist_ids(item: pytest.Item) -> list[str]:
+    return sorted({m.name for m in item.iter_markers() if ITEM_ID.match(m.name)})
+
+
+@pytest.hookimpl(trylast=True, optionalhook=True)
+def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
+    """Checklist IDs as Allure labels; device id and firmware as Allure parameters (history per device)."""
+    if not _checklist_ids(request.node):
+        return
+    try:
+        import allure
+
+        for item_id in _checklist_ids(request.node):
+            allure.dynamic.label("checklist", item_id)
+        config = request.config
+        allure.dynamic.parameter("device", config.getoption("--c2c-device"))
+        with contextlib.suppress(Exception):
+            session = request.getfixturevalue("c2c_session")
+            allure.dynamic.parameter("device id", session.profile.device_id)
+            allure.dynamic.parameter("firmware", session.profile.firmware)
+        allure.dynamic.parameter("seed", str(config.getoption("--c2c-seed")), excluded=True)
+    except Exception:  # reporting must never change a verdict
+        return
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
+    """Attach the ledger, fault timeline, journal excerpt and throughput plot to the scenario."""
+    b = request.node.stash.get(BENCH, None)
+    if b is None:
+        return
+    from harness.bdd.evidence import collect_evidence
+
+    evidence = collect_evidence(b)
+    request.node.stash[_EVIDENCE] = evidence
+    with contextlib.suppress(Exception):
+        import allure
+
+        for name, (body, kind) in evidence.items():
+            allure.attach(body, name=name, attachment_type=kind)
+
+
+_EVIDENCE = pytest.StashKey[dict[str, Any]]()
+
+
+# --- verdicts --------------------------------------------------------------------------------
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    ids = _checklist_ids(item)
+    if not ids:
+        return
+    store = item.config.stash[RESULTS]
+    failed_setup = report.when == "setup" and not report.passed
+    if report.when != "call" and not failed_setup:
+        return
+    exc = call.excinfo.value if call.excinfo is not None else None
+    b = item.stash.get(BENCH, None)
+    if b is None and not item.config.getoption("--c2c-reports", default=None):
+        return  # not a certification run
+    measurements = list(b.state.measurements) if b is not None else []
+    if report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        verdict = verdict_for_skip(str(reason))
+        per_item = dict.fromkeys(ids, verdict)
+    else:
+        per_item = item_verdicts(ids, exc if report.failed else None, measurements)
+        verdict = scenario_verdict(exc if report.failed else None, measurements)
+        reason = _reason(exc) if report.failed else ""
+        if verdict == "fail" and not reason:
+            bad = [m for m in measurements if m.get("passed") is False]
+            reason = "; ".join(f"{m['name']}={m['value']} outside {m['limits']}" for m in bad)
+    record = {
+        "nodeid": item.nodeid,
+        "feature": _feature_file(item),
+        "scenario": _scenario_name(item),
+        "items": ids,
+        "outcome": report.outcome,
+        "verdict": verdict,
+        "item_verdicts": per_item,
+        "reason": reason,
+        "exception": type(exc).__name__ if exc is not None and report.failed else None,
+        "measurements": measurements,
+        "duration_s": round(report.duration, 3),
+        "finished_at": time.time(),
+    }
+    store["results"].append(record)
+    _progress(item.config, {"event": "scenario", **{k: record[k] for k in ("nodeid", "scenario", "verdict", "items", "reason")}})
+
+
+def _reason(exc: BaseException | None) -> str:
+    if exc is None:
+        return ""
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}"[:500] if first else type(exc).__name__
+
+
+def _template(item: pytest.Item) -> Any:
+    try:
+        from pytest_bdd.scenario import scenario_wrapper_template_registry
+    except ImportError:  # pragma: no cover
+        return None
+    return scenario_wrapper_template_registry.get(getattr(item, "obj", None))
+
+
+def _scenario_name(item: pytest.Item) -> str:
+    """The Gherkin scenario name, with the Examples row of an outline."""
+    template = _template(item)
+    if template is None:
+        return item.name
+    name = str(template.name)
+    example = getattr(getattr(item, "callspec", None), "params", {}).get("_pytest_bdd_example")
+    if example:
+        name += " [" + ", ".join(f"{k}={v}" for k, v in example.items()) + "]"
+    return name
+
+
+def _feature_file(item: pytest.Item) -> str:
+    template = _template(item)
+    feature = getattr(template, "feature", None)
+    return Path(str(getattr(feature, "filename", "") or getattr(feature, "rel_filename", ""))).name or Path(str(item.path)).name
+
+
+def _progress(config: pytest.Config, event: dict[str, Any]) -> None:
+    reports = config.getoption("--c2c-reports", default=None)
+    if not reports:
+        return
+    path = Path(reports) / "progress.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(event) + "\n")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    n = sum(1 for i in session.items if _checklist_ids(i))
+    if n:
+        _progress(session.config, {"event": "collected", "scenarios": n})
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Write results.json and the certificate when scenarios ran and --c2c-reports is set."""
+    config = session.config
+    store = config.stash.get(RESULTS, None)
+    reports = config.getoption("--c2c-reports", default=None)
+    if not store or not store["results"] or not reports:
+        return
+    out = Path(reports)
+    out.mkdir(parents=True, exist_ok=True)
+    device = store.get("device") or {"name": config.getoption("--c2c-device")}
+    run = {"seed": config.getoption("--c2c-seed"), "smoke": config.getoption("--c2c-smoke"),
+           "network": config.getoption("--c2c-network"), "interactive": config.getoption("--c2c-interactive"),
+           "exitstatus": int(exitstatus)}
+    (out / "results.json").write_text(
+        json.dumps({"device": device, "run": run, "results": store["results"]}, indent=2, ensure_ascii=False),
+        encoding="utf-8",
+    )
+    try:
+        from harness.certify.certificate import write_certificate
+
+        write_certificate(out)
+    except Exception:
+        (out / "certificate-error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+    _progress(config, {"event": "finished", "exitstatus": int(exitstatus)})

@@ -1,0 +1,71 @@
+"""Helpers shared by the step modules: polling with deadlines, status-or-operator checks.
+
+Steps synchronise on conditions (poll with a deadline), never on bare sleeps, and they
+only talk to the protocols through the `bench` fixture.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from harness.errors import DeviceFailure, DeviceTimeout, OperatorUnavailable
+
+T = TypeVar("T")
+POLL_S = 0.25
+
+
+def wait_until[T](predicate: Callable[[], T], timeout: float, what: str, *, interval: float = POLL_S) -> T:
+    """Poll `predicate` until truthy; DeviceTimeout (a device failure) naming `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except (DeviceFailure, OperatorUnavailable):
+            raise
+        except AssertionError as exc:
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            detail = f": {last_exc}" if last_exc else ""
+            raise DeviceTimeout(f"after {timeout:.0f} s, still waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+def hold_for(seconds: float, check: Callable[[], None] | None = None, *, interval: float = POLL_S) -> None:
+    """Keep a condition true for `seconds` (an observation window, e.g. 'no more polls')."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check is not None:
+            check()
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+
+
+def status_or_operator(bench: Any, question: str, check: Callable[[dict[str, Any]], bool],
+                       timeout: float = 30.0) -> None:
+    """Verify from the device's status when it has one, else ask the operator.
+
+    Without status and without an interactive operator this raises OperatorUnavailable,
+    which the certificate records as "operator" (never a silent pass).
+    """
+    if bench.has_status:
+        wait_until(lambda: check(bench.device.status() or {}), timeout, f"device status to show: {question}")
+        return
+    if not bench.prompt.confirm(question):
+        raise DeviceFailure(f"operator says no: {question}")
+
+
+def control_or_operator(bench: Any, action: str, question: str, **args: Any) -> None:
+    """Do a user action through the device's control API, or ask the operator to do it."""
+    if bench.device.control(action, **args):
+        bench.timeline.record("device", action, "mark", **{k: str(v) for k, v in args.items()})
+        return
+    if not bench.prompt.confirm(question):
+        raise OperatorUnavailable(f"operator did not: {question}")
+
+
+def device_status(bench: Any) -> dict[str, Any]:
+    return bench.device.status() or {}

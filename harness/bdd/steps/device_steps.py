@@ -1,0 +1,382 @@
+"""Steps about the device under test: pairing, what it shows, user actions, secrets, declarations.
+
+Everything goes through the Device protocol (status(), pairing_code(), control()) and the
+operator prompt when the device has no automatic way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_bdd import given, parsers, then, when
+
+from harness.bdd.steps.common import (
+    control_or_operator,
+    device_status,
+    hold_for,
+    status_or_operator,
+    wait_until,
+)
+from harness.certify.verdicts import NOT_APPLICABLE_SKIP
+from harness.errors import DeviceFailure, OperatorUnavailable
+
+PAIR_TIMEOUT = 60.0
+TOKEN_PATTERNS = (
+    re.compile(r"Bearer\s+[A-Za-z0-9._~+/=-]{16,}"),
+    re.compile(r"\"?(access|refresh)_token\"?\s*[:=]\s*\"?[A-Za-z0-9._~+/=-]{16,}"),
+)
+MAX_SCAN_BYTES = 20 * 1024 * 1024
+
+
+def _running(bench: Any) -> bool:
+    on = bench.device.power().is_on()
+    return True if on is None else bool(on)
+
+
+def ensure_running(bench: Any) -> None:
+    if not _running(bench):
+        bench.device.start()
+
+
+def pair(bench: Any) -> None:
+    """Run the pairing flow end to end: code shown on the device, approved in the cloud."""
+    ensure_running(bench)
+    st = device_status(bench)
+    if st and (st.get("pairing") or {}).get("state") not in {"showing_code", "requesting_code", "paired"}:
+        try:  # after a logout, removal or cancel the user starts pairing again
+            bench.device.control("start_pairing")
+        except DeviceFailure:
+            pass  # refused (e.g. still paired): the code wait below decides
+    project = bench.session.ensure_project()
+    code = bench.device.pairing_code(PAIR_TIMEOUT)
+    bench.state.pairing_code = code
+    bench.cloud.approve(code, str(project["id"]))
+    bench.timeline.record("cloud", "approve", "mark", user_code="******")
+    wait_until(lambda: bench.cloud_device() is not None, PAIR_TIMEOUT, "the device to appear in the cloud project")
+    if bench.has_status:
+        wait_until(lambda: (device_status(bench).get("pairing") or {}).get("state") == "paired",
+                   PAIR_TIMEOUT, "the device to show itself paired")
+    bench.session.paired = True
+
+
+@given("a fresh unpaired device")
+def _fresh_device(bench: Any) -> None:
+    """Factory-reset the device (new state, new client id) and power it on, unpaired."""
+    bench.session.fresh_device()
+    bench.device.start()
+
+
+@given("a paired device")
+def _paired_device(bench: Any) -> None:
+    """A running device paired to the bench project; pairs it (device code flow) if needed."""
+    if bench.session.paired and _running(bench) and bench.cloud_device() is not None:
+        return
+    pair(bench)
+
+
+@given("a paired device that makes proxies")
+def _proxy_device(bench: Any) -> None:
+    """A paired device with the `proxies` capability; without it the proxy items are not applicable."""
+    if "proxies" not in bench.profile.capabilities:
+        reason = bench.profile.not_applicable.get("C2C-WF-04") or "the profile declares no 'proxies' capability"
+        pytest.skip(f"{NOT_APPLICABLE_SKIP}{reason}")
+    _paired_device(bench)
+
+
+@given(parsers.parse('the device is in "{mode}" upload mode'))
+def _mode_given(bench: Any, mode: str) -> None:
+    """Switch automatic/manual upload through the device's control, or by the operator."""
+    control_or_operator(bench, "mode", f"Set the device to {mode} upload mode. Done?", mode=mode)
+    bench.state.notes["restore_mode"] = "auto"
+
+
+@given("the device profile")
+def _profile(bench: Any) -> None:
+    """Nothing to run: the scenario checks what the profile declares."""
+
+
+@when("the device requests a pairing code")
+def _request_code(bench: Any) -> None:
+    """Wait until the device shows (status, console or operator) a pairing code."""
+    ensure_running(bench)
+    code = bench.device.pairing_code(PAIR_TIMEOUT)
+    bench.state.pairing_code = code
+    bench.state.codes_seen.append(code)
+
+
+@when(parsers.parse("the pairing is cancelled {moment}"))
+def _cancel_pairing(bench: Any, moment: str) -> None:
+    """Cancel the authorization flow at the given moment (code shown / polling)."""
+    if moment == "while polling":
+        code = bench.state.pairing_code
+        wait_until(lambda: any(r.get("path", "").endswith("/v2/auth/token") for r in bench.journal()),
+                   30, "the device to poll for a token")
+        assert code
+    control_or_operator(bench, "cancel_pairing", "Cancel the pairing on the device. Done?")
+    bench.timeline.record("device", "cancel_pairing", "mark", moment=moment)
+    bench.state.notes["cancelled_at"] = bench.timeline.events[-1].at
+
+
+@when(parsers.parse('the user sets upload mode to "{mode}"'))
+def _set_mode(bench: Any, mode: str) -> None:
+    """Switch automatic/manual upload mode as the user would."""
+    control_or_operator(bench, "mode", f"Set the device to {mode} upload mode. Done?", mode=mode)
+    bench.state.notes["restore_mode"] = "auto"
+
+
+@when("the user uploads all files")
+def _upload_all(bench: Any) -> None:
+    """Select every queued file for upload (bulk selection)."""
+    control_or_operator(bench, "upload", "Select all files for upload on the device. Done?", all=True)
+
+
+def _file_id(bench: Any, name: str) -> str:
+    def find() -> str | None:
+        for f in device_status(bench).get("files", []):
+            if f.get("name") == name and f.get("id"):
+                return str(f["id"])
+        return None
+    return wait_until(find, 30, f"the device to list {name}")
+
+
+@when("the user uploads the first captured file")
+def _upload_first(bench: Any) -> None:
+    """Select one file (the first captured) for upload."""
+    first = bench.state.captures[0].name
+    if bench.has_status:
+        control_or_operator(bench, "upload", f"Upload only {first}. Done?", ids=[_file_id(bench, first)])
+    else:
+        control_or_operator(bench, "upload", f"Upload only {first}. Done?")
+
+
+@when(parsers.parse('the user gives "{ext}" files priority'))
+def _priority_type(bench: Any, ext: str) -> None:
+    """Prioritise a file type (optional feature)."""
+    control_or_operator(bench, "priority", f"Give {ext} files priority. Done?", filetype=ext, priority=100)
+
+
+@when("the user gives the last captured file top priority")
+def _priority_file(bench: Any) -> None:
+    """Move the last captured file to the front of the queue (optional feature)."""
+    last = bench.state.captures[-1].name
+    if bench.has_status:
+        control_or_operator(bench, "priority", f"Move {last} to the front. Done?", id=_file_id(bench, last), priority=1000)
+    else:
+        control_or_operator(bench, "priority", f"Move {last} to the front. Done?")
+
+
+@when("the user cancels all uploads")
+def _cancel_all(bench: Any) -> None:
+    """Cancel every upload (bulk cancel)."""
+    control_or_operator(bench, "cancel", "Cancel all uploads on the device. Done?", all=True)
+    bench.state.notes["cancelled_at"] = bench.timeline.events[-1].at if bench.timeline.events else None
+
+
+@when("the user logs out")
+def _logout(bench: Any) -> None:
+    """Log out on the device (must revoke its tokens in the cloud)."""
+    control_or_operator(bench, "logout", "Log out on the device. Done?")
+    bench.session.paired = False
+
+
+# --- what the device shows -------------------------------------------------------------------
+@then("the device shows a 6-digit pairing code")
+def _six_digits(bench: Any) -> None:
+    """The user code is exactly six digits (measured as user_code_digits)."""
+    code = bench.state.pairing_code or bench.device.pairing_code(PAIR_TIMEOUT)
+    digits = len(code) if code.isdigit() else -1
+    ok = bench.measure("C2C-AUTH-01", "user_code_digits", digits)
+    assert ok, f"pairing code {'*' * len(code)} is not six digits"
+
+
+@then("the device offers the complete verification URL")
+def _complete_uri(bench: Any) -> None:
+    """verification_uri_complete is offered (status field) or the operator sees a link/QR."""
+    status_or_operator(bench, "Does the device show a link or QR code for pairing?",
+                       lambda st: bool((st.get("pairing") or {}).get("verification_uri_complete")))
+
+
+@then("the device does not show itself as paired")
+def _not_paired(bench: Any) -> None:
+    """After a cancel the device is not paired."""
+    status_or_operator(bench, "Does the device show itself as NOT paired?",
+                       lambda st: (st.get("pairing") or {}).get("state") not in {"paired", "approved"})
+
+
+@then("the device shows the project name")
+def _project_name(bench: Any) -> None:
+    """The connected project's name is shown."""
+    name = str(bench.session.ensure_project()["name"])
+    status_or_operator(bench, f"Does the device show the project name {name!r}?",
+                       lambda st: (st.get("project") or {}).get("name") == name)
+
+
+@then(parsers.parse('the device shows the project name "{name}" within {seconds:d} seconds'))
+def _project_renamed(bench: Any, name: str, seconds: int) -> None:
+    """A project renamed in the cloud is shown under its new name."""
+    status_or_operator(bench, f"Does the device show the project name {name!r}?",
+                       lambda st: (st.get("project") or {}).get("name") == name, timeout=seconds)
+
+
+@then(parsers.parse("the device shows {count:d} files remaining"))
+def _remaining(bench: Any, count: int) -> None:
+    """Remaining file count in the queue."""
+    status_or_operator(bench, f"Does the device show {count} files remaining?",
+                       lambda st: (st.get("queue") or {}).get("remaining_count") == count, timeout=60)
+
+
+@then("the device shows the total remaining size of the captured files")
+def _remaining_size(bench: Any) -> None:
+    """Remaining bytes equal the sum of the captured files' sizes."""
+    total = sum(c.size for c in bench.state.captures)
+    status_or_operator(bench, f"Does the device show {total / 1e6:.1f} MB remaining?",
+                       lambda st: (st.get("queue") or {}).get("remaining_bytes") == total)
+
+
+@then("the device shows the current file's upload progress")
+def _progress(bench: Any) -> None:
+    """The file being uploaded is shown with its size and a progress above zero."""
+    name = bench.state.captures[-1].name
+
+    def moving(st: dict[str, Any]) -> bool:
+        cur = st.get("current") or {}
+        return cur.get("name") == name and bool(cur.get("size")) and int(cur.get("bytes_done") or 0) > 0
+    status_or_operator(bench, "Does the device show the current file's upload progress?", moving, timeout=120)
+
+
+@then("the device shows the completed, queued and failed uploads")
+def _results(bench: Any) -> None:
+    """Completed and failed (or quarantined) uploads are listed with their states."""
+    def shown(st: dict[str, Any]) -> bool:
+        q = st.get("queue") or {}
+        return "completed" in q and "queued" in q and (int(q.get("failed") or 0) + int(q.get("quarantined") or 0)) >= 1
+    status_or_operator(bench, "Does the device list completed, queued and failed uploads?", shown, timeout=60)
+
+
+@then(parsers.parse('the device shows the network as "{state}" within {seconds:d} seconds'))
+def _network_state(bench: Any, state: str, seconds: int) -> None:
+    """Network status: "down" = offline/health down, "up" = online."""
+    def shown(st: dict[str, Any]) -> bool:
+        net = st.get("network") or {}
+        if state == "down":
+            return net.get("online") is False or net.get("health") == "down"
+        return net.get("online") is True and net.get("health") != "down"
+    status_or_operator(bench, f"Does the device show its network as {state}?", shown, timeout=seconds)
+
+
+@then("the device shows its connection type, speed and health")
+def _network_details(bench: Any) -> None:
+    """Connection type, throughput and health are present."""
+    def shown(st: dict[str, Any]) -> bool:
+        net = st.get("network") or {}
+        return bool(net.get("type")) and "throughput_bps" in net and net.get("health") in {"good", "degraded", "down"}
+    status_or_operator(bench, "Does the device show connection type, speed and health?", shown)
+
+
+@then(parsers.parse('the device shows the cloud status "{state}" within {seconds:d} seconds'))
+def _cloud_status(bench: Any, state: str, seconds: int) -> None:
+    """The device reflects a cloud-side state (paused, online)."""
+    status_or_operator(bench, f"Does the device show the cloud status {state!r}?",
+                       lambda st: st.get("cloud_status") == state, timeout=seconds)
+
+
+@then(parsers.parse("the device shows itself as unpaired within {seconds:d} seconds"))
+def _unpaired(bench: Any, seconds: int) -> None:
+    """After logout or removal the device goes back to pairing."""
+    status_or_operator(
+        bench, "Does the device show itself as unpaired (asking to pair again)?",
+        lambda st: (st.get("pairing") or {}).get("state") in
+        {"unpaired", "requesting_code", "showing_code", "repair_needed", "expired"}
+        or (st.get("token") or {}).get("state") in {"none", "repair_needed"}, timeout=seconds)
+    bench.session.paired = False
+
+
+@then("the device showed no user alert about authorization")
+def _no_alert(bench: Any) -> None:
+    """Token refreshes were silent: never repair_needed, never an auth error (user_alerts == 0)."""
+    st = device_status(bench)
+    if not bench.has_status:
+        if not bench.prompt.confirm("Did the device run without any sign-in/authorization alert?"):
+            raise DeviceFailure("operator saw an authorization alert")
+        return
+    alerts = int(bench.state.notes.get("auth_alerts", 0))
+    if (st.get("token") or {}).get("state") == "repair_needed" or (st.get("pairing") or {}).get("state") == "repair_needed":
+        alerts += 1
+    assert bench.measure("C2C-NET-02", "user_alerts", alerts), f"{alerts} authorization alert(s) shown to the user"
+
+
+@then("the captured files are still in the device's local storage")
+def _local_storage(bench: Any) -> None:
+    """Uploaded files remain in user-accessible storage."""
+    missing = [c.name for c in bench.state.captures if not Path(c.path).exists()]
+    if missing and not bench.has_status:
+        if not bench.prompt.confirm("Are the recorded files still on the device's local storage?"):
+            raise DeviceFailure("operator: files not kept in local storage")
+        return
+    assert not missing, f"files removed from local storage after upload: {missing}"
+
+
+# --- secrets ---------------------------------------------------------------------------------
+def _scan_texts(bench: Any) -> list[tuple[str, str]]:
+    texts: list[tuple[str, str]] = []
+    for root in bench.device.inspect_paths():
+        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+        for p in paths:
+            try:
+                data = p.read_bytes()[:MAX_SCAN_BYTES]
+            except OSError:
+                continue
+            texts.append((str(p), data.decode("utf-8", errors="replace")))
+    st = bench.device.status()
+    if st is not None:
+        texts.append(("status.json", json.dumps(st)))
+    return texts
+
+
+def _require_inspectable(bench: Any) -> None:
+    if not bench.device.inspect_paths() and not bench.has_status:
+        raise OperatorUnavailable("the profile exposes no logs or state to scan; an operator must inspect the UI and exports")
+
+
+@then("the device's logs, state and status contain no client secret")
+def _no_secret(bench: Any) -> None:
+    """The client secret appears in no log, state file or status the profile exposes."""
+    _require_inspectable(bench)
+    secret = bench.cloud.client_secret()
+    leaks = [where for where, text in _scan_texts(bench) if secret and secret in text]
+    assert not leaks, f"client secret readable in: {leaks}"
+
+
+@then("the device's logs, state and status contain no access or refresh token")
+def _no_tokens(bench: Any) -> None:
+    """No bearer or refresh token in plain text in logs, state or status."""
+    _require_inspectable(bench)
+    leaks = sorted({where for where, text in _scan_texts(bench) for rx in TOKEN_PATTERNS if rx.search(text)})
+    assert not leaks, f"access/refresh token readable in: {leaks}"
+
+
+# --- declared and operator items ----------------------------------------------------------------
+@then(parsers.parse('the profile declares "{item}" with evidence'))
+def _declared(bench: Any, item: str) -> None:
+    """A declared item passes on the profile's evidence; otherwise an operator must confirm."""
+    evidence = bench.profile.declared.get(item)
+    if evidence:
+        bench.state.notes.setdefault("declared", {})[item] = evidence
+        return
+    title = bench.session.checklist[item].title
+    if not bench.prompt.confirm(f"{item}: {title}. Does the device meet it?"):
+        raise DeviceFailure(f"{item}: operator says the device does not meet it")
+
+
+@then(parsers.parse('the operator confirms "{question}"'))
+def _operator_confirms(bench: Any, question: str) -> None:
+    """An operator-verified requirement: asked when interactive, verdict "operator" otherwise."""
+    if not bench.prompt.confirm(question):
+        raise DeviceFailure(f"operator says no: {question}")
+
+
+__all__ = ["hold_for", "pair"]

@@ -1,0 +1,64 @@
+"""Steps on the device's path to the cloud (Network protocol) and the TLS interceptor."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pytest_bdd import given, parsers, when
+
+from harness.bdd.steps.common import hold_for
+
+
+@given(parsers.parse('the network profile "{name}"'))
+def _profile(bench: Any, name: str) -> None:
+    """Shape the link like a real network (hardline, cellular, bonded-cellular, hotspot, mesh-roam...)."""
+    bench.network.apply_profile(name)
+    bench.state.notes["network_profile"] = name
+
+
+@when(parsers.parse('the network profile "{name}" is applied for {seconds:d} seconds'))
+def _profile_for(bench: Any, name: str, seconds: int) -> None:
+    """A network episode (e.g. isp-outage) for a while, then a clean link."""
+    bench.network.apply_profile(name)
+    hold_for(seconds)
+    bench.network.clear()
+
+
+@when("the link goes down")
+def _down(bench: Any) -> None:
+    """Cut the link (connections refused, live ones dropped)."""
+    bench.network.link_down()
+
+
+@when("the link comes back")
+def _up(bench: Any) -> None:
+    """Restore the link."""
+    bench.network.link_up()
+
+
+@when(parsers.parse("the link goes down for {seconds:d} seconds"))
+def _down_for(bench: Any, seconds: int) -> None:
+    """A network disconnection of a given length, mid-queue."""
+    bench.network.link_down()
+    hold_for(seconds)
+    bench.network.link_up()
+
+
+@when("the network path switches")
+def _switch(bench: Any) -> None:
+    """Every live connection drops and the device comes back on a new path (network change)."""
+    bench.network.switch_path()
+
+
+@when("a TLS interceptor with an untrusted certificate sits on the device's path")
+def _intercept(bench: Any) -> None:
+    """mitmproxy with a CA the device has never seen, in the path to the cloud."""
+    bench.state.notes["interceptor"] = bench.start_interceptor()
+    bench.state.notes["intercept_from"] = time.time()
+
+
+@when("the interceptor is removed")
+def _unintercept(bench: Any) -> None:
+    """Back to the direct path; queued files must now upload."""
+    bench.stop_interceptor()

@@ -1,0 +1,88 @@
+"""Steps of features/tethered_camera.feature: a camera tethered over PTP to the device.
+
+The camera (libgphoto2's virtual camera on the bench) lives inside the device process, so
+the shutter is a user action on the device (`control("shutter", count=N)`) or the
+operator's finger. Ground truth is the file the device downloaded to local storage,
+hashed by the bench as soon as it appears.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_bdd import given, parsers, then, when
+
+from harness.bdd.bench import Capture
+from harness.bdd.steps.common import (
+    control_or_operator,
+    device_status,
+    status_or_operator,
+    wait_until,
+)
+from harness.bdd.steps.device_steps import pair
+from harness.bdd.steps.oracle_steps import _all_intact
+from harness.bdd.steps.power_steps import _cut, _restore
+from harness.certify.verdicts import NOT_APPLICABLE_SKIP
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@given(parsers.parse('a paired "{name}" device with a tethered virtual camera'))
+def _tethered(bench: Any, name: str) -> None:
+    """A paired device whose profile declares the `tether` capability (else: not applicable)."""
+    if "tether" not in bench.profile.capabilities:
+        pytest.skip(f"{NOT_APPLICABLE_SKIP}profile {bench.profile.name} has no tethered camera (capability 'tether')")
+    pair(bench)
+
+
+@when(parsers.parse("the camera captures {count:d} photos"))
+def _shoot(bench: Any, count: int) -> None:
+    """Fire the shutter `count` times; each downloaded frame joins the capture manifest."""
+    known = {c.name for c in bench.state.captures}
+    control_or_operator(bench, "shutter", f"Take {count} photos on the tethered camera. Done?", count=count)
+
+    def new_frames() -> list[dict[str, Any]] | None:
+        files = [f for f in device_status(bench).get("files", []) if f.get("name") not in known and f.get("path")]
+        return files if len(files) >= count else None
+    for f in wait_until(new_frames, 60, f"{count} new frames on the device")[:count]:
+        path = Path(str(f["path"]))
+        bench.state.captures.append(Capture(name=str(f["name"]), path=path, sha256=_sha256(path),
+                                            size=path.stat().st_size, captured_at=time.time(), kind="jpg"))
+
+
+@when("the rig loses power while a file is uploading")
+def _cut_uploading(bench: Any) -> None:
+    """Abrupt power loss once a part PUT has reached the cloud."""
+    wait_until(lambda: any(r.get("method") == "PUT" for r in bench.journal()), 120, "an upload in progress")
+    _cut(bench)
+
+
+@when("power is restored")
+def _power_back(bench: Any) -> None:
+    """Power on again; the device boots from its persisted state."""
+    _restore(bench)
+
+
+@then("every captured file is delivered exactly once with a matching hash")
+def _exactly_once(bench: Any) -> None:
+    """Delivery ledger: every frame intact, none lost or duplicated."""
+    _all_intact(bench, 300)
+
+
+@then("the tethered camera shows as connected")
+def _connected(bench: Any) -> None:
+    """The device reports its tethered camera connected again after the power cut."""
+    status_or_operator(
+        bench, "Does the device show the tethered camera as connected?",
+        lambda st: any(s.get("kind") == "tether" and s.get("state") == "connected"
+                       for s in (st.get("sources") or [])), timeout=60)

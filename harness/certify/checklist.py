@@ -1,0 +1,253 @@
+"""The machine-readable integrator checklist (`checklist.toml`), loaded and validated.
+
+Every certification verdict is keyed by a checklist item ID (``C2C-UPL-07``). The TOML
+carries its own ID list so a clone can check itself without the reference documents:
+every item must be listed, every listed ID must be an item, and (tested in
+``tests/test_features.py``) every item must have a scenario tagged with its ID.
+
+    checklist = load_checklist()
+    item = checklist["C2C-CTL-01"]
+    item.measurements[0].check(12_000, part_size=8_388_608)  # -> True
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+
+DEFAULT_CHECKLIST = Path(__file__).with_name("checklist.toml")
+ITEM_ID = re.compile(r"^C2C-[A-Z]+-\d{2}$")
+KINDS = frozenset({"all", "camera", "encoder", "audio", "app"})
+HOW_VERIFIED = frozenset({"oracle", "status", "operator", "declared"})
+VERDICTS = ("fail", "error", "operator", "pass", "not-applicable")
+# Symbolic limits resolved per scenario (the part size depends on the file under test).
+SYMBOLIC_LIMITS = frozenset({"part_size"})
+
+
+@dataclass(frozen=True)
+class ScenarioRef:
+    """A scenario that exercises an item: the feature file name and the scenario name."""
+
+    feature: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A named value with a unit and inclusive limits, as OpenHTF measures it."""
+
+    name: str
+    unit: str
+    low: float | str | None = None
+    high: float | str | None = None
+    doc: str = ""
+
+    def resolve(self, limit: float | str | None, context: Mapping[str, float]) -> float | None:
+        """Turn a symbolic limit ("part_size") into a number from the scenario context."""
+        if limit is None or isinstance(limit, int | float):
+            return limit
+        if limit not in context:
+            raise ConfigError(f"measurement {self.name!r}: limit {limit!r} needs {limit!r} from the scenario")
+        return float(context[limit])
+
+    def check(self, value: float, **context: float) -> bool:
+        """True when `value` is within the limits (inclusive)."""
+        low = self.resolve(self.low, context)
+        high = self.resolve(self.high, context)
+        if low is not None and value < low:
+            return False
+        return not (high is not None and value > high)
+
+    def describe(self) -> str:
+        """Human limit text, e.g. ">= 50 Mbit/s" or "<= part_size bytes"."""
+        if self.low is not None and self.high is not None:
+            if self.low == self.high:
+                return f"== {self.low} {self.unit}"
+            return f"{self.low}..{self.high} {self.unit}"
+        if self.low is not None:
+            return f">= {self.low} {self.unit}"
+        if self.high is not None:
+            return f"<= {self.high} {self.unit}"
+        return f"recorded ({self.unit})"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One checklist requirement."""
+
+    id: str
+    title: str
+    section: str
+    kinds: tuple[str, ...]
+    how_verified: tuple[str, ...]
+    stimulus: str
+    optional: bool
+    scenarios: tuple[ScenarioRef, ...]
+    measurements: tuple[Measurement, ...] = ()
+
+    def applies_to(self, kind: str) -> bool:
+        """Whether the item applies to a device of this kind (camera, encoder, audio, app)."""
+        return "all" in self.kinds or kind in self.kinds
+
+    @property
+    def automatable(self) -> bool:
+        """True when the bench can decide it without a person (oracle or status)."""
+        return bool({"oracle", "status"} & set(self.how_verified))
+
+    def measurement(self, name: str) -> Measurement:
+        for m in self.measurements:
+            if m.name == name:
+                return m
+        raise KeyError(f"{self.id} has no measurement {name!r}")
+
+
+@dataclass(frozen=True)
+class Checklist:
+    """All items, in document order."""
+
+    items: tuple[Item, ...]
+    not_run_verdict: str = "error"
+    precedence: tuple[str, ...] = VERDICTS
+    path: Path | None = field(default=None, compare=False)
+
+    def __getitem__(self, item_id: str) -> Item:
+        for item in self.items:
+            if item.id == item_id:
+                return item
+        raise KeyError(item_id)
+
+    def __contains__(self, item_id: object) -> bool:
+        return any(item.id == item_id for item in self.items)
+
+    def __iter__(self) -> Iterator[Item]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def ids(self) -> list[str]:
+        return [item.id for item in self.items]
+
+
+def _require(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in table:
+        raise ConfigError(f"{where}: missing field {key!r}")
+    value = table[key]
+    if not isinstance(value, kind):
+        raise ConfigError(f"{where}: field {key!r} must be {_type_name(kind)}, got {type(value).__name__}")
+    return value
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    if isinstance(kind, tuple):
+        return " or ".join(k.__name__ for k in kind)
+    return kind.__name__
+
+
+def _measurement(raw: Any, where: str) -> Measurement:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must be a table")
+    name = _require(raw, "name", str, where)
+    unit = _require(raw, "unit", str, where)
+    limits: dict[str, float | str | None] = {}
+    for key in ("low", "high"):
+        value = raw.get(key)
+        if isinstance(value, bool) or not (value is None or isinstance(value, int | float | str)):
+            raise ConfigError(f"{where}: field {key!r} must be a number or a symbolic limit")
+        if isinstance(value, str) and value not in SYMBOLIC_LIMITS:
+            raise ConfigError(f"{where}: field {key!r} = {value!r} is not a known symbolic limit {sorted(SYMBOLIC_LIMITS)}")
+        limits[key] = value
+    unknown = set(raw) - {"name", "unit", "low", "high", "doc"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}")
+    return Measurement(name=name, unit=unit, low=limits["low"], high=limits["high"], doc=str(raw.get("doc", "")))
+
+
+def _item(raw: Any, index: int) -> Item:
+    where = f"item[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must be a table")
+    item_id = _require(raw, "id", str, where)
+    where = f"item {item_id}"
+    if not ITEM_ID.match(item_id):
+        raise ConfigError(f"{where}: field 'id' must look like C2C-ABC-01")
+    kinds = tuple(_require(raw, "kinds", list, where))
+    if not kinds or set(kinds) - KINDS:
+        raise ConfigError(f"{where}: field 'kinds' must be a non-empty subset of {sorted(KINDS)}, got {list(kinds)}")
+    how = tuple(_require(raw, "how_verified", list, where))
+    if not how or set(how) - HOW_VERIFIED:
+        raise ConfigError(f"{where}: field 'how_verified' must be a non-empty subset of {sorted(HOW_VERIFIED)}, got {list(how)}")
+    scenarios_raw = _require(raw, "scenarios", list, where)
+    scenarios: list[ScenarioRef] = []
+    for n, s in enumerate(scenarios_raw):
+        if not isinstance(s, dict) or not isinstance(s.get("feature"), str) or not isinstance(s.get("name"), str):
+            raise ConfigError(f"{where}: field 'scenarios[{n}]' needs string 'feature' and 'name'")
+        scenarios.append(ScenarioRef(feature=s["feature"], name=s["name"]))
+    if not scenarios:
+        raise ConfigError(f"{where}: field 'scenarios' is empty; every item needs at least one scenario")
+    measurements = tuple(
+        _measurement(m, f"{where} measurement[{n}]") for n, m in enumerate(raw.get("measurements", []))
+    )
+    unknown = set(raw) - {"id", "title", "section", "kinds", "how_verified", "stimulus", "optional", "scenarios", "measurements"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}")
+    return Item(
+        id=item_id,
+        title=_require(raw, "title", str, where),
+        section=_require(raw, "section", str, where),
+        kinds=kinds,
+        how_verified=how,
+        stimulus=str(raw.get("stimulus", "")),
+        optional=bool(raw.get("optional", False)),
+        scenarios=tuple(scenarios),
+        measurements=measurements,
+    )
+
+
+def parse_checklist(data: Mapping[str, Any], path: Path | None = None) -> Checklist:
+    """Validate a decoded checklist document; raise ConfigError naming the bad field."""
+    if data.get("schema") != "c2c-checklist/1":
+        raise ConfigError(f"checklist: field 'schema' must be 'c2c-checklist/1', got {data.get('schema')!r}")
+    ids = _require(data, "ids", list, "checklist")
+    raw_items = _require(data, "item", list, "checklist")
+    items = [_item(raw, n) for n, raw in enumerate(raw_items)]
+    seen: set[str] = set()
+    for item in items:
+        if item.id in seen:
+            raise ConfigError(f"item {item.id}: duplicate id")
+        seen.add(item.id)
+    if len(set(ids)) != len(ids):
+        raise ConfigError("checklist: field 'ids' lists an ID twice")
+    missing = [i for i in ids if i not in seen]
+    extra = [i for i in seen if i not in ids]
+    if missing:
+        raise ConfigError(f"checklist: field 'ids' lists {missing} with no [[item]]")
+    if extra:
+        raise ConfigError(f"checklist: [[item]] {sorted(extra)} not listed in field 'ids'")
+    rules = data.get("verdict_rules", {})
+    precedence = tuple(rules.get("precedence", VERDICTS))
+    if set(precedence) != set(VERDICTS):
+        raise ConfigError(f"verdict_rules: field 'precedence' must order exactly {list(VERDICTS)}")
+    not_run = rules.get("not_run", "error")
+    if not_run not in VERDICTS:
+        raise ConfigError(f"verdict_rules: field 'not_run' must be one of {list(VERDICTS)}")
+    return Checklist(items=tuple(items), not_run_verdict=not_run, precedence=precedence, path=path)
+
+
+def load_checklist(path: Path | str | None = None) -> Checklist:
+    """Load and validate the checklist TOML (the packaged one by default)."""
+    p = Path(path) if path is not None else DEFAULT_CHECKLIST
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"checklist: file {p} not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"checklist: {p} is not valid TOML: {exc}") from exc
+    return parse_checklist(data, path=p)

@@ -1,0 +1,222 @@
+"""`c2c-certify`: run a certification, build the reports, print the step catalog, run mutants.
+
+    c2c-certify run --device reference [--smoke] [--network P] [--seed N] [--reports DIR] [--interactive]
+    c2c-certify report --reports reports [--allure PATH]
+    c2c-certify steps
+    c2c-certify mutants [--full] [--out reports/mutants.json]
+
+`run` drives pytest on the certification suite in a subprocess (so a crashing device or
+plugin never takes the CLI down), shows rich progress from the plugin's progress file,
+then a one-screen summary. Exit status: 0 when every automatable item passes, 1 when one
+fails or errors, 2 on a usage/configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from harness.errors import C2CBenchError, ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SUITE = REPO_ROOT / "harness" / "bdd" / "suite.py"
+SCENARIO_TIMEOUT_S = 900
+DEFAULT_ALLURE = REPO_ROOT / ".cache" / "node" / "node_modules" / ".bin" / "allure"
+
+
+def plugin_args() -> list[str]:
+    """`-p harness.bdd.plugin` unless the c2c_bench entry point already loads it."""
+    installed = any(ep.value == "harness.bdd.plugin" for ep in entry_points(group="pytest11"))
+    return [] if installed else ["-p", "harness.bdd.plugin"]
+
+
+def pytest_command(
+    device: str, *, reports: Path, smoke: bool = False, network: str | None = None, seed: int = 1,
+    interactive: bool = False, items: Sequence[str] = (), extra: Sequence[str] = (),
+) -> list[str]:
+    """The pytest argv for one certification run."""
+    argv = [sys.executable, "-m", "pytest", str(SUITE), *plugin_args(), "-q", "-rN", "--no-header",
+            "-p", "no:cacheprovider", f"--c2c-device={device}", f"--c2c-seed={seed}", f"--c2c-reports={reports}",
+            f"--alluredir={reports / 'allure-results'}"]
+    if importlib.util.find_spec("pytest_timeout") is not None:
+        argv.append(f"--timeout={SCENARIO_TIMEOUT_S}")  # scenario budgets are in the steps; this is a backstop
+    if network:
+        argv.append(f"--c2c-network={network}")
+    if interactive:
+        argv += ["--c2c-interactive", "-s"]
+    selection = [f"({i})" for i in ([*items, "smoke"] if smoke and items else ["smoke"] if smoke else items)]
+    if selection:
+        argv += ["-m", " or ".join(selection)]
+    if smoke:
+        argv.append("--c2c-smoke")
+    return [*argv, *extra]
+
+
+def _progress(reports: Path, proc: subprocess.Popen[bytes], quiet: bool) -> None:
+    """Follow reports/progress.jsonl with a rich progress bar until pytest exits."""
+    path = reports / "progress.jsonl"
+    if quiet:
+        proc.wait()
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    colours = {"pass": "green", "fail": "red", "error": "yellow", "operator": "blue", "not-applicable": "dim"}
+    offset = 0
+    with Progress(TextColumn("[bold]certifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=console) as progress:
+        task = progress.add_task("collecting", total=None)
+        while True:
+            running = proc.poll() is None
+            if path.exists():
+                with path.open(encoding="utf-8") as fh:
+                    fh.seek(offset)
+                    for line in fh:
+                        offset += len(line.encode("utf-8"))
+                        event = json.loads(line)
+                        if event.get("event") == "collected":
+                            progress.update(task, total=event["scenarios"], description="")
+                        elif event.get("event") == "scenario":
+                            v = event["verdict"]
+                            progress.advance(task)
+                            progress.console.print(f"[{colours.get(v, 'white')}]{v:>14}[/] {event['scenario']}  "
+                                                   f"[dim]{' '.join(event['items'])}[/]")
+            if not running:
+                break
+            time.sleep(0.2)
+
+
+def summary_text(cert: dict[str, Any], reports: Path) -> str:
+    """The one-screen summary printed after a run."""
+    s = cert["summary"]
+    dev = cert["device"]
+    lines = [f"C2C certification of {dev.get('id', dev.get('name'))} (firmware {dev.get('firmware')}, kind {dev.get('kind')})",
+             "  " + ", ".join(f"{k}: {v}" for k, v in sorted(s["counts"].items()))]
+    for label, key in (("FAIL", "failing"), ("ERROR (bench)", "errors"), ("OPERATOR", "operator")):
+        ids = s.get(key) or []
+        if ids:
+            lines.append(f"  {label}: {' '.join(ids)}")
+            for item_id in ids[:8]:
+                reason = cert["items"][item_id].get("reason", "")
+                if reason:
+                    lines.append(f"    {item_id}: {reason[:150]}")
+    verdict = "CERTIFIED" if s["certified"] else ("automatable items pass" if s["automatable_ok"] else "NOT CERTIFIED")
+    lines.append(f"  => {verdict}")
+    lines.append(f"  certificate: {reports / 'certificate.json'}  {reports / 'certificate.html'}")
+    lines.append(f"  allure results: {reports / 'allure-results'} (HTML: c2c-certify report)")
+    return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.device.profile import load_profile
+
+    load_profile(args.device)  # refuse a bad profile before starting anything
+    reports = Path(args.reports).resolve()
+    reports.mkdir(parents=True, exist_ok=True)
+    for stale in ("progress.jsonl", "results.json", "certificate.json", "certificate.html"):
+        (reports / stale).unlink(missing_ok=True)
+    shutil.rmtree(reports / "allure-results", ignore_errors=True)
+    argv = pytest_command(args.device, reports=reports, smoke=args.smoke, network=args.network, seed=args.seed,
+                          interactive=args.interactive, items=args.item or (), extra=args.pytest_args or ())
+    env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "PYTHONPATH": os.pathsep.join(
+        p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    log = (reports / "pytest.log").open("wb")
+    with log:
+        proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=None if args.interactive else subprocess.DEVNULL)
+        _progress(reports, proc, quiet=args.quiet or args.interactive)
+        proc.wait()
+    cert_path = reports / "certificate.json"
+    if not cert_path.exists():
+        print(f"c2c-certify: no certificate produced; see {reports / 'pytest.log'}", file=sys.stderr)
+        print((reports / "pytest.log").read_text(errors="replace")[-3000:], file=sys.stderr)
+        return 1
+    cert = json.loads(cert_path.read_text(encoding="utf-8"))
+    print(summary_text(cert, reports))
+    return 0 if cert["summary"]["automatable_ok"] else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.certify.certificate import write_certificate
+    from harness.certify.report import build_allure_report
+
+    reports = Path(args.reports).resolve()
+    if (reports / "results.json").exists():
+        write_certificate(reports)
+        print(f"certificate: {reports / 'certificate.json'}")
+    out = build_allure_report(reports, Path(args.allure) if args.allure else DEFAULT_ALLURE)
+    print(f"report: {out}")
+    return 0
+
+
+def cmd_steps(args: argparse.Namespace) -> int:
+    from harness.certify.catalog import render_catalog
+
+    print(render_catalog())
+    return 0
+
+
+def cmd_mutants(args: argparse.Namespace) -> int:
+    from tests.mutants.matrix import run_matrix
+
+    results = run_matrix(full=args.full, out=Path(args.out), only=args.only or None)
+    bad = [r for r in results if not r["ok"]]
+    for r in results:
+        mark = "ok " if r["ok"] else "BAD"
+        print(f"{mark} {r['mutant']:<28} {r['item']:<12} failed={','.join(r['failed']) or '-'} {r.get('note', '')}")
+    return 1 if bad else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="c2c-certify", description="Frame.io C2C certification bench")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="certify a device")
+    run.add_argument("--device", default="reference", help="profile name, path, or mutant:NAME")
+    run.add_argument("--smoke", action="store_true", help="only the @smoke scenarios (<= 60 s)")
+    run.add_argument("--network", default=None, help="network profile for the whole run")
+    run.add_argument("--seed", type=int, default=1)
+    run.add_argument("--reports", default="reports")
+    run.add_argument("--interactive", action="store_true", help="prompt the operator for operator items")
+    run.add_argument("--item", action="append", help="only scenarios tagged with this checklist ID")
+    run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument("pytest_args", nargs="*", help="extra pytest arguments after --")
+    run.set_defaults(func=cmd_run)
+    rep = sub.add_parser("report", help="certificate + Allure 3 HTML report from a run's results")
+    rep.add_argument("--reports", default="reports")
+    rep.add_argument("--allure", default=None, help="path of the Allure 3 CLI")
+    rep.set_defaults(func=cmd_report)
+    steps = sub.add_parser("steps", help="print the step catalog for feature authors")
+    steps.set_defaults(func=cmd_steps)
+    mut = sub.add_parser("mutants", help="certify every seeded-defect variant of the reference device")
+    mut.add_argument("--full", action="store_true", help="full run per mutant instead of its item + smoke")
+    mut.add_argument("--out", default="reports/mutants.json")
+    mut.add_argument("--only", action="append", help="only this mutant (repeatable)")
+    mut.set_defaults(func=cmd_mutants)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"c2c-certify: {exc}", file=sys.stderr)
+        return 2
+    except C2CBenchError as exc:
+        print(f"c2c-certify: bench error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,78 @@
+"""From a pytest outcome to a checklist verdict.
+
+The rule that makes a certificate trustworthy: a device is only failed by evidence about
+the device (an AssertionError in a Then step, or a DeviceFailure), and the bench's own
+breakage (BenchFailure, or any other exception: a harness bug) is "error", never "fail".
+An item that needs a person and gets none is "operator", never a silent pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from harness.errors import BenchFailure, DeviceFailure, OperatorUnavailable
+
+PASS, FAIL, ERROR, OPERATOR, NOT_APPLICABLE, NOT_RUN = "pass", "fail", "error", "operator", "not-applicable", "not-run"
+PRECEDENCE = (FAIL, ERROR, OPERATOR, PASS, NOT_APPLICABLE)
+# Reasons a step skips a scenario on purpose (pytest.skip(f"{OPERATOR_SKIP}..."))
+OPERATOR_SKIP = "operator: "
+NOT_APPLICABLE_SKIP = "not-applicable: "
+
+
+class NotApplicable(Exception):
+    """Raised by a step when the profile declares the item not applicable."""
+
+
+def verdict_for_exception(exc: BaseException | None) -> str:
+    """Map what a scenario raised to a verdict (None = it passed)."""
+    if exc is None:
+        return PASS
+    if isinstance(exc, OperatorUnavailable):
+        return OPERATOR
+    if isinstance(exc, NotApplicable):
+        return NOT_APPLICABLE
+    if isinstance(exc, DeviceFailure | AssertionError):
+        return FAIL
+    if isinstance(exc, BenchFailure):
+        return ERROR
+    return ERROR  # an unexpected exception is the bench's fault until shown otherwise
+
+
+def verdict_for_skip(reason: str) -> str:
+    """A skipped scenario: operator / not-applicable on purpose, anything else is an error."""
+    reason = reason.removeprefix("Skipped: ")
+    if reason.startswith(OPERATOR_SKIP) or "OperatorUnavailable" in reason:
+        return OPERATOR
+    if reason.startswith(NOT_APPLICABLE_SKIP):
+        return NOT_APPLICABLE
+    return ERROR
+
+
+def scenario_verdict(exc: BaseException | None, measurements: Sequence[dict[str, Any]] = ()) -> str:
+    """A scenario's verdict: its exception, then any measurement outside its limits."""
+    verdict = verdict_for_exception(exc)
+    if verdict == PASS and any(m.get("passed") is False for m in measurements):
+        return FAIL
+    return verdict
+
+
+def item_verdicts(items: Sequence[str], exc: BaseException | None,
+                  measurements: Sequence[dict[str, Any]] = ()) -> dict[str, str]:
+    """Per-item verdicts of one scenario: a measurement out of limits fails only its own item."""
+    base = verdict_for_exception(exc)
+    out = dict.fromkeys(items, base)
+    if base == PASS:
+        for m in measurements:
+            if m.get("passed") is False and m.get("item") in out:
+                out[m["item"]] = FAIL
+    return out
+
+
+def combine(verdicts: Iterable[str], precedence: Sequence[str] = PRECEDENCE) -> str | None:
+    """The worst verdict wins; None when there is nothing to combine."""
+    present = set(verdicts)
+    for v in precedence:
+        if v in present:
+            return v
+    return None

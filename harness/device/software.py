@@ -1,0 +1,286 @@
+"""SoftwareDevice: any device a vendor can run on Linux, driven from its profile alone.
+
+    device = SoftwareDevice(profile, api_url=network.device_api_url, ca_bundle=cloud.ca_bundle,
+                            client_secret=cloud.client_secret, workdir=tmp)
+    device.start()                     # launch (power on) and wait for it to be up
+    device.capture([Path("A001.mov")]) # atomic copy into the watch folder
+    device.power().cycle()             # SIGKILL the process group, boot again
+
+The client secret reaches the device only through its environment or a 0600 file;
+it is never in argv, logs or exceptions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness.device.operator import OperatorPrompt
+from harness.device.power import ManualPower, ProcessGroupPower, relay_power
+from harness.device.profile import DeviceProfile, default_values, render_template
+from harness.errors import (
+    ConfigError,
+    DeviceFailure,
+    DeviceTimeout,
+    MediaError,
+    OperatorUnavailable,
+)
+from harness.protocols import Power
+from harness.timeline import Timeline
+
+# Device.control() action names -> local API paths (CONTRACTS §4)
+CONTROL_PATHS = {"cancel_pairing": "pairing/cancel", "start_pairing": "pairing/start"}
+SAFE_NAME = re.compile(r"^[^/\\\x00]+$")
+
+
+def free_port() -> int:
+    """An unused loopback TCP port (the status page of the device)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll until `predicate()` is truthy; DeviceTimeout naming `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise DeviceTimeout(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+class SoftwareDevice:
+    """Implements harness.protocols.Device for a profile with a [launch] command."""
+
+    def __init__(
+        self,
+        profile: DeviceProfile,
+        *,
+        api_url: str,
+        ca_bundle: Path,
+        client_secret: Callable[[], str],
+        workdir: Path,
+        client_id: str | None = None,
+        timeline: Timeline | None = None,
+        prompt: OperatorPrompt | None = None,
+        plain_http_url: str = "",
+    ) -> None:
+        if profile.launch is None:
+            raise ConfigError(f"profile {profile.name}: SoftwareDevice needs a [launch] command")
+        self.profile = profile
+        self.name = profile.name
+        self.kind = profile.kind
+        self.firmware = profile.firmware
+        self.timeline = timeline or Timeline()
+        self.prompt = prompt or OperatorPrompt(interactive=False)
+        self.workdir = workdir
+        self.state_dir = workdir / "state"
+        self.media_dir = workdir / "media"
+        self.incoming_dir = workdir / "incoming"  # same filesystem as media_dir: rename is atomic
+        self.console_log = workdir / "console.log"
+        for d in (self.state_dir, self.media_dir, self.incoming_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.client_id = client_id or f"c2c-bench-{profile.name}-{uuid.uuid4().hex[:8]}"
+        self._secret = client_secret
+        self.status_port = free_port()
+        self.api_url = api_url
+        self.ca_bundle = ca_bundle
+        self.plain_http_url = plain_http_url
+        self._power = self._make_power()
+        self._http = httpx.Client(timeout=5.0)
+
+    # --- placeholders and launch -------------------------------------------------------------
+    def values(self, *, with_secret: bool = False) -> dict[str, str | int]:
+        """Placeholder values; the secret only when rendering env and files."""
+        values = default_values(
+            api_url=self.api_url, ca_bundle=str(self.ca_bundle), media_dir=str(self.media_dir),
+            state_dir=str(self.state_dir), client_id=self.client_id, status_port=self.status_port,
+            plain_http_url=self.plain_http_url,
+        )
+        if with_secret:
+            values["client_secret"] = self._secret()
+        return values
+
+    def argv(self) -> list[str]:
+        assert self.profile.launch is not None
+        return [render_template(a, self.values(), where=f"profile {self.name} command") for a in self.profile.launch.command]
+
+    def _write_files(self) -> None:
+        """Write [launch.files] (mode 0600: they may hold the client secret)."""
+        assert self.profile.launch is not None
+        secret_values = self.values(with_secret=True)
+        for path_t, content_t in self.profile.launch.files.items():
+            path = Path(render_template(path_t, self.values(), where=f"profile {self.name} files"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(render_template(content_t, secret_values, where=f"profile {self.name} files"))
+
+    def _make_power(self) -> Power:
+        spec = self.profile.power
+        if spec.driver == "process":
+            assert self.profile.launch is not None
+            secret_values = self.values(with_secret=True)
+            env = {k: render_template(v, secret_values, where=f"profile {self.name} env.{k}")
+                   for k, v in self.profile.launch.env.items()}
+            cwd_t = self.profile.launch.cwd
+            cwd = Path(render_template(cwd_t, self.values())) if cwd_t else self.workdir
+            return ProcessGroupPower(self.argv(), env=env, cwd=cwd, console=self.console_log,
+                                     timeline=self.timeline, off_time=spec.off_time, before_on=self._write_files)
+        if spec.driver == "relay":
+            assert spec.port is not None and spec.channel is not None
+            return relay_power(spec.port, spec.channel, spec.board, self.timeline, spec.off_time)
+        return ManualPower(self.prompt.confirm if self.prompt.interactive else None)
+
+    # --- Device protocol ---------------------------------------------------------------------
+    def start(self) -> None:
+        self._power.on()
+        assert self.profile.launch is not None
+        self.wait_ready(self.profile.launch.ready_timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        """Up = the status page answers, or (no status) the process is still alive after launch."""
+        def ready() -> bool:
+            if isinstance(self._power, ProcessGroupPower) and not self._power.is_on():
+                raise DeviceFailure(f"{self.name} exited during boot (code {self._power.exit_code()}): {self.console_tail()}")
+            if self.profile.status.driver == "http-json":
+                return self.status() is not None
+            return self.console_log.exists() and self.console_log.stat().st_size > 0
+        wait_for(ready, timeout, f"{self.name} to boot")
+
+    def stop(self) -> None:
+        self._power.off()
+
+    def power(self) -> Power:
+        return self._power
+
+    def status_url(self) -> str | None:
+        if self.profile.status.driver != "http-json" or not self.profile.status.url:
+            return None
+        return render_template(self.profile.status.url, self.values())
+
+    def status(self) -> dict[str, Any] | None:
+        url = self.status_url()
+        if url is None:
+            return None
+        try:
+            r = self._http.get(url)
+        except httpx.HTTPError:
+            return None
+        if r.status_code != 200:
+            return None
+        try:
+            data = r.json()
+        except json.JSONDecodeError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    @property
+    def has_status(self) -> bool:
+        return self.profile.status.driver != "none"
+
+    def console_text(self) -> str:
+        try:
+            return self.console_log.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def console_tail(self, lines: int = 20) -> str:
+        return "\n".join(self.console_text().splitlines()[-lines:])
+
+    def pairing_code(self, timeout: float) -> str:
+        source = self.profile.pairing.source
+        if source == "status":
+            def code() -> str | None:
+                st = self.status() or {}
+                pairing = st.get("pairing") or {}
+                if pairing.get("state") == "showing_code" and pairing.get("user_code"):
+                    return str(pairing["user_code"])
+                return None
+            return str(wait_for(code, timeout, f"{self.name} to show a pairing code"))
+        if source == "console":
+            rx = re.compile(self.profile.pairing.regex or "")
+            def from_console() -> str | None:
+                matches = rx.findall(self.console_text())
+                return str(matches[-1]) if matches else None
+            return str(wait_for(from_console, timeout, f"{self.name} to print a pairing code"))
+        return self.prompt.ask(f"Type the pairing code {self.name} shows")
+
+    def capture(self, files: Sequence[Path]) -> list[Path]:
+        driver = self.profile.capture.driver
+        if driver == "watch-folder":
+            return [self._drop(Path(f)) for f in files]
+        if driver == "command":
+            out = []
+            for f in files:
+                argv = [render_template(a, {**self.values(), "file": str(f)}) for a in self.profile.capture.command]
+                done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+                if done.returncode != 0:
+                    raise DeviceFailure(f"capture command for {f.name} failed ({done.returncode}): {done.stderr[-400:]}")
+                out.append(f)
+            return out
+        if driver == "operator":
+            if not self.prompt.confirm(f"Record {', '.join(p.name for p in files)} on {self.name}. Done?"):
+                raise OperatorUnavailable("capture not performed by the operator")
+            return list(files)
+        raise OperatorUnavailable(f"capture driver {driver!r} is driven by its own module (tethered camera)")
+
+    def watch_folder(self) -> Path:
+        return Path(render_template(self.profile.capture.folder, self.values()))
+
+    def _drop(self, src: Path) -> Path:
+        """Write to a temporary name outside the watch folder, then rename in (atomic)."""
+        if not SAFE_NAME.match(src.name):
+            raise MediaError(f"capture: file name {src.name!r} cannot be placed in a folder")
+        folder = self.watch_folder()
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.incoming_dir / f".{uuid.uuid4().hex}.part"
+        try:
+            shutil.copyfile(src, tmp)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        except FileNotFoundError as exc:
+            raise MediaError(f"capture: source file {src} does not exist") from exc
+        dest = folder / src.name
+        os.replace(tmp, dest)
+        self.timeline.record("device", "capture", "mark", file=src.name)
+        return dest
+
+    def control(self, action: str, **args: Any) -> bool:
+        if self.profile.control.driver != "local-api" or not self.profile.control.url:
+            return False
+        base = render_template(self.profile.control.url, self.values())
+        path = CONTROL_PATHS.get(action, action)
+        try:
+            r = self._http.post(base.rstrip("/") + "/" + path, json=args)
+        except httpx.HTTPError:
+            return False
+        if r.status_code == 404:
+            return False
+        if r.status_code >= 400:
+            raise DeviceFailure(f"{self.name} refused control action {action!r}: HTTP {r.status_code} {r.text[:200]}")
+        return True
+
+    def inspect_paths(self) -> list[Path]:
+        paths = [Path(render_template(t, self.values())) for t in self.profile.inspect]
+        return [*paths, self.console_log]
+
+    def close(self) -> None:
+        try:
+            self.stop()
+        finally:
+            self._http.close()

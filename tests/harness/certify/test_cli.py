@@ -1,0 +1,99 @@
+"""c2c-certify: argument handling, the step catalog, and a smoke certification through the real stack."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.certify.cli import main, pytest_command, summary_text
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_steps_prints_the_catalog(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["steps"]) == 0
+    out = capsys.readouterr().out
+    assert "Given a paired device" in out and "Then every captured file arrives intact within {seconds:d} seconds" in out
+    assert "(undocumented)" not in out
+
+
+def test_bad_profile_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bad = tmp_path / "leaky.toml"
+    bad.write_text('name = "leaky"\nkind = "app"\nfirmware = "1.0.0"\n[launch]\ncommand = ["dev", "--secret", "{client_secret}"]\n')
+    assert main(["run", "--device", str(bad), "--reports", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "client_secret" in err and "argv" in err
+    assert main(["run", "--device", "no-such-profile", "--reports", str(tmp_path / "r")]) == 2
+
+
+def test_pytest_command_selects_smoke_and_items(tmp_path: Path) -> None:
+    argv = pytest_command("reference", reports=tmp_path, smoke=True, items=["C2C-CTL-01"], seed=7)
+    assert "--c2c-seed=7" in argv and "--c2c-smoke" in argv
+    marker = len(argv) - 1 - argv[::-1].index("-m")
+    assert argv[marker + 1] == "(C2C-CTL-01) or (smoke)"
+    assert not any("secret" in a for a in argv)
+
+
+def test_summary_text_names_failures_and_files(tmp_path: Path) -> None:
+    cert = {"device": {"id": "dut", "firmware": "1.0.0", "kind": "camera"},
+            "summary": {"counts": {"pass": 2, "fail": 1}, "failing": ["C2C-UPL-01"], "errors": [], "operator": [],
+                        "certified": False, "automatable_ok": False},
+            "items": {"C2C-UPL-01": {"reason": "A.jpg: lost"}}}
+    text = summary_text(cert, tmp_path)
+    assert "NOT CERTIFIED" in text and "C2C-UPL-01: A.jpg: lost" in text and "certificate.json" in text
+
+
+def test_report_without_results_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--reports", str(tmp_path), "--allure", str(tmp_path / "allure")]) == 2
+    assert "no Allure results" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("device", ["reference", "independent"])
+def test_smoke_certification_through_the_real_stack(device: str, tmp_path: Path) -> None:
+    """Real emulator, real TLS, a real device process; the independent uploader must not crash the bench."""
+    reports = tmp_path / "reports"
+    done = subprocess.run([sys.executable, "-m", "harness.certify.cli", "run", "--device", device, "--smoke",
+                           "--reports", str(reports), "--quiet"], cwd=REPO, capture_output=True, text=True,
+                          timeout=540, check=False)
+    cert_path = reports / "certificate.json"
+    assert cert_path.exists(), done.stdout[-2000:] + done.stderr[-2000:] + (reports / "pytest.log").read_text()[-4000:]
+    cert = json.loads(cert_path.read_text())
+    items = cert["items"]
+    assert set(items) >= {"C2C-UPL-01", "C2C-HDR-01", "C2C-QUE-03"}
+    ran = {i: e for i, e in items.items() if e["verdict"] != "not-run"}
+    if device == "reference":
+        assert "error" not in {e["verdict"] for e in ran.values()}, {i: e["reason"] for i, e in ran.items() if e["verdict"] == "error"}
+        assert done.returncode == 0, done.stdout
+        assert {e["verdict"] for e in ran.values()} <= {"pass", "not-applicable"}, done.stdout
+    else:
+        assert items["C2C-UPL-01"]["verdict"] == "pass"
+        assert items["C2C-STAT-01"]["verdict"] == "operator"  # no status API, not interactive
+    page = (reports / "certificate.html").read_text()
+    assert "<script" not in page
+    results = list((reports / "allure-results").glob("*-result.json"))
+    assert results
+    labels = json.loads(results[0].read_text())["labels"]
+    assert any(lb["name"] == "checklist" for lb in labels)
+    if shutil.which("node") and (REPO / ".cache/node/node_modules/.bin/allure").exists() and device == "reference":
+        assert main(["report", "--reports", str(reports)]) == 0
+        assert (reports / "html" / "index.html").stat().st_size > 100_000
+
+
+def test_progress_display_follows_the_plugin_events(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.certify.cli import _progress
+
+    events = [{"event": "collected", "scenarios": 2},
+              {"event": "scenario", "nodeid": "a", "scenario": "First", "verdict": "pass", "items": ["C2C-UPL-01"]},
+              {"event": "scenario", "nodeid": "b", "scenario": "Second", "verdict": "fail", "items": ["C2C-HDR-01"]}]
+    (tmp_path / "progress.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    _progress(tmp_path, proc, quiet=False)
+    err = capsys.readouterr().err
+    assert "First" in err and "Second" in err and "fail" in err

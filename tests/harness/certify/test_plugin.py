@@ -1,0 +1,92 @@
+"""The pytest plugin: inert when unused, verdicts and certificate when a scenario uses the bench."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.certify.cli import plugin_args
+
+pytest_plugins = ["pytester"]
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(autouse=True)
+def _importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Subprocess pytest runs in a temp dir: make the (maybe uninstalled) project importable."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+
+FEATURE = textwrap.dedent('''
+    Feature: Declared and operator items
+      @C2C-NETW-02 @declared
+      Scenario: WPA2 Wi-Fi or Ethernet
+        Given the device profile
+        Then the profile declares "C2C-NETW-02" with evidence
+
+      @C2C-WF-01 @operator
+      Scenario: Recording trigger
+        Given the device profile
+        Then the operator confirms "Does recording start on the SDI trigger?"
+
+      @C2C-QA-03
+      Scenario: A step that breaks the bench
+        Given the device profile
+        Then the bench breaks
+''')
+
+MODULE = textwrap.dedent('''
+    from pytest_bdd import scenarios, then
+    from harness.bdd.steps import step_fixtures
+    from harness.errors import CloudError
+
+    globals().update(step_fixtures())
+
+    @then("the bench breaks")
+    def _breaks(bench):
+        raise CloudError("emulator went away")
+
+    scenarios("features")
+''')
+
+
+def test_plugin_is_inert_for_plain_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain="def test_ok():\n    assert 1\n")
+    reports = pytester.path / "reports"
+    result = pytester.runpytest_subprocess(*plugin_args(), "--strict-markers", f"--c2c-reports={reports}")
+    result.assert_outcomes(passed=1)
+    assert not reports.exists()
+
+
+def test_checklist_ids_are_registered_markers(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_marked='import pytest\n\n@pytest.mark.smoke\ndef test_ok():\n    assert 1\n')
+    result = pytester.runpytest_subprocess(*plugin_args(), "--markers")
+    out = result.stdout.str()
+    assert "@pytest.mark.C2C-UPL-01: checklist item" in out and "@pytest.mark.smoke" in out
+
+
+def test_declared_operator_and_error_verdicts(pytester: pytest.Pytester) -> None:
+    pytester.mkdir("features")
+    (pytester.path / "features" / "items.feature").write_text(FEATURE, encoding="utf-8")
+    pytester.makepyfile(test_items=MODULE)
+    reports = pytester.path / "reports"
+    result = pytester.runpytest_subprocess(*plugin_args(), "--strict-markers", "--c2c-device=reference",
+                                           f"--c2c-reports={reports}", "-p", "no:allure_pytest_bdd")
+    result.assert_outcomes(passed=1, failed=2)
+    cert = json.loads((reports / "certificate.json").read_text())
+    items = cert["items"]
+    assert items["C2C-NETW-02"]["verdict"] == "pass"
+    assert items["C2C-WF-01"]["verdict"] == "not-applicable"  # the reference profile declares it so
+    assert items["C2C-QA-03"]["verdict"] == "error" and "emulator went away" in items["C2C-QA-03"]["reason"]
+    results = json.loads((reports / "results.json").read_text())["results"]
+    by_name = {r["scenario"]: r for r in results}
+    assert by_name["Recording trigger"]["verdict"] == "operator"
+    assert by_name["WPA2 Wi-Fi or Ethernet"]["feature"] == "items.feature"
+    assert cert["device"]["name"] == "reference" and cert["device"]["firmware"] == "1.0.0"
+    assert (reports / "progress.jsonl").exists()
+
+
+def test_suite_file_exists() -> None:
+    assert (Path(__file__).resolve().parents[3] / "harness" / "bdd" / "suite.py").exists()

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from harness.device.profile import PROFILE_DIR, load_profile, parse_profile, render_template
+from harness.errors import ConfigError
+
+REFERENCE = tomllib.loads((PROFILE_DIR / "reference.toml").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
+def test_shipped_profiles_load(name: str) -> None:
+    profile = load_profile(name)
+    assert profile.name == name
+    assert profile.summary()["firmware"]
+
+
+def test_reference_is_a_process_device_with_status_and_control() -> None:
+    p = load_profile("reference")
+    assert p.power.driver == "process" and p.status.driver == "http-json" and p.control.driver == "local-api"
+    assert p.pairing.source == "status"
+    assert "C2C-WF-01" in p.not_applicable
+
+
+def test_independent_profile_reads_the_code_from_the_console() -> None:
+    p = load_profile("independent")
+    assert p.pairing.source == "console" and p.status.driver == "none" and p.control.driver == "none"
+
+
+def _bad(mutate) -> str:  # type: ignore[no-untyped-def]
+    data = copy.deepcopy(REFERENCE)
+    mutate(data)
+    with pytest.raises(ConfigError) as info:
+        parse_profile(data)
+    return str(info.value)
+
+
+def test_client_secret_in_argv_is_refused() -> None:
+    msg = _bad(lambda d: d["launch"]["command"].append("--secret={client_secret}"))
+    assert "client_secret" in msg and "command[6]" in msg and "argv" in msg
+
+
+def test_client_secret_in_a_file_path_or_cwd_is_refused() -> None:
+    assert "client_secret" in _bad(lambda d: d["launch"]["files"].update({"/tmp/{client_secret}": "x"}))
+    assert "client_secret" in _bad(lambda d: d["launch"].update(cwd="{client_secret}"))
+    assert "client_secret" in _bad(lambda d: d["status"].update(url="http://x/{client_secret}"))
+
+
+def test_client_secret_in_env_and_files_is_allowed() -> None:
+    data = copy.deepcopy(REFERENCE)
+    data["launch"]["env"]["SECRET"] = "{client_secret}"
+    data["launch"]["files"]["{state_dir}/s.txt"] = "secret={client_secret}"
+    assert parse_profile(data).launch is not None
+
+
+def test_validation_names_the_field() -> None:
+    assert "kind" in _bad(lambda d: d.update(kind="toaster"))
+    assert "unknown placeholder" in _bad(lambda d: d["launch"]["command"].append("{password}"))
+    assert "driver" in _bad(lambda d: d["power"].update(driver="hamster"))
+    assert "'relay' needs" in _bad(lambda d: d["power"].update(driver="relay"))
+    assert "not a checklist ID" in _bad(lambda d: d["not_applicable"].update({"UPL-3": "x"}))
+    assert "reason" in _bad(lambda d: d["not_applicable"].update({"C2C-UPL-03": ""}))
+    assert "regex" in _bad(lambda d: d["pairing"].update(source="console", regex="("))
+    assert "one group" in _bad(lambda d: d["pairing"].update(source="console", regex=r"\d{6}"))
+    assert "needs a [status]" in _bad(lambda d: d.update(status={"driver": "none"}))
+    assert "unknown field" in _bad(lambda d: d.update(colour="blue"))
+    assert "non-empty list" in _bad(lambda d: d["launch"].update(command=[]))
+
+
+def test_unknown_profile_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="known profiles"):
+        load_profile("no-such-device")
+
+
+def test_broken_toml_is_a_config_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x', encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_profile(bad)
+
+
+def test_mutant_syntax_wraps_the_reference_launch() -> None:
+    for spec in ("mutant:no-version-header", "mutant-no-version-header"):
+        p = load_profile(spec)
+        assert p.mutant == "no-version-header"
+        assert p.device_id == "reference+no-version-header"
+        assert p.launch is not None
+        assert p.launch.command[1:5] == ("-m", "tests.mutants.launch", "no-version-header", "--")
+        assert p.launch.env["C2C_MUTANT"] == "no-version-header"
+
+
+def test_render_template_refuses_unknown_placeholders() -> None:
+    assert render_template("{a}-{b}", {"a": 1, "b": "x"}) == "1-x"
+    with pytest.raises(ConfigError, match="unknown placeholder"):
+        render_template("{a}{c}", {"a": 1})

@@ -1,0 +1,144 @@
+"""SoftwareDevice through real processes: launch template, secrets, capture, console pairing, power cut."""
+
+from __future__ import annotations
+
+import os
+import stat
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.device.operator import OperatorDevice, OperatorPrompt
+from harness.device.power import ManualPower
+from harness.device.profile import parse_profile
+from harness.device.software import SoftwareDevice, wait_for
+from harness.errors import DeviceFailure, MediaError, OperatorUnavailable
+
+SECRET = "s3cr3t-value-for-the-test-0123456789"
+
+STUB = textwrap.dedent('''
+    import os, subprocess, sys, time
+    from pathlib import Path
+    state = Path(sys.argv[1])
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    (state / "child.pid").write_text(str(child.pid))
+    (state / "env-secret.txt").write_text(str(os.environ.get("STUB_SECRET") == os.environ.get("EXPECTED")))
+    print("booting", flush=True)
+    print("PAIRING CODE: 482913", flush=True)
+    while True:
+        time.sleep(0.1)
+''')
+
+
+def profile(tmp_path: Path, **overrides: object) -> dict:
+    script = tmp_path / "stub_device.py"
+    script.write_text(STUB)
+    data = {
+        "name": "stub", "kind": "app", "firmware": "0.0.1",
+        "inspect": ["{state_dir}"],
+        "launch": {"command": ["{python}", str(script), "{state_dir}"],
+                   "env": {"STUB_SECRET": "{client_secret}", "EXPECTED": SECRET},
+                   "files": {"{state_dir}/conf.toml": 'secret = "{client_secret}"\\napi = "{api_url}"\\n'},
+                   "ready_timeout": 20},
+        "pairing": {"source": "console", "regex": r"PAIRING CODE: (\d{6})"},
+    }
+    data.update(overrides)
+    return data
+
+
+@pytest.fixture
+def device(tmp_path: Path):  # type: ignore[no-untyped-def]
+    p = parse_profile(profile(tmp_path))
+    dev = SoftwareDevice(p, api_url="https://127.0.0.1:1", ca_bundle=tmp_path / "ca.pem",
+                         client_secret=lambda: SECRET, workdir=tmp_path / "dev")
+    yield dev
+    dev.close()
+
+
+def test_launch_puts_the_secret_in_env_and_files_never_in_argv(device: SoftwareDevice) -> None:
+    device.start()
+    pid = device.power().pid  # type: ignore[attr-defined]
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+    assert SECRET not in cmdline
+    wait_for(lambda: (device.state_dir / "env-secret.txt").exists(), 10, "the stub to write its env check")
+    assert (device.state_dir / "env-secret.txt").read_text() == "True"
+    conf = device.state_dir / "conf.toml"
+    assert SECRET in conf.read_text()
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o600
+    assert SECRET not in device.console_text()
+
+
+def test_console_pairing_code(device: SoftwareDevice) -> None:
+    device.start()
+    assert device.pairing_code(10) == "482913"
+    assert device.status() is None and device.control("mode", mode="manual") is False
+
+
+def test_power_off_kills_the_whole_process_group(device: SoftwareDevice) -> None:
+    device.start()
+    child_pid = int(wait_for(lambda: (device.state_dir / "child.pid").exists()
+                             and (device.state_dir / "child.pid").read_text(), 10, "the child pid"))
+    device.power().off()
+    assert device.power().is_on() is False
+
+    def gone() -> bool:
+        try:
+            os.kill(child_pid, 0)
+        except ProcessLookupError:
+            return True
+        return Path(f"/proc/{child_pid}/stat").read_text().split()[2] == "Z"
+    wait_for(gone, 10, "the child to die with its group")
+    device.power().on()
+    assert device.power().is_on()
+
+
+def test_capture_is_an_atomic_rename_into_the_watch_folder(device: SoftwareDevice, tmp_path: Path) -> None:
+    src = tmp_path / "A001 Café.jpg"
+    src.write_bytes(b"x" * 1000)
+    [dest] = device.capture([src])
+    assert dest.parent == device.media_dir and dest.read_bytes() == src.read_bytes()
+    assert not list(device.media_dir.glob(".*.part")) and not list(device.incoming_dir.iterdir())
+    with pytest.raises(MediaError, match="does not exist"):
+        device.capture([tmp_path / "missing.jpg"])
+
+
+def test_a_device_that_exits_during_boot_is_a_device_failure(tmp_path: Path) -> None:
+    data = profile(tmp_path)
+    data["launch"]["command"] = ["{python}", "-c", "import sys; print('bad config'); sys.exit(3)"]
+    dev = SoftwareDevice(parse_profile(data), api_url="https://127.0.0.1:1", ca_bundle=tmp_path / "ca.pem",
+                         client_secret=lambda: SECRET, workdir=tmp_path / "dev")
+    try:
+        with pytest.raises(DeviceFailure, match="exited during boot"):
+            dev.start()
+    finally:
+        dev.close()
+
+
+def test_inspect_paths_include_state_and_console(device: SoftwareDevice) -> None:
+    paths = device.inspect_paths()
+    assert device.state_dir in paths and device.console_log in paths
+
+
+def test_operator_device_refuses_without_an_operator(tmp_path: Path) -> None:
+    p = parse_profile({"name": "hw", "kind": "camera", "firmware": "1.0.0"})
+    prompt = OperatorPrompt(interactive=False)
+    dev = OperatorDevice(p, prompt, ManualPower(None))
+    with pytest.raises(OperatorUnavailable):
+        dev.start()
+    with pytest.raises(OperatorUnavailable):
+        dev.power().off()
+    assert dev.control("mode") is False and dev.status() is None
+
+
+def test_operator_prompt_records_who_and_when() -> None:
+    import io
+
+    out = io.StringIO()
+    prompt = OperatorPrompt(interactive=True, stdin=io.StringIO("y\n123456\n"), stdout=out, operator="tess")
+    assert prompt.confirm("Is the code shown?")
+    assert prompt.ask("Code?") == "123456"
+    ev = prompt.evidence()
+    assert ev[0]["operator"] == "tess" and ev[0]["answer"] == "y" and ev[1]["answer"] == "123456"
+    assert time.time() - ev[0]["at"] < 60

@@ -1,0 +1,348 @@
+"""Seeded defects: variants of the reference device, each breaking one checklist behaviour.
+
+A mutant is a patch applied inside the device process at launch (tests/mutants/launch.py);
+reference_device/ itself never contains a defect. `item` is the checklist item the
+mutant must fail; `also` lists items that fail with it because they share the very
+scenario or the very behaviour (documented, checked by the matrix); every other
+automatable item must still pass.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    item: str
+    what: str
+    target: str  # "module:Attr.attr" that the patch replaces
+    patch: Callable[[], None]
+    also: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _resolve(target: str) -> tuple[Any, str, Any]:
+    """(owner, attribute name, current value) for "pkg.module:Class.attr" or "pkg.module:func"."""
+    module_name, _, path = target.partition(":")
+    owner: Any = importlib.import_module(module_name)
+    *parents, attr = path.split(".")
+    for p in parents:
+        owner = getattr(owner, p)
+    if not hasattr(owner, attr):
+        raise AttributeError(f"mutant target {target} does not exist in reference_device")
+    return owner, attr, getattr(owner, attr)
+
+
+def _import_all() -> None:
+    import reference_device
+
+    for info in pkgutil.walk_packages(reference_device.__path__, "reference_device."):
+        if info.name.endswith("__main__"):
+            continue
+        try:
+            importlib.import_module(info.name)
+        except Exception:
+            continue
+
+
+def replace(target: str, factory: Callable[[Any], Any]) -> None:
+    """Replace `target` with factory(original) everywhere it was imported by name."""
+    _import_all()
+    owner, attr, original = _resolve(target)
+    new = factory(original)
+    setattr(owner, attr, new)
+    if callable(original) and not isinstance(owner, type):
+        for mod in list(sys.modules.values()):
+            if getattr(mod, "__name__", "").startswith("reference_device") and getattr(mod, attr, None) is original:
+                setattr(mod, attr, new)
+
+
+def _state_dir(self: Any) -> Path:
+    cfg = getattr(self, "config", None)
+    return Path(getattr(cfg, "state_dir", os.environ.get("TMPDIR", "/tmp")))
+
+
+# --- the patches -------------------------------------------------------------------------------
+def _no_version_header() -> None:
+    def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
+        def send(self: Any, method: str, url: str, *, headers: dict[str, str] | None = None, **kw: Any) -> Any:
+            return orig(self, method, url, headers={**(headers or {}), "x-client-version": "1.00"}, **kw)
+        return send
+    replace("reference_device.api:ApiClient.send", wrap)
+
+
+def _plain_http() -> None:
+    import httpx
+
+    plain = os.environ.get("C2C_PLAIN_HTTP_URL", "")
+
+    def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
+        def me(self: Any, token: str) -> Any:
+            if plain:
+                try:
+                    httpx.get(plain.rstrip("/") + "/v2/devices/me", headers={"x-client-version": "1.0.0"}, timeout=2)
+                except httpx.HTTPError:
+                    pass
+            return orig(self, token)
+        return me
+    replace("reference_device.api:ApiClient.me", wrap)
+
+
+def _accept_any_cert() -> None:
+    def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
+        def ssl_context(self: Any) -> ssl.SSLContext:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            return ctx
+        return ssl_context
+    replace("reference_device.api:ApiClient.ssl_context", wrap)
+
+
+def _no_retry_s3() -> None:
+    from reference_device.errors import FatalUploadError, RetryableError
+
+    def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
+        def classify(resp: Any) -> Any:
+            err = orig(resp)
+            return FatalUploadError(str(err), status=resp.status_code) if isinstance(err, RetryableError) else err
+        return classify
+    replace("reference_device.api:classify_s3_error", wrap)
+
+
+def _no_retry_api() -> None:
+    from reference_device.errors import FatalUploadError, RetryableError, UnauthorizedError
+
+    def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
+        def classify(resp: Any) -> Any:
+            err = orig(resp)
+            if isinstance(err, RetryableError) and not isinstance(err, UnauthorizedError):
+                return FatalUploadError(str(err), status=resp.status_code)
+            return err
+        return classify
+    replace("reference_device.api:classify_api_error", wrap)
+
+
+def _uploads_paused_media() -> None:
+    replace("reference_device.uploader:Uploader._offset", lambda orig: lambda self, rec: 0.0)
+
+
+def _restart_from_zero() -> None:
+    replace("reference_device.queue:FileQueue.ack_part", lambda orig: lambda self, file_id, number: None)
+
+
+def _loses_queue() -> None:
+    def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
+        def reconcile(self: Any) -> int:
+            with self._tx() as db:
+                return db.execute("UPDATE files SET state='cancelled' WHERE state IN ('queued','uploading')").rowcount
+        return reconcile
+    replace("reference_device.queue:FileQueue.reconcile", wrap)
+
+
+def _never_refreshes() -> None:
+    from reference_device.errors import RepairNeeded
+
+    def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
+        def refresh(self: Any, seen_token: str | None = None) -> str:
+            raise RepairNeeded("mutant: refresh disabled")
+        return refresh
+    replace("reference_device.tokens:TokenManager.refresh", wrap)
+
+
+def _logs_token() -> None:
+    def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
+        def accept(self: Any, answer: dict[str, Any]) -> None:
+            orig(self, answer)
+            path = Path(os.environ.get("C2C_MUTANT_DIR", "/tmp")) / "debug-tokens.log"
+            with path.open("a") as fh:
+                fh.write(f"access_token={answer.get('access_token')}\n")
+        return accept
+    replace("reference_device.tokens:TokenManager.accept", wrap)
+
+
+def _logs_secret() -> None:
+    def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
+        def init_secret(self: Any) -> None:
+            orig(self)
+            secret = getattr(self.config, "client_secret", None) or os.environ.get("C2C_CLIENT_SECRET", "")
+            (Path(self.config.state_dir) / "support-export.txt").write_text(f"client_secret: {secret}\n")
+        return init_secret
+    replace("reference_device.engine:Engine._init_secret", wrap)
+
+
+def _blocks_on_corrupt() -> None:
+    def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
+        def check_file(path: Path, *a: Any, **kw: Any) -> int:
+            try:
+                return orig(path, *a, **kw)
+            except Exception:
+                threading.Event().wait(3600)  # hang the worker on a bad file instead of moving on
+                raise
+        return check_file
+    replace("reference_device.media_check:check_file", wrap)
+
+
+def _gives_up_on_network_errors() -> None:
+    from reference_device.errors import FatalUploadError, RetryableError
+
+    def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
+        def send(self: Any, *a: Any, **kw: Any) -> Any:
+            try:
+                return orig(self, *a, **kw)
+            except RetryableError as exc:
+                if exc.status is None:  # transport failure, not an HTTP answer
+                    raise FatalUploadError(f"mutant: giving up: {exc}") from None
+                raise
+        return send
+    replace("reference_device.api:ApiClient.send", wrap)
+
+
+def _ignores_filetype_priority() -> None:
+    replace("reference_device.queue:FileQueue.set_filetype_priority", lambda orig: lambda self, ext, priority: None)
+
+
+def _ignores_queue_priority() -> None:
+    replace("reference_device.queue:FileQueue.set_priority", lambda orig: lambda self, file_id, priority: True)
+
+
+def _cancel_ignored() -> None:
+    replace("reference_device.engine:Engine._c_cancel", lambda orig: lambda self, ids=None, all=False: {"cancelled": 0})
+
+
+def _selection_ignored() -> None:
+    replace("reference_device.engine:Engine._c_upload", lambda orig: lambda self, ids=None, all=False: orig(self, None, True))
+
+
+def _pairing_not_cancellable() -> None:
+    replace("reference_device.engine:Engine._c_pair_cancel", lambda orig: lambda self: {})
+
+
+def _logout_no_revoke() -> None:
+    replace("reference_device.api:ApiClient.revoke", lambda orig: lambda self, *a, **kw: None)
+
+
+def _no_heartbeat() -> None:
+    replace("reference_device.heartbeat:Presence._run", lambda orig: lambda self: None)
+
+
+def _stale_project_name() -> None:
+    def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
+        def identify(self: Any) -> Any:
+            first = getattr(self, "_mutant_project", None)
+            me = orig(self)
+            if first is None:
+                self._mutant_project = dict(self.project or {})
+            else:
+                self.project = {**(self.project or {}), "name": first.get("name")}
+            return me
+        return identify
+    replace("reference_device.engine:Engine.identify", wrap)
+
+
+def _no_network_status() -> None:
+    def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
+        def snapshot(self: Any) -> dict[str, Any]:
+            snap = orig(self)
+            return {**snap, "online": True, "health": "good"}
+        return snapshot
+    replace("reference_device.netstats:NetworkStats.snapshot", wrap)
+
+
+def _no_progress() -> None:
+    def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
+        def snapshot(self: Any) -> dict[str, Any]:
+            snap = orig(self)
+            if isinstance(snap.get("current"), dict):
+                snap["current"] = {**snap["current"], "bytes_done": 0, "progress": 0.0}
+            return snap
+        return snapshot
+    replace("reference_device.engine:Engine.snapshot", wrap)
+
+
+def _deletes_after_upload() -> None:
+    def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
+        def upload(self: Any, rec: Any, cancel: Any) -> None:
+            orig(self, rec, cancel)
+            time.sleep(0)
+            Path(rec.path).unlink(missing_ok=True)
+        return upload
+    replace("reference_device.uploader:Uploader.upload", wrap)
+
+
+MUTANTS: tuple[Mutant, ...] = (
+    Mutant("no-version-header", "C2C-HDR-01", "sends x-client-version: 1.00 (not semver)",
+           "reference_device.api:ApiClient.send", _no_version_header),
+    Mutant("plain-http", "C2C-SEC-01", "also calls /v2/devices/me over plain HTTP",
+           "reference_device.api:ApiClient.me", _plain_http),
+    Mutant("accept-any-cert", "C2C-SEC-02", "TLS verification off: trusts any certificate",
+           "reference_device.api:ApiClient.ssl_context", _accept_any_cert),
+    Mutant("no-retry-s3", "C2C-CTL-03", "S3 SlowDown/500/503/timeouts are fatal (no retry)",
+           "reference_device.api:classify_s3_error", _no_retry_s3),
+    Mutant("no-retry-api", "C2C-RTY-03", "API 500/429 are fatal (no retry)",
+           "reference_device.api:classify_api_error", _no_retry_api),
+    Mutant("uploads-paused-media", "C2C-CTL-02", "sends offset 0, so media captured while paused is uploaded",
+           "reference_device.uploader:Uploader._offset", _uploads_paused_media),
+    Mutant("restart-from-zero", "C2C-CTL-01", "never records finished parts: re-uploads the whole file after a cut",
+           "reference_device.queue:FileQueue.ack_part", _restart_from_zero),
+    Mutant("loses-queue", "C2C-QUE-03", "drops the queue after a power cut",
+           "reference_device.queue:FileQueue.reconcile", _loses_queue,
+           also=("C2C-RTY-02", "C2C-CTL-01", "C2C-RES-01")),
+    Mutant("never-refreshes", "C2C-NET-02", "never refreshes the access token (asks to re-pair)",
+           "reference_device.tokens:TokenManager.refresh", _never_refreshes,
+           also=("C2C-RTY-03", "C2C-QA-05")),
+    Mutant("logs-token", "C2C-SEC-04", "writes the access token to a debug log in the state dir",
+           "reference_device.tokens:TokenManager.accept", _logs_token),
+    Mutant("logs-secret", "C2C-SEC-03", "writes the client secret to a support export",
+           "reference_device.engine:Engine._init_secret", _logs_secret),
+    Mutant("blocks-on-corrupt", "C2C-CTL-04", "hangs on a corrupt file, with one upload worker",
+           "reference_device.media_check:check_file", _blocks_on_corrupt,
+           also=("C2C-RES-04", "C2C-STAT-04"), env={"C2C_DEVICE_PARALLELISM": "1"}),
+    Mutant("gives-up-on-network-errors", "C2C-RTY-01", "a connection error fails the file instead of retrying",
+           "reference_device.api:ApiClient.send", _gives_up_on_network_errors,
+           also=("C2C-QUE-02", "C2C-RES-02", "C2C-RES-03", "C2C-RES-05", "C2C-NETW-05", "C2C-RES-01",
+                 "C2C-QUE-03", "C2C-RTY-02", "C2C-CTL-01", "C2C-TNET-05")),
+    Mutant("no-parallel", "C2C-OPT-05", "one part upload at a time",
+           "reference_device.config:DeviceConfig.parallelism", lambda: None, env={"C2C_DEVICE_PARALLELISM": "1"}),
+    Mutant("ignores-filetype-priority", "C2C-OPT-03", "file-type priority setting ignored",
+           "reference_device.queue:FileQueue.set_filetype_priority", _ignores_filetype_priority),
+    Mutant("ignores-queue-priority", "C2C-OPT-04", "per-file priority ignored",
+           "reference_device.queue:FileQueue.set_priority", _ignores_queue_priority),
+    Mutant("cancel-ignored", "C2C-OPT-06", "cancel answers ok and does nothing",
+           "reference_device.engine:Engine._c_cancel", _cancel_ignored),
+    Mutant("selection-ignored", "C2C-OPT-02", "uploading one selected file uploads everything",
+           "reference_device.engine:Engine._c_upload", _selection_ignored, also=("C2C-OPT-01",)),
+    Mutant("pairing-not-cancellable", "C2C-AUTH-03", "cancel pairing is ignored; polling continues",
+           "reference_device.engine:Engine._c_pair_cancel", _pairing_not_cancellable),
+    Mutant("logout-no-revoke", "C2C-QA-02", "logout wipes local tokens but never revokes them",
+           "reference_device.api:ApiClient.revoke", _logout_no_revoke),
+    Mutant("no-heartbeat", "C2C-SOCK-01", "no websocket and no heartbeats",
+           "reference_device.heartbeat:Presence._run", _no_heartbeat),
+    Mutant("stale-project-name", "C2C-PROJ-01", "keeps showing the project name it first saw",
+           "reference_device.engine:Engine.identify", _stale_project_name, also=("C2C-QA-03",)),
+    Mutant("no-network-status", "C2C-NET-01", "always shows the network as online and good",
+           "reference_device.netstats:NetworkStats.snapshot", _no_network_status, also=("C2C-NETW-04",)),
+    Mutant("no-progress", "C2C-STAT-03", "never shows progress of the current file",
+           "reference_device.engine:Engine.snapshot", _no_progress),
+    Mutant("deletes-after-upload", "C2C-UPL-03", "deletes local media once uploaded",
+           "reference_device.uploader:Uploader.upload", _deletes_after_upload),
+)
+
+
+def get_mutant(name: str) -> Mutant:
+    for m in MUTANTS:
+        if m.name == name:
+            return m
+    raise KeyError(f"unknown mutant {name!r}; known: {', '.join(m.name for m in MUTANTS)}")
