@@ -5,8 +5,11 @@ Every refusal becomes `harness.errors.CloudError` carrying the emulator's own me
 
 from __future__ import annotations
 
+import hashlib
+import os
 import ssl
 import tomllib
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +49,22 @@ class CloudControl:
         except httpx.HTTPError as exc:
             raise CloudError(f"cloud emulator unreachable at {self.api_url}: {exc}") from exc
         if response.status_code >= 400:
-            try:
-                message = response.json().get("error") or response.text
-            except ValueError:
-                message = response.text
-            raise CloudError(f"control API {method} {path} -> {response.status_code}: {message}")
+            raise CloudError(f"control API {method} {path} -> {response.status_code}: "
+                             f"{self._message(response)}")
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
+
+    @staticmethod
+    def _message(response: httpx.Response) -> str:
+        """The emulator's own words from a refusal ({"error": ...}), else the raw text."""
+        try:
+            body = response.json()
+        except ValueError:
+            return response.text
+        if isinstance(body, dict) and body.get("error"):
+            return str(body["error"])
+        return response.text
 
     # --- harness.protocols.Cloud ------------------------------------------------------------
     def client_secret(self) -> str:
@@ -133,6 +144,46 @@ class CloudControl:
 
     def assets(self, device_id: str | None = None) -> list[dict[str, Any]]:
         return self._call("GET", "/assets", params={"device_id": device_id} if device_id else None)
+
+    def asset_content(self, asset_id: str, dest: Path) -> Path:
+        """Stream a complete asset's bytes to `dest` (atomically) for media probes.
+
+        The file appears only once every byte arrived and its SHA-256 matches the
+        emulator's; a refusal (unknown or incomplete asset) or a cut stream raises
+        CloudError and leaves `dest` untouched.
+        """
+        dest = Path(dest)
+        path = f"/assets/{asset_id}/content"
+        if not dest.parent.is_dir():
+            raise CloudError(f"cannot write asset content to {dest}: {dest.parent} is not a "
+                             "directory")
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
+        try:
+            with self._http.stream("GET", path) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise CloudError(f"control API GET {path} -> {response.status_code}: "
+                                     f"{self._message(response)}")
+                sha = hashlib.sha256()
+                with open(tmp, "wb") as out:
+                    for chunk in response.iter_bytes(1024 * 1024):
+                        sha.update(chunk)
+                        out.write(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+                expected = response.headers.get("x-asset-sha256", "")
+            if expected and sha.hexdigest() != expected:
+                raise CloudError(f"asset {asset_id} content is corrupt: sha256 "
+                                 f"{sha.hexdigest()} != {expected} announced by the emulator")
+            os.replace(tmp, dest)
+        except httpx.HTTPError as exc:
+            raise CloudError(f"asset {asset_id} content download from {self.api_url} "
+                             f"failed: {exc}") from exc
+        except OSError as exc:
+            raise CloudError(f"cannot write asset content to {dest}: {exc.strerror}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        return dest
 
     def plain_http_attempts(self) -> list[dict[str, Any]]:
         return self._call("GET", "/plain-http")

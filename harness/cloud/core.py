@@ -21,7 +21,10 @@ from harness.cloud.store import Store, new_id
 from harness.errors import ConfigError
 
 FAULT_KINDS = ("slowdown", "internal_error", "request_timeout", "expired_url",
-               "too_many_requests", "unauthorized", "drop")
+               "too_many_requests", "unauthorized", "drop", "slow_down")
+# Kinds answered by a route handler rather than FaultMiddleware: they need the parsed body.
+HANDLER_KINDS = ("slow_down",)
+TOKEN_PATH = "/v2/auth/token"
 
 
 @dataclass
@@ -35,8 +38,10 @@ class FaultRule:
     retry_after: int | None
     hits: int = 0
 
-    def matches(self, target: str, method: str, path: str) -> bool:
+    def matches(self, target: str, method: str, path: str, in_handler: bool = False) -> bool:
         if self.count <= 0 or self.target != target:
+            return False
+        if (self.kind in HANDLER_KINDS) != in_handler:
             return False
         if self.method and self.method.upper() != method.upper():
             return False
@@ -56,6 +61,8 @@ def parse_fault(rule: Any) -> FaultRule:
         raise ConfigError("fault target must be 's3' or 'api'")
     if kind not in FAULT_KINDS:
         raise ConfigError(f"fault kind must be one of {', '.join(FAULT_KINDS)}")
+    if kind == "slow_down" and target != "api":
+        raise ConfigError("fault kind slow_down answers device-code polls: target must be 'api'")
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ConfigError("fault count must be an integer >= 1")
     path = rule.get("path")
@@ -66,6 +73,9 @@ def parse_fault(rule: Any) -> FaultRule:
             re.compile(path)
         except re.error as exc:
             raise ConfigError(f"fault path is not a valid regular expression: {exc}") from exc
+        if kind == "slow_down" and re.search(path, TOKEN_PATH) is None:
+            raise ConfigError(f"fault kind slow_down only answers {TOKEN_PATH}; "
+                              "this path never matches it")
     method = rule.get("method")
     if method is not None and not isinstance(method, str):
         raise ConfigError("fault method must be a string like 'PUT'")
@@ -159,10 +169,15 @@ class CloudCore:
             self.store.run("DELETE FROM faults WHERE id=?", fault_id)
         return before - len(self.faults)
 
-    def take_fault(self, target: str, method: str, path: str) -> FaultRule | None:
-        """The first live rule matching this request, with one use consumed."""
+    def take_fault(self, target: str, method: str, path: str,
+                   in_handler: bool = False) -> FaultRule | None:
+        """The first live rule matching this request, with one use consumed.
+
+        `in_handler` asks for the kinds a route handler answers (HANDLER_KINDS), which
+        FaultMiddleware never takes.
+        """
         for rule in self.faults:
-            if rule.matches(target, method, path):
+            if rule.matches(target, method, path, in_handler):
                 rule.count -= 1
                 rule.hits += 1
                 self.store.run("UPDATE faults SET count=?, hits=? WHERE id=?",

@@ -47,7 +47,11 @@ FAULT = {
         "path": {"type": "string", "description": "regular expression on the request path"},
         "method": {"type": "string"}, "count": {"type": "integer", "minimum": 1, "default": 1},
         "kind": {"enum": ["slowdown", "internal_error", "request_timeout", "expired_url",
-                          "too_many_requests", "unauthorized", "drop"]},
+                          "too_many_requests", "unauthorized", "drop", "slow_down"],
+                 "description": "slow_down (target api only): the next `count` device-code "
+                                "polls (POST /v2/auth/token, device_code grant, for a live "
+                                "code) answer 400 {\"error\": \"slow_down\"} and the code's "
+                                "interval grows by slow_down_increment, as RFC 8628 says"},
         "retry_after": {"type": "integer", "minimum": 0},
     },
 }
@@ -101,6 +105,18 @@ PATHS: dict[str, Any] = {
                           params=[query_param("device_id")])},
     "/assets": {"get": op("Ledger rows with tree_path (Cloud Devices/...)", LIST,
                           params=[query_param("device_id")])},
+    "/assets/{asset_id}/content": {"get": {
+        "summary": "The reassembled bytes of a complete asset (Range requests work)",
+        "parameters": [path_param("asset_id")],
+        "responses": {
+            "200": {"description": "the file", "headers": {"X-Asset-Sha256": {
+                "description": "SHA-256 of the whole file", "schema": {"type": "string"}}},
+                "content": {"application/octet-stream": {"schema": {
+                    "type": "string", "format": "binary"}}}},
+            "206": {"description": "the requested range"},
+            "404": ERROR,
+        },
+    }},
     "/plain-http": {"get": op("Attempts on the plain-HTTP listener", LIST)},
     "/websockets": {"get": op("Status socket sessions", LIST)},
 }

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from harness.cloud.core import CloudCore
+from harness.cloud.core import TOKEN_PATH, CloudCore
 from harness.cloud.responses import not_authorized, simple
 
 ALLOWED_SCOPES = {"asset_create", "offline"}
@@ -107,14 +107,15 @@ async def token(request: Request) -> Response:
         return simple("invalid_request", description="body must be multipart/form-data")
     grant = form.get("grant_type", "")
     if grant == DEVICE_GRANT:
-        return poll_device_code(core, form, request.scope)
+        return poll_device_code(core, form, request.scope, request.method)
     if grant == "refresh_token":
         return refresh(core, form, request.scope)
     return simple("invalid_request", description="grant_type must be the device_code URN or "
                                                  "refresh_token")
 
 
-def poll_device_code(core: CloudCore, form: dict[str, str], scope: dict[str, Any]) -> Response:
+def poll_device_code(core: CloudCore, form: dict[str, str], scope: dict[str, Any],
+                     method: str = "POST") -> Response:
     client_id = form.get("client_id", "")
     code_text = form.get("device_code", "")
     secret = form.get("client_secret")
@@ -137,6 +138,14 @@ def poll_device_code(core: CloudCore, form: dict[str, str], scope: dict[str, Any
         return simple("access_denied")
     if now >= code["expires_at"]:
         return simple("expired_token")
+    if core.take_fault("api", method, TOKEN_PATH, in_handler=True) is not None:
+        # Forced slow_down (fault kind "slow_down"): answered like a too-fast poll,
+        # interval grown, so a device that keeps its old pace meets a real slow_down next.
+        core.store.run(
+            "UPDATE codes SET last_poll_at=?, interval=interval+? WHERE device_code_hash=?",
+            now, core.settings.slow_down_increment, code["device_code_hash"],
+        )
+        return simple("slow_down")
     last = code["last_poll_at"]
     if last is not None and now - last < code["interval"]:
         core.store.run(

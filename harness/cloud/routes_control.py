@@ -11,7 +11,7 @@ import secrets
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from harness.cloud import assets as rules
@@ -317,6 +317,27 @@ async def assets(request: Request) -> Response:
                                      with_tree=True))
 
 
+async def asset_content(request: Request) -> Response:
+    """The reassembled bytes of a complete asset, for media probes (timecode, codec, bitrate).
+
+    Streamed from the blob store (Range requests work); `X-Asset-Sha256` lets the reader
+    check it got the whole file.
+    """
+    core = core_of(request)
+    asset_id = request.path_params["asset_id"]
+    asset = core.store.one("SELECT id, state, sha256, filesize FROM assets WHERE id=?", asset_id)
+    if asset is None:
+        return fail(404, f"no asset {asset_id[:64]!r}")
+    path = core.blobs.asset_path(asset["id"])
+    if asset["state"] != "complete" or not path.is_file():
+        counts = core.store.one("SELECT COUNT(*) AS n, COALESCE(SUM(stored), 0) AS s FROM parts"
+                                " WHERE asset_id=?", asset["id"]) or {"n": 0, "s": 0}
+        return fail(404, f"asset {asset['id']} has no content yet: state {asset['state']}, "
+                         f"{counts['s']} of {counts['n']} registered parts stored")
+    return FileResponse(path, media_type="application/octet-stream",
+                        headers={"X-Asset-Sha256": asset["sha256"] or ""})
+
+
 async def plain_http(request: Request) -> Response:
     core = core_of(request)
     rows = core.store.all("SELECT * FROM plain_http ORDER BY id")
@@ -358,6 +379,7 @@ def control_routes() -> list[Route]:
         ("/journal", journal, ["GET"]),
         ("/ledger", ledger, ["GET"]),
         ("/assets", assets, ["GET"]),
+        ("/assets/{asset_id}/content", asset_content, ["GET"]),
         ("/plain-http", plain_http, ["GET"]),
         ("/websockets", websockets, ["GET"]),
     ]

@@ -7,6 +7,7 @@ import pytest
 
 from harness.cloud.control import CloudControl, ssl_context
 from harness.cloud.testing import PairedDevice
+from harness.errors import CloudError
 
 from .conftest import assert_detailed, create_asset
 
@@ -34,6 +35,20 @@ def test_rename_project_and_device_show_in_me(api: httpx.Client, cloud: CloudCon
     assert body["project"]["name"] == "Renamed" and body["name"] == "CAM B"
     with pytest.raises(Exception, match="no project"):
         cloud.rename_project("nope", "x")
+
+
+def test_rename_device_answers_the_row_and_refuses_bad_input(
+        cloud: CloudControl, paired_device: PairedDevice) -> None:
+    row = cloud.rename_device(paired_device.device_id, "CAM C")
+    assert row["id"] == paired_device.device_id and row["name"] == "CAM C"
+    assert [d["name"] for d in cloud.devices()] == ["CAM C"]
+    with pytest.raises(CloudError, match="404: no such device"):
+        cloud.rename_device("00000000-0000-4000-8000-000000000000", "x")
+    with pytest.raises(CloudError, match="name is required"):
+        cloud.rename_device(paired_device.device_id, "  ")
+    with pytest.raises(CloudError, match="longer than 255"):
+        cloud.rename_device(paired_device.device_id, "x" * 256)
+    assert [d["name"] for d in cloud.devices()] == ["CAM C"]
 
 
 def test_heartbeat_and_offline_threshold(api: httpx.Client, cloud: CloudControl,
