@@ -86,6 +86,10 @@ class Engine:
         self._closed = False
         self._last_snapshot: dict[str, Any] | None = None
         self.started_at = 0.0
+        # manual "upload all": files in storage before this moment are selected, also those
+        # the sources hand over later (still in their quiet period when the user chose)
+        self._select_all_before = float(self.queue.get_setting("select_all_before") or 0.0)
+        self._settle_deadline = 0.0  # until then (or until sources settle) nothing is claimed
 
     def _init_secret(self) -> None:
         data = self.store.load()
@@ -155,6 +159,7 @@ class Engine:
                                                      inode=st.st_ino):
             return  # handed over again after a restart: no media check, no queue write
         realtime = captured.growing and self.config.realtime
+        selected = self._select_all_before > 0 and st.st_ctime <= self._select_all_before
         state, reason = "queued", None
         if not realtime:
             try:
@@ -164,7 +169,7 @@ class Engine:
         _rec, created = self.queue.add(
             path, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino,
             captured_at=captured.captured_at, filetype=filetype_for(path), realtime=realtime,
-            origin=captured.origin, state=state, reason=reason,
+            origin=captured.origin, state=state, reason=reason, selected=selected,
         )
         if created:
             log.info("captured %s (%s%s)", path.name, state, ", real-time" if realtime else "")
@@ -251,8 +256,22 @@ class Engine:
     def _can_upload(self) -> bool:
         return self.tokens.paired and self.cloud_status != "paused"
 
+    def _settling(self) -> bool:
+        """A manual "upload all" waits until the sources handed over what was in storage."""
+        if not self._settle_deadline:
+            return False
+        if time.time() < self._settle_deadline and not all(
+            source.settled(self._select_all_before)  # type: ignore[attr-defined]
+            for source in self.sources if hasattr(source, "settled")
+        ):
+            return True
+        self._settle_deadline = 0.0
+        return False
+
     def _claim(self) -> tuple[FileRecord, threading.Event] | None:
         with self._lock:
+            if self.mode == "manual" and self._settling():
+                return None
             rec = self.queue.next_ready(self.config.filetype_priorities,
                                         manual=self.mode == "manual", exclude=set(self._inflight))
             if rec is None or not self.queue.transition(rec.id, ("queued",), "uploading"):
@@ -343,21 +362,32 @@ class Engine:
         return {"mode": mode}
 
     def _c_upload(self, ids: Any = None, all: bool = False) -> dict[str, Any]:
-        return {"selected": self.queue.select(None if all else self._ids(ids))}
+        if not all:
+            return {"selected": self.queue.select(self._ids(ids))}
+        stamp = time.time()
+        self.queue.put_setting("select_all_before", repr(stamp))
+        with self._lock:
+            self._select_all_before = stamp
+            # a file placed just before the stamp is seen within one scan and handed over
+            # after the quiet period; allow that plus margin, never wait forever
+            self._settle_deadline = stamp + self.config.quiet_period + 3 * self.config.scan_interval + 5.0
+        return {"selected": self.queue.select(None)}
 
     def _c_cancel(self, ids: Any = None, all: bool = False) -> dict[str, Any]:
         targets = self.queue.ids_in((*ACTIVE, "failed", "quarantined")) if all else self._ids(ids)
         count = 0
         for fid in targets:
+            # under the claim lock: a worker cannot pick the file up between check and change.
+            # The new state is committed before the parts are stopped, so a power cut right
+            # after the answer does not bring the file back (reconcile re-queues 'uploading').
             with self._lock:
                 ev = self._inflight.get(fid)
+                if self.queue.transition(fid, (*ACTIVE, "failed", "quarantined"), "cancelled",
+                                         "cancelled by user"):
+                    count += 1
                 if ev is not None:
                     self._user_cancelled.add(fid)
                     ev.set()
-                    count += 1
-                    continue
-            if self.queue.transition(fid, (*ACTIVE, "failed", "quarantined"), "cancelled", "cancelled by user"):
-                count += 1
         return {"cancelled": count}
 
     def _c_priority(self, priority: int, id: str | None = None, filetype: str | None = None) -> dict[str, Any]:

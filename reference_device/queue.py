@@ -135,6 +135,7 @@ class FileQueue:
         origin: str = "watch",
         state: str = "queued",
         reason: str | None = None,
+        selected: bool = False,
     ) -> tuple[FileRecord, bool]:
         """Queue a file once. Returns (record, created); a file seen twice is not re-queued."""
         spath = str(path)
@@ -151,17 +152,19 @@ class FileQueue:
                 return _record(same), False  # the real-time/in-flight entry owns this file
             if same is not None and same["state"] in ("queued", "quarantined") and not same["asset_id"]:
                 db.execute(
-                    "UPDATE files SET size=?, mtime_ns=?, dedupe=?, state=?, reason=?, captured_at=? WHERE id=?",
-                    (size, mtime_ns, key, state, reason, captured_at, same["id"]),
+                    "UPDATE files SET size=?, mtime_ns=?, dedupe=?, state=?, reason=?, captured_at=?,"
+                    " selected=MAX(selected, ?) WHERE id=?",
+                    (size, mtime_ns, key, state, reason, captured_at, int(selected), same["id"]),
                 )
                 return _record(db.execute("SELECT * FROM files WHERE id=?", (same["id"],)).fetchone()), False
             fid = uuid.uuid4().hex[:16]
             db.execute(
                 "INSERT INTO files (id, path, name, size, mtime_ns, inode, captured_at, filetype, ext,"
-                " state, reason, realtime, added_at, origin, dedupe)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " state, reason, realtime, added_at, origin, dedupe, selected)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (fid, spath, path.name, size, mtime_ns, inode, captured_at, filetype,
-                 path.suffix.lower(), state, reason, int(realtime), time.time(), origin, key),
+                 path.suffix.lower(), state, reason, int(realtime), time.time(), origin, key,
+                 int(selected)),
             )
             return _record(db.execute("SELECT * FROM files WHERE id=?", (fid,)).fetchone()), True
 

@@ -64,7 +64,8 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._next = time.monotonic()
 
-    def take(self, nbytes: int) -> None:
+    def take(self, nbytes: int, stop: threading.Event | None = None) -> None:
+        """Wait for `nbytes` of budget; a set `stop` ends the wait early (cancel)."""
         if self.rate <= 0:
             return
         with self._lock:
@@ -73,7 +74,10 @@ class RateLimiter:
             self._next = start + nbytes / self.rate
             delay = start - now
         if delay > 0:
-            time.sleep(delay)
+            if stop is not None:
+                stop.wait(delay)
+            else:
+                time.sleep(delay)
 
 
 @dataclass

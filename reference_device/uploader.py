@@ -57,7 +57,9 @@ def file_slices(
                 raise MediaError("corrupt", f"{path.name}: file shrank while uploading")
             left -= len(chunk)
             if on_bytes is not None:
-                on_bytes(len(chunk))
+                on_bytes(len(chunk))  # may wait for the rate limit: look at cancel again after
+            if cancel.is_set():
+                raise Cancelled("cancelled mid-part")
             yield chunk
 
 
@@ -103,8 +105,8 @@ class Uploader:
         with self._plock:
             return self._progress.get(file_id)
 
-    def _add_progress(self, file_id: str, n: int) -> None:
-        self.limiter.take(n)
+    def _add_progress(self, file_id: str, n: int, cancel: threading.Event | None = None) -> None:
+        self.limiter.take(n, cancel)
         with self._plock:
             self._progress[file_id] = self._progress.get(file_id, 0) + n
         self.stats.sent(n)
@@ -116,7 +118,18 @@ class Uploader:
         return retry_call(fn, backoff=self.backoff, budget=self.budget, stop=cancel, on_retry=on_retry)
 
     def _offset(self, rec: FileRecord) -> float:
+        """Seconds since capture, at the moment of the create call (ms precision).
+
+        The cloud derives the capture time as its now - offset and holds media captured
+        inside a pause window, so it must be computed per attempt, never reused.
+        """
         return round(max(0.0, time.time() - rec.captured_at), 3)
+
+    def _create(self, rec: FileRecord, body: dict[str, Any], cancel: threading.Event, what: str) -> dict[str, Any]:
+        def attempt() -> dict[str, Any]:
+            fresh = {**body, "offset": self._offset(rec)}
+            return self.tokens.call(lambda t: self.api.create_asset(t, fresh))
+        return self._retry(attempt, cancel, what)
 
     def _put(self, rec: FileRecord, part: Part, cancel: threading.Event) -> None:
         """PUT one part with retries; ack it durably. ExpiredUrlError propagates."""
@@ -128,7 +141,7 @@ class Uploader:
             try:
                 with self.part_slots:
                     body = file_slices(path, part.offset, part.size, cancel,
-                                       lambda n: self._add_progress(rec.id, n))
+                                       lambda n: self._add_progress(rec.id, n, cancel))
                     self.api.put_part(part.url or "", body, part.size, rec.filetype)
             except FileNotFoundError:
                 raise MediaError("vanished", f"{path.name} disappeared while uploading") from None
@@ -165,10 +178,8 @@ class Uploader:
     def _create_basic(self, rec: FileRecord, cancel: threading.Event) -> FileRecord:
         # floor: every non-final part is at least part_size (>= the 5 MiB S3 minimum)
         n = max(1, min(MAX_PARTS, rec.size // self.config.part_size))
-        body = {"name": rec.name, "filetype": rec.filetype, "filesize": rec.size,
-                "offset": self._offset(rec), "parts": n}
-        asset = self._retry(lambda: self.tokens.call(lambda t: self.api.create_asset(t, body)),
-                            cancel, f"create asset {rec.name}")
+        body = {"name": rec.name, "filetype": rec.filetype, "filesize": rec.size, "parts": n}
+        asset = self._create(rec, body, cancel, f"create asset {rec.name}")
         urls = asset.get("upload_urls")
         if not isinstance(urls, list) or not urls or not asset.get("id"):
             raise FatalUploadError("asset create answer has no id/upload_urls")
@@ -233,10 +244,8 @@ class Uploader:
         path = Path(rec.path)
         psize = self.config.part_size
         if not rec.asset_id:
-            body: dict[str, Any] = {"name": rec.name, "filetype": rec.filetype,
-                                    "is_realtime_upload": True, "offset": self._offset(rec)}
-            asset = self._retry(lambda: self.tokens.call(lambda t: self.api.create_asset(t, body)),
-                                cancel, f"create real-time asset {rec.name}")
+            body: dict[str, Any] = {"name": rec.name, "filetype": rec.filetype, "is_realtime_upload": True}
+            asset = self._create(rec, body, cancel, f"create real-time asset {rec.name}")
             if not asset.get("id"):
                 raise FatalUploadError("real-time asset create answer has no id")
             self.queue.set_asset(rec.id, str(asset["id"]), [])

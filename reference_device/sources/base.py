@@ -37,3 +37,6 @@ class Source(Protocol):
     def status(self) -> dict[str, Any]:
         """A small dict for the status page, e.g. {"kind": "tether", "state": "connected"}."""
         ...
+
+    # Optional: `settled(before: float) -> bool`, True once every file in storage before
+    # `before` has been handed over. A manual "upload all" waits for it (WatchSource has it).

@@ -37,6 +37,7 @@ class _Seen:
     first_seen: float
     last_change: float
     captured_at: float
+    ctime: float = 0.0  # when the file was last placed or changed in storage
     changes: int = 0
     emitted: tuple[int, int] | None = None
     emitted_growing: bool = False
@@ -70,6 +71,7 @@ class WatchSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._on_file: OnFile | None = None
+        self._scan_lock = threading.Lock()  # a scan and its hand-overs are one step for settled()
         self.last_scan_at = 0.0
         self.errors: list[str] = []
 
@@ -106,8 +108,29 @@ class WatchSource:
                 found.extend(Path(dirpath) / f for f in filenames if not is_ignored(f))
         return found
 
+    def settled(self, before: float) -> bool:
+        """Every file in storage before `before` has been handed over (or reported).
+
+        Manual "upload all" waits for this, so files still in their quiet period at the
+        moment the user selected everything are part of the selection, and the upload order
+        (priorities) is decided over all of them rather than over whichever settled first.
+        """
+        if not self._scan_lock.acquire(blocking=False):
+            return False  # a scan is handing files over right now
+        try:
+            if self.last_scan_at < before:
+                return False
+            return not any(s.emitted is None and not s.emitted_growing and not s.problem
+                           and s.ctime <= before for s in self._seen.values())
+        finally:
+            self._scan_lock.release()
+
     def scan(self) -> list[CapturedFile]:
         """One pass; returns (and hands over) the files that became ready."""
+        with self._scan_lock:
+            return self._scan()
+
+    def _scan(self) -> list[CapturedFile]:
         now = self.clock()
         ready: list[CapturedFile] = []
         present: set[str] = set()
@@ -123,8 +146,9 @@ class WatchSource:
             seen = self._seen.get(key)
             if seen is None:
                 captured = min(st.st_mtime, now)
-                self._seen[key] = _Seen(st.st_size, st.st_mtime_ns, now, now, captured)
+                self._seen[key] = _Seen(st.st_size, st.st_mtime_ns, now, now, captured, st.st_ctime)
                 continue
+            seen.ctime = st.st_ctime
             if (st.st_size, st.st_mtime_ns) != (seen.size, seen.mtime_ns):
                 seen.size, seen.mtime_ns, seen.last_change = st.st_size, st.st_mtime_ns, now
                 seen.changes += 1

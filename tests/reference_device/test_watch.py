@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from reference_device.sources.base import CapturedFile
@@ -76,3 +77,20 @@ def test_endless_growth_reported(tmp_path: Path) -> None:
         os.utime(f, ns=(i + 10, i + 10))
         src.scan()
     assert problems == [(f, "endlessly_growing")]
+
+
+def test_settled_waits_for_files_placed_before_the_moment(tmp_path: Path) -> None:
+    """Manual "upload all" waits on this: files already in storage must be handed over first."""
+    clock = Clock()
+    clock.t = time.time() + 1.0
+    (tmp_path / "a.jpg").write_bytes(b"1")
+    moment = time.time() + 0.5  # a.jpg was placed before this moment
+    src = WatchSource([tmp_path], quiet_period=2.0, clock=clock)
+    src._on_file = lambda _cf: None
+    assert not src.settled(moment)  # no scan since the moment: unknown files may exist
+    src.scan()
+    assert not src.settled(moment)  # seen, still in its quiet period
+    assert src.settled(moment - 60)  # a.jpg came after that earlier moment: not waited for
+    clock.t += 2.5
+    assert [c.path.name for c in src.scan()] == ["a.jpg"]
+    assert src.settled(moment)
