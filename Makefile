@@ -54,7 +54,7 @@ $(NODEDIR)/node_modules/.bin/allure:
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check harness reference_device tests
 
-test: $(STAMP) sysdeps
+test: $(STAMP) sysdeps $(NODEDIR)/node_modules/.bin/allure
 	@$(VENV)/bin/ruff check harness reference_device tests
 	@$(VPY) -m pytest tests -q
 
