@@ -4,8 +4,8 @@ Feature: Staying connected
   @C2C-NET-02
   Scenario: Access tokens are refreshed without user interaction
     Given a paired device
-    And the cloud issues access tokens that expire after 20 seconds
-    When the device stays connected for 70 seconds while 2 "jpg" files are captured
+    And the cloud issues access tokens that expire after 10 seconds
+    When the device stays connected for 35 seconds while 2 "jpg" files are captured
     Then the device refreshed its token at least 3 times
     And the device showed no user alert about authorization
     And every captured file arrives intact within 60 seconds
@@ -20,6 +20,6 @@ Feature: Staying connected
   Scenario: The connection persists for an 8-hour shift
     Given a paired device
     And the cloud issues access tokens that expire after 30 seconds
-    When 8 hours of cloud time pass in 60 seconds while files are captured every 20 seconds
+    When 8 hours of cloud time pass in 30 seconds while files are captured every 10 seconds
     Then every captured file arrives intact within 120 seconds
     And the device requested no new pairing code

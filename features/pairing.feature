@@ -20,7 +20,7 @@ Feature: Pairing and authorization
     Given a fresh unpaired device
     When the device requests a pairing code
     And the pairing is cancelled <when>
-    Then the cloud sees no more token polls from the device within 30 seconds
+    Then the cloud sees no more token polls from the device within 20 seconds
     And the device does not show itself as paired
 
     Examples:
@@ -39,6 +39,7 @@ Feature: Pairing and authorization
     Examples:
       | error         |
       | expired_token |
+      | slow_down     |
       | access_denied |
 
   @C2C-PROJ-01 @C2C-QA-03 @smoke

@@ -27,7 +27,7 @@ Feature: Upload queue
     Then every captured file arrives intact within 300 seconds
     And the bytes re-sent per power cut are at most one part
 
-  @C2C-RES-01
+  @C2C-RES-01 @C2C-QUE-03
   Scenario: The device survives power cuts at random points
     Given a paired device
     When 6 "jpg" files are captured

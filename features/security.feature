@@ -20,7 +20,7 @@ Feature: Security
     Given a paired device
     When a TLS interceptor with an untrusted certificate sits on the device's path
     And 1 "jpg" file is captured
-    Then the interceptor saw no completed request from the device within 30 seconds
+    Then the interceptor saw no completed request from the device within 15 seconds
     When the interceptor is removed
     Then every captured file arrives intact within 120 seconds
 

@@ -71,7 +71,7 @@ Feature: Automatic upload and error handling
     When 2 "jpg" files are captured
     And a "<how>" corrupted "<kind>" file is captured
     And 2 "jpg" files are captured
-    Then every intact captured file arrives within 180 seconds
+    Then every intact captured file arrives within 90 seconds
     And the corrupted file did not block the queue
 
     Examples:

@@ -191,7 +191,7 @@ class SessionBench:
         return SoftwareDevice(
             self.profile, api_url=self.network.device_api_url, ca_bundle=Path(cloud.ca_bundle),
             client_secret=cloud.client_secret, workdir=workdir, timeline=self.timeline, prompt=self.prompt,
-            plain_http_url=getattr(cloud, "plain_http_url", ""),
+            plain_http_url=getattr(cloud, "plain_http_url", ""), seed=self.seed,
         )
 
     def fresh_device(self) -> Device:

@@ -104,6 +104,7 @@ def bench(request: pytest.FixtureRequest, c2c_session: Any) -> Iterator[Any]:
     from harness.bdd.bench import Bench, ScenarioState
 
     state = ScenarioState()
+    state.notes["items"] = _checklist_ids(request.node)  # steps name the item a skip is about
     b = Bench(c2c_session, state)
     with contextlib.suppress(Exception):
         state.journal_since = c2c_session.journal_head()

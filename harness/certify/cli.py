@@ -155,7 +155,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if (reports / "results.json").exists():
         write_certificate(reports)
         print(f"certificate: {reports / 'certificate.json'}")
-    out = build_allure_report(reports, Path(args.allure) if args.allure else DEFAULT_ALLURE)
+    # absolute: the Allure CLI runs with the reports directory as its working directory
+    out = build_allure_report(reports, Path(args.allure).absolute() if args.allure else DEFAULT_ALLURE)
     print(f"report: {out}")
     return 0
 
@@ -170,11 +171,18 @@ def cmd_steps(args: argparse.Namespace) -> int:
 def cmd_mutants(args: argparse.Namespace) -> int:
     from tests.mutants.matrix import run_matrix
 
-    results = run_matrix(full=args.full, out=Path(args.out), only=args.only or None)
+    started = time.monotonic()
+    try:
+        results = run_matrix(full=args.full, out=Path(args.out), only=args.only or None, workers=args.workers)
+    except KeyError as exc:
+        raise ConfigError(str(exc.args[0])) from None
     bad = [r for r in results if not r["ok"]]
     for r in results:
         mark = "ok " if r["ok"] else "BAD"
-        print(f"{mark} {r['mutant']:<28} {r['item']:<12} failed={','.join(r['failed']) or '-'} {r.get('note', '')}")
+        print(f"{mark} {r['mutant']:<28} {r['item']:<12} {r.get('seconds', 0):>6.1f}s "
+              f"failed={','.join(r['failed']) or '-'} {r.get('note', '')}")
+    print(f"{len(results) - len(bad)}/{len(results)} mutants flagged on their item only "
+          f"in {time.monotonic() - started:.0f} s; table: {args.out}")
     return 1 if bad else 0
 
 
@@ -202,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     mut.add_argument("--full", action="store_true", help="full run per mutant instead of its item + smoke")
     mut.add_argument("--out", default="reports/mutants.json")
     mut.add_argument("--only", action="append", help="only this mutant (repeatable)")
+    mut.add_argument("--workers", type=int, default=2, help="mutants certified at the same time")
     mut.set_defaults(func=cmd_mutants)
     return parser
 

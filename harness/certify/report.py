@@ -59,7 +59,7 @@ def build_allure_report(reports: Path, allure: Path, *, timeout: float = 300) ->
     config = reports / "allurerc.mjs"
     config.write_text(allure_config(out), encoding="utf-8")
     env = {**os.environ, "ALLURE_NO_ANALYTICS": "true"}
-    done = subprocess.run([str(allure), "generate", str(results), "-c", str(config)], cwd=reports, env=env,
+    done = subprocess.run([str(allure.absolute()), "generate", str(results), "-c", str(config)], cwd=reports, env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
         raise ConfigError(f"allure generate failed ({done.returncode}): {done.stderr[-1000:]}")

@@ -4,7 +4,9 @@ A vendor describes a device in TOML, no code: identity, capabilities, items decl
 applicable, and one driver per concern (power, capture, status, pairing code, control).
 A software device is launched from a command template; the harness fills the
 placeholders {api_url} {ca_bundle} {media_dir} {state_dir} {client_id} {client_secret}
-{status_port} (plus {python} and {repo}). `{client_secret}` may only appear in
+{status_port} (plus {python}, {repo}, {plain_http_url} and {vcamera_dir}: a directory
+holding exactly one generated JPEG, the card of libgphoto2's virtual camera for a tethered
+rig). `{client_secret}` may only appear in
 `[launch.env]` values and `[launch.files]` contents: argv is world-readable, so a
 profile that puts it in `command` is refused with ConfigError.
 
@@ -29,7 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PROFILE_DIR = REPO_ROOT / "fixtures" / "devices"
 PLACEHOLDERS = frozenset(
     {"api_url", "ca_bundle", "media_dir", "state_dir", "client_id", "client_secret", "status_port", "python", "repo",
-     "plain_http_url"}
+     "plain_http_url", "vcamera_dir"}
 )
 SECRET_PLACEHOLDERS = frozenset({"client_secret"})
 DEVICE_KINDS = frozenset({"camera", "encoder", "audio", "app"})

@@ -28,7 +28,7 @@ import httpx
 
 from harness.device.operator import OperatorPrompt
 from harness.device.power import ManualPower, ProcessGroupPower, relay_power
-from harness.device.profile import DeviceProfile, default_values, render_template
+from harness.device.profile import DeviceProfile, default_values, placeholders_in, render_template
 from harness.errors import (
     ConfigError,
     DeviceFailure,
@@ -63,6 +63,35 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
         time.sleep(interval)
 
 
+def profile_placeholders(profile: DeviceProfile) -> set[str]:
+    """Every placeholder the profile's launch command, env and files use."""
+    if profile.launch is None:
+        return set()
+    launch = profile.launch
+    templates = [*launch.command, *launch.env.values(), *launch.files, *launch.files.values(), launch.cwd or ""]
+    return set().union(*(placeholders_in(t) for t in templates))
+
+
+def make_vcamera_card(directory: Path, seed: int) -> Path:
+    """The virtual camera's card for {vcamera_dir}: exactly one generated JPEG.
+
+    libgphoto2's virtual camera serves the JPEG(s) in $VCAMERADIR as every frame it shoots;
+    it needs exactly one, so anything else already there is refused rather than guessed at.
+    """
+    from harness.faults.media.manifest import MediaKit
+
+    directory.mkdir(parents=True, exist_ok=True)
+    existing = [p for p in directory.iterdir() if not p.name.startswith(".")]
+    if existing:
+        jpgs = [p for p in existing if p.suffix.lower() in {".jpg", ".jpeg"}]
+        if len(jpgs) == 1 and len(existing) == 1:
+            return jpgs[0]
+        raise ConfigError(f"{{vcamera_dir}} {directory} must hold exactly one JPEG, found {sorted(p.name for p in existing)}")
+    with MediaKit(seed=seed, stash_dir=directory.parent / ".vcamera-stash") as kit:
+        entry = kit.generate(["jpg"], directory)[0]
+    return Path(entry["path"])
+
+
 class SoftwareDevice:
     """Implements harness.protocols.Device for a profile with a [launch] command."""
 
@@ -78,6 +107,7 @@ class SoftwareDevice:
         timeline: Timeline | None = None,
         prompt: OperatorPrompt | None = None,
         plain_http_url: str = "",
+        seed: int = 1,
     ) -> None:
         if profile.launch is None:
             raise ConfigError(f"profile {profile.name}: SoftwareDevice needs a [launch] command")
@@ -100,6 +130,9 @@ class SoftwareDevice:
         self.api_url = api_url
         self.ca_bundle = ca_bundle
         self.plain_http_url = plain_http_url
+        self.vcamera_dir = workdir / "vcamera"
+        if "vcamera_dir" in profile_placeholders(profile):
+            make_vcamera_card(self.vcamera_dir, seed)
         self._power = self._make_power()
         self._http = httpx.Client(timeout=5.0)
 
@@ -109,7 +142,7 @@ class SoftwareDevice:
         values = default_values(
             api_url=self.api_url, ca_bundle=str(self.ca_bundle), media_dir=str(self.media_dir),
             state_dir=str(self.state_dir), client_id=self.client_id, status_port=self.status_port,
-            plain_http_url=self.plain_http_url,
+            plain_http_url=self.plain_http_url, vcamera_dir=str(self.vcamera_dir),
         )
         if with_secret:
             values["client_secret"] = self._secret()

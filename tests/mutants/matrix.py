@@ -1,61 +1,163 @@
 """Run the mutant matrix: each seeded defect must fail its item and no other automatable item.
 
-Per mutant: `c2c-certify run --device mutant:NAME --item ITEM --smoke` (its own item's
-scenarios plus the smoke set), or the full suite with `full=True`.
+Quick mode (what `make test` runs): per mutant, `c2c-certify run --device mutant:NAME
+--item ITEM -- -m "(ITEM) or (smoke and (<SMOKE_ITEMS>))"`, i.e. its own item's scenarios
+plus the @smoke scenarios of SMOKE_ITEMS,
+two mutants at a time (separate processes, separate emulators on port 0).
+Full mode (`c2c-certify mutants --full`, `make mutants`): every mutant against every
+scenario, with the verdict of every item in the table.
+
+A result is ok when the own item is "fail", no automatable item outside `item` + `also`
+fails, and no item that ran ended in "error" (an error is a bench failure, never a catch).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from tests.mutants.table import MUTANTS, Mutant
 
 REPO = Path(__file__).resolve().parents[2]
+# The smoke set each quick run adds to the own item: the @smoke scenarios of these items
+# (a capture uploaded automatically: pairing, create, parts, complete; and the version
+# header on every request). The other @smoke scenarios cost a power cut each.
+SMOKE_ITEMS: tuple[str, ...] = ("C2C-UPL-01", "C2C-HDR-01")
+QUICK_TIMEOUT_S = 300.0
+FULL_TIMEOUT_S = 1800.0
 
 
 def judge(mutant: Mutant, cert: dict[str, Any]) -> dict[str, Any]:
-    """Whether the certificate flags the mutant's item and nothing else it should not."""
+    """Whether the certificate flags the mutant's item, nothing it should not, and had no bench error."""
     items = cert["items"]
+    ran = {i for i, e in items.items() if e.get("scenarios")}
     failed = sorted(i for i, e in items.items() if e["verdict"] == "fail")
-    errors = sorted(i for i, e in items.items() if e["verdict"] == "error")
-    caught = items.get(mutant.item, {}).get("verdict") == "fail"
+    errors = sorted(i for i, e in items.items() if e["verdict"] == "error" and i in ran)
+    own = items.get(mutant.item, {})
+    caught = own.get("verdict") == "fail"
     allowed = {mutant.item, *mutant.also}
     collateral = [i for i in failed if i not in allowed and items[i].get("automatable")]
-    ok = caught and not collateral
-    note = "" if caught else f"{mutant.item} was {items.get(mutant.item, {}).get('verdict')!r}, not 'fail'"
+    notes = []
+    if not caught:
+        notes.append(f"{mutant.item} was {own.get('verdict')!r}, not 'fail': {str(own.get('reason', ''))[:200]}")
     if collateral:
-        note += f" also failed {collateral}"
-    return {"mutant": mutant.name, "item": mutant.item, "ok": ok, "caught": caught, "failed": failed,
-            "errors": errors, "collateral": collateral, "note": note.strip()}
+        notes.append(f"also failed {collateral}: " + " | ".join(str(items[i].get("reason", ""))[:160] for i in collateral))
+    if errors:
+        notes.append(f"bench errors on {errors}: " + " | ".join(str(items[i].get("reason", ""))[:160] for i in errors))
+    return {"mutant": mutant.name, "item": mutant.item, "ok": caught and not collateral and not errors,
+            "caught": caught, "failed": failed, "errors": errors, "collateral": collateral,
+            "verdicts": {i: items[i]["verdict"] for i in sorted(ran)}, "note": "; ".join(notes)}
 
 
-def run_mutant(mutant: Mutant, reports: Path, *, full: bool = False, timeout: float = 600) -> dict[str, Any]:
+def certify_argv(mutant: Mutant, reports: Path, *, full: bool = False) -> list[str]:
+    """The `c2c-certify run` argv for one mutant (quick: own item + SMOKE_ITEMS; full: everything)."""
     argv = [sys.executable, "-m", "harness.certify.cli", "run", "--device", f"mutant:{mutant.name}",
             "--reports", str(reports), "--quiet"]
     if not full:
-        argv += ["--smoke", "--item", mutant.item]
+        smoke = " or ".join(f"({i})" for i in SMOKE_ITEMS)
+        # the trailing -m (last one wins in pytest) narrows the run to own item + smoke scenarios
+        argv += ["--item", mutant.item, "--", "-m", f"({mutant.item}) or (smoke and ({smoke}))"]
+        if mutant.quick_k:
+            argv += ["-k", mutant.quick_k]
+    return argv
+
+
+def _interrupt(proc: subprocess.Popen[str]) -> None:
+    """Ctrl-C the run's process group so pytest tears down its emulator and device; kill if it hangs."""
+    for sig, wait_s in ((signal.SIGINT, 60.0), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.communicate(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run_mutant(mutant: Mutant, reports: Path, *, full: bool = False, timeout: float | None = None) -> dict[str, Any]:
+    """Certify one mutant in its own `c2c-certify run` process and judge its certificate."""
+    limit = timeout if timeout is not None else (FULL_TIMEOUT_S if full else QUICK_TIMEOUT_S)
     started = time.monotonic()
-    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False)
+    base = {"mutant": mutant.name, "item": mutant.item, "ok": False, "caught": False, "failed": [],
+            "errors": [], "collateral": [], "verdicts": {}}
+    proc = subprocess.Popen(certify_argv(mutant, reports, full=full), cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        _interrupt(proc)
+        return {**base, "seconds": round(time.monotonic() - started, 1),
+                "note": f"bench error: certification did not finish within {limit:.0f} s (see {reports / 'pytest.log'})"}
     cert_path = reports / "certificate.json"
     if not cert_path.exists():
-        return {"mutant": mutant.name, "item": mutant.item, "ok": False, "caught": False, "failed": [],
-                "errors": [], "collateral": [], "note": f"no certificate (exit {done.returncode}): {done.stderr[-300:]}"}
+        return {**base, "seconds": round(time.monotonic() - started, 1),
+                "note": f"bench error: no certificate (exit {proc.returncode}): {(err or out)[-400:]}"}
     result = judge(mutant, json.loads(cert_path.read_text(encoding="utf-8")))
     result["seconds"] = round(time.monotonic() - started, 1)
+    result["reports"] = str(reports)
     return result
 
 
-def run_matrix(*, full: bool = False, out: Path, only: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def table(results: Sequence[dict[str, Any]], *, full: bool, seconds: float) -> dict[str, Any]:
+    """The reports/mutants.json shape: {mutant: {item, verdicts, flagged_own_item, collateral, ...}}."""
+    by_name = {m.name: m for m in MUTANTS}
+    rows = {
+        r["mutant"]: {"item": r["item"], "also": list(by_name[r["mutant"]].also), "what": by_name[r["mutant"]].what,
+                      "ok": r["ok"], "flagged_own_item": r["caught"], "collateral": r["collateral"],
+                      "errors": r["errors"], "verdicts": r["verdicts"], "seconds": r.get("seconds"),
+                      "note": r.get("note", "")}
+        for r in results
+    }
+    return {"full": full, "smoke_items": [] if full else list(SMOKE_ITEMS), "seconds": round(seconds, 1),
+            "ok": all(r["ok"] for r in results), "mutants": rows}
+
+
+# mutants whose own item fails only when a step waits out its timeout (measured ~75-140 s)
+SLOW_MUTANTS = frozenset({"no-progress", "blocks-on-corrupt", "never-refreshes",
+                          "no-network-status", "stale-project-name"})
+
+
+def run_matrix(
+    *, full: bool = False, out: Path | None = None, only: Sequence[str] | None = None, workers: int = 2,
+    work: Path | None = None,
+) -> list[dict[str, Any]]:
+    """Certify the selected mutants, `workers` at a time; write the table to `out` as results come in."""
+    known = {m.name for m in MUTANTS}
+    unknown = sorted(set(only or ()) - known)
+    if unknown:
+        raise KeyError(f"unknown mutant(s) {unknown}; known: {', '.join(sorted(known))}")
     selected = [m for m in MUTANTS if not only or m.name in only]
-    results = []
-    for m in selected:
-        results.append(run_mutant(m, out.parent / "mutants" / m.name, full=full))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"full": full, "results": results}, indent=2), encoding="utf-8")
-    return results
+    # longest first, so the slow ones (a failing step that waits out its timeout) overlap
+    # with many short ones instead of finishing alone at the end
+    selected.sort(key=lambda m: m.name not in SLOW_MUTANTS)
+    root = work or (out.parent / "mutants" if out else REPO / "reports" / "mutants")
+    started = time.monotonic()
+    results: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def one(m: Mutant) -> dict[str, Any]:
+        r = run_mutant(m, root / m.name, full=full)
+        with lock:
+            results.append(r)
+            if out is not None:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                tmp = out.with_suffix(".tmp")
+                tmp.write_text(json.dumps(table(results, full=full, seconds=time.monotonic() - started), indent=2),
+                               encoding="utf-8")
+                tmp.replace(out)
+        return r
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(one, selected))
+    order = {m.name: n for n, m in enumerate(MUTANTS)}
+    return sorted(results, key=lambda r: order[r["mutant"]])

@@ -82,7 +82,9 @@ def _paired_device(bench: Any) -> None:
 def _proxy_device(bench: Any) -> None:
     """A paired device with the `proxies` capability; without it the proxy items are not applicable."""
     if "proxies" not in bench.profile.capabilities:
-        reason = bench.profile.not_applicable.get("C2C-WF-04") or "the profile declares no 'proxies' capability"
+        items = [*bench.state.notes.get("items", []), "C2C-WF-04"]
+        reason = next((bench.profile.not_applicable[i] for i in items if i in bench.profile.not_applicable),
+                      "the profile declares no 'proxies' capability")
         pytest.skip(f"{NOT_APPLICABLE_SKIP}{reason}")
     _paired_device(bench)
 
@@ -167,6 +169,21 @@ def _priority_file(bench: Any) -> None:
         control_or_operator(bench, "priority", f"Move {last} to the front. Done?", id=_file_id(bench, last), priority=1000)
     else:
         control_or_operator(bench, "priority", f"Move {last} to the front. Done?")
+
+
+@when("the device shows the file uploading")
+def _uploading(bench: Any) -> None:
+    """The last captured file is being uploaded: shown as uploading on the device, or (no status)
+    its asset exists in the cloud."""
+    name = bench.state.captures[-1].name
+    if bench.has_status:
+        def shown() -> bool:
+            st = device_status(bench)
+            return (st.get("current") or {}).get("name") == name or any(
+                f.get("name") == name and f.get("state") == "uploading" for f in st.get("files", []))
+        wait_until(shown, 60, f"the device to show {name} uploading")
+        return
+    wait_until(lambda: any(r.get("name") == name for r in bench.cloud.ledger()), 60, f"the cloud to see {name} start")
 
 
 @when("the user cancels all uploads")

@@ -17,6 +17,26 @@ def _profile(bench: Any, name: str) -> None:
     bench.state.notes["network_profile"] = name
 
 
+@given(parsers.parse("the upload link is limited to {mbps:d} Mbps per connection"))
+def _rate_limit(bench: Any, mbps: int) -> None:
+    """A slow uplink (bandwidth per TCP connection), so an upload is still running when the user acts.
+
+    Real links are faster than their names on loopback only when the rate is not shaped;
+    a per-connection limit makes every part take a known time, whatever the parallelism.
+    """
+    from harness.errors import FaultInjectionError
+
+    try:
+        from harness.faults.network.profiles import NetworkProfile, shaped
+    except ImportError as exc:
+        raise FaultInjectionError(f"rate limiting needs harness.faults.network: {exc}") from exc
+    profile = NetworkProfile(f"limited-{mbps}mbps", f"{mbps} Mbps up per connection / 20 ms",
+                             shaped(mbps, 100, 20))
+    bench.network.apply_profile(profile)
+    bench.state.notes["network_profile"] = profile.name
+    bench.state.notes["upload_rate_mbps"] = mbps
+
+
 @when(parsers.parse('the network profile "{name}" is applied for {seconds:d} seconds'))
 def _profile_for(bench: Any, name: str, seconds: int) -> None:
     """A network episode (e.g. isp-outage) for a while, then a clean link."""

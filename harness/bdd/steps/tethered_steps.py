@@ -23,7 +23,7 @@ from harness.bdd.steps.common import (
     status_or_operator,
     wait_until,
 )
-from harness.bdd.steps.device_steps import pair
+from harness.bdd.steps.device_steps import _paired_device
 from harness.bdd.steps.oracle_steps import _all_intact
 from harness.bdd.steps.power_steps import _cut, _restore
 from harness.certify.verdicts import NOT_APPLICABLE_SKIP
@@ -37,18 +37,25 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _camera_connected(status: dict[str, Any]) -> bool:
+    return any(s.get("kind") == "tether" and s.get("state") == "connected" for s in (status.get("sources") or []))
+
+
 @given(parsers.parse('a paired "{name}" device with a tethered virtual camera'))
 def _tethered(bench: Any, name: str) -> None:
     """A paired device whose profile declares the `tether` capability (else: not applicable)."""
     if "tether" not in bench.profile.capabilities:
         pytest.skip(f"{NOT_APPLICABLE_SKIP}profile {bench.profile.name} has no tethered camera (capability 'tether')")
-    pair(bench)
+    _paired_device(bench)
 
 
 @when(parsers.parse("the camera captures {count:d} photos"))
 def _shoot(bench: Any, count: int) -> None:
     """Fire the shutter `count` times; each downloaded frame joins the capture manifest."""
-    known = {c.name for c in bench.state.captures}
+    if bench.has_status:  # after a boot the camera needs a moment to be detected and claimed
+        wait_until(lambda: _camera_connected(device_status(bench)), 60, "the tethered camera to connect")
+    # every file the device already lists (earlier scenarios' too) is not a new frame
+    known = {c.name for c in bench.state.captures} | {str(f.get("name")) for f in device_status(bench).get("files", [])}
     control_or_operator(bench, "shutter", f"Take {count} photos on the tethered camera. Done?", count=count)
 
     def new_frames() -> list[dict[str, Any]] | None:
@@ -84,5 +91,4 @@ def _connected(bench: Any) -> None:
     """The device reports its tethered camera connected again after the power cut."""
     status_or_operator(
         bench, "Does the device show the tethered camera as connected?",
-        lambda st: any(s.get("kind") == "tether" and s.get("state") == "connected"
-                       for s in (st.get("sources") or [])), timeout=60)
+        _camera_connected, timeout=60)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,15 +52,35 @@ def test_report_without_results_is_a_clear_error(tmp_path: Path, capsys: pytest.
     assert "no Allure results" in capsys.readouterr().err
 
 
+SmokeRun = tuple[subprocess.CompletedProcess[str], Path]
+
+
+def smoke_run(device: str, reports: Path, seed: int = 1) -> SmokeRun:
+    """`c2c-certify run --smoke` as a user runs it: a subprocess with real emulator and device."""
+    done = subprocess.run([sys.executable, "-m", "harness.certify.cli", "run", "--device", device, "--smoke",
+                           "--seed", str(seed), "--reports", str(reports), "--quiet"], cwd=REPO, capture_output=True,
+                          text=True, timeout=540, check=False)
+    return done, reports
+
+
+@pytest.fixture(scope="module")
+def reference_smoke(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
+    """One smoke certification of the reference device, shared by the smoke and determinism tests."""
+    return smoke_run("reference", tmp_path_factory.mktemp("reference-smoke") / "reports")
+
+
+def _item_verdicts(reports: Path) -> dict[str, str]:
+    cert = json.loads((reports / "certificate.json").read_text())
+    return {item_id: entry["verdict"] for item_id, entry in cert["items"].items()}
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("device", ["reference", "independent"])
-def test_smoke_certification_through_the_real_stack(device: str, tmp_path: Path) -> None:
+def test_smoke_certification_through_the_real_stack(device: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """Real emulator, real TLS, a real device process; the independent uploader must not crash the bench."""
-    reports = tmp_path / "reports"
-    done = subprocess.run([sys.executable, "-m", "harness.certify.cli", "run", "--device", device, "--smoke",
-                           "--reports", str(reports), "--quiet"], cwd=REPO, capture_output=True, text=True,
-                          timeout=540, check=False)
+    done, reports = (request.getfixturevalue("reference_smoke") if device == "reference"
+                     else smoke_run(device, tmp_path / "reports"))
     cert_path = reports / "certificate.json"
     assert cert_path.exists(), done.stdout[-2000:] + done.stderr[-2000:] + (reports / "pytest.log").read_text()[-4000:]
     cert = json.loads(cert_path.read_text())
@@ -81,9 +100,26 @@ def test_smoke_certification_through_the_real_stack(device: str, tmp_path: Path)
     assert results
     labels = json.loads(results[0].read_text())["labels"]
     assert any(lb["name"] == "checklist" for lb in labels)
-    if shutil.which("node") and (REPO / ".cache/node/node_modules/.bin/allure").exists() and device == "reference":
-        assert main(["report", "--reports", str(reports)]) == 0
+    if device == "reference":  # make test installs Allure 3 (npm) first: the HTML report is built
+        allure = REPO / ".cache/node/node_modules/.bin/allure"
+        assert allure.exists(), "Allure 3 CLI missing: run `make test` (it installs it under .cache/node)"
+        assert main(["report", "--reports", str(reports), "--allure", str(allure)]) == 0
         assert (reports / "html" / "index.html").stat().st_size > 100_000
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_same_seed_gives_the_same_verdicts(reference_smoke: SmokeRun, tmp_path: Path) -> None:
+    """Determinism: a second smoke certification with the same seed gives every item the same verdict."""
+    first_done, first = reference_smoke
+    second_done, second = smoke_run("reference", tmp_path / "again")
+    for done, reports in ((first_done, first), (second_done, second)):
+        assert (reports / "certificate.json").exists(), done.stdout[-2000:] + done.stderr[-2000:]
+    a, b = _item_verdicts(first), _item_verdicts(second)
+    assert set(a) == set(b)
+    differ = {item: (a[item], b[item]) for item in a if a[item] != b[item]}
+    assert not differ, f"verdicts differ between two runs with seed 1: {differ}"
+    assert {v for v in a.values() if v != "not-run"}, "the smoke run verified nothing"
 
 
 def test_progress_display_follows_the_plugin_events(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
