@@ -197,7 +197,7 @@ class SessionBench:
     def fresh_device(self) -> Device:
         """Throw away the device's state (a factory reset): new state dir, new client id."""
         if self._device is not None:
-            self._device.stop()
+            _close_device(self._device)
             old = getattr(self._device, "workdir", None)
             if isinstance(old, Path):
                 shutil.rmtree(old, ignore_errors=True)
@@ -221,10 +221,16 @@ class SessionBench:
     def close(self) -> None:
         if self._device is not None:
             with contextlib.suppress(Exception):
-                self._device.stop()
+                _close_device(self._device)
         for close in reversed(self._closers):
             with contextlib.suppress(Exception):
                 close()
+
+
+def _close_device(device: Device) -> None:
+    """Stop the device and release what its drivers hold (relay port locks, HTTP clients)."""
+    closer = getattr(device, "close", None)
+    (closer if callable(closer) else device.stop)()
 
 
 class Bench:

@@ -57,6 +57,16 @@ class HardwareDevice:
     def stop(self) -> None:
         self._power.off()
 
+    def close(self) -> None:
+        """Power off and let go of the relay board (its port lock) and the status client."""
+        try:
+            self.stop()
+        finally:
+            closer = getattr(self._power, "close", None)
+            if callable(closer):
+                closer()
+            self._http.close()
+
     def power(self) -> Power:
         return self._power
 

@@ -13,7 +13,7 @@ import textwrap
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +30,9 @@ from reference_device.sources.camera import (
 )
 from reference_device.sources.tether import TetherConfig, TetherError, TetherSource
 from reference_device.sources.tether_ledger import LEDGER_NAME
+from tests.waiting import wait_until as wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def wait_for(cond: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
 
 
 def sha(path: Path) -> str:

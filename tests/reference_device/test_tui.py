@@ -18,6 +18,7 @@ from rich.console import Console
 
 from reference_device.tui import TerminalUI, key_action, render_status
 from tests.reference_device.fakes import HOSTILE, FakeEngine, sample_snapshot
+from tests.waiting import wait_until as _wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 _ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
@@ -86,14 +87,6 @@ def test_press_calls_engine_and_reports_errors() -> None:
     assert not stop.is_set()
     ui.press("q", stop)
     assert stop.is_set()
-
-
-def _wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
 
 
 def test_plain_mode_logs_code_and_changes_without_control_chars() -> None:

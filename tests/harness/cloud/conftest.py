@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -15,18 +13,7 @@ from harness.cloud.testing import (  # noqa: F401 - pytest fixtures
     cloud_process,
     paired_device,
 )
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll `condition` until truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+from tests.waiting import wait_until  # noqa: F401 - re-exported to the tests
 
 
 def create_asset(client: httpx.Client, device: PairedDevice, path: str = "/v2/devices/assets",

@@ -29,13 +29,19 @@ def test_relay_powered_device_flips_its_channel(relay_board: RelaySimulator) -> 
     })
     timeline = Timeline()
     dev = HardwareDevice(profile, prompt=OperatorPrompt(interactive=False), timeline=timeline)
-    dev.start()
-    assert relay_board.states[3] is True and dev.power().is_on() is True
-    dev.stop()
-    assert relay_board.states[3] is False
-    assert [e.details["state"] for e in timeline.events if e.layer == "power"] == ["on", "off"]
-    assert dev.status() is None and dev.control("mode") is False
-    with pytest.raises(OperatorUnavailable):
-        dev.capture([Path("A001.MOV")])
-    with pytest.raises(OperatorUnavailable):
-        dev.pairing_code(1)
+    try:
+        dev.start()
+        assert relay_board.states[3] is True and dev.power().is_on() is True
+        dev.stop()
+        assert relay_board.states[3] is False
+        assert [e.details["state"] for e in timeline.events if e.layer == "power"] == ["on", "off"]
+        assert dev.status() is None and dev.control("mode") is False
+        with pytest.raises(OperatorUnavailable):
+            dev.capture([Path("A001.MOV")])
+        with pytest.raises(OperatorUnavailable):
+            dev.pairing_code(1)
+    finally:
+        dev.close()
+    # the board's port (and its lock) is free again: another driver can take it
+    again = HardwareDevice(profile, prompt=OperatorPrompt(interactive=False))
+    again.close()

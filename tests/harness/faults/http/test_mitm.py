@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,16 +13,9 @@ from harness.errors import ConfigError, FaultInjectionError
 from harness.faults.http.addons import ErrorInjector, ErrorRule, FlowKiller, HeaderAudit
 from harness.faults.http.interceptor import Interceptor, untrusted_interception
 from harness.faults.http.runner import MitmProxy
+from tests.waiting import wait_until as wait_for
 
 from .conftest import Upstream
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 @pytest.fixture

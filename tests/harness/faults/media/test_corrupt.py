@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import pytest
 
 from harness.errors import MediaError
 from harness.faults.media import MediaKit, load_manifest, sha256_file, validate
+from tests.waiting import wait_until as _wait_for
 
 DECODER_VISIBLE = ("zero_length", "truncate", "header_damage")
 
@@ -19,14 +19,6 @@ def _copy(entry: dict[str, Any], tmp_path: Path) -> Path:
     dest.parent.mkdir(exist_ok=True)
     shutil.copy2(entry["path"], dest)
     return dest
-
-
-def _wait_for(cond: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 @pytest.mark.parametrize("how", DECODER_VISIBLE)

@@ -11,20 +11,7 @@ import httpx
 import pytest
 
 from harness.faults.network.server import ToxiproxyServer
-
-
-def wait_for(
-    condition: Callable[[], object], timeout: float = 5.0, interval: float = 0.01
-) -> object:
-    """Poll until `condition()` is truthy; fail the test with a clear message on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s: {condition}")
-        time.sleep(interval)
+from tests.waiting import wait_until as wait_for  # noqa: F401 - re-exported to the tests
 
 
 def port_of(listen: str) -> int:

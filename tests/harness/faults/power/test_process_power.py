@@ -6,8 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from harness.faults.power.relay import RelayPower
 from harness.faults.power.simulator import RelaySimulator
 from harness.protocols import Power
 from harness.timeline import Timeline
+from tests.waiting import wait_until as wait_for
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -39,14 +38,6 @@ while True:
     os.replace(out + ".tmp", out)
     time.sleep(0.05)
 """
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def alive(pid: int) -> bool:

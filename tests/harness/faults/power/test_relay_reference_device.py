@@ -12,8 +12,7 @@ import json
 import os
 import random
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +24,9 @@ from harness.faults.power.process import live_group_members
 from harness.faults.power.simulator import RelaySimulator
 from harness.timeline import Timeline
 from reference_device.testing import write_config
+from tests.waiting import wait_until as _wait
 
 PART = 5 * 1024 * 1024
-
-
-def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _status(path: Path) -> dict[str, Any]:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pytest
 
 from harness.errors import ConfigError, RelayError, RelayInUse
@@ -16,14 +13,7 @@ from harness.faults.power.numato import NumatoBoard
 from harness.faults.power.relay import RelayPower, relay_power_from_config
 from harness.faults.power.simulator import RelaySimulator
 from harness.timeline import Timeline
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
+from tests.waiting import wait_until as wait_for
 
 
 @pytest.mark.parametrize("channels", [2, 4])
