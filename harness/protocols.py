@@ -44,6 +44,14 @@ class Network(Protocol):
         """Drop every live connection and come back on a new path (a network change)."""
         ...
 
+    def drop_connections(self) -> None:
+        """Close every live connection at once, link staying up: the bytes in flight are lost.
+
+        What a power cut leaves of a device's sockets; a process killed by SIGKILL would
+        otherwise have its kernel deliver the rest of a half-sent part.
+        """
+        ...
+
     def clear(self) -> None:
         """Remove every toxic and bring the link up."""
         ...

@@ -77,6 +77,9 @@ class DirectNetwork:
     def switch_path(self) -> None:
         self._unavailable("switch_path")
 
+    def drop_connections(self) -> None:
+        return None  # no proxy holds the device's connections: nothing to drop
+
     def clear(self) -> None:
         return None
 
@@ -192,6 +195,7 @@ class SessionBench:
             self.profile, api_url=self.network.device_api_url, ca_bundle=Path(cloud.ca_bundle),
             client_secret=cloud.client_secret, workdir=workdir, timeline=self.timeline, prompt=self.prompt,
             plain_http_url=getattr(cloud, "plain_http_url", ""), seed=self.seed,
+            on_power_loss=self.network.drop_connections,
         )
 
     def fresh_device(self) -> Device:

@@ -36,10 +36,12 @@ class ProcessGroupPower:
         timeline: Timeline | None = None,
         off_time: float = 0.5,
         before_on: Callable[[], None] | None = None,
+        after_off: Callable[[], None] | None = None,
     ) -> None:
         self.console = console
         self.timeline = timeline
         self.before_on = before_on
+        self.after_off = after_off
         self._inner = ProcessPower(list(argv), env={**os.environ, **dict(env or {})}, cwd=cwd,
                                    log_path=console, default_off_time=off_time)
 
@@ -59,6 +61,10 @@ class ProcessGroupPower:
     def off(self) -> None:
         pid = self._inner.pid
         self._inner.off()
+        if self.after_off and pid is not None:
+            # SIGKILL leaves the kernel alive, flushing the dead device's socket buffers (MBs
+            # of a part) to the cloud; a real power cut loses them. `after_off` drops them.
+            self.after_off()
         if self.timeline and pid is not None:
             self.timeline.record("power", "device", "flip", state="off", pid=pid)
 

@@ -108,6 +108,7 @@ class SoftwareDevice:
         prompt: OperatorPrompt | None = None,
         plain_http_url: str = "",
         seed: int = 1,
+        on_power_loss: Callable[[], None] | None = None,
     ) -> None:
         if profile.launch is None:
             raise ConfigError(f"profile {profile.name}: SoftwareDevice needs a [launch] command")
@@ -130,6 +131,7 @@ class SoftwareDevice:
         self.api_url = api_url
         self.ca_bundle = ca_bundle
         self.plain_http_url = plain_http_url
+        self.on_power_loss = on_power_loss
         self.vcamera_dir = workdir / "vcamera"
         if "vcamera_dir" in profile_placeholders(profile):
             make_vcamera_card(self.vcamera_dir, seed)
@@ -173,7 +175,8 @@ class SoftwareDevice:
             cwd_t = self.profile.launch.cwd
             cwd = Path(render_template(cwd_t, self.values())) if cwd_t else self.workdir
             return ProcessGroupPower(self.argv(), env=env, cwd=cwd, console=self.console_log,
-                                     timeline=self.timeline, off_time=spec.off_time, before_on=self._write_files)
+                                     timeline=self.timeline, off_time=spec.off_time, before_on=self._write_files,
+                                     after_off=self.on_power_loss)
         if spec.driver == "relay":
             assert spec.port is not None and spec.channel is not None
             return relay_power(spec.port, spec.channel, spec.board, self.timeline, spec.off_time)

@@ -126,6 +126,18 @@ class NetworkLink:
             self._set_enabled(True)
             self.timeline.record(LAYER, "switch-path", "stop", proxy=self.name)
 
+    def drop_connections(self) -> None:
+        """Close every live connection, discarding what the proxy still held; the link stays up.
+
+        Not a network fault, so nothing goes on the timeline: the power cut that asks for
+        it is already there.
+        """
+        with self._lock:
+            if self._down:
+                return  # a disabled proxy holds no connections
+            self._set_enabled(False)
+            self._set_enabled(True)
+
     def clear(self) -> None:
         """Stop any profile, remove every toxic and bring the link up.
 

@@ -18,6 +18,7 @@ from harness.protocols import Network
 from harness.timeline import Timeline
 from tests.harness.faults.network.conftest import (
     EchoServer,
+    SinkServer,
     can_connect,
     port_of,
     recv_until_eof,
@@ -100,6 +101,24 @@ def test_switch_path_drops_live_connections(server: ToxiproxyServer, echo: EchoS
             "start",
             "stop",
         ]
+
+
+def test_drop_connections_loses_the_bytes_still_in_flight(server: ToxiproxyServer, sink: SinkServer) -> None:
+    """A power cut's view of the link: what the sender already handed over but the shaped
+    link had not delivered never arrives, and the link still takes new connections."""
+    payload = b"x" * (4 * 1024 * 1024)
+    with NetworkLink(sink.address, api_url=server.api_url) as net:
+        net.apply_profile("cellular")  # 15 Mbit/s up: 4 MB takes > 2 s to drain
+        port = port_of(net.listen)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(payload)  # all of it accepted into the proxy's queue
+            wait_for(lambda: bool(sink.conns) and len(sink.conns[0]["data"]) > 0)  # type: ignore[arg-type]
+            net.drop_connections()
+            assert recv_until_eof(conn) == b""
+        wait_for(lambda: sink.conns[0]["closed"] is True)
+        assert 0 < len(sink.conns[0]["data"]) < len(payload)  # type: ignore[arg-type]
+        assert can_connect(port)
+        assert not [e for e in net.timeline.events if not e.name.startswith("profile")], "not a network fault"
 
 
 def test_link_starts_its_own_server_and_cleans_up(echo: EchoServer) -> None:
