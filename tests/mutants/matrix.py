@@ -37,6 +37,11 @@ QUICK_TIMEOUT_S = 300.0
 FULL_TIMEOUT_S = 1800.0
 
 
+def _failing(entry: dict[str, Any]) -> set[Any]:
+    """The nodeids of an item's scenarios that failed."""
+    return {s.get("nodeid") for s in entry.get("scenarios", ()) if s.get("verdict") == "fail"}
+
+
 def judge(mutant: Mutant, cert: dict[str, Any]) -> dict[str, Any]:
     """Whether the certificate flags the mutant's item, nothing it should not, and had no bench error."""
     items = cert["items"]
@@ -46,7 +51,12 @@ def judge(mutant: Mutant, cert: dict[str, Any]) -> dict[str, Any]:
     own = items.get(mutant.item, {})
     caught = own.get("verdict") == "fail"
     allowed = {mutant.item, *mutant.also}
-    collateral = [i for i in failed if i not in allowed and items[i].get("automatable")]
+    # a scenario tagged with several items fails all of them at once: when every failing scenario
+    # of another item is also a scenario of an allowed item, that failure is the mutant's own catch
+    own_scenarios = set().union(*(_failing(items.get(i, {})) for i in allowed))
+    shared = [i for i in failed if i not in allowed and items[i].get("automatable")
+              and _failing(items[i]) and _failing(items[i]) <= own_scenarios]
+    collateral = [i for i in failed if i not in allowed and i not in shared and items[i].get("automatable")]
     notes = []
     if not caught:
         notes.append(f"{mutant.item} was {own.get('verdict')!r}, not 'fail': {str(own.get('reason', ''))[:200]}")
@@ -55,7 +65,7 @@ def judge(mutant: Mutant, cert: dict[str, Any]) -> dict[str, Any]:
     if errors:
         notes.append(f"bench errors on {errors}: " + " | ".join(str(items[i].get("reason", ""))[:160] for i in errors))
     return {"mutant": mutant.name, "item": mutant.item, "ok": caught and not collateral and not errors,
-            "caught": caught, "failed": failed, "errors": errors, "collateral": collateral,
+            "caught": caught, "failed": failed, "errors": errors, "collateral": collateral, "shared": shared,
             "verdicts": {i: items[i]["verdict"] for i in sorted(ran)}, "note": "; ".join(notes)}
 
 
@@ -114,6 +124,7 @@ def table(results: Sequence[dict[str, Any]], *, full: bool, seconds: float) -> d
     rows = {
         r["mutant"]: {"item": r["item"], "also": list(by_name[r["mutant"]].also), "what": by_name[r["mutant"]].what,
                       "ok": r["ok"], "flagged_own_item": r["caught"], "collateral": r["collateral"],
+                      "shared": r.get("shared", []),
                       "errors": r["errors"], "verdicts": r["verdicts"], "seconds": r.get("seconds"),
                       "note": r.get("note", "")}
         for r in results

@@ -73,6 +73,25 @@ def test_judge_requires_the_item_and_nothing_else() -> None:
     assert judge(loses, _cert({"C2C-QUE-03": "fail", "C2C-RTY-02": "fail"}))["ok"]
 
 
+def test_judge_attributes_a_scenario_shared_with_the_own_item() -> None:
+    """A scenario tagged with QUE-03 and UPL-01 fails both; only an own-item-free failure is collateral."""
+    loses = get_mutant("loses-queue")
+
+    def cert(upl_scenarios: list[dict[str, str]], que_verdict: str = "fail") -> dict[str, Any]:
+        c = _cert({"C2C-QUE-03": "fail", "C2C-UPL-01": "fail"})
+        c["items"]["C2C-QUE-03"]["scenarios"] = [{"nodeid": "tether-cut", "verdict": que_verdict},
+                                                 {"nodeid": "queue-cut", "verdict": "fail"}]
+        c["items"]["C2C-UPL-01"]["scenarios"] = upl_scenarios
+        return c
+
+    shared = judge(loses, cert([{"nodeid": "tether-cut", "verdict": "fail"}, {"nodeid": "smoke", "verdict": "pass"}]))
+    assert shared["ok"] and shared["shared"] == ["C2C-UPL-01"] and shared["collateral"] == []
+    own_smoke = judge(loses, cert([{"nodeid": "tether-cut", "verdict": "fail"}, {"nodeid": "smoke", "verdict": "fail"}]))
+    assert not own_smoke["ok"] and own_smoke["collateral"] == ["C2C-UPL-01"]
+    passed_for_own = judge(loses, cert([{"nodeid": "tether-cut", "verdict": "fail"}], que_verdict="pass"))
+    assert passed_for_own["caught"] and passed_for_own["collateral"] == ["C2C-UPL-01"]
+
+
 def test_judge_counts_errors_only_on_items_that_ran() -> None:
     m = get_mutant("logs-token")
     ran = {"C2C-SEC-04", *SMOKE_ITEMS}
