@@ -80,3 +80,19 @@ Feature: Automatic upload and error handling
       | truncate    | mov  |
       | vanish      | jpg  |
       | unreadable  | jpg  |
+
+  @C2C-RTY-03
+  Scenario: Asset creation answered 409 slow_down is retried after backing off
+    Given a paired device
+    And the cloud answers the next 5 asset creations with 409 "slow_down"
+    When 1 "jpg" file is captured
+    Then every captured file arrives intact within 180 seconds
+    And the device backed off at least 1 second across the slow_down answers
+
+  @C2C-RTY-03
+  Scenario: Asset creation answered 409 invalid_client refreshes the token and replays
+    Given a paired device
+    And the cloud answers the next 1 asset creation with 409 "invalid_client"
+    When 1 "jpg" file is captured
+    Then every captured file arrives intact within 120 seconds
+    And the device refreshed its token and replayed the asset creation without pairing again

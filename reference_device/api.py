@@ -30,6 +30,8 @@ from reference_device.netstats import NetworkStats
 log = logging.getLogger(__name__)
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 SCOPE = "asset_create offline"
+SLOW_DOWN_MIN_S = 1.0
+"""A 409 slow_down on asset creation is never retried sooner (c2c-api.md §11.7: throttling)."""
 
 
 class OAuthError(Exception):
@@ -74,7 +76,8 @@ def classify_api_error(resp: httpx.Response) -> UploadError:
     if status == 409 and "paused" in lowered:
         return ChannelPaused(f"HTTP 409: {message}", status=status, code="channel_paused")
     if status == 409 and "slow_down" in lowered:
-        return RetryableError(f"HTTP 409: {message}", status=status, code="slow_down")
+        hint = max(_retry_after(resp) or 0.0, SLOW_DOWN_MIN_S)
+        return RetryableError(f"HTTP 409: {message}", status=status, code="slow_down", retry_after=hint)
     if status in (408, 429) or status >= 500:
         return RetryableError(f"HTTP {status}: {message}", status=status, retry_after=_retry_after(resp))
     return FatalUploadError(f"HTTP {status}: {message}", status=status)

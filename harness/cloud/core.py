@@ -21,7 +21,8 @@ from harness.cloud.store import Store, new_id
 from harness.errors import ConfigError
 
 FAULT_KINDS = ("slowdown", "internal_error", "request_timeout", "expired_url",
-               "too_many_requests", "unauthorized", "drop", "slow_down")
+               "too_many_requests", "unauthorized", "drop", "slow_down",
+               "conflict_slow_down", "conflict_invalid_client")
 # Kinds answered by a route handler rather than FaultMiddleware: they need the parsed body.
 HANDLER_KINDS = ("slow_down",)
 TOKEN_PATH = "/v2/auth/token"
@@ -63,6 +64,9 @@ def parse_fault(rule: Any) -> FaultRule:
         raise ConfigError(f"fault kind must be one of {', '.join(FAULT_KINDS)}")
     if kind == "slow_down" and target != "api":
         raise ConfigError("fault kind slow_down answers device-code polls: target must be 'api'")
+    if kind.startswith("conflict_") and target != "api":
+        raise ConfigError(f"fault kind {kind} is a 409 on asset creation that S3 never sends: "
+                          "target must be 'api'")
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ConfigError("fault count must be an integer >= 1")
     path = rule.get("path")

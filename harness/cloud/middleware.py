@@ -14,10 +14,12 @@ import re
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from harness.cloud.core import CloudCore
 from harness.cloud.responses import detailed, simple
+from harness.faults.http.responses import API_ONLY_KINDS, api_error
 
 REDACTED = "[redacted]"
 SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie"}
@@ -147,6 +149,10 @@ class FaultMiddleware:
             return
         if rule.kind == "drop" and scope.get("c2c.abort"):
             scope["c2c.abort"]()
+            return
+        if rule.kind in API_ONLY_KINDS:  # the 409s of asset creation, from the shared table
+            status, body, headers = api_error(rule.kind, path, retry_after=rule.retry_after)
+            await Response(body, status_code=status, headers=headers)(scope, receive, send)
             return
         auth = path.startswith("/v2/auth/")
         retry = {"Retry-After": str(rule.retry_after or 1)}

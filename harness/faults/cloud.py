@@ -1,13 +1,15 @@
 """Auth and cloud-side faults, through the emulator's control API (`harness.protocols.Cloud`).
 
 These are the faults the cloud itself produces: tokens that expire now, a refresh that
-fails, a revoked device, a paused device, a renamed project, S3 and API error rules. Each
+fails, a revoked device, a paused device, a renamed project, S3 and API error rules, the
+409 answers of asset creation (`slow_down`, `invalid_client`, c2c-api.md §3.8). Each
 call records itself on the fault timeline (instant faults as a start/stop pair at the same
 moment, lasting ones as a window closed by the matching call or by `clear()`), so reports
 show exactly when the cloud misbehaved.
 
     faults = CloudFaults(cloud, timeline)
     faults.s3_error("slowdown", count=3)
+    faults.asset_conflict("slow_down", count=4)
     with faults.paused(device_id):
         ...
     faults.clear()
@@ -20,14 +22,19 @@ from contextlib import contextmanager
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.faults.http.responses import ALL_KINDS
+from harness.faults.http.responses import ALL_KINDS, check_kind
 from harness.protocols import Cloud
 from harness.timeline import Timeline
 
 S3_KINDS = ALL_KINDS
-"""slowdown, internal_error, request_timeout, expired_url, too_many_requests, unauthorized, drop."""
+"""slowdown, internal_error, request_timeout, expired_url, too_many_requests, unauthorized, drop,
+and the API-only conflict_slow_down, conflict_invalid_client (refused for target s3)."""
 
 TOKEN_PATH = r"^/v2/auth/token"
+ASSET_CREATE_PATH = r"^/v2/(devices/)?assets$"
+"""Both asset-create routes (c2c-api.md §3.8: the deprecated alias behaves the same)."""
+CONFLICT_MESSAGES = ("slow_down", "invalid_client")
+"""The `message` of the spec's other 409s on asset creation -> kind `conflict_<message>`."""
 EVERY_TIME = 1_000_000
 """`count` for a rule that should keep firing until cleared (the emulator needs a number)."""
 
@@ -46,6 +53,7 @@ def fault_rule(target: str, kind: str, *, count: int = 1, path: str | None = Non
         raise ConfigError(f"fault target must be 's3' or 'api', got {target!r}")
     if kind not in S3_KINDS:
         raise ConfigError(f"unknown fault kind {kind!r}; known kinds: {', '.join(S3_KINDS)}")
+    check_kind(kind, target)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ConfigError(f"fault count must be an integer >= 1, got {count!r}")
     rule: dict[str, Any] = {"target": target, "kind": kind, "count": count}
@@ -127,6 +135,20 @@ class CloudFaults:
         """The next `count` matching API requests fail with `kind` (detailed error body)."""
         rule = fault_rule("api", kind, count=count, path=path, method=method,
                           retry_after=retry_after)
+        return self._add_rule("cloud", f"api-{kind_name(rule['kind'])}", rule)
+
+    def asset_conflict(self, message: str, *, count: int = 1,
+                       retry_after: int | None = None) -> str:
+        """The next `count` asset creations answer 409 with `message` slow_down or invalid_client.
+
+        Both create routes match; other API calls are untouched, so a device that refreshes
+        its token or re-reads /v2/devices/me meets no error there.
+        """
+        if message not in CONFLICT_MESSAGES:
+            raise ConfigError(f"unknown 409 message {message!r} on asset creation; known: "
+                              f"{', '.join(CONFLICT_MESSAGES)}")
+        rule = fault_rule("api", f"conflict_{message}", count=count, path=ASSET_CREATE_PATH,
+                          method="POST", retry_after=retry_after)
         return self._add_rule("cloud", f"api-{kind_name(rule['kind'])}", rule)
 
     def remove(self, rule_id: str) -> None:

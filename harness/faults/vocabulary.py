@@ -7,6 +7,8 @@ A fault is written `LAYER:NAME [modifiers]`:
     s3:slowdown x3               the next 3 S3 requests get 503 SlowDown
     api:internal-error path=^/v2/devices/heartbeat
     http:expired-url x2          the same errors injected by mitmproxy instead of the emulator
+    api:conflict-slow-down x4    the next 4 asset creations get 409 `slow_down` (API only:
+                                 no s3: form; http: defaults to target=api and asset creation)
     auth:expire-tokens           access tokens expire now
     auth:refresh-failure         /v2/auth/token fails until stopped
     power:cut                    relay open (until stopped, then closed again)
@@ -32,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.faults.cloud import EVERY_TIME, S3_KINDS, CloudFaults
+from harness.faults.cloud import ASSET_CREATE_PATH, EVERY_TIME, S3_KINDS, CloudFaults
+from harness.faults.http.responses import API_ONLY_KINDS, check_kind
 from harness.protocols import Cloud, Media, Network, Power
 from harness.timeline import Timeline
 
@@ -352,7 +355,7 @@ def _cloud_rule(target: str, kind: str) -> StartFn:
     def start(t: FaultTargets, f: Fault) -> StopFn:
         cf = t.cloud_faults(f)
         add = cf.s3_error if target == "s3" else cf.api_error
-        rule_id = add(kind, **_rule_args(f))
+        rule_id = add(kind, **_asset_create_default(kind, _rule_args(f)))
         return lambda: cf.remove(rule_id)
 
     return start
@@ -363,16 +366,26 @@ def _http_rule(kind: str) -> StartFn:
         from harness.faults.http.addons import ErrorRule
 
         injector = t.need("http", f)
-        args = _rule_args(f, extra=("target",))
-        rule = injector.add(ErrorRule(kind=kind, target=str(f.params.get("target", "s3")), **args))
+        args = _asset_create_default(kind, _rule_args(f, extra=("target",)))
+        target = str(f.params.get("target", "api" if kind in API_ONLY_KINDS else "s3"))
+        check_kind(kind, target)
+        rule = injector.add(ErrorRule(kind=kind, target=target, **args))
         return lambda: injector.remove(rule)
 
     return start
 
 
+def _asset_create_default(kind: str, args: dict[str, Any]) -> dict[str, Any]:
+    """API-only kinds (the 409s of asset creation) aim at asset creation unless told otherwise."""
+    if kind in API_ONLY_KINDS and "path" not in args:
+        args = {**args, "path": ASSET_CREATE_PATH, "method": args.get("method", "POST")}
+    return args
+
+
 for _kind in S3_KINDS:
     _hyphen = _kind.replace("_", "-")
-    register("cloud", f"s3-{_hyphen}")(_cloud_rule("s3", _kind))
+    if _kind not in API_ONLY_KINDS:
+        register("cloud", f"s3-{_hyphen}")(_cloud_rule("s3", _kind))
     register("cloud", f"api-{_hyphen}")(_cloud_rule("api", _kind))
     register("http", _hyphen)(_http_rule(_kind))
 

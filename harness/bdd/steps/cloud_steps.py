@@ -133,3 +133,23 @@ def _partial(bench: Any) -> None:
     """Wait until at least one part PUT of the current scenario has arrived."""
     wait_until(lambda: any(r.get("method") == "PUT" and r.get("status") == 200 for r in bench.journal()),
                120, "the first uploaded part")
+
+
+# The spec's other 409 answers on asset creation (c2c-api.md §3.8, §11.7) -> fault kind.
+ASSET_CONFLICTS = {"slow_down": "conflict_slow_down", "invalid_client": "conflict_invalid_client"}
+ASSET_CREATE_PATH = r"^/v2/(devices/)?assets$"
+
+
+@given(parsers.re(r'the cloud answers the next (?P<count>\d+) asset creations? with 409 "(?P<message>[a-z_]+)"$'))
+def _asset_conflicts(bench: Any, count: str, message: str) -> None:
+    """Asset creation answers 409 with `message` slow_down or invalid_client (detailed error shape).
+
+    Remembers where the journal stood, so the oracle judges only what followed the fault
+    (not the pairing the Given before may have done).
+    """
+    assert message in ASSET_CONFLICTS, f"unknown 409 message {message!r}; known: {sorted(ASSET_CONFLICTS)}"
+    bench.state.notes["asset_conflict"] = {"message": message, "count": int(count),
+                                           "since": bench.session.journal_head()}
+    bench.cloud.add_fault({"target": "api", "path": ASSET_CREATE_PATH, "method": "POST",
+                           "count": int(count), "kind": ASSET_CONFLICTS[message]})
+    bench.timeline.record("cloud", f"api 409 {message} x{count}", "mark")

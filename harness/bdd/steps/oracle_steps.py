@@ -506,3 +506,87 @@ def _interceptor(bench: Any, seconds: int) -> None:
     hold_for(seconds, check, interval=1.0)
     if mitm.verdict() == "no-attempt":
         raise DeviceTimeout("the device made no connection attempt through the interceptor (inconclusive)")
+
+
+# --- the spec's other 409s on asset creation: slow_down, invalid_client (C2C-RTY-03) -----
+ASSET_CREATE = re.compile(r"^/v2/(devices/)?assets(?:\?|$)")
+TOKEN_CALL = re.compile(r"^/v2/auth/token(?:\?|$)")
+DEVICE_CODE_CALL = re.compile(r"^/v2/auth/device/code(?:\?|$)")
+
+
+def _is(row: dict[str, Any], path: re.Pattern[str], method: str = "POST") -> bool:
+    return row.get("method") == method and path.match(str(row.get("path", ""))) is not None
+
+
+def slow_down_backoff(rows: list[dict[str, Any]]) -> tuple[int, float]:
+    """(409 answers to asset creation, seconds the device held back across them).
+
+    Held back = from the first 409 answer to the start of the first asset creation after the
+    last one: a device retrying in a tight loop keeps this near a few round trips, one that
+    backs off accumulates its waits. Rows are journal rows (`t` = answered, `started_at` =
+    request began, when the emulator records it).
+    """
+    creates = [r for r in sorted(rows, key=lambda r: int(r["id"])) if _is(r, ASSET_CREATE)]
+    answered = [i for i, r in enumerate(creates) if r.get("status") == 409]
+    if not answered:
+        return 0, 0.0
+    first, last = creates[answered[0]], answered[-1]
+    if last + 1 < len(creates):
+        after = creates[last + 1]
+        end = float(after.get("started_at") or after["t"])
+    else:
+        end = float(creates[last]["t"])
+    return len(answered), max(0.0, end - float(first["t"]))
+
+
+def invalid_client_recovery(rows: list[dict[str, Any]]) -> str | None:
+    """Why the device did not recover from a 409 invalid_client by refresh-and-replay, or None.
+
+    Recovery = after the 409, a successful token call, then a successful asset creation (no
+    creation succeeded before the refresh), and no new device code (no re-pairing).
+    """
+    ordered = sorted(rows, key=lambda r: int(r["id"]))
+    codes = [r for r in ordered if _is(r, DEVICE_CODE_CALL)]
+    if codes:
+        return f"the device requested {len(codes)} new pairing code(s) instead of refreshing its token"
+    start = next((i for i, r in enumerate(ordered) if _is(r, ASSET_CREATE) and r.get("status") == 409), None)
+    if start is None:
+        return "the cloud never answered an asset creation with 409 invalid_client"
+    refreshed = False
+    for row in ordered[start + 1:]:
+        if _is(row, TOKEN_CALL) and row.get("status") == 200:
+            refreshed = True
+        elif _is(row, ASSET_CREATE) and 200 <= int(row.get("status") or 0) < 300:
+            return None if refreshed else "the device created the asset again without refreshing its token first"
+    if not refreshed:
+        return "the device never refreshed its token after 409 invalid_client"
+    return "the device refreshed its token but never replayed the asset creation"
+
+
+def _since_conflict(bench: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The 409 fault the Given armed and the journal rows recorded after it was armed."""
+    conflict = bench.state.notes.get("asset_conflict")
+    assert conflict, "no 409 fault on asset creation was armed in this scenario"
+    return conflict, bench.cloud.journal(since=int(conflict["since"]))
+
+
+@then(parsers.re(r"the device backed off at least (?P<seconds>\d+(?:\.\d+)?) seconds? across the slow_down answers$"))
+def _slow_down_backoff(bench: Any, seconds: str) -> None:
+    """Every 409 slow_down was met and retried, and the retries were spread over `seconds` (not a tight loop)."""
+    conflict, rows = _since_conflict(bench)
+    answered, held = slow_down_backoff(rows)
+    bench.timeline.record("cloud", "slow_down back-off", "mark", answers=answered, seconds=round(held, 3))
+    assert answered >= int(conflict["count"]), (
+        f"the device met {answered} of {conflict['count']} slow_down answers: it stopped creating the asset")
+    assert held >= float(seconds), (
+        f"the device retried {answered} slow_down answers within {held:.3f} s (< {seconds} s): no back-off")
+
+
+@then("the device refreshed its token and replayed the asset creation without pairing again")
+def _invalid_client_recovered(bench: Any) -> None:
+    """After 409 invalid_client: a token refresh, then the same creation again; never a new pairing code."""
+    _conflict, rows = _since_conflict(bench)
+    refreshed = sum(1 for r in rows if _is(r, TOKEN_CALL) and r.get("status") == 200)
+    bench.measure("C2C-RTY-03", "refreshes", refreshed)
+    problem = invalid_client_recovery(rows)
+    assert problem is None, problem

@@ -4,6 +4,8 @@ The same fault kinds are used by the emulator's `/faults` rules (CONTRACTS.md §
 mitmproxy's `ErrorInjector` and by the vocabulary, so a scenario reads the same whatever
 layer produces it. S3 kinds answer with AWS's XML envelope, API kinds with Frame.io's
 detailed JSON error (c2c-api.md §2.2), auth endpoints with the simple OAuth shape.
+Some kinds exist only on the API (the 409s of asset creation, §3.8): S3 never sends them,
+so asking for them with target `s3` is a ConfigError rather than an invented XML error.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ TARGETS = ("s3", "api")
 
 @dataclass(frozen=True)
 class ErrorKind:
-    """One injectable failure: its HTTP status, S3 code/message and API title/detail."""
+    """One injectable failure: its HTTP status, S3 code/message and API title/detail.
+
+    `s3_code` None marks an API-only kind. The detailed body's `message` is `api_title`.
+    """
 
     status: int
-    s3_code: str
+    s3_code: str | None
     s3_message: str
     api_title: str
     api_detail: str
@@ -46,29 +51,44 @@ KINDS: dict[str, ErrorKind] = {
                                    "Too Many Requests", "Rate limit exceeded."),
     "unauthorized": ErrorKind(401, "ExpiredToken", "The provided token has expired.",
                               "Not Authorized", "You are not allowed to access that resource"),
+    # c2c-api.md §3.8 / §11.7: the spec's other 409 messages on asset creation (semantics
+    # undocumented; inferred: slow_down = back off and retry, invalid_client = refresh).
+    "conflict_slow_down": ErrorKind(409, None, "", "slow_down",
+                                    "Too many requests from this device: slow down and retry later."),
+    "conflict_invalid_client": ErrorKind(409, None, "", "invalid_client",
+                                         "The client credentials were not accepted."),
 }
 """Kinds answered with a response. `drop` (close without answering) is handled by injectors."""
 
 ALL_KINDS = (*KINDS, "drop")
+API_ONLY_KINDS = tuple(name for name, spec in KINDS.items() if spec.s3_code is None)
+"""conflict_slow_down, conflict_invalid_client: refused for target `s3`."""
 
 
-def check_kind(kind: str) -> ErrorKind | None:
-    """The kind's definition (None for `drop`); ConfigError naming the kind if unknown."""
+def check_kind(kind: str, target: str | None = None) -> ErrorKind | None:
+    """The kind's definition (None for `drop`); ConfigError naming the kind if unknown,
+    or if `target` is given and the kind cannot come from that target."""
     if kind == "drop":
         return None
     try:
-        return KINDS[kind]
+        spec = KINDS[kind]
     except KeyError:
         raise ConfigError(
             f"unknown fault kind {kind!r}; known kinds: {', '.join(ALL_KINDS)}"
         ) from None
+    if target == "s3" and spec.s3_code is None:
+        raise ConfigError(
+            f"fault kind {kind!r} is an API answer (HTTP {spec.status} {spec.api_title!r} on "
+            "asset creation) that S3 never sends: use target 'api'"
+        )
+    return spec
 
 
 def s3_error(kind: str, resource: str = "/", *, retry_after: float | None = None
              ) -> tuple[int, bytes, dict[str, str]]:
     """(status, body, headers) of an S3 XML error for `kind`."""
-    spec = check_kind(kind)
-    if spec is None:
+    spec = check_kind(kind, "s3")
+    if spec is None or spec.s3_code is None:
         raise ConfigError("the 'drop' kind has no response body")
     request_id = secrets.token_hex(8).upper()
     host_id = secrets.token_urlsafe(24)
@@ -87,7 +107,7 @@ def s3_error(kind: str, resource: str = "/", *, retry_after: float | None = None
 def api_error(kind: str, path: str = "/", *, retry_after: float | None = None
               ) -> tuple[int, bytes, dict[str, str]]:
     """(status, body, headers) of a Frame.io API error: simple shape on /v2/auth/*, else detailed."""
-    spec = check_kind(kind)
+    spec = check_kind(kind, "api")
     if spec is None:
         raise ConfigError("the 'drop' kind has no response body")
     headers = {"Content-Type": "application/json"}
@@ -95,6 +115,8 @@ def api_error(kind: str, path: str = "/", *, retry_after: float | None = None
         error = "invalid_grant" if spec.status in (400, 401, 403) else "server_error"
         if kind == "unauthorized":
             error = "invalid_request"
+        elif kind in API_ONLY_KINDS:
+            error = spec.api_title  # slow_down / invalid_client are OAuth error codes too
         payload: dict[str, object] = {"error": error}
     else:
         payload = {
