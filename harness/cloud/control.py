@@ -11,11 +11,36 @@ import ssl
 import tomllib
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 
 from harness.errors import CloudError
+
+
+class JournalEntry(TypedDict):
+    """One row of GET /journal: a device request as the emulator saw it (secrets redacted).
+
+    `t` is when it was recorded (after the answer); `started_at` (same clock) when it
+    arrived and `duration_ms` how long it was active, body upload included, so throughput
+    is bytes over time actually spent transferring. Both are None on rows an older
+    emulator wrote into the same data dir.
+    """
+
+    id: int
+    t: float
+    started_at: float | None
+    duration_ms: float | None
+    scheme: str
+    method: str
+    path: str
+    status: int
+    bytes_in: int
+    bytes_out: int
+    client: str | None
+    device_id: str | None
+    client_version: str | None
+    headers: dict[str, str]
 
 
 def ssl_context(ca_bundle: Path) -> ssl.SSLContext:
@@ -137,6 +162,7 @@ class CloudControl:
         self._call("DELETE", "/faults")
 
     def journal(self, since: int = 0) -> list[dict[str, Any]]:
+        """Journal rows after id `since`, each shaped like `JournalEntry`."""
         return self._call("GET", "/journal", params={"since": since})
 
     def ledger(self, device_id: str | None = None) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode
 
@@ -86,6 +87,10 @@ class JournalMiddleware:
             # The bench's own control calls are not device traffic: not journaled.
             await self.app(scope, receive, durable_send)
             return
+        # The request's active interval: from this call (headers parsed) to the response's
+        # final body message; monotonic for the length, emulator time for where it starts.
+        started_at, started = self.core.now(), time.monotonic()
+        finished: list[float] = []
         scope.setdefault("state", {})
         scope["c2c.abort"] = abort_hook(receive)
         counts = {"in": 0, "out": 0, "status": 0}
@@ -101,6 +106,8 @@ class JournalMiddleware:
                 counts["status"] = message["status"]
             elif kind == "http.response.body":
                 counts["out"] += len(message.get("body", b""))
+                if not message.get("more_body", False) and not finished:
+                    finished.append(time.monotonic())
             elif kind == "websocket.accept":
                 counts["status"] = 101
             elif kind == "websocket.close" and not counts["status"]:
@@ -110,9 +117,11 @@ class JournalMiddleware:
         try:
             await self.app(scope, counting_receive, counting_send)
         finally:
-            self._record(scope, counts)
+            ended = finished[0] if finished else time.monotonic()
+            self._record(scope, counts, started_at, (ended - started) * 1000.0)
 
-    def _record(self, scope: Scope, counts: dict[str, int]) -> None:
+    def _record(self, scope: Scope, counts: dict[str, int], started_at: float,
+                duration_ms: float) -> None:
         query = scope.get("query_string", b"").decode("latin-1")
         path = scope.get("path", "")
         redacted = redact_query(query)
@@ -123,7 +132,8 @@ class JournalMiddleware:
             path + ("?" + redacted if redacted else ""), counts["status"] or 0,
             counts["in"], counts["out"], f"{client[0]}:{client[1]}" if client else None,
             state.get("device_id"), header(scope, b"x-client-version"),
-            json.dumps(redact_headers(scope.get("headers", []))),
+            json.dumps(redact_headers(scope.get("headers", []))), started_at,
+            round(duration_ms, 3),
         ))
         if len(self.core.journal_buffer) >= 64:  # small batches: no long stall of the loop
             self.core.flush_journal()

@@ -56,6 +56,30 @@ FAULT = {
     },
 }
 
+JOURNAL_ENTRY: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "t": {"type": "number", "description": "emulator time (Unix s) the request was recorded, "
+                                               "after its answer"},
+        "started_at": {"type": ["number", "null"],
+                       "description": "emulator time (Unix s, same clock as t) the request "
+                                      "reached the emulator (headers parsed); null on rows "
+                                      "written by an emulator older than this field"},
+        "duration_ms": {"type": ["number", "null"],
+                        "description": "monotonic milliseconds from started_at to the "
+                                       "answer's final body message (request body upload "
+                                       "included); null on older rows"},
+        "scheme": {"type": "string"}, "method": {"type": "string"},
+        "path": {"type": "string", "description": "path and query, secrets redacted"},
+        "status": {"type": "integer"}, "bytes_in": {"type": "integer"},
+        "bytes_out": {"type": "integer"}, "client": {"type": ["string", "null"]},
+        "device_id": {"type": ["string", "null"]},
+        "client_version": {"type": ["string", "null"]},
+        "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+}
+
 PATHS: dict[str, Any] = {
     "/state": {"get": op("Counts of projects, devices, assets, journal size, clock offset")},
     "/reset": {"post": op("Forget everything but the CA and the client registry", status="204")},
@@ -98,7 +122,8 @@ PATHS: dict[str, Any] = {
     "/faults/{fault_id}": {"get": op("One fault rule", FAULT, params=[path_param("fault_id")]),
                            "delete": op("Remove a fault rule", status="204",
                                         params=[path_param("fault_id")])},
-    "/journal": {"get": op("Request journal, secrets redacted", LIST,
+    "/journal": {"get": op("Request journal, secrets redacted",
+                           {"type": "array", "items": JOURNAL_ENTRY},
                            params=[query_param("since", "integer"),
                                    query_param("limit", "integer")])},
     "/ledger": {"get": op("Delivery ledger per device and file", LIST,

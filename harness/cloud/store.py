@@ -85,7 +85,7 @@ CREATE TABLE IF NOT EXISTS triggers (
 CREATE TABLE IF NOT EXISTS journal (
   id INTEGER PRIMARY KEY, t REAL NOT NULL, scheme TEXT, method TEXT, path TEXT, status INTEGER,
   bytes_in INTEGER, bytes_out INTEGER, client TEXT, device_id TEXT, client_version TEXT,
-  headers TEXT);
+  headers TEXT, started_at REAL, duration_ms REAL);
 CREATE TABLE IF NOT EXISTS plain_http (
   id INTEGER PRIMARY KEY, t REAL NOT NULL, method TEXT, path TEXT, headers TEXT, client TEXT);
 CREATE TABLE IF NOT EXISTS ws_sessions (
@@ -95,6 +95,13 @@ CREATE TABLE IF NOT EXISTS faults (
   id TEXT PRIMARY KEY, target TEXT NOT NULL, path TEXT, method TEXT, count INTEGER NOT NULL,
   kind TEXT NOT NULL, retry_after INTEGER, created_at REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0);
 """
+
+# Columns added after a table's first release: (table, column, SQL type). A data dir made
+# by an older emulator gets them on open (ALTER TABLE ... ADD COLUMN; old rows hold NULL).
+ADDED_COLUMNS = (
+    ("journal", "started_at", "REAL"),
+    ("journal", "duration_ms", "REAL"),
+)
 
 RESET_TABLES = (
     "projects", "codes", "devices", "channels", "grants", "tokens", "pause_windows", "assets",
@@ -126,9 +133,17 @@ class Store:
         self.db.execute("PRAGMA journal_size_limit=67108864")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
+        self._migrate()
         self.wal = WalSync(self.path)
         self._in_tx = False
         self._commit_future: asyncio.Future[int] | None = None
+
+    def _migrate(self) -> None:
+        """Add the columns an older data dir lacks (committed before any request runs)."""
+        for table, column, kind in ADDED_COLUMNS:
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self.flush()
@@ -405,7 +420,8 @@ class Store:
             with self.tx() as db:
                 db.executemany(
                     "INSERT INTO journal (t, scheme, method, path, status, bytes_in, bytes_out,"
-                    " client, device_id, client_version, headers) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    " client, device_id, client_version, headers, started_at, duration_ms)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     rows,
                 )
 
