@@ -28,6 +28,15 @@ Feature: Pairing and authorization
       | while the code is shown |
       | while polling           |
 
+  @C2C-AUTH-03
+  Scenario: Pairing cancelled after approval leaves the device unpaired and the grant dead
+    Given a fresh unpaired device
+    When the device requests a pairing code
+    And the pairing is cancelled after approval
+    Then the cloud sees the approved grant revoked within 20 seconds
+    And the cloud sees no call with the cancelled grant for 20 seconds
+    And the device shows itself as not paired and holding no token
+
   @C2C-AUTH-04
   Scenario Outline: The device handles pairing errors and requests a new code
     Given the cloud answers token polls with "<error>"

@@ -82,6 +82,8 @@ class Engine:
         self._user_cancelled: set[str] = set()
         self._pair_cancel = threading.Event()
         self._pair_thread: threading.Thread | None = None
+        # storing a pairing's tokens and a cancel/logout dropping them never interleave
+        self._pair_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._closed = False
         self._last_snapshot: dict[str, Any] | None = None
@@ -188,6 +190,8 @@ class Engine:
     def identify(self) -> dict[str, Any] | None:
         """GET /v2/devices/me: project (by id), device id, cloud status."""
         me = self.tokens.call(self.api.me)
+        if not self.tokens.paired:
+            return me  # unpaired while the call ran: show no project from a dropped grant
         project = me.get("project") or {}
         pid = me.get("project_id") or project.get("id")
         self.project = {"id": pid, "name": project.get("name")}
@@ -219,9 +223,18 @@ class Engine:
 
     def _pair(self, cancel: threading.Event) -> None:
         try:
-            answer = Pairing(self.config, self.api, self.pairing, cancel).run()
-            self.tokens.accept(answer)
-            self.pairing.set("paired")
+            flow = Pairing(self.config, self.api, self.pairing, cancel)
+            answer = flow.run()
+            with self._pair_lock:
+                if cancel.is_set():
+                    # cancelled after run() returned: the cancel found no tokens to drop,
+                    # so the grant is revoked here instead of being stored
+                    flow.discard(answer)
+                    self.pairing.set("cancelled")
+                    log.info("pairing cancelled after approval; grant revoked")
+                    return
+                self.tokens.accept(answer)
+                self.pairing.set("paired")
             log.info("paired")
             try:
                 self.identify()
@@ -416,26 +429,48 @@ class Engine:
         return {"started": self.start_pairing()}
 
     def _c_pair_cancel(self) -> dict[str, Any]:
+        """Cancel pairing at any step (C2C-AUTH-03).
+
+        Before approval this stops the flow. After approval the device already holds the
+        grant: cancelling then undoes the pairing (forget, revoke, not paired) instead of
+        leaving the device paired behind the user's back.
+        """
         self._pair_cancel.set()
-        return {}
+        with self._pair_lock:
+            if not any(self.tokens.current_tokens()):
+                return {}
+            revoked = self._drop_grant()
+            self.pairing.set("cancelled")
+        log.info("pairing cancelled after approval (revoked=%s)", revoked)
+        return {"revoked": revoked}
 
     def _c_logout(self) -> dict[str, Any]:
-        access, refresh = self.tokens.current_tokens()
-        revoked = False
-        if refresh or access:
-            try:
-                self.api.revoke(self.config.client_id, self.config.client_secret or "", refresh or access or "")
-                revoked = True
-            except (OAuthError, UploadError) as exc:
-                log.warning("revoke failed (%s); wiping credentials anyway", exc)
         self._pair_cancel.set()
-        self.tokens.wipe()
+        with self._pair_lock:
+            revoked = self._drop_grant()
+            self.pairing.set("unpaired")
+        return {"revoked": revoked}
+
+    def _drop_grant(self) -> bool:
+        """Forget the tokens, stop what uses them, then revoke the grant in the cloud.
+
+        Forgotten first, so no thread sends the grant again once the revoke is on its way.
+        True when the cloud accepted the revoke.
+        """
+        access, refresh = self.tokens.forget()
         with self._lock:
             for ev in self._inflight.values():
                 ev.set()
         self.project = {"id": None, "name": None}
-        self.pairing.set("unpaired")
-        return {"revoked": revoked}
+        self.device_id = None
+        if not (access or refresh):
+            return False
+        try:
+            self.api.revoke(self.config.client_id, self.config.client_secret or "", refresh or access or "")
+            return True
+        except (OAuthError, UploadError) as exc:
+            log.warning("revoke failed (%s); credentials forgotten anyway", exc)
+            return False
 
     # --- status ----------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

@@ -166,7 +166,9 @@ class Presence:
             interval = self.config.socket_heartbeat_interval
             next_beat = time.time() + interval
             pending: str | None = None
-            while not self.stop.is_set():
+            # a logout or a cancelled pairing forgets the tokens: the socket opened with that
+            # grant closes too (the cloud would keep counting its beats as the device's)
+            while not self.stop.is_set() and self.tokens.paired:
                 if time.time() >= next_beat:
                     if pending is not None:
                         raise TimeoutError("no heartbeat reply")

@@ -143,7 +143,7 @@ class Pairing:
                 log.info("pairing code expired; requesting a new one")
                 continue
             if self.cancel.is_set():
-                self._discard(answer)
+                self.discard(answer)
                 self._check()
             self.status.set("approved")
             return answer
@@ -173,7 +173,7 @@ class Pairing:
                     return None
                 self._fail(exc.error)
 
-    def _discard(self, answer: dict[str, Any]) -> None:
+    def discard(self, answer: dict[str, Any]) -> None:
         """Cancelled after approval: revoke the grant instead of storing it."""
         redactor.add(str(answer.get("access_token", "")), str(answer.get("refresh_token", "")))
         try:

@@ -179,6 +179,17 @@ class TokenManager:
             self.refresh_count = 0
             self.store.wipe()
 
+    def forget(self) -> tuple[str | None, str | None]:
+        """Forget the tokens and hand back the last pair, so the caller can revoke it.
+
+        One step under the lock: no other thread can read (or refresh) the pair after it is
+        handed out, so nothing uses a grant that is being revoked.
+        """
+        with self._lock:
+            pair = (self._access, self._refresh)
+            self.wipe()
+            return pair
+
     def current_tokens(self) -> tuple[str | None, str | None]:
         with self._lock:
             return self._access, self._refresh

@@ -112,15 +112,46 @@ def _request_code(bench: Any) -> None:
 
 @when(parsers.parse("the pairing is cancelled {moment}"))
 def _cancel_pairing(bench: Any, moment: str) -> None:
-    """Cancel the authorization flow at the given moment (code shown / polling)."""
+    """Cancel the authorization flow at the given moment (code shown / polling / after approval)."""
+    question = "Cancel the pairing on the device. Done?"
     if moment == "while polling":
         code = bench.state.pairing_code
         wait_until(lambda: any(r.get("path", "").endswith("/v2/auth/token") for r in bench.journal()),
                    30, "the device to poll for a token")
         assert code
-    control_or_operator(bench, "cancel_pairing", "Cancel the pairing on the device. Done?")
+    elif moment == "after approval":
+        approve_and_await_tokens(bench)
+        question = ("The code was approved and the device has its tokens. Cancel the pairing on the "
+                    "device now, before it finishes setting up. Done?")
+    control_or_operator(bench, "cancel_pairing", question)
     bench.timeline.record("device", "cancel_pairing", "mark", moment=moment)
     bench.state.notes["cancelled_at"] = bench.timeline.events[-1].at
+
+
+def _path(row: dict[str, Any]) -> str:
+    return str(row.get("path") or "").split("?", 1)[0]
+
+
+def approve_and_await_tokens(bench: Any) -> dict[str, Any]:
+    """Approve the shown code and wait until the cloud has issued the device its tokens.
+
+    The grant (the device it belongs to, when and at which journal row it was issued) is
+    kept in `notes["grant"]` for the oracle steps that follow the cancel.
+    """
+    code = bench.state.pairing_code
+    assert code, "the device showed no pairing code to approve"
+    before = bench.session.journal_head()
+    project = bench.session.ensure_project()
+    bench.cloud.approve(code, str(project["id"]))
+    bench.timeline.record("cloud", "approve", "mark", user_code="******")
+
+    def issued() -> dict[str, Any] | None:
+        return next((r for r in bench.cloud.journal(since=before)
+                     if _path(r).endswith("/v2/auth/token") and r.get("status") == 200 and r.get("device_id")), None)
+    row = wait_until(issued, PAIR_TIMEOUT, "the device to collect its tokens after the approval")
+    grant = {"device_id": str(row["device_id"]), "issued_id": int(row["id"]), "issued_t": float(row["t"])}
+    bench.state.notes["grant"] = grant
+    return grant
 
 
 @when(parsers.parse('the user sets upload mode to "{mode}"'))
@@ -222,6 +253,16 @@ def _not_paired(bench: Any) -> None:
     """After a cancel the device is not paired."""
     status_or_operator(bench, "Does the device show itself as NOT paired?",
                        lambda st: (st.get("pairing") or {}).get("state") not in {"paired", "approved"})
+
+
+@then("the device shows itself as not paired and holding no token")
+def _unpaired_no_token(bench: Any) -> None:
+    """After a cancel that followed the approval: not paired, and no token kept (token state none)."""
+    def dropped(st: dict[str, Any]) -> bool:
+        token = (st.get("token") or {}).get("state", "none")
+        return (st.get("pairing") or {}).get("state") not in {"paired", "approved"} and token not in {"valid", "refreshing"}
+    status_or_operator(bench, "Does the device show itself as NOT paired (no project, asking to pair again)?", dropped)
+    bench.session.paired = False
 
 
 @then("the device shows the project name")

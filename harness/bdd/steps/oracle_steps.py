@@ -590,3 +590,95 @@ def _invalid_client_recovered(bench: Any) -> None:
     bench.measure("C2C-RTY-03", "refreshes", refreshed)
     problem = invalid_client_recovery(rows)
     assert problem is None, problem
+
+
+# --- C2C-AUTH-03: pairing cancelled after approval -------------------------------------------
+# A request the device sent just before it forgot the grant may still land this long after
+# the revoke (two connections, reordered on the way).
+GRANT_GRACE_S = 3.0
+
+
+def _grant(bench: Any) -> dict[str, Any]:
+    grant = bench.state.notes.get("grant")
+    assert grant, "no grant was issued to the device in this scenario (was the code approved?)"
+    return grant
+
+
+def _journal_path(row: dict[str, Any]) -> str:
+    return str(row.get("path") or "").split("?", 1)[0]
+
+
+@then(parsers.parse("the cloud sees the approved grant revoked within {seconds:d} seconds"))
+def _grant_revoked(bench: Any, seconds: int) -> None:
+    """The device that cancelled after approval calls /v2/auth/revoke, and the cloud accepts it."""
+    grant = _grant(bench)
+
+    def revoked() -> dict[str, Any] | None:
+        return next((r for r in bench.cloud.journal(since=grant["issued_id"])
+                     if _journal_path(r).endswith("/v2/auth/revoke") and r.get("status") == 200), None)
+    row = wait_until(revoked, seconds, "the device to revoke the grant it was issued (POST /v2/auth/revoke)")
+    grant["revoked_t"] = float(row["t"])
+
+
+def _bearer(row: dict[str, Any]) -> bool:
+    """The request carried an access token (header, or the socket's query parameter)."""
+    return ("authorization" in {str(k).lower() for k in (row.get("headers") or {})}
+            or "authorization=" in str(row.get("path") or "").lower())
+
+
+def grant_uses(journal: list[dict[str, Any]], devices: list[dict[str, Any]], sockets: list[dict[str, Any]],
+               device_id: str, revoked_t: float, grace: float = GRANT_GRACE_S) -> list[str]:
+    """Every sign that the device still used its grant after revoking it (cloud times).
+
+    A refresh of the grant after the revoke counts at once (a device that forgot its tokens
+    has no refresh token left to send). After `grace` (requests already on their way), so do
+    any request the cloud tied to the device, any request or socket connect carrying a bearer
+    token (the device holds no other grant), the cloud seeing the device (last_seen_at moves
+    on socket beats too) and a beat on a status socket.
+    """
+    after_t = revoked_t + grace
+    uses = []
+    for r in journal:
+        t, mine = float(r.get("t") or 0), str(r.get("device_id")) == device_id
+        what = f"{r.get('method')} {_journal_path(r)} -> {r.get('status')}"
+        if t <= revoked_t:
+            continue
+        if mine and _journal_path(r).endswith("/v2/auth/token"):
+            uses.append(f"refresh after the revoke: {what}")
+        elif t > after_t and (((mine or _bearer(r)) and r.get("method") != "WS")
+                              or (r.get("method") == "WS" and r.get("status") != 101 and _bearer(r))):
+            uses.append(what)
+    for d in devices:
+        if str(d.get("id")) == device_id and float(d.get("last_seen_at") or 0) > after_t:
+            uses.append(f"the cloud saw the device at t={float(d['last_seen_at']):.1f}")
+    uses += [f"status socket {s.get('id')} beat at t={float(s['last_heartbeat_at']):.1f}" for s in sockets
+             if str(s.get("device_id")) == device_id and float(s.get("last_heartbeat_at") or 0) > after_t]
+    return uses
+
+
+@then(parsers.parse("the cloud sees no call with the cancelled grant for {seconds:d} seconds"))
+def _grant_unused(bench: Any, seconds: int) -> None:
+    """After the revoke the grant is dead to the device too: no heartbeat, asset call, refresh or
+    socket beat with it for the window, and no status socket opened with it left open."""
+    from harness.errors import DeviceFailure
+
+    grant = _grant(bench)
+    device_id = grant["device_id"]
+    revoked_t = float(grant.get("revoked_t") or grant["issued_t"])
+    sockets_of = getattr(bench.cloud, "websockets", None)
+
+    def sockets() -> list[dict[str, Any]]:
+        return sockets_of() if callable(sockets_of) else []
+
+    def check() -> None:
+        uses = grant_uses(bench.cloud.journal(since=grant["issued_id"]), bench.cloud.devices(), sockets(),
+                          device_id, revoked_t)
+        if uses:
+            raise DeviceFailure("the device kept using the grant after cancelling the pairing: " + "; ".join(uses[:5]),
+                                item="C2C-AUTH-03")
+    hold_for(GRANT_GRACE_S)
+    hold_for(seconds, check, interval=1.0)
+    still_open = [s for s in sockets() if str(s.get("device_id")) == device_id and not s.get("closed_at")]
+    if still_open:
+        raise DeviceFailure(f"{len(still_open)} status socket(s) opened with the cancelled grant still open",
+                            item="C2C-AUTH-03")
