@@ -6,6 +6,7 @@ operator prompt when the device has no automatic way.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -46,7 +47,18 @@ def pair(bench: Any) -> None:
     """Run the pairing flow end to end: code shown on the device, approved in the cloud."""
     ensure_running(bench)
     st = device_status(bench)
-    if st and (st.get("pairing") or {}).get("state") not in {"showing_code", "requesting_code", "paired"}:
+    state = (st.get("pairing") or {}).get("state") if st else None
+    if state == "paired":
+        if bench.cloud_device() is not None:
+            # left paired to the bench project by an earlier scenario (one whose cancel or
+            # logout the device ignored): it cannot show a code, and needs none
+            bench.session.paired = True
+            return
+        with contextlib.suppress(DeviceFailure):  # paired to a grant the cloud dropped
+            bench.device.control("logout")
+        st = device_status(bench)
+        state = (st.get("pairing") or {}).get("state") if st else None
+    if st and state not in {"showing_code", "requesting_code", "paired"}:
         try:  # after a logout, removal or cancel the user starts pairing again
             bench.device.control("start_pairing")
         except DeviceFailure:
@@ -302,7 +314,12 @@ def _progress(bench: Any) -> None:
 
     def moving(st: dict[str, Any]) -> bool:
         cur = st.get("current") or {}
-        return cur.get("name") == name and bool(cur.get("size")) and int(cur.get("bytes_done") or 0) > 0
+        if cur.get("name") == name and bool(cur.get("size")) and int(cur.get("bytes_done") or 0) > 0:
+            return True
+        if any(r.get("completed_at") for r in bench.cloud.ledger() if r.get("name") == name):
+            # the upload is over: no later status can show its progress any more
+            raise DeviceFailure(f"{name} finished uploading and the device never showed its progress")
+        return False
     status_or_operator(bench, "Does the device show the current file's upload progress?", moving, timeout=120)
 
 
