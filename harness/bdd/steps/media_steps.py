@@ -14,8 +14,8 @@ from typing import Any
 from pytest_bdd import parsers, when
 
 from harness.bdd.bench import Capture
-from harness.bdd.steps.common import wait_until
-from harness.errors import MediaError
+from harness.bdd.steps.common import device_status, wait_until
+from harness.errors import DeviceFailure, MediaError
 
 MB = 1024 * 1024
 # Corruptions applied before capture (the file is damaged on the card) vs after (it vanishes
@@ -129,12 +129,23 @@ def _capture_formats(bench: Any, formats: str) -> None:
 
 @when(parsers.parse('the device stays connected for {seconds:d} seconds while {count:d} "{kind}" files are captured'))
 def _connected_window(bench: Any, seconds: int, count: int, kind: str) -> None:
-    """Keep the device running for a while (token lifetimes elapse), capturing files spread over it."""
+    """Keep the device running for a while (token lifetimes elapse), capturing files spread over it.
+
+    A device that drops its pairing meanwhile (repair_needed, unpaired ...) fails at once:
+    staying connected is what the period is for.
+    """
     start = time.monotonic()
+
+    def reached(moment: float) -> bool:
+        state = ((device_status(bench).get("pairing") or {}).get("state") if bench.has_status else None)
+        if state is not None and state != "paired":
+            raise DeviceFailure(f"the device left its pairing (state {state!r}) "
+                                f"{time.monotonic() - start:.0f} s into the connected period")
+        return time.monotonic() - start >= moment
     for n in range(count):
-        wait_until(lambda n=n: time.monotonic() - start >= n * seconds / max(count, 1), seconds + 5, "the next capture time")
+        wait_until(lambda n=n: reached(n * seconds / max(count, 1)), seconds + 5, "the next capture time")
         capture_kind(bench, kind, 1)
-    wait_until(lambda: time.monotonic() - start >= seconds, seconds + 5, "the end of the connected period")
+    wait_until(lambda: reached(seconds), seconds + 5, "the end of the connected period")
 
 
 @when(parsers.parse("8 hours of cloud time pass in {seconds:d} seconds while files are captured every {every:d} seconds"))
