@@ -344,10 +344,7 @@ def tether_config(table: dict[str, Any], state_dir: Path, media_dirs: list[Path]
             values[key] = p if p.is_absolute() else base / p
     values.setdefault("dest", media_dirs[0] if media_dirs else state_dir / "tether")
     values.setdefault("state_dir", state_dir)
-    from harness.errors import ConfigError as TetherConfigError
-
     try:
         return TetherConfig.from_mapping(values)
-    except TetherConfigError as exc:
-        text = str(exc).removeprefix("tether: ").removeprefix("tether.")
-        raise ConfigError("sources.tether", text) from None
+    except ConfigError as exc:
+        raise ConfigError(f"sources.{exc.field}", exc.problem) from None

@@ -29,7 +29,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from harness.errors import ConfigError
+from reference_device.errors import ConfigError
 from reference_device.sources.base import CapturedFile, OnFile
 from reference_device.sources.camera import (
     CameraAdapter,
@@ -70,32 +70,32 @@ class TetherConfig:
         self.dest = Path(self.dest)
         self.state_dir = Path(self.state_dir)
         if self.card_files not in CARD_POLICIES:
-            raise ConfigError(
-                f"tether.card_files: {self.card_files!r} is not one of {', '.join(CARD_POLICIES)}"
-            )
+            raise ConfigError("tether.card_files",
+                              f"{self.card_files!r} is not one of {', '.join(CARD_POLICIES)}")
         for name in ("event_budget", "redetect_interval", "busy_backoff", "busy_backoff_max"):
             if getattr(self, name) <= 0:
-                raise ConfigError(f"tether.{name} must be > 0, got {getattr(self, name)!r}")
-        if self.event_timeout_ms < 1 or self.busy_retries < 0:
-            raise ConfigError("tether.event_timeout_ms must be >= 1 and tether.busy_retries >= 0")
+                raise ConfigError(f"tether.{name}", f"must be > 0, got {getattr(self, name)!r}")
+        if self.event_timeout_ms < 1:
+            raise ConfigError("tether.event_timeout_ms", f"must be >= 1, got {self.event_timeout_ms!r}")
+        if self.busy_retries < 0:
+            raise ConfigError("tether.busy_retries", f"must be >= 0, got {self.busy_retries!r}")
         if self.trigger_every is not None and self.trigger_every <= 0:
-            raise ConfigError(f"tether.trigger_every must be > 0, got {self.trigger_every!r}")
+            raise ConfigError("tether.trigger_every", f"must be > 0, got {self.trigger_every!r}")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> TetherConfig:
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ConfigError(
-                f"tether: unknown config key(s) {', '.join(unknown)}; known: {', '.join(known)}"
-            )
+            raise ConfigError(f"tether.{unknown[0]}",
+                              f"unknown config key(s) {', '.join(unknown)}; known: {', '.join(known)}")
         for required in ("dest", "state_dir"):
             if required not in data:
-                raise ConfigError(f"tether.{required} is required")
+                raise ConfigError(f"tether.{required}", "required")
         try:
             return cls(**dict(data))
         except TypeError as exc:
-            raise ConfigError(f"tether: {exc}") from exc
+            raise ConfigError("tether", str(exc)) from exc
 
 
 class TetherError(Exception):

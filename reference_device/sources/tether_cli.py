@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness.errors import ConfigError
+from reference_device.errors import ConfigError
 from reference_device.sources.base import CapturedFile
 from reference_device.sources.tether import CARD_POLICIES, TetherConfig, TetherSource
 from reference_device.sources.tether_files import sha256_file

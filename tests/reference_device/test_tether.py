@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from harness.errors import ConfigError
 from harness.faults.media import MediaKit
+from reference_device.errors import ConfigError
 from reference_device.sources.base import CapturedFile
 from reference_device.sources.camera import (
     CameraError,
@@ -502,7 +502,7 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         TetherConfig.from_mapping({"dest": tmp_path, "state_dir": tmp_path, "colour": "red"})
     with pytest.raises(ConfigError, match="card_files"):
         TetherConfig.from_mapping({"dest": tmp_path, "state_dir": tmp_path, "card_files": "shred"})
-    with pytest.raises(ConfigError, match="state_dir is required"):
+    with pytest.raises(ConfigError, match=r"'tether\.state_dir': required"):
         TetherConfig.from_mapping({"dest": tmp_path})
     cfg = TetherConfig.from_mapping(
         {"dest": str(tmp_path), "state_dir": str(tmp_path), "trigger_every": 2.0}

@@ -90,11 +90,11 @@ def test_tether_defaults_and_switches(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("body", "field", "problem"), [
     ("[sources.tether]\ncolour = 'red'\n", "sources.tether.colour", "unknown key"),
-    ("[sources.tether]\ncard_files = 'shred'\n", "sources.tether", "card_files"),
+    ("[sources.tether]\ncard_files = 'shred'\n", "sources.tether.card_files", "not one of"),
     ("[sources.tether]\nredetect_interval = 'soon'\n", "sources.tether.redetect_interval", "number"),
     ("[sources.tether]\nimport_existing = 1\n", "sources.tether.import_existing", "boolean"),
     ("[sources.tether]\nbusy_retries = true\n", "sources.tether.busy_retries", "integer"),
-    ("[sources.tether]\nevent_budget = 0\n", "sources.tether", "event_budget"),
+    ("[sources.tether]\nevent_budget = 0\n", "sources.tether.event_budget", "must be > 0"),
     ("[sources.tether]\nenabled = 'maybe'\n", "sources.tether.enabled", "true or false"),
     ("[sources.ftp]\nhost = 'x'\n", "sources.ftp", "unknown source"),
     ("sources = 3\n", "sources", "table"),
