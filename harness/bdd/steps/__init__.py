@@ -19,6 +19,8 @@ STEP_MODULES = (
     "harness.bdd.steps.power_steps",
     "harness.bdd.steps.media_steps",
     "harness.bdd.steps.oracle_steps",
+    "harness.bdd.steps.media_oracle_steps",
+    "harness.bdd.steps.auth_oracle_steps",
     "harness.bdd.steps.tethered_steps",
 )
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from harness.bdd.steps import device_steps, oracle_steps
-from harness.bdd.steps.oracle_steps import grant_uses
+from harness.bdd.steps import auth_oracle_steps, device_steps
+from harness.bdd.steps.auth_oracle_steps import grant_uses
 from harness.errors import DeviceFailure, DeviceTimeout
 
 REPO = Path(__file__).resolve().parents[3]
@@ -158,7 +158,7 @@ def _cancel(bench: FakeBench) -> None:
 @pytest.fixture(autouse=True)
 def _short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(device_steps, "PAIR_TIMEOUT", 1.0)
-    monkeypatch.setattr(oracle_steps, "GRANT_GRACE_S", 0.2)
+    monkeypatch.setattr(auth_oracle_steps, "GRANT_GRACE_S", 0.2)
 
 
 def test_after_approval_approves_waits_for_tokens_then_cancels() -> None:
@@ -168,9 +168,9 @@ def test_after_approval_approves_waits_for_tokens_then_cancels() -> None:
     assert cloud.approved == [("123456", "proj-1")]
     assert bench.device.actions == ["cancel_pairing"]
     assert bench.state.notes["grant"] == {"device_id": DEV, "issued_id": 2, "issued_t": 2.0}
-    oracle_steps._grant_revoked(bench, 1)
+    auth_oracle_steps._grant_revoked(bench, 1)
     assert bench.state.notes["grant"]["revoked_t"] == 3.0
-    oracle_steps._grant_unused(bench, 1)
+    auth_oracle_steps._grant_unused(bench, 1)
 
 
 def test_a_device_that_never_collects_its_tokens_fails_before_the_cancel() -> None:
@@ -186,23 +186,23 @@ def test_no_revoke_and_a_socket_still_beating_fail() -> None:
     bench = FakeBench(cloud, FakeDevice(cloud))
     _cancel(bench)
     with pytest.raises(DeviceTimeout, match="revoke"):
-        oracle_steps._grant_revoked(bench, 1)
+        auth_oracle_steps._grant_revoked(bench, 1)
     beating = FakeCloud(keeps_beating=True)
     bench = FakeBench(beating, FakeDevice(beating))
     _cancel(bench)
-    oracle_steps._grant_revoked(bench, 1)
+    auth_oracle_steps._grant_revoked(bench, 1)
     with pytest.raises(DeviceFailure, match="status socket 1 beat"):
-        oracle_steps._grant_unused(bench, 1)
+        auth_oracle_steps._grant_unused(bench, 1)
 
 
 def test_a_socket_left_open_fails() -> None:
     cloud = FakeCloud()
     bench = FakeBench(cloud, FakeDevice(cloud))
     _cancel(bench)
-    oracle_steps._grant_revoked(bench, 1)
+    auth_oracle_steps._grant_revoked(bench, 1)
     cloud.socket["closed_at"] = None
     with pytest.raises(DeviceFailure, match="still open"):
-        oracle_steps._grant_unused(bench, 1)
+        auth_oracle_steps._grant_unused(bench, 1)
 
 
 def test_without_a_control_api_the_operator_cancels() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from harness.bdd.steps.oracle_steps import invalid_client_recovery, slow_down_backoff
+from harness.bdd.steps.auth_oracle_steps import invalid_client_recovery, slow_down_backoff
 
 CREATE = "/v2/devices/assets"
 
