@@ -211,6 +211,7 @@ async def revoke(request: Request) -> Response:
         return simple("invalid_client")
     row = core.store.token(presented)
     if row is not None and row["client_id"] == client_id:
+        request.scope.setdefault("state", {})["device_id"] = row["device_pk"]  # journal: whose revoke
         core.store.run("UPDATE grants SET revoked=1 WHERE id=?", row["grant_id"])
     return JSONResponse({"success": True})
 

@@ -147,8 +147,8 @@ def grant_uses(journal: list[dict[str, Any]], devices: list[dict[str, Any]], soc
     for r in journal:
         t, mine = float(r.get("t") or 0), str(r.get("device_id")) == device_id
         what = f"{r.get('method')} {_journal_path(r)} -> {r.get('status')}"
-        if t <= revoked_t:
-            continue
+        if t <= revoked_t or _journal_path(r).endswith("/v2/auth/revoke"):
+            continue  # before the revoke, or revoking again (the access token after the refresh one)
         if mine and _journal_path(r).endswith("/v2/auth/token"):
             uses.append(f"refresh after the revoke: {what}")
         elif t > after_t and (((mine or _bearer(r)) and r.get("method") != "WS")

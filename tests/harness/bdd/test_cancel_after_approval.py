@@ -38,7 +38,8 @@ def test_a_device_that_forgot_its_grant_shows_no_use() -> None:
     assert uses(
         row(99.0, "GET", "/v2/devices/me", 200, DEV, bearer=True),
         row(99.5, "POST", "/v2/devices/heartbeat", 204, DEV, bearer=True),
-        row(100.0, "POST", "/v2/auth/revoke", 200),
+        row(100.0, "POST", "/v2/auth/revoke", 200, DEV),
+        row(105.0, "POST", "/v2/auth/revoke", 200, DEV),  # revoking again later is not a use
         row(100.4, "GET", "/v2/devices/me", 401, bearer=True),
         row(101.0, "WS", "/devices/websocket?Authorization=%5Bredacted%5D", 101, DEV),
         row(110.0, "POST", "/v2/auth/device/code", 200),  # pairing again is not a use of the grant

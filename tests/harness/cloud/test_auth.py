@@ -213,6 +213,8 @@ def test_revoke_either_token_revokes_the_grant(api: httpx.Client, cloud: CloudCo
     assert answer.status_code == 200 and answer.json() == {"success": True}
     assert_detailed(api.get("/v2/devices/me", headers=paired_device.headers), 401)
     assert refresh(api, paired_device).status_code == 401
+    revokes = [r for r in cloud.journal() if r["path"] == "/v2/auth/revoke"]
+    assert [r["device_id"] for r in revokes] == [paired_device.device_id], "the revoke is the device's"
 
 
 def test_revoke_errors(api: httpx.Client, paired_device: PairedDevice) -> None:
