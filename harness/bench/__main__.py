@@ -1,7 +1,8 @@
 """`python -m harness.bench {cloud,device,faults,all} [--out DIR]`.
 
-Benchmark modules are imported lazily: colleagues' modules may not exist yet, and a
-missing one is skipped with a message rather than failing the whole run.
+Each benchmark writes reports/bench/<name>.json ({"benchmark", "results": [{name, value,
+unit, params}]}). Modules are imported lazily and one that fails is reported without hiding
+the others' numbers.
 """
 
 from __future__ import annotations
