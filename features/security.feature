@@ -24,6 +24,24 @@ Feature: Security
     When the interceptor is removed
     Then every captured file arrives intact within 120 seconds
 
+  @C2C-SEC-02
+  Scenario: The device checks the host name, not only the chain
+    Given a paired device
+    When a TLS interceptor with a trusted CA's certificate for another host sits on the device's path
+    And 1 "jpg" file is captured
+    Then the interceptor saw no completed request from the device within 15 seconds
+    When the interceptor is removed
+    Then every captured file arrives intact within 120 seconds
+
+  @C2C-SEC-02
+  Scenario: The device refuses an expired certificate
+    Given a paired device
+    When a TLS interceptor with a trusted CA's expired certificate sits on the device's path
+    And 1 "jpg" file is captured
+    Then the interceptor saw no completed request from the device within 15 seconds
+    When the interceptor is removed
+    Then every captured file arrives intact within 120 seconds
+
   @C2C-SEC-03
   Scenario: The client secret is not user-accessible
     Given a paired device

@@ -288,22 +288,28 @@ class Bench:
         return path
 
     # TLS interception (C2C-SEC-02): reroute the link's upstream through mitmproxy
-    def start_interceptor(self) -> Any:
-        """Put mitmproxy with a fresh, untrusted CA between the device and the cloud."""
+    def start_interceptor(self, flaw: str = "untrusted-ca") -> Any:
+        """Put mitmproxy between the device and the cloud, showing a certificate with `flaw`.
+
+        `untrusted-ca`: a fresh CA the device has never seen. `wrong-host` / `expired`: signed
+        by the bench CA the device trusts (its key lies beside the CA bundle, ca-key.pem).
+        """
         try:
-            from harness.faults.http.interceptor import Interceptor, untrusted_interception
+            from harness.faults.http.interceptor import Interceptor, interception
         except ImportError as exc:
             raise FaultInjectionError(f"TLS interceptor unavailable: {exc}") from exc
         link: Any = self.network
         if not hasattr(link, "api") or not hasattr(link, "upstream"):
             raise FaultInjectionError("TLS interception needs the Toxiproxy network link")
         interceptor = Interceptor()
-        cm = untrusted_interception(self.cloud.api_url, Path(self.cloud.ca_bundle), [interceptor],
-                                    self.session.workdir)
+        ca = Path(self.cloud.ca_bundle)
+        cm = interception(self.cloud.api_url, ca, [interceptor], self.session.workdir, flaw=flaw,
+                          ca_key=ca.with_name("ca-key.pem"))
         proxy = cm.__enter__()
         self.state.notes["_interceptor_cm"] = cm
         link.api.update_proxy(link.name, upstream=f"127.0.0.1:{proxy.port}")
-        self.timeline.record("tls", "untrusted-interceptor", "start")
+        self.timeline.record("tls", f"{flaw}-interceptor", "start")
+        self.state.notes["_interceptor_flaw"] = flaw
         link.switch_path()
         return interceptor
 
@@ -315,7 +321,8 @@ class Bench:
         link.api.update_proxy(link.name, upstream=link.upstream)
         link.switch_path()
         cm.__exit__(None, None, None)
-        self.timeline.record("tls", "untrusted-interceptor", "stop")
+        flaw = self.state.notes.pop("_interceptor_flaw", "untrusted-ca")
+        self.timeline.record("tls", f"{flaw}-interceptor", "stop")
 
     def cleanup(self) -> None:
         """Undo what the scenario changed on the shared bench (faults, settings, pause, proxy)."""

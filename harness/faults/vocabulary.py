@@ -7,6 +7,8 @@ A fault is written `LAYER:NAME [modifiers]`:
     s3:slowdown x3               the next 3 S3 requests get 503 SlowDown
     api:internal-error path=^/v2/devices/heartbeat
     http:expired-url x2          the same errors injected by mitmproxy instead of the emulator
+    tls:wrong-host               an interceptor on the device's path shows the trusted CA's
+                                 certificate for another host (also: tls:untrusted-ca, tls:expired)
     api:conflict-slow-down x4    the next 4 asset creations get 409 `slow_down` (API only:
                                  no s3: form; http: defaults to target=api and asset creation)
     auth:expire-tokens           access tokens expire now
@@ -31,10 +33,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from harness.errors import ConfigError
 from harness.faults.cloud import ASSET_CREATE_PATH, EVERY_TIME, S3_KINDS, CloudFaults
+from harness.faults.http.flawed_certs import SIGNED_FLAWS
 from harness.faults.http.responses import API_ONLY_KINDS, check_kind
 from harness.protocols import Cloud, Media, Network, Power
 from harness.timeline import Timeline
@@ -123,6 +126,13 @@ def _scalar(value: str) -> Any:
     return value
 
 
+class TlsPath(Protocol):
+    """Puts a TLS interceptor on the device's path and takes it away (the BDD bench does)."""
+
+    def start_interceptor(self, flaw: str = "untrusted-ca") -> Any: ...
+    def stop_interceptor(self) -> None: ...
+
+
 @dataclass
 class FaultTargets:
     """The protocol objects faults act on. Only the ones a fault needs must be given."""
@@ -133,6 +143,7 @@ class FaultTargets:
     cloud: Cloud | None = None
     media: Media | None = None
     http: Any = None  # a harness.faults.http.addons.ErrorInjector inside a running MitmProxy
+    tls: TlsPath | None = None
     device_id: str | None = None
     project_id: str | None = None
     media_path: Path | None = None
@@ -388,6 +399,20 @@ for _kind in S3_KINDS:
         register("cloud", f"s3-{_hyphen}")(_cloud_rule("s3", _kind))
     register("cloud", f"api-{_hyphen}")(_cloud_rule("api", _kind))
     register("http", _hyphen)(_http_rule(_kind))
+
+
+# --- tls -------------------------------------------------------------------------------------
+def _interceptor(flaw: str) -> StartFn:
+    def start(t: FaultTargets, f: Fault) -> StopFn:
+        path: TlsPath = t.need("tls", f)
+        path.start_interceptor(flaw)
+        return path.stop_interceptor
+
+    return start
+
+
+for _flaw in ("untrusted-ca", *SIGNED_FLAWS):
+    register("tls", _flaw)(_interceptor(_flaw))
 
 
 # --- media ---------------------------------------------------------------------------------

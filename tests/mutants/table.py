@@ -125,6 +125,16 @@ def _accept_any_cert() -> None:
     replace("reference_device.api:ApiClient.ssl_context", wrap)
 
 
+def _no_hostname_check() -> None:
+    def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
+        def ssl_context(self: Any) -> ssl.SSLContext:
+            ctx = orig(self)
+            ctx.check_hostname = False  # the chain is still verified against the trusted CA
+            return ctx
+        return ssl_context
+    replace("reference_device.api:ApiClient.ssl_context", wrap)
+
+
 def _no_retry_s3() -> None:
     from reference_device.errors import FatalUploadError, RetryableError
 
@@ -305,6 +315,8 @@ MUTANTS: tuple[Mutant, ...] = (
            "reference_device.api:ApiClient.create_asset", _plain_http),
     Mutant("accept-any-cert", "C2C-SEC-02", "TLS verification off: trusts any certificate",
            "reference_device.api:ApiClient.ssl_context", _accept_any_cert),
+    Mutant("no-hostname-check", "C2C-SEC-02", "verifies the certificate chain but not the host name",
+           "reference_device.api:ApiClient.ssl_context", _no_hostname_check),
     Mutant("no-retry-s3", "C2C-CTL-03", "S3 SlowDown/500/503/timeouts are fatal (no retry)",
            "reference_device.api:classify_s3_error", _no_retry_s3, quick_k="not aws_nonfatal or slowdown"),
     Mutant("no-retry-api", "C2C-RTY-03", "API 500/429 are fatal (no retry)",

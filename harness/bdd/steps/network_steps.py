@@ -71,10 +71,23 @@ def _switch(bench: Any) -> None:
     bench.network.switch_path()
 
 
-@when("a TLS interceptor with an untrusted certificate sits on the device's path")
-def _intercept(bench: Any) -> None:
-    """mitmproxy with a CA the device has never seen, in the path to the cloud."""
-    bench.state.notes["interceptor"] = bench.start_interceptor()
+# what the interceptor's certificate is, as a scenario says it -> the flaw the bench injects
+INTERCEPTOR_CERTIFICATES = {
+    "an untrusted certificate": "untrusted-ca",
+    "a trusted CA's certificate for another host": "wrong-host",
+    "a trusted CA's expired certificate": "expired",
+}
+
+
+@when(parsers.re(r"a TLS interceptor with (?P<certificate>an untrusted certificate"
+                 r"|a trusted CA's certificate for another host|a trusted CA's expired certificate)"
+                 r" sits on the device's path$"))
+def _intercept(bench: Any, certificate: str) -> None:
+    """mitmproxy in the path to the cloud, showing a certificate a correct device refuses:
+    from a CA it has never seen, or from the CA it trusts but for another host or expired."""
+    flaw = INTERCEPTOR_CERTIFICATES[certificate]
+    bench.state.notes["interceptor"] = bench.start_interceptor(flaw)
+    bench.state.notes["interceptor_certificate"] = certificate
     bench.state.notes["intercept_from"] = time.time()
 
 

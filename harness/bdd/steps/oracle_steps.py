@@ -414,13 +414,14 @@ def _project(bench: Any) -> None:
 
 @then(parsers.parse("the interceptor saw no completed request from the device within {seconds:d} seconds"))
 def _interceptor(bench: Any, seconds: int) -> None:
-    """The device refused the untrusted certificate: no request completed through the interceptor."""
+    """The device refused the interceptor's certificate: no request completed through it."""
     mitm = bench.state.notes.get("interceptor")
     assert mitm is not None, "no interceptor in place"
+    shown = bench.state.notes.get("interceptor_certificate", "an untrusted certificate")
 
     def check() -> None:
         assert not mitm.requests_seen and not mitm.established_handshakes, \
-            "the device completed a TLS handshake with an untrusted interceptor"
+            f"the device completed a TLS handshake with an interceptor showing {shown}"
     hold_for(seconds, check, interval=1.0)
     if mitm.verdict() == "no-attempt":
         raise DeviceTimeout("the device made no connection attempt through the interceptor (inconclusive)")

@@ -1,14 +1,17 @@
-"""TLS interception with a CA nobody trusts: the evidence for C2C-SEC-02.
+"""TLS interception the device must refuse: the evidence for C2C-SEC-02.
 
 A correct device talks to the cloud with certificate verification on, so when mitmproxy
-sits in the path with a brand-new CA (fresh temporary confdir) the device must abort the
-handshake and send nothing. The `Interceptor` addon records what happened:
+sits in the path the device must abort the handshake and send nothing. The certificate it
+is shown carries one flaw (`INTERCEPTION_FLAWS`): `untrusted-ca` (a brand-new CA in a fresh
+temporary confdir), or, signed by the very CA the device trusts, `wrong-host` or `expired`
+(harness.faults.http.flawed_certs) — those catch a device that checks the chain only. The `Interceptor` addon records what happened:
 `failed_handshakes` (tls_failed_client, with mitmproxy's reason such as "does not trust the
 proxy's certificate"), `established_handshakes`, and `requests_seen` — any request at all
 means the device sent data through an interceptor it should have refused.
 
     interceptor = Interceptor()
-    with untrusted_interception(upstream, upstream_ca, [interceptor], workdir) as proxy:
+    with interception(upstream, upstream_ca, [interceptor], workdir, flaw="expired",
+                      ca_key=upstream_ca.with_name("ca-key.pem")) as proxy:
         device_api_url = proxy.url   # give this to the device, then let it try
     verdict = interceptor.verdict()  # "refused" | "accepted" | "no-attempt"
 """
@@ -24,8 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.errors import FaultInjectionError
 from harness.faults.http.addons import redact_path
+from harness.faults.http.flawed_certs import SIGNED_FLAWS, flawed_certificate
 from harness.faults.http.runner import MitmProxy
+
+INTERCEPTION_FLAWS = ("untrusted-ca", *SIGNED_FLAWS)
 
 
 @dataclass(frozen=True)
@@ -91,10 +98,23 @@ class Interceptor:
 
 
 @contextmanager
-def untrusted_interception(upstream_url: str, upstream_ca: Path, addons: list[Any],
-                           workdir: Path | None = None, **options: Any) -> Iterator[MitmProxy]:
-    """Reverse-proxy `upstream_url` through mitmproxy with a freshly minted CA (own temp confdir)."""
+def interception(upstream_url: str, upstream_ca: Path, addons: list[Any], workdir: Path | None = None,
+                 *, flaw: str = "untrusted-ca", ca_key: Path | None = None,
+                 **options: Any) -> Iterator[MitmProxy]:
+    """Reverse-proxy `upstream_url` through mitmproxy presenting a certificate with `flaw`.
+
+    `untrusted-ca`: mitmproxy mints certificates from a fresh CA (own temp confdir).
+    `wrong-host` / `expired`: one certificate signed by `upstream_ca` (the CA the device
+    trusts; its key is `ca_key`) is shown for every connection.
+    """
+    if flaw not in INTERCEPTION_FLAWS:
+        raise FaultInjectionError(f"unknown interception flaw {flaw!r}; known: {', '.join(INTERCEPTION_FLAWS)}")
     with tempfile.TemporaryDirectory(prefix="c2c-mitm-ca-", dir=workdir) as confdir:
+        if flaw != "untrusted-ca":
+            if ca_key is None:
+                raise FaultInjectionError(f"a {flaw} interceptor needs the trusted CA's key (ca_key)")
+            pem = flawed_certificate(flaw, ca_cert=upstream_ca, ca_key=ca_key, out=Path(confdir) / f"{flaw}.pem")
+            options = {**options, "certs": [f"*={pem}"]}
         proxy = MitmProxy(f"reverse:{upstream_url}@127.0.0.1:0", addons, Path(confdir),
                           ssl_verify_upstream_trusted_ca=str(upstream_ca),
                           keep_host_header=True, **options)
@@ -103,3 +123,11 @@ def untrusted_interception(upstream_url: str, upstream_ca: Path, addons: list[An
             yield proxy
         finally:
             proxy.stop()
+
+
+@contextmanager
+def untrusted_interception(upstream_url: str, upstream_ca: Path, addons: list[Any],
+                           workdir: Path | None = None, **options: Any) -> Iterator[MitmProxy]:
+    """Reverse-proxy `upstream_url` through mitmproxy with a freshly minted CA (own temp confdir)."""
+    with interception(upstream_url, upstream_ca, addons, workdir, **options) as proxy:
+        yield proxy

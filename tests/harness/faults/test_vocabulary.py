@@ -12,7 +12,7 @@ import pytest
 from harness.errors import ConfigError
 from harness.faults.http.addons import ErrorInjector
 from harness.faults.power.process import ProcessPower
-from harness.faults.vocabulary import REGISTRY, Fault, FaultTargets, active, inject
+from harness.faults.vocabulary import LAYERS, REGISTRY, Fault, FaultTargets, active, inject
 from harness.timeline import Timeline
 
 from .test_cloud_faults import FakeCloud
@@ -93,7 +93,7 @@ def test_parse_errors_name_the_problem(text: str, message: str) -> None:
 
 def test_every_layer_has_faults() -> None:
     layers = {layer for layer, _ in REGISTRY}
-    assert {"network", "http", "auth", "cloud", "power", "media"} <= layers
+    assert set(LAYERS) == layers
     for kind in ("slowdown", "internal-error", "request-timeout", "expired-url",
                  "too-many-requests", "unauthorized", "drop"):
         assert ("cloud", f"s3-{kind}") in REGISTRY and ("http", kind) in REGISTRY
@@ -157,6 +157,30 @@ def test_media_and_http_faults_dispatch(tmp_path: Path) -> None:
         (rule,) = injector.rules
         assert (rule.kind, rule.count, rule.path, rule.target) == ("expired_url", 2, "^/upload", "s3")
     assert injector.rules == []
+
+
+class FakeTlsPath:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def start_interceptor(self, flaw: str = "untrusted-ca") -> None:
+        self.calls.append(f"start {flaw}")
+
+    def stop_interceptor(self) -> None:
+        self.calls.append("stop")
+
+
+def test_tls_faults_put_an_interceptor_on_the_path_until_stopped() -> None:
+    tls, timeline = FakeTlsPath(), Timeline()
+    for flaw in ("untrusted-ca", "wrong-host", "expired"):
+        with active(f"tls:{flaw}", FaultTargets(timeline=timeline, tls=tls)):
+            assert tls.calls[-1] == f"start {flaw}"
+        assert tls.calls[-1] == "stop"
+    assert [(e.layer, e.name) for e in timeline.events][:2] == [("tls", "untrusted-ca")] * 2
+    with pytest.raises(ConfigError, match="needs a tls target"):
+        inject("tls:expired", FaultTargets())
+    with pytest.raises(ConfigError, match="self-signed"):
+        inject("tls:self-signed", FaultTargets(tls=tls))
 
 
 def test_power_cut_kills_a_real_process_group(tmp_path: Path) -> None:

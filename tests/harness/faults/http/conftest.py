@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def _write_ca_and_leaf(directory: Path) -> tuple[Path, Path, Path]:
+def _write_ca_and_leaf(directory: Path) -> tuple[Path, Path, Path, Path]:
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "c2c-bench test upstream CA")])
@@ -46,24 +46,29 @@ def _write_ca_and_leaf(directory: Path) -> tuple[Path, Path, Path]:
                            critical=False)
             .sign(ca_key, hashes.SHA256()))
     ca_pem, cert_pem, key_pem = directory / "ca.pem", directory / "server.pem", directory / "key.pem"
+    ca_key_pem = directory / "ca-key.pem"
     ca_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    ca_key_pem.write_bytes(ca_key.private_bytes(serialization.Encoding.PEM,
+                                                serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()))
     cert_pem.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
     key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                           serialization.PrivateFormat.PKCS8,
                                           serialization.NoEncryption()))
-    return ca_pem, cert_pem, key_pem
+    return ca_pem, cert_pem, key_pem, ca_key_pem
 
 
 @dataclass
 class Upstream:
     url: str
     ca: Path
+    ca_key: Path
     received: list[dict[str, object]] = field(default_factory=list)
 
 
 @pytest.fixture
 def tls_upstream(tmp_path: Path) -> Iterator[Upstream]:
-    ca, cert, key = _write_ca_and_leaf(tmp_path)
+    ca, cert, key, ca_key = _write_ca_and_leaf(tmp_path)
     received: list[dict[str, object]] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -99,7 +104,7 @@ def tls_upstream(tmp_path: Path) -> Iterator[Upstream]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Upstream(f"https://127.0.0.1:{server.server_address[1]}", ca, received)
+        yield Upstream(f"https://127.0.0.1:{server.server_address[1]}", ca, ca_key, received)
     finally:
         server.shutdown()
         server.server_close()
