@@ -340,10 +340,19 @@ class Bench:
             if restore:
                 steps.append(lambda: cloud.update_settings(**restore))
             if self.state.notes.get("paused_now"):
-                steps.append(lambda: cloud.resume_device(self.cloud_device_id()))
+                steps.append(lambda: self._resume_after_failure(cloud))
         for step in steps:
             with contextlib.suppress(Exception):
                 step()
+
+    def _resume_after_failure(self, cloud: Cloud) -> None:
+        """A scenario that failed while the device was paused: resume it and close the pause
+        window, or every later capture would be judged as taken while paused."""
+        try:
+            cloud.resume_device(self.cloud_device_id())
+        finally:
+            self.timeline.record("cloud", "pause", "stop", cleanup=True)
+            self.state.notes["paused_now"] = False
 
     # identity of our device in the cloud
     def cloud_device(self) -> dict[str, Any] | None:
@@ -352,6 +361,25 @@ class Bench:
         if client_id:
             rows = [d for d in rows if d.get("client_id") == client_id]
         return rows[-1] if rows else None
+
+    def mark_console(self) -> None:
+        """Remember how much the device had printed, so evidence shows only this scenario's part."""
+        device = self.session._device
+        read = getattr(device, "console_text", None)
+        if callable(read):
+            self.state.notes["console_mark"] = (id(device), len(read()))
+
+    def device_console(self) -> str:
+        """What the device printed during this scenario ('' when it keeps no console log)."""
+        device = self.session._device
+        read = getattr(device, "console_text", None)
+        if not callable(read):
+            return ""
+        text = str(read())
+        mark = self.state.notes.get("console_mark")
+        if mark and mark[0] == id(device) and len(text) >= mark[1]:
+            return text[mark[1]:]
+        return text  # a device started (or restarted) during the scenario: all of it
 
     def cloud_device_id(self) -> str:
         row = self.cloud_device()

@@ -1,4 +1,5 @@
-"""Evidence attached to every scenario: ledger, fault timeline, journal excerpt, throughput plot.
+"""Evidence attached to every scenario: ledger, fault timeline, journal excerpt, throughput plot,
+and what the device printed meanwhile (secrets and tokens redacted).
 
 Evidence gathering never raises: a bench that cannot produce evidence still reports the
 verdict its steps reached, and says which evidence is missing.
@@ -7,11 +8,30 @@ verdict its steps reached, and says which evidence is missing.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from harness.certify.plot import throughput_svg
 
 JOURNAL_EXCERPT = 200
+CONSOLE_EXCERPT = 64 * 1024  # characters: the end of what the device printed in the scenario
+# a vendor device may log its grant: never copy a token into a report
+_TOKEN_SHAPES = (
+    re.compile(r"(Bearer(?:\s+|%20|\+))[A-Za-z0-9._~+/=%-]{16,}"),
+    re.compile(r"(\"?(?:access|refresh)_token\"?\s*[:=]\s*\"?)[A-Za-z0-9._~+/=-]{16,}"),
+    re.compile(r"((?:Authorization|client_secret|refresh_token|token)=)[^&\s\"']{8,}", re.IGNORECASE),
+)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` with every known secret and anything shaped like a token replaced by [redacted]."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    for shape in _TOKEN_SHAPES:
+        text = shape.sub(r"\1[redacted]", text)
+    return text
 
 
 def _attachment_types() -> tuple[Any, Any, Any]:
@@ -46,6 +66,13 @@ def collect_evidence(bench: Any) -> dict[str, tuple[str, Any]]:
         out["throughput"] = (throughput_svg(journal, windows), svg_t)
     if bench.state.measurements:
         out["measurements"] = (json.dumps(bench.state.measurements, indent=2, default=str), json_t)
+    try:
+        console = bench.device_console()
+        if console:
+            secrets = [bench.cloud.client_secret()]
+            out["device console (this scenario)"] = (redact(console[-CONSOLE_EXCERPT:], secrets), text_t)
+    except Exception as exc:
+        out["device console (unavailable)"] = (f"{type(exc).__name__}: {exc}", text_t)
     if bench.prompt.answers:
         out["operator answers"] = (json.dumps(bench.prompt.evidence(), indent=2, default=str), json_t)
     return out

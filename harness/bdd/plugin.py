@@ -109,6 +109,8 @@ def bench(request: pytest.FixtureRequest, c2c_session: Any) -> Iterator[Any]:
     with contextlib.suppress(Exception):
         state.journal_since = c2c_session.journal_head()
         state.notes["plain_http_baseline"] = len(b.cloud.plain_http_attempts())
+    with contextlib.suppress(Exception):
+        b.mark_console()
     request.node.stash[BENCH] = b
     yield b
     b.cleanup()

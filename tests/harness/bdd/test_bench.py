@@ -1,0 +1,94 @@
+"""Bench housekeeping between scenarios: a failed paused scenario does not poison the next, and
+the evidence carries the device's console for the scenario, with secrets redacted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.bdd.bench import Bench, ScenarioState, SessionBench
+from harness.bdd.evidence import collect_evidence, redact
+from harness.timeline import Timeline
+
+SECRET = "s3cr3t-client-secret-value"
+
+
+class FakeCloud:
+    def __init__(self) -> None:
+        self.resumed: list[str] = []
+
+    def devices(self) -> list[dict[str, Any]]:
+        return [{"id": "dev-1", "client_id": "cam-1", "revoked": False}]
+
+    def resume_device(self, device_id: str) -> None:
+        self.resumed.append(device_id)
+
+    def clear_faults(self) -> None:
+        pass
+
+    def client_secret(self) -> str:
+        return SECRET
+
+    def journal(self, since: int = 0) -> list[dict[str, Any]]:
+        return []
+
+
+class FakeDevice:
+    client_id = "cam-1"
+
+    def __init__(self) -> None:
+        self.console = ""
+
+    def console_text(self) -> str:
+        return self.console
+
+
+class FakePrompt:
+    answers: tuple[Any, ...] = ()
+
+
+def _bench(tmp_path: Path) -> tuple[Bench, FakeCloud, FakeDevice]:
+    cloud, device = FakeCloud(), FakeDevice()
+    session = SessionBench(profile=None, workdir=tmp_path, seed=1, prompt=FakePrompt(),  # type: ignore[arg-type]
+                           timeline=Timeline(), checklist=None,  # type: ignore[arg-type]
+                           _cloud=cloud, _device=device)  # type: ignore[arg-type]
+    return Bench(session, ScenarioState()), cloud, device
+
+
+def test_cleanup_of_a_failed_paused_scenario_resumes_and_closes_the_window(tmp_path: Path) -> None:
+    bench, cloud, _ = _bench(tmp_path)
+    bench.timeline.record("cloud", "pause", "start")  # what the pause step does
+    bench.state.notes["paused_now"] = True
+    assert bench.pause_windows()[0]["stop"] is None
+    bench.cleanup()  # the scenario failed before "the cloud resumes the device"
+    assert cloud.resumed == ["dev-1"]
+    assert [w["stop"] is not None for w in bench.pause_windows()] == [True]
+    bench.cleanup()  # a second cleanup changes nothing
+    assert cloud.resumed == ["dev-1"] and len(bench.pause_windows()) == 1
+
+
+def test_evidence_has_this_scenarios_console_with_secrets_redacted(tmp_path: Path) -> None:
+    bench, _, device = _bench(tmp_path)
+    device.console = "earlier scenario line\n"
+    bench.mark_console()
+    device.console += (f"now: client_secret={SECRET}\n"
+                       "GET /v2/devices/me Authorization: Bearer abcdefghijklmnopqrstuvwxyz012345\n"
+                       'saved {"refresh_token": "0123456789abcdef0123456789abcdef"}\n'
+                       "wss://h/devices/websocket?Authorization=Bearer%20abcdefghijklmnopqrstuvwxyz\n")
+    body, _kind = collect_evidence(bench)["device console (this scenario)"]
+    assert "earlier scenario" not in body and body.startswith("now:")
+    assert SECRET not in body and "abcdefghijklmnop" not in body and "0123456789abcdef" not in body
+    assert body.count("[redacted]") == 4
+
+
+def test_a_device_restarted_in_the_scenario_shows_all_it_printed(tmp_path: Path) -> None:
+    bench, _, device = _bench(tmp_path)
+    device.console = "x" * 100
+    bench.mark_console()
+    device.console = "fresh device\n"  # a new console (power cycle, fresh device): shorter than the mark
+    assert bench.device_console() == "fresh device\n"
+
+
+def test_redact_keeps_ordinary_text() -> None:
+    line = "uploaded A001_C002.mov asset 5b1c0f5e-2f1a-4c9e-9a51-0c7e3f1d2a4b in 3 parts"
+    assert redact(line, [""]) == line
