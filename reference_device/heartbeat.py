@@ -82,30 +82,41 @@ class Presence:
     # --- loop ------------------------------------------------------------------------------
     def _run(self) -> None:
         while not self.stop.is_set():
-            if not self.tokens.paired:
+            try:
+                self._step()
+            except Exception:  # the status thread must outlive any one bad answer
                 self.connected = False
-                self.stop.wait(0.5)
-                continue
+                log.exception("presence loop error; retrying in 1s")
+                self.stop.wait(1.0)
+
+    def _step(self) -> None:
+        if not self.tokens.paired:
+            # a new grant starts afresh: the socket is tried at once after pairing again
+            self.connected = False
+            self.socket_failures = 0
+            self._next_socket_try = 0.0
+            self.stop.wait(0.5)
+            return
+        if self.config.websocket and time.time() >= self._next_socket_try and self.device_id():
+            try:
+                self._socket_session()
+            except (OSError, TimeoutError, WebSocketException, DeviceError, ValueError) as exc:
+                self.socket_failures += 1
+                wait = self.backoff.delay(min(self.socket_failures, 6))
+                self._next_socket_try = time.time() + wait
+                log.warning("status socket failed (%s); HTTP heartbeats for %.0fs",
+                            type(exc).__name__, wait)
+            finally:
+                self.connected = False
+                self._ws = None
+            return
+        self._http_beat()
+        deadline = time.time() + self.config.heartbeat_interval
+        while not self.stop.is_set() and time.time() < deadline and self.tokens.paired:
             if self.config.websocket and time.time() >= self._next_socket_try and self.device_id():
-                try:
-                    self._socket_session()
-                except (OSError, TimeoutError, WebSocketException, DeviceError, ValueError) as exc:
-                    self.socket_failures += 1
-                    wait = self.backoff.delay(min(self.socket_failures, 6))
-                    self._next_socket_try = time.time() + wait
-                    log.warning("status socket failed (%s); HTTP heartbeats for %.0fs",
-                                type(exc).__name__, wait)
-                finally:
-                    self.connected = False
-                    self._ws = None
-                continue
-            self._http_beat()
-            deadline = time.time() + self.config.heartbeat_interval
-            while not self.stop.is_set() and time.time() < deadline:
-                if self.config.websocket and time.time() >= self._next_socket_try:
-                    break
-                self._maybe_identify()
-                self.stop.wait(min(1.0, max(0.05, deadline - time.time())))
+                break
+            self._maybe_identify()
+            self.stop.wait(min(1.0, max(0.05, deadline - time.time())))
 
     def _maybe_identify(self) -> None:
         if time.time() - self._last_me >= self.config.me_poll_interval:
