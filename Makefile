@@ -58,9 +58,11 @@ test: $(STAMP) sysdeps $(NODEDIR)/node_modules/.bin/allure
 	@$(VENV)/bin/ruff check harness reference_device tests
 	@$(VPY) -m pytest tests -q
 
+# the HTML report is written whatever the verdict (a failed certification needs it most,
+# not after a usage error); the exit status is the certification's
 certify: $(STAMP) $(NODEDIR)/node_modules/.bin/allure
-	@$(VENV)/bin/c2c-certify run --device $(DEVICE) $(if $(SMOKE),--smoke) $(if $(NETWORK),--network $(NETWORK)) --seed $(SEED) --reports reports
-	@$(MAKE) --no-print-directory report
+	@status=0; $(VENV)/bin/c2c-certify run --device $(DEVICE) $(if $(SMOKE),--smoke) $(if $(NETWORK),--network $(NETWORK)) --seed $(SEED) --reports reports || status=$$?; \
+	if [ $$status -le 1 ]; then $(MAKE) --no-print-directory report || true; fi; exit $$status
 
 report: $(STAMP) $(NODEDIR)/node_modules/.bin/allure
 	@$(VENV)/bin/c2c-certify report --reports reports --allure $(NODEDIR)/node_modules/.bin/allure
