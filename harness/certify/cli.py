@@ -169,6 +169,13 @@ def cmd_steps(args: argparse.Namespace) -> int:
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
+    # the seeded defects live beside the test suite, not in the installed package: find the
+    # checkout this harness runs from (a console script does not put it on sys.path)
+    repo = Path(__file__).resolve().parents[2]
+    if not (repo / "tests" / "mutants" / "matrix.py").is_file():
+        raise ConfigError(f"the seeded-defect matrix runs from a source checkout; no tests/mutants under {repo}")
+    if str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))
     from tests.mutants.matrix import run_matrix
 
     started = time.monotonic()

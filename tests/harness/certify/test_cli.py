@@ -30,6 +30,16 @@ def test_bad_profile_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_pa
     assert main(["run", "--device", "no-such-profile", "--reports", str(tmp_path / "r")]) == 2
 
 
+def test_mutants_command_works_from_the_console_script_anywhere(tmp_path: Path) -> None:
+    """`make mutants` runs the installed console script: it must find the seeded defects itself."""
+    script = Path(sys.executable).parent / "c2c-certify"
+    done = subprocess.run([str(script), "mutants", "--only", "no-such-mutant", "--out", str(tmp_path / "m.json")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "no-such-mutant" in done.stderr and "known:" in done.stderr
+    assert "ModuleNotFoundError" not in done.stderr
+
+
 def test_pytest_command_selects_smoke_and_items(tmp_path: Path) -> None:
     argv = pytest_command("reference", reports=tmp_path, smoke=True, items=["C2C-CTL-01"], seed=7)
     assert "--c2c-seed=7" in argv and "--c2c-smoke" in argv
