@@ -16,10 +16,17 @@ from harness.certify.plot import throughput_svg
 
 JOURNAL_EXCERPT = 200
 CONSOLE_EXCERPT = 64 * 1024  # characters: the end of what the device printed in the scenario
-# a vendor device may log its grant: never copy a token into a report
-_TOKEN_SHAPES = (
-    re.compile(r"(Bearer(?:\s+|%20|\+))[A-Za-z0-9._~+/=%-]{16,}"),
+# A token in plain text (group 1 is what precedes it): what C2C-SEC-04 looks for in a device's
+# logs, state and status.
+TOKEN_PATTERNS = (
+    re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]{16,}"),
     re.compile(r"(\"?(?:access|refresh)_token\"?\s*[:=]\s*\"?)[A-Za-z0-9._~+/=-]{16,}"),
+)
+# A vendor device may log its grant: never copy a token into a report. Redaction also takes
+# the URL-encoded and query-parameter forms.
+_TOKEN_SHAPES = (
+    *TOKEN_PATTERNS,
+    re.compile(r"(Bearer(?:%20|\+))[A-Za-z0-9._~+/=%-]{16,}"),
     re.compile(r"((?:Authorization|client_secret|refresh_token|token)=)[^&\s\"']{8,}", re.IGNORECASE),
 )
 

@@ -45,6 +45,15 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
+def bench_host_names() -> list[x509.GeneralName]:
+    """The names the emulator's certificate is valid for: loopback only."""
+    return [
+        x509.DNSName("localhost"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("::1")),
+    ]
+
+
 def ensure_certs(data_dir: Path) -> CertPaths:
     """Create the CA and server certificate under DATA/ca unless they already exist."""
     ca_dir = Path(data_dir) / "ca"
@@ -88,13 +97,7 @@ def ensure_certs(data_dir: Path) -> CertPaths:
         .not_valid_before(now)
         .not_valid_after(now + dt.timedelta(days=825))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    x509.IPAddress(ipaddress.ip_address("::1")),
-                ]
-            ),
+            x509.SubjectAlternativeName(bench_host_names()),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

@@ -145,11 +145,11 @@ def grant_uses(journal: list[dict[str, Any]], devices: list[dict[str, Any]], soc
     after_t = revoked_t + grace
     uses = []
     for r in journal:
-        t, mine = float(r.get("t") or 0), str(r.get("device_id")) == device_id
-        what = f"{r.get('method')} {_journal_path(r)} -> {r.get('status')}"
-        if t <= revoked_t or _journal_path(r).endswith("/v2/auth/revoke"):
+        t, mine, path = float(r.get("t") or 0), str(r.get("device_id")) == device_id, _journal_path(r)
+        what = f"{r.get('method')} {path} -> {r.get('status')}"
+        if t <= revoked_t or path.endswith("/v2/auth/revoke"):
             continue  # before the revoke, or revoking again (the access token after the refresh one)
-        if mine and _journal_path(r).endswith("/v2/auth/token"):
+        if mine and path.endswith("/v2/auth/token"):
             uses.append(f"refresh after the revoke: {what}")
         elif t > after_t and (((mine or _bearer(r)) and r.get("method") != "WS")
                               or (r.get("method") == "WS" and r.get("status") != 101 and _bearer(r))):

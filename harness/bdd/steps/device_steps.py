@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pytest_bdd import given, parsers, then, when
 
+from harness.bdd.evidence import TOKEN_PATTERNS
 from harness.bdd.steps.common import (
     control_or_operator,
     device_status,
@@ -26,10 +26,6 @@ from harness.certify.verdicts import NOT_APPLICABLE_SKIP
 from harness.errors import DeviceFailure, OperatorUnavailable
 
 PAIR_TIMEOUT = 60.0
-TOKEN_PATTERNS = (
-    re.compile(r"Bearer\s+[A-Za-z0-9._~+/=-]{16,}"),
-    re.compile(r"\"?(access|refresh)_token\"?\s*[:=]\s*\"?[A-Za-z0-9._~+/=-]{16,}"),
-)
 MAX_SCAN_BYTES = 20 * 1024 * 1024
 
 

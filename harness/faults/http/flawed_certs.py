@@ -6,7 +6,7 @@ These certificates are signed by the CA the device trusts (the bench CA), so the
 good and only the named flaw is left for the device to catch:
 
 - `wrong-host`: valid now, but names only `wrong-host.invalid` (no IP, no localhost);
-- `expired`: names the bench's hosts, but expired yesterday.
+- `expired`: names the emulator's hosts (`bench_host_names`), but expired yesterday.
 
     pem = flawed_certificate("expired", ca_cert=ca / "ca.pem", ca_key=ca / "ca-key.pem",
                              out=workdir / "expired.pem")   # cert + key, mitmproxy `certs`
@@ -15,7 +15,6 @@ good and only the named flaw is left for the device to catch:
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import os
 from pathlib import Path
 
@@ -24,16 +23,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from harness.cloud.ca import bench_host_names
 from harness.errors import FaultInjectionError
 
 # flaws a certificate signed by the trusted CA can carry; "untrusted-ca" needs no minting
 SIGNED_FLAWS = ("wrong-host", "expired")
 WRONG_HOST = "wrong-host.invalid"
-
-
-def _bench_names() -> list[x509.GeneralName]:
-    return [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            x509.IPAddress(ipaddress.ip_address("::1"))]
 
 
 def flawed_certificate(flaw: str, *, ca_cert: Path, ca_key: Path, out: Path) -> Path:
@@ -49,7 +44,7 @@ def flawed_certificate(flaw: str, *, ca_cert: Path, ca_key: Path, out: Path) -> 
             f"({ca_cert}, {ca_key}): {type(exc).__name__}") from None
     now = dt.datetime.now(dt.UTC)
     if flaw == "expired":
-        host, names = "localhost", _bench_names()
+        host, names = "localhost", bench_host_names()
         not_before, not_after = now - dt.timedelta(days=30), now - dt.timedelta(days=1)
     else:
         host, names = WRONG_HOST, [x509.DNSName(WRONG_HOST)]
