@@ -21,71 +21,15 @@ Why each `also` is a consequence of the one defect (kept minimal):
 
 from __future__ import annotations
 
-import importlib
 import os
-import pkgutil
 import ssl
-import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-@dataclass(frozen=True)
-class Mutant:
-    name: str
-    item: str
-    what: str
-    target: str  # "module:Attr.attr" that the patch replaces
-    patch: Callable[[], None]
-    also: tuple[str, ...] = ()
-    env: dict[str, str] = field(default_factory=dict)
-    # pytest -k for the quick (make test) run: one example of a long outline is enough to catch it
-    quick_k: str = ""
-
-
-def _resolve(target: str) -> tuple[Any, str, Any]:
-    """(owner, attribute name, current value) for "pkg.module:Class.attr" or "pkg.module:func"."""
-    module_name, _, path = target.partition(":")
-    owner: Any = importlib.import_module(module_name)
-    *parents, attr = path.split(".")
-    for p in parents:
-        owner = getattr(owner, p)
-    if not hasattr(owner, attr):
-        raise AttributeError(f"mutant target {target} does not exist in reference_device")
-    return owner, attr, getattr(owner, attr)
-
-
-def _import_all() -> None:
-    import reference_device
-
-    for info in pkgutil.walk_packages(reference_device.__path__, "reference_device."):
-        if info.name.endswith("__main__"):
-            continue
-        try:
-            importlib.import_module(info.name)
-        except Exception:
-            continue
-
-
-def replace(target: str, factory: Callable[[Any], Any]) -> None:
-    """Replace `target` with factory(original) everywhere it was imported by name."""
-    _import_all()
-    owner, attr, original = _resolve(target)
-    new = factory(original)
-    setattr(owner, attr, new)
-    if callable(original) and not isinstance(owner, type):
-        for mod in list(sys.modules.values()):
-            if getattr(mod, "__name__", "").startswith("reference_device") and getattr(mod, attr, None) is original:
-                setattr(mod, attr, new)
-
-
-def _state_dir(self: Any) -> Path:
-    cfg = getattr(self, "config", None)
-    return Path(getattr(cfg, "state_dir", os.environ.get("TMPDIR", "/tmp")))
+from tests.mutants.patching import Mutant, replace
 
 
 # --- the patches -------------------------------------------------------------------------------
@@ -308,7 +252,7 @@ def _deletes_after_upload() -> None:
     replace("reference_device.uploader:Uploader.upload", wrap)
 
 
-MUTANTS: tuple[Mutant, ...] = (
+_CORE: tuple[Mutant, ...] = (
     Mutant("no-version-header", "C2C-HDR-01", "sends x-client-version: 1.00 (not semver)",
            "reference_device.api:ApiClient.send", _no_version_header),
     Mutant("plain-http", "C2C-SEC-01", "calls /v2/devices/me over plain HTTP before every asset create",
@@ -372,6 +316,10 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("deletes-after-upload", "C2C-UPL-03", "deletes local media once uploaded",
            "reference_device.uploader:Uploader.upload", _deletes_after_upload),
 )
+
+
+# More defects, one table per concern; each module lists its own tuple.
+MUTANTS: tuple[Mutant, ...] = _CORE
 
 
 def get_mutant(name: str) -> Mutant:
