@@ -226,6 +226,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "reason": reason,
         "exception": type(exc).__name__ if exc is not None and report.failed else None,
         "measurements": measurements,
+        "exercised": list(b.state.exercised) if b is not None else [],
         "duration_s": round(report.duration, 3),
         "finished_at": time.time(),
     }
