@@ -18,10 +18,78 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.certify.checklist import Checklist, load_checklist
-from harness.certify.verdicts import ERROR, FAIL, NOT_APPLICABLE, NOT_RUN, OPERATOR, PASS, combine
+from harness.certify.checklist import Checklist, Item, load_checklist
+from harness.certify.seal import verify
+from harness.certify.verdicts import (
+    DECLARED,
+    ERROR,
+    FAIL,
+    NOT_APPLICABLE,
+    NOT_RUN,
+    OPERATOR,
+    OPERATOR_CONFIRMED,
+    PASS,
+    combine,
+)
+from harness.errors import ConfigError
 
 RESULTS_FILE = "results.json"
+# What the certificate's status line says, and the exit status of `c2c-certify run` that goes with it.
+CERTIFIED, NOT_CERTIFIED, INCOMPLETE = "CERTIFIED", "NOT CERTIFIED", "INCOMPLETE"
+EXIT_CODES = {CERTIFIED: 0, NOT_CERTIFIED: 1, INCOMPLETE: 3}
+
+
+def _base_name(record: Mapping[str, Any]) -> str:
+    """The scenario's name without its outline example (what checklist.toml lists)."""
+    return str(record.get("outline") or str(record.get("scenario", "")).split(" [", 1)[0])
+
+
+def missing_scenarios(item: Item, records: Sequence[Mapping[str, Any]], expected: Sequence[str] | None) -> list[str]:
+    """Scenarios (and outline examples) listed for the item that left no record in this run."""
+    ran = {str(r.get("scenario")) for r in records}
+    ran_base = {_base_name(r) for r in records}
+    missing = [name for name in (expected or ()) if name not in ran]
+    missing += [ref.name for ref in item.scenarios if ref.name not in ran_base and ref.name not in missing]
+    return missing
+
+
+def _entry_verdict(item: Item, records: Sequence[Mapping[str, Any]], verdict_of: Any, *, kind: str,
+                   declared_na: Mapping[str, str], missing: Sequence[str], not_run: str,
+                   measurements: Sequence[Mapping[str, Any]], precedence: Sequence[str]) -> tuple[str, str]:
+    """(verdict, reason) of one item, in the order a conformance lab decides it.
+
+    Applicability first (the checklist's kinds); then what ran: a scenario that ran and failed
+    is a fail whatever the profile declares; the profile's "not applicable" stands only where
+    no scenario could decide; a missing capability on a required item needs a person; an item
+    whose listed scenarios did not all run cannot pass.
+    """
+    if kind and not item.applies_to(kind):
+        return NOT_APPLICABLE, f"applies to {', '.join(item.kinds)}, device is {kind}"
+    if not records:
+        if item.id in declared_na:
+            return NOT_APPLICABLE, f"declared not applicable: {declared_na[item.id]}"
+        if not_run != NOT_RUN:
+            return not_run, "no scenario ran for this item"
+        return NOT_RUN, f"not run in this selection: {'; '.join(missing)}"
+    verdict = combine((verdict_of(r) for r in records), precedence) or ERROR
+    reasons = [f"{r.get('scenario')}: {r.get('reason')}" for r in records if verdict_of(r) == verdict and r.get("reason")]
+    if verdict == FAIL and not reasons:
+        reasons = [f"{m.get('name')}={m.get('value')} outside {m.get('limits')}" for m in measurements
+                   if m.get("passed") is False]
+    if verdict in (FAIL, ERROR):
+        if item.id in declared_na:
+            reasons.append(f"(the profile declares it not applicable: {declared_na[item.id]}; a scenario ran and {verdict}ed)")
+        return verdict, "; ".join(reasons)
+    if item.id in declared_na and verdict in (OPERATOR, NOT_APPLICABLE):
+        return NOT_APPLICABLE, f"declared not applicable: {declared_na[item.id]}"
+    if verdict == NOT_APPLICABLE and not item.optional:
+        return OPERATOR, ("; ".join(reasons) + "; a required item: declare it not applicable with a reason in the "
+                          "profile, or have a person verify it").lstrip("; ")
+    if missing and verdict != NOT_APPLICABLE:
+        verdict = combine((verdict, NOT_RUN), precedence) or NOT_RUN
+        if verdict == NOT_RUN:
+            return NOT_RUN, f"{len(missing)} listed scenario(s) not run: {'; '.join(missing)}"
+    return verdict, "; ".join(reasons)
 
 
 def item_verdicts(
@@ -30,13 +98,23 @@ def item_verdicts(
     device: Mapping[str, Any],
     *,
     smoke: bool = False,
+    expected: Mapping[str, Sequence[str]] | None = None,
+    selected_only: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """Fold scenario records into one entry per checklist item."""
-    not_applicable: Mapping[str, str] = device.get("not_applicable", {})
+    """Fold scenario records into one entry per checklist item.
+
+    `expected` is what the suite has per item (every scenario and outline example, whatever
+    the selection ran); without it, only the checklist's own scenario list is checked.
+    `selected_only`: the run chose a subset (smoke, --item, -m, -k), so an item with no record
+    is "not-run"; in a whole run it is the checklist's not_run verdict (the bench lost it).
+    """
+    declared_na: Mapping[str, str] = device.get("not_applicable", {})
     kind = str(device.get("kind", ""))
+    not_run = NOT_RUN if smoke or selected_only else checklist.not_run_verdict
     items: dict[str, dict[str, Any]] = {}
     for item in checklist:
         records = [r for r in results if item.id in r.get("items", ())]
+
         def verdict_of(r: Mapping[str, Any], item_id: str = item.id) -> str:
             return str((r.get("item_verdicts") or {}).get(item_id, r.get("verdict")))
 
@@ -46,30 +124,77 @@ def item_verdicts(
             for r in records
         ]
         measurements = [m for r in records for m in r.get("measurements", ()) if m.get("item") in (None, item.id)]
-        entry: dict[str, Any] = {
+        missing = missing_scenarios(item, records, (expected or {}).get(item.id))
+        verdict, reason = _entry_verdict(item, records, verdict_of, kind=kind, declared_na=declared_na,
+                                         missing=missing, not_run=not_run, measurements=measurements,
+                                         precedence=checklist.precedence)
+        items[item.id] = {
             "title": item.title, "section": item.section, "how_verified": list(item.how_verified),
             "optional": item.optional, "automatable": item.automatable,
-            "scenarios": scenarios, "measurements": measurements,
+            "verdict": verdict, "reason": reason,
+            "scenarios": scenarios, "missing_scenarios": missing, "measurements": measurements,
+            "declared": sorted({str(r["declared"][item.id]) for r in records if item.id in (r.get("declared") or {})}),
+            "operator_answers": [a for r in records for a in r.get("operator_answers", ()) if a.get("attests")],
+            "exercised": sorted({str(x) for r in records for x in r.get("exercised", ())}),
         }
-        if item.id in not_applicable:
-            entry.update(verdict=NOT_APPLICABLE, reason=f"declared not applicable: {not_applicable[item.id]}")
-        elif kind and not item.applies_to(kind):
-            entry.update(verdict=NOT_APPLICABLE, reason=f"applies to {', '.join(item.kinds)}, device is {kind}")
-        elif not records:
-            if smoke:
-                entry.update(verdict=NOT_RUN, reason="not part of the smoke set")
-            else:
-                entry.update(verdict=checklist.not_run_verdict, reason="no scenario ran for this item")
-        else:
-            verdict = combine((verdict_of(r) for r in records), checklist.precedence) or ERROR
-            reasons = [f"{r.get('scenario')}: {r.get('reason')}" for r in records
-                       if verdict_of(r) == verdict and r.get("reason")]
-            if verdict == FAIL and not reasons:
-                reasons = [f"{m.get('name')}={m.get('value')} outside {m.get('limits')}" for m in measurements
-                           if m.get("passed") is False]
-            entry.update(verdict=verdict, reason="; ".join(reasons))
-        items[item.id] = entry
     return items
+
+
+def accepted(entry: Mapping[str, Any]) -> bool:
+    """Whether an item's verdict is evidence the checklist accepts for it.
+
+    "pass" is a measurement; "declared" counts only where the checklist verifies the item by
+    declaration, "operator-confirmed" only where it allows a person; "not-applicable" stands.
+    """
+    how = set(entry.get("how_verified", ()))
+    verdict = entry["verdict"]
+    return (verdict in (PASS, NOT_APPLICABLE) or (verdict == DECLARED and "declared" in how)
+            or (verdict == OPERATOR_CONFIRMED and "operator" in how))
+
+
+def summarize(items: Mapping[str, Mapping[str, Any]], run: Mapping[str, Any]) -> dict[str, Any]:
+    """Counts, the status line and the exit status that goes with it (they never disagree)."""
+    counts: dict[str, int] = {}
+    for entry in items.values():
+        counts[entry["verdict"]] = counts.get(entry["verdict"], 0) + 1
+    required = {i: e for i, e in items.items() if not e["optional"]}
+    failing = sorted(i for i, e in required.items() if e["verdict"] == FAIL)
+    # a bench error says nothing about the device: the run is incomplete, not the device failed
+    unverified = sorted(i for i, e in required.items() if e["verdict"] != FAIL and not accepted(e))
+    selection = run.get("selection") or {}
+    partial = bool(run.get("smoke")) or int(selection.get("deselected", 0)) > 0 or any(
+        e.get("missing_scenarios") for e in items.values() if e["verdict"] != NOT_APPLICABLE)
+    status = NOT_CERTIFIED if failing else INCOMPLETE if (unverified or partial) else CERTIFIED
+    declared_na = {i: e["reason"].removeprefix("declared not applicable: ") for i, e in items.items()
+                   if e["verdict"] == NOT_APPLICABLE and e["reason"].startswith("declared not applicable: ")}
+    return {
+        "status": status,
+        "exit_code": EXIT_CODES[status],
+        "counts": counts,
+        "items": len(items),
+        "measured": counts.get(PASS, 0),
+        "declared": counts.get(DECLARED, 0),
+        "operator_confirmed": counts.get(OPERATOR_CONFIRMED, 0),
+        "not_applicable": counts.get(NOT_APPLICABLE, 0),
+        "declared_not_applicable": declared_na,
+        "certified": status == CERTIFIED,
+        "automatable_ok": not failing and not any(required[i]["verdict"] == ERROR for i in unverified),
+        "partial": partial,
+        "failing": failing,
+        "unverified": unverified,
+        "errors": sorted(i for i, e in items.items() if e["verdict"] == ERROR),
+        "operator": sorted(i for i, e in items.items() if e["verdict"] == OPERATOR),
+        "not_run": sorted(i for i, e in items.items() if e["verdict"] == NOT_RUN),
+        "scenarios": sum(len(e["scenarios"]) for e in items.values()),
+    }
+
+
+def headline(summary: Mapping[str, Any]) -> str:
+    """The certificate's top line: the status and what it rests on."""
+    return (f"{summary['status']}: {summary['measured']} measured, {summary['declared']} declared, "
+            f"{summary['operator_confirmed']} operator-confirmed, {summary['not_applicable']} not applicable "
+            f"({len(summary.get('declared_not_applicable', {}))} by declaration) of {summary['items']} items"
+            + (" (partial run)" if summary.get("partial") else ""))
 
 
 def build_certificate(
@@ -78,60 +203,66 @@ def build_certificate(
     *,
     checklist: Checklist | None = None,
     run: Mapping[str, Any] | None = None,
+    sealed: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The certificate document (pure: no I/O)."""
     checklist = checklist or load_checklist()
     run = dict(run or {})
-    items = item_verdicts(checklist, results, device, smoke=bool(run.get("smoke")))
-    counts: dict[str, int] = {}
-    for entry in items.values():
-        counts[entry["verdict"]] = counts.get(entry["verdict"], 0) + 1
-    failing = sorted(i for i, e in items.items() if e["verdict"] in (FAIL, ERROR) and not e["optional"])
-    summary = {
-        "counts": counts,
-        "items": len(items),
-        "certified": not failing and counts.get(OPERATOR, 0) == 0 and counts.get(NOT_RUN, 0) == 0,
-        "automatable_ok": not failing,
-        "failing": failing,
-        "errors": sorted(i for i, e in items.items() if e["verdict"] == ERROR),
-        "operator": sorted(i for i, e in items.items() if e["verdict"] == OPERATOR),
-        "scenarios": len(results),
-    }
+    selection = run.get("selection") or {}
+    items = item_verdicts(checklist, results, device, smoke=bool(run.get("smoke")), expected=run.get("expected"),
+                          selected_only=int(selection.get("deselected", 0)) > 0)
+    summary = summarize(items, run)
     public_device = {k: v for k, v in device.items() if k not in {"not_applicable"}}
     public_device["not_applicable"] = dict(device.get("not_applicable", {}))
     return {
-        "schema": "c2c-certificate/1",
+        "schema": "c2c-certificate/2",
+        "headline": headline(summary),
         "generated_at": run.get("generated_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
-        "run": run,
+        "run": {k: v for k, v in run.items() if k != "expected"},
         "device": public_device,
+        "seal": dict(sealed or {}),
         "items": items,
         "summary": summary,
     }
 
 
-def read_results(reports: Path) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
-    """Read results.json (records, device, run) that the plugin wrote."""
+def read_results(reports: Path) -> dict[str, Any]:
+    """Read results.json that the plugin wrote, refusing one that does not match its seal."""
     path = reports / RESULTS_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        from harness.errors import ConfigError
-
         raise ConfigError(f"reports: {path} not found; run `c2c-certify run` first") from exc
-    return list(data.get("results", [])), dict(data.get("device", {})), dict(data.get("run", {}))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"reports: {path} is not valid JSON: {exc}") from exc
+    verify(data)
+    return dict(data)
 
 
 def write_certificate(reports: Path, checklist: Checklist | None = None) -> dict[str, Any]:
-    """Build certificate.json and certificate.html from reports/results.json."""
-    results, device, run = read_results(reports)
-    cert = build_certificate(results, device, checklist=checklist, run=run)
+    """Build certificate.json and certificate.html from a sealed reports/results.json."""
+    data = read_results(reports)
+    cert = build_certificate(list(data.get("results", [])), dict(data.get("device", {})), checklist=checklist,
+                             run=dict(data.get("run", {})), sealed=data.get("seal"))
     (reports / "certificate.json").write_text(json.dumps(cert, indent=2, ensure_ascii=False), encoding="utf-8")
     (reports / "certificate.html").write_text(render_html(cert), encoding="utf-8")
     return cert
 
 
 _COLOURS = {PASS: "#1a7f37", FAIL: "#cf222e", ERROR: "#9a6700", OPERATOR: "#0969da",
-            NOT_APPLICABLE: "#6e7781", NOT_RUN: "#6e7781"}
+            OPERATOR_CONFIRMED: "#0550ae", DECLARED: "#8250df", NOT_APPLICABLE: "#6e7781", NOT_RUN: "#6e7781"}
+
+
+def _evidence_html(entry: Mapping[str, Any]) -> str:
+    """What an item's verdict rests on besides measurements: declarations, people, compressions."""
+    e = html.escape
+    parts = [f"<i>declared:</i> {e(text)}" for text in entry.get("declared", [])]
+    parts += [f"<i>operator {e(str(a.get('operator')))} at "
+              f"{e(time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(float(a.get('at', 0)))))} UTC:</i> "
+              f"{e(str(a.get('question')))} &rarr; {e(str(a.get('answer')))}" for a in entry.get("operator_answers", [])]
+    parts += [f"<i>exercised:</i> {e(text)}" for text in entry.get("exercised", [])]
+    parts += [f"<i>not run:</i> {e(name)}" for name in entry.get("missing_scenarios", [])]
+    return "<br>".join(parts)
 
 
 def render_html(cert: Mapping[str, Any]) -> str:
@@ -143,25 +274,39 @@ def render_html(cert: Mapping[str, Any]) -> str:
     for item_id, entry in cert.get("items", {}).items():
         colour = _COLOURS.get(entry["verdict"], "#000")
         meas = "<br>".join(
-            e(f"{m.get('name')} = {m.get('value')} {m.get('unit', '')} ({m.get('limits', '')})") for m in entry.get("measurements", [])
+            e(f"{m.get('name')} = {m.get('value')} {m.get('unit', '')} ({m.get('limits', '')})")
+            + ("" if m.get("passed") is not False else " <b>OUT OF LIMITS</b>")
+            for m in entry.get("measurements", [])
         )
         scen = "<br>".join(e(f"{s.get('verdict')}: {s.get('name')}") for s in entry.get("scenarios", []))
         rows.append(
             f"<tr><td><code>{e(item_id)}</code></td><td>{e(entry.get('title', ''))}</td>"
             f"<td style='color:{colour};font-weight:bold'>{e(entry['verdict'])}</td>"
-            f"<td>{scen}</td><td>{meas}</td><td>{e(str(entry.get('reason', '')))}</td></tr>"
+            f"<td>{scen}</td><td>{meas}</td><td>{e(str(entry.get('reason', '')))}"
+            f"{'<br>' if entry.get('reason') else ''}{_evidence_html(entry)}</td></tr>"
         )
     counts = ", ".join(f"{e(k)}: {v}" for k, v in sorted(summary.get("counts", {}).items()))
-    status = "CERTIFIED" if summary.get("certified") else ("ALL AUTOMATABLE ITEMS PASS" if summary.get("automatable_ok") else "NOT CERTIFIED")
+    na = "".join(f"<li><code>{e(i)}</code>: {e(r)}</li>" for i, r in summary.get("declared_not_applicable", {}).items())
+    seal = cert.get("seal", {})
+    seal_text = (f"Sealed ({e(str(seal.get('scheme')))}, bench key {e(str(seal.get('key_id')))}): results "
+                 f"<code>{e(str(seal.get('results_sha256', ''))[:16])}</code>, journal "
+                 f"<code>{e(str(seal.get('journal_sha256', ''))[:16])}</code> ({e(str(seal.get('journal_rows')))} rows), "
+                 f"profile <code>{e(str(seal.get('profile_sha256', ''))[:16])}</code>." if seal else "Not sealed.")
+    selection = cert.get("run", {}).get("selection", {})
+    argv = " ".join(selection.get("argv", []))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>C2C certificate: {e(str(dev.get('id', dev.get('name', ''))))}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;color:#1f2328}}table{{border-collapse:collapse;width:100%}}
 td,th{{border:1px solid #d0d7de;padding:4px 8px;vertical-align:top;font-size:14px}}th{{background:#f6f8fa;text-align:left}}
 .status{{font-size:1.4em;font-weight:bold}}</style></head><body>
 <h1>Frame.io C2C certification — {e(str(dev.get('name', '')))}</h1>
+<p class="status">{e(str(cert.get('headline', summary.get('status', ''))))}</p>
 <p>Device <b>{e(str(dev.get('id', '')))}</b>, kind {e(str(dev.get('kind', '')))}, firmware {e(str(dev.get('firmware', '')))}.
 Generated {e(str(cert.get('generated_at', '')))}; seed {e(str(cert.get('run', {}).get('seed', '')))}.</p>
-<p class="status">{status}</p><p>{counts}</p>
+<p>{counts}</p>
+<p>{seal_text}</p>
+<p>Selection: <code>{e(argv) or 'whole suite'}</code>; {e(str(selection.get('deselected', 0)))} scenario(s) left out.</p>
+<h2>Declared not applicable</h2><ul>{na or '<li>none</li>'}</ul>
 <table><tr><th>Item</th><th>Requirement</th><th>Verdict</th><th>Scenarios</th><th>Measurements</th><th>Why</th></tr>
 {''.join(rows)}
 </table></body></html>

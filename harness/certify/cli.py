@@ -4,11 +4,15 @@
     c2c-certify report --reports reports [--allure PATH]
     c2c-certify steps
     c2c-certify mutants [--full] [--out reports/mutants.json]
+    c2c-certify repeat N --device reference [--reports reports/repeat]
 
 `run` drives pytest on the certification suite in a subprocess (so a crashing device or
 plugin never takes the CLI down), shows rich progress from the plugin's progress file,
-then a one-screen summary. Exit status: 0 when every automatable item passes, 1 when one
-fails or errors, 2 on a usage/configuration error.
+then a one-screen summary. Its exit status is the certificate's status, never anything
+else: 0 CERTIFIED, 1 NOT CERTIFIED (a required item failed or the bench erred on it),
+3 INCOMPLETE (nothing failed, but not everything was verified: a partial selection, an
+item waiting for a person, a scenario not run), 2 a usage/configuration error.
+`repeat N` certifies N times and reports, per item, how often the verdict differed.
 """
 
 from __future__ import annotations
@@ -72,7 +76,8 @@ def _progress(reports: Path, proc: subprocess.Popen[bytes], quiet: bool) -> None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
-    colours = {"pass": "green", "fail": "red", "error": "yellow", "operator": "blue", "not-applicable": "dim"}
+    colours = {"pass": "green", "fail": "red", "error": "yellow", "operator": "blue", "not-applicable": "dim",
+               "declared": "magenta", "operator-confirmed": "cyan", "not-run": "dim"}
     offset = 0
     with Progress(TextColumn("[bold]certifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.description}"), console=console) as progress:
@@ -98,12 +103,13 @@ def _progress(reports: Path, proc: subprocess.Popen[bytes], quiet: bool) -> None
 
 
 def summary_text(cert: dict[str, Any], reports: Path) -> str:
-    """The one-screen summary printed after a run."""
+    """The one-screen summary printed after a run (its first line is the certificate's)."""
     s = cert["summary"]
     dev = cert["device"]
     lines = [f"C2C certification of {dev.get('id', dev.get('name'))} (firmware {dev.get('firmware')}, kind {dev.get('kind')})",
              "  " + ", ".join(f"{k}: {v}" for k, v in sorted(s["counts"].items()))]
-    for label, key in (("FAIL", "failing"), ("ERROR (bench)", "errors"), ("OPERATOR", "operator")):
+    for label, key in (("FAIL", "failing"), ("ERROR (bench)", "errors"), ("OPERATOR (needs a person)", "operator"),
+                       ("NOT RUN", "not_run")):
         ids = s.get(key) or []
         if ids:
             lines.append(f"  {label}: {' '.join(ids)}")
@@ -111,8 +117,12 @@ def summary_text(cert: dict[str, Any], reports: Path) -> str:
                 reason = cert["items"][item_id].get("reason", "")
                 if reason:
                     lines.append(f"    {item_id}: {reason[:150]}")
-    verdict = "CERTIFIED" if s["certified"] else ("automatable items pass" if s["automatable_ok"] else "NOT CERTIFIED")
-    lines.append(f"  => {verdict}")
+    declared = [i for i, e in cert["items"].items() if e["verdict"] == "declared"]
+    if declared:
+        lines.append(f"  DECLARED (the profile's word, not measured): {' '.join(declared)}")
+    for item_id, reason in (s.get("declared_not_applicable") or {}).items():
+        lines.append(f"  declared n/a {item_id}: {reason[:120]}")
+    lines.append(f"  => {cert.get('headline', s.get('status'))}")
     lines.append(f"  certificate: {reports / 'certificate.json'}  {reports / 'certificate.html'}")
     lines.append(f"  allure results: {reports / 'allure-results'} (HTML: c2c-certify report)")
     return "\n".join(lines)
@@ -144,7 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     cert = json.loads(cert_path.read_text(encoding="utf-8"))
     print(summary_text(cert, reports))
-    return 0 if cert["summary"]["automatable_ok"] else 1
+    return int(cert["summary"]["exit_code"])
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -193,6 +203,31 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_repeat(args: argparse.Namespace) -> int:
+    from harness.certify.repeat import bench_record, repeat
+
+    if args.runs < 1:
+        raise ConfigError(f"repeat: runs must be at least 1, got {args.runs}")
+    reports = Path(args.reports).resolve()
+
+    def certify(out: Path) -> int:
+        argv = ["run", "--device", args.device, "--seed", str(args.seed), "--reports", str(out), "--quiet"]
+        for item in args.item or ():
+            argv += ["--item", item]
+        return main(argv)
+
+    summary = repeat(args.runs, certify, reports)
+    bench = Path(args.bench).resolve()
+    bench.mkdir(parents=True, exist_ok=True)
+    (bench / "certify.json").write_text(json.dumps(bench_record(summary, device=args.device), indent=2), encoding="utf-8")
+    for item_id in summary["items_that_differed"]:
+        print(f"  DIFFERED {item_id}: {' '.join(summary['items'][item_id]['verdicts'])}")
+    print(f"{args.runs} certifications of {args.device}: {summary['verdict_diffs']} verdict difference(s) "
+          f"in {len(summary['items_that_differed'])} item(s); mean {sum(summary['seconds']) / args.runs:.0f} s a run; "
+          f"{reports / 'repeat.json'}")
+    return 0 if summary["verdict_diffs"] == 0 else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="c2c-certify", description="Frame.io C2C certification bench")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -219,6 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
     mut.add_argument("--only", action="append", help="only this mutant (repeatable)")
     mut.add_argument("--workers", type=int, default=2, help="mutants certified at the same time")
     mut.set_defaults(func=cmd_mutants)
+    rep_n = sub.add_parser("repeat", help="certify N times; per item, how often the verdict differed")
+    rep_n.add_argument("runs", type=int, help="how many certifications")
+    rep_n.add_argument("--device", default="reference", help="profile name, path, or mutant:NAME")
+    rep_n.add_argument("--seed", type=int, default=1)
+    rep_n.add_argument("--item", action="append", help="only scenarios tagged with this checklist ID")
+    rep_n.add_argument("--reports", default="reports/repeat")
+    rep_n.add_argument("--bench", default="reports/bench", help="where certify.json (certify_s, verdict_diffs) goes")
+    rep_n.set_defaults(func=cmd_repeat)
     return parser
 
 

@@ -3,7 +3,9 @@
 The rule that makes a certificate trustworthy: a device is only failed by evidence about
 the device (an AssertionError in a Then step, or a DeviceFailure), and the bench's own
 breakage (BenchFailure, or any other exception: a harness bug) is "error", never "fail".
-An item that needs a person and gets none is "operator", never a silent pass.
+What the bench did not see for itself is never "pass": the profile's word is "declared",
+a person's yes is "operator-confirmed", an item that needs a person and gets none is
+"operator", and an item whose scenarios did not all run is "not-run".
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from typing import Any
 from harness.errors import BenchFailure, DeviceFailure, OperatorUnavailable
 
 PASS, FAIL, ERROR, OPERATOR, NOT_APPLICABLE, NOT_RUN = "pass", "fail", "error", "operator", "not-applicable", "not-run"
-PRECEDENCE = (FAIL, ERROR, OPERATOR, PASS, NOT_APPLICABLE)
+DECLARED, OPERATOR_CONFIRMED = "declared", "operator-confirmed"
+# Worst first: per item the worst scenario verdict wins. A declaration or a person's word
+# is weaker evidence than a measurement, so either one makes a passing item less than "pass".
+PRECEDENCE = (FAIL, ERROR, OPERATOR, NOT_RUN, OPERATOR_CONFIRMED, DECLARED, PASS, NOT_APPLICABLE)
 # Reasons a step skips a scenario on purpose (pytest.skip(f"{OPERATOR_SKIP}..."))
 OPERATOR_SKIP = "operator: "
 NOT_APPLICABLE_SKIP = "not-applicable: "
@@ -49,19 +54,37 @@ def verdict_for_skip(reason: str) -> str:
     return ERROR
 
 
-def scenario_verdict(exc: BaseException | None, measurements: Sequence[dict[str, Any]] = ()) -> str:
+def weakened(verdict: str, *, declared: bool = False, attested: bool = False) -> str:
+    """A passing scenario that rested on a declaration or an operator's yes is not a pass."""
+    if verdict != PASS:
+        return verdict
+    if attested:
+        return OPERATOR_CONFIRMED
+    if declared:
+        return DECLARED
+    return PASS
+
+
+def scenario_verdict(exc: BaseException | None, measurements: Sequence[dict[str, Any]] = (), *,
+                     declared: bool = False, attested: bool = False) -> str:
     """A scenario's verdict: its exception, then any measurement outside its limits."""
     verdict = verdict_for_exception(exc)
     if verdict == PASS and any(m.get("passed") is False for m in measurements):
         return FAIL
-    return verdict
+    return weakened(verdict, declared=declared, attested=attested)
 
 
 def item_verdicts(items: Sequence[str], exc: BaseException | None,
-                  measurements: Sequence[dict[str, Any]] = ()) -> dict[str, str]:
-    """Per-item verdicts of one scenario: a measurement out of limits fails only its own item."""
+                  measurements: Sequence[dict[str, Any]] = (), *,
+                  declared: Iterable[str] = (), attested: bool = False) -> dict[str, str]:
+    """Per-item verdicts of one scenario: a measurement out of limits fails only its own item.
+
+    `declared` names the items the scenario passed on the profile's word alone; `attested`
+    says an operator's answer was the evidence (every item of the scenario rests on it).
+    """
     base = verdict_for_exception(exc)
-    out = dict.fromkeys(items, base)
+    said = set(declared)
+    out = {i: weakened(base, declared=i in said, attested=attested) for i in items}
     if base == PASS:
         for m in measurements:
             if m.get("passed") is False and m.get("item") in out:

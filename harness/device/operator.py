@@ -27,6 +27,7 @@ class OperatorAnswer:
     answer: str
     operator: str
     at: float
+    attests: bool = False  # the answer is the evidence for a verdict, not an action on the bench
 
 
 @dataclass
@@ -39,7 +40,7 @@ class OperatorPrompt:
     operator: str = field(default_factory=getpass.getuser)
     answers: list[OperatorAnswer] = field(default_factory=list)
 
-    def _ask(self, question: str) -> str:
+    def _ask(self, question: str, *, attests: bool = False) -> str:
         if not self.interactive:
             raise OperatorUnavailable(f"needs an operator: {question}")
         self.stdout.write(f"\n[c2c-bench operator] {question}\n> ")
@@ -48,12 +49,17 @@ class OperatorPrompt:
         if not line:
             raise OperatorUnavailable(f"no answer from the operator: {question}")
         answer = line.strip()
-        self.answers.append(OperatorAnswer(question, answer, self.operator, time.time()))
+        self.answers.append(OperatorAnswer(question, answer, self.operator, time.time(), attests))
         return answer
 
     def confirm(self, question: str) -> bool:
         """Yes/no question; True only on an explicit yes."""
         return self._ask(f"{question} [y/n]").lower() in {"y", "yes"}
+
+    def attest(self, question: str) -> bool:
+        """A yes/no question whose answer is the verdict's evidence: a scenario that passes on it
+        is "operator-confirmed" (with who answered, when and the question), never "pass"."""
+        return self._ask(f"{question} [y/n]", attests=True).lower() in {"y", "yes"}
 
     def ask(self, question: str) -> str:
         """Free-text answer (a pairing code read off a screen, a firmware version...)."""

@@ -54,7 +54,7 @@ def status_or_operator(bench: Any, question: str, check: Callable[[dict[str, Any
     if bench.has_status:
         wait_until(lambda: check(bench.device.status() or {}), timeout, f"device status to show: {question}")
         return
-    if not bench.prompt.confirm(question):
+    if not bench.prompt.attest(question):
         raise DeviceFailure(f"operator says no: {question}")
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from harness.certify.certificate import build_certificate, render_html, write_certificate
 from harness.certify.checklist import load_checklist
+from harness.certify.seal import seal
 from harness.certify.verdicts import (
     NotApplicable,
     combine,
@@ -28,7 +29,7 @@ from harness.errors import (
 
 CHECKLIST = load_checklist()
 DEVICE = {"name": "dut", "id": "dut", "kind": "camera", "firmware": "1.2.3",
-          "not_applicable": {"C2C-WF-01": "no SDI input"}}
+          "not_applicable": {"C2C-WF-04": "makes no proxies"}}
 
 
 @pytest.mark.parametrize(("exc", "verdict"), [
@@ -68,9 +69,20 @@ def test_worst_verdict_wins() -> None:
     assert combine([]) is None
 
 
-def rec(items: list[str], verdict: str, reason: str = "", measurements: list[dict] | None = None) -> dict:
-    return {"nodeid": f"suite.py::{verdict}", "scenario": f"S {verdict}", "feature": "f.feature",
+def rec(items: list[str], verdict: str, reason: str = "", measurements: list[dict] | None = None,
+        scenario: str | None = None) -> dict:
+    name = scenario or CHECKLIST[items[0]].scenarios[0].name
+    return {"nodeid": f"suite.py::{name}", "scenario": name, "feature": "f.feature",
             "items": items, "verdict": verdict, "reason": reason, "measurements": measurements or []}
+
+
+def every_scenario(verdict: str = "pass") -> list[dict]:
+    """One record per scenario the checklist lists, each tagged with every item that lists it."""
+    by_name: dict[str, list[str]] = {}
+    for item in CHECKLIST:
+        for ref in item.scenarios:
+            by_name.setdefault(ref.name, []).append(item.id)
+    return [rec(ids, verdict, scenario=name) for name, ids in by_name.items()]
 
 
 def test_certificate_has_every_item_and_maps_verdicts() -> None:
@@ -88,7 +100,8 @@ def test_certificate_has_every_item_and_maps_verdicts() -> None:
     assert items["C2C-QA-01"]["verdict"] == "fail"
     assert items["C2C-SEC-02"]["verdict"] == "error" and "emulator down" in items["C2C-SEC-02"]["reason"]
     assert items["C2C-NETW-02"]["verdict"] == "operator"
-    assert items["C2C-WF-01"]["verdict"] == "not-applicable" and "SDI" in items["C2C-WF-01"]["reason"]
+    assert items["C2C-WF-04"]["verdict"] == "not-applicable" and "proxies" in items["C2C-WF-04"]["reason"]
+    assert items["C2C-WF-01"]["verdict"] == "not-applicable" and "encoder" in items["C2C-WF-01"]["reason"]
     assert items["C2C-CTL-01"]["measurements"][0]["value"] == 10
     # kind: UPL-03 applies to camera/encoder/audio; an app is not-applicable
     app = build_certificate([], {**DEVICE, "kind": "app", "not_applicable": {}}, checklist=CHECKLIST)
@@ -106,16 +119,18 @@ def test_smoke_marks_unrun_items_not_run() -> None:
 
 
 def test_all_pass_is_certified() -> None:
-    results = [rec([i], "pass") for i in CHECKLIST.ids]
-    cert = build_certificate(results, {**DEVICE, "not_applicable": {}}, checklist=CHECKLIST)
+    cert = build_certificate(every_scenario(), {**DEVICE, "not_applicable": {}}, checklist=CHECKLIST)
     counts = cert["summary"]["counts"]
     assert cert["summary"]["certified"] and counts["pass"] + counts.get("not-applicable", 0) == len(CHECKLIST)
+    assert cert["summary"]["exit_code"] == 0 and cert["headline"].startswith("CERTIFIED")
     assert cert["items"]["C2C-WF-02"]["verdict"] == "not-applicable"  # encoder/audio only
 
 
-def test_write_certificate_and_html(tmp_path: Path) -> None:
+def test_write_certificate_and_html(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("C2C_SEAL_KEY_FILE", str(tmp_path / "seal.key"))
+    results = [rec(["C2C-UPL-01"], "fail", "<script>x</script>")]
     (tmp_path / "results.json").write_text(json.dumps(
-        {"device": DEVICE, "run": {"seed": 1}, "results": [rec(["C2C-UPL-01"], "fail", "<script>x</script>")]}))
+        {"device": DEVICE, "run": {"seed": 1}, "results": results, "seal": seal(DEVICE, {"seed": 1}, results, {})}))
     cert = write_certificate(tmp_path, CHECKLIST)
     assert json.loads((tmp_path / "certificate.json").read_text())["items"]["C2C-UPL-01"]["verdict"] == "fail"
     page = (tmp_path / "certificate.html").read_text()
@@ -132,5 +147,6 @@ def test_a_measurement_fails_only_its_own_item() -> None:
     r = {**rec(["C2C-QUE-03", "C2C-CTL-01"], "fail"), "item_verdicts": {"C2C-QUE-03": "pass", "C2C-CTL-01": "fail"},
          "measurements": [{**m[0], "value": 9e6, "limits": "<= 8388608 bytes"}]}
     cert = build_certificate([r], DEVICE, checklist=CHECKLIST)
-    assert cert["items"]["C2C-QUE-03"]["verdict"] == "pass"
+    assert cert["items"]["C2C-QUE-03"]["scenarios"][0]["verdict"] == "pass"
+    assert cert["items"]["C2C-QUE-03"]["verdict"] in ("pass", "not-run")  # not-run: its other scenarios
     assert cert["items"]["C2C-CTL-01"]["verdict"] == "fail"

@@ -49,12 +49,18 @@ def test_pytest_command_selects_smoke_and_items(tmp_path: Path) -> None:
 
 
 def test_summary_text_names_failures_and_files(tmp_path: Path) -> None:
-    cert = {"device": {"id": "dut", "firmware": "1.0.0", "kind": "camera"},
-            "summary": {"counts": {"pass": 2, "fail": 1}, "failing": ["C2C-UPL-01"], "errors": [], "operator": [],
-                        "certified": False, "automatable_ok": False},
-            "items": {"C2C-UPL-01": {"reason": "A.jpg: lost"}}}
+    from harness.certify.certificate import build_certificate
+
+    results = [{"scenario": "Captured media is uploaded automatically", "items": ["C2C-UPL-01"], "verdict": "fail",
+                "reason": "A.jpg: lost", "measurements": []},
+               {"scenario": "Secrets and tokens are encrypted at rest", "items": ["C2C-SEC-05"], "verdict": "declared",
+                "reason": "", "measurements": [], "declared": {"C2C-SEC-05": "Fernet"}}]
+    cert = build_certificate(results, {"id": "dut", "firmware": "1.0.0", "kind": "camera"},
+                             run={"selection": {"deselected": 60}})
     text = summary_text(cert, tmp_path)
-    assert "NOT CERTIFIED" in text and "C2C-UPL-01: A.jpg: lost" in text and "certificate.json" in text
+    assert "NOT CERTIFIED" in text and "A.jpg: lost" in text and "certificate.json" in text
+    assert "DECLARED (the profile's word, not measured): C2C-SEC-05" in text
+    assert cert["summary"]["exit_code"] == 1
 
 
 def test_report_without_results_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -97,12 +103,15 @@ def test_smoke_certification_through_the_real_stack(device: str, tmp_path: Path,
     items = cert["items"]
     assert set(items) >= {"C2C-UPL-01", "C2C-HDR-01", "C2C-QUE-03"}
     ran = {i: e for i, e in items.items() if e["verdict"] != "not-run"}
+    # a smoke run is a partial selection: it never certifies, and its exit status says so (3)
+    assert cert["summary"]["partial"] and cert["summary"]["status"] == "INCOMPLETE"
+    assert done.returncode == cert["summary"]["exit_code"] == 3, done.stdout
     if device == "reference":
         assert "error" not in {e["verdict"] for e in ran.values()}, {i: e["reason"] for i, e in ran.items() if e["verdict"] == "error"}
-        assert done.returncode == 0, done.stdout
         assert {e["verdict"] for e in ran.values()} <= {"pass", "not-applicable"}, done.stdout
+        assert all(s["verdict"] == "pass" for e in items.values() for s in e["scenarios"]), done.stdout
     else:
-        assert items["C2C-UPL-01"]["verdict"] == "pass"
+        assert {s["verdict"] for s in items["C2C-UPL-01"]["scenarios"]} == {"pass"}
         assert items["C2C-STAT-01"]["verdict"] == "operator"  # no status API, not interactive
     page = (reports / "certificate.html").read_text()
     assert "<script" not in page

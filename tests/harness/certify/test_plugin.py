@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from pathlib import Path
 
@@ -77,8 +78,10 @@ def test_declared_operator_and_error_verdicts(pytester: pytest.Pytester) -> None
     result.assert_outcomes(passed=1, failed=2)
     cert = json.loads((reports / "certificate.json").read_text())
     items = cert["items"]
-    assert items["C2C-NETW-02"]["verdict"] == "pass"
-    assert items["C2C-WF-01"]["verdict"] == "not-applicable"  # the reference profile declares it so
+    # the profile's word is "declared" with its evidence, never "pass"
+    assert items["C2C-NETW-02"]["verdict"] == "declared" and items["C2C-NETW-02"]["declared"]
+    assert cert["summary"]["declared"] == 1 and cert["summary"]["measured"] == 0
+    assert items["C2C-WF-01"]["verdict"] == "not-applicable"  # WF-01 applies to encoders; the reference is a camera
     assert items["C2C-QA-03"]["verdict"] == "error" and "emulator went away" in items["C2C-QA-03"]["reason"]
     results = json.loads((reports / "results.json").read_text())["results"]
     by_name = {r["scenario"]: r for r in results}
@@ -86,6 +89,29 @@ def test_declared_operator_and_error_verdicts(pytester: pytest.Pytester) -> None
     assert by_name["WPA2 Wi-Fi or Ethernet"]["feature"] == "items.feature"
     assert cert["device"]["name"] == "reference" and cert["device"]["firmware"] == "1.0.0"
     assert (reports / "progress.jsonl").exists()
+    # the run is recorded as it was asked for, and sealed to the bench that ran it
+    assert "--c2c-device=reference" in cert["run"]["selection"]["argv"]
+    assert cert["seal"]["results_sha256"] and cert["seal"]["profile_sha256"]
+    assert cert["summary"]["exit_code"] != 0 and not cert["summary"]["certified"]
+
+
+def test_an_operators_yes_is_operator_confirmed_with_who_and_when(pytester: pytest.Pytester) -> None:
+    """Interactive: the person's answer is recorded as the evidence, and the verdict says so."""
+    pytester.mkdir("features")
+    (pytester.path / "features" / "items.feature").write_text(FEATURE, encoding="utf-8")
+    pytester.makepyfile(test_items=MODULE)
+    reports = pytester.path / "reports"
+    result = pytester.run(sys.executable, "-m", "pytest", *plugin_args(), "--strict-markers", "--c2c-device=reference",
+                          f"--c2c-reports={reports}", "-p", "no:allure_pytest_bdd", "--c2c-interactive", "-s",
+                          "-k", "Recording", stdin=b"y\n")
+    assert result.ret == 0, result.stdout.str()[-2000:]
+    results = json.loads((reports / "results.json").read_text())["results"]
+    [record] = results
+    assert record["verdict"] == "operator-confirmed"
+    [answer] = record["operator_answers"]
+    assert answer["question"].startswith("Does recording start") and answer["answer"] == "y" and answer["operator"]
+    cert = json.loads((reports / "certificate.json").read_text())
+    assert cert["summary"]["partial"]  # -k left the other scenarios out
 
 
 def test_suite_file_exists() -> None:

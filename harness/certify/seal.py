@@ -1,0 +1,143 @@
+"""The seal that binds a certificate to the run that produced it.
+
+A certificate is rebuilt from `results.json` by `c2c-certify report`, so the results file is
+what must not change after the run. The plugin seals it at the end of the run (as Android
+CTS binds each result folder to the device's fingerprint with a checksum file): the digest
+of the profile it certified, the firmware, the digest of the emulator's whole request
+journal, and a digest over the results records, all under an HMAC keyed by this bench's
+own key. `report` recomputes every digest and the HMAC and refuses results that differ,
+so an edited verdict, measurement or firmware string cannot become a certificate.
+
+The key is a per-bench secret: `C2C_SEAL_KEY_FILE`, or `~/.config/c2c-bench/seal.key`
+(created 0600 on first use). Only its fingerprint (`key_id`) is written to reports. A lab
+that verifies on another machine shares the key file there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+
+SCHEME = "c2c-seal/1"
+KEY_ENV = "C2C_SEAL_KEY_FILE"
+
+
+class SealBroken(ConfigError):
+    """results.json no longer matches the seal written at the end of its run."""
+
+
+def canonical(value: Any) -> bytes:
+    """One byte string per JSON value (sorted keys, no spaces), so digests are stable."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+
+
+def digest(value: Any) -> str:
+    return hashlib.sha256(canonical(value)).hexdigest()
+
+
+def journal_digest(page: Callable[[int], list[dict[str, Any]]]) -> tuple[str, int]:
+    """SHA-256 over every journal row, paged from the start; (hex digest, rows)."""
+    h = hashlib.sha256()
+    since, rows = 0, 0
+    while True:
+        batch = page(since)
+        if not batch:
+            return h.hexdigest(), rows
+        for row in batch:
+            h.update(canonical(row) + b"\n")
+        rows += len(batch)
+        newest = max(int(r.get("id", 0)) for r in batch)
+        if newest <= since:
+            raise ConfigError(f"journal: paging did not advance past row {since}")
+        since = newest
+
+
+def profile_digest(path: Path | None, summary: Mapping[str, Any]) -> str:
+    """The profile file's bytes when there is one (what the vendor wrote), plus its parsed summary."""
+    h = hashlib.sha256()
+    if path is not None and path.is_file():
+        h.update(path.read_bytes())
+    h.update(canonical(dict(summary)))
+    return h.hexdigest()
+
+
+def key_path() -> Path:
+    explicit = os.environ.get(KEY_ENV)
+    if explicit:
+        return Path(explicit)
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "c2c-bench" / "seal.key"
+
+
+def bench_key(*, create: bool = True) -> bytes:
+    """This bench's sealing key (made on first use, readable by its owner only)."""
+    path = key_path()
+    try:
+        key = path.read_bytes().strip()
+    except FileNotFoundError:
+        if not create:
+            raise ConfigError(f"seal: no key file at {path} (set {KEY_ENV} to this bench's key file)") from None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+        key = path.read_bytes().strip()
+    if len(key) < 32:
+        raise ConfigError(f"seal: key file {path} holds {len(key)} bytes; it needs at least 32")
+    return key
+
+
+def key_id(key: bytes) -> str:
+    return hashlib.sha256(b"c2c-seal-key:" + key).hexdigest()[:16]
+
+
+def _fields(device: Mapping[str, Any], run: Mapping[str, Any], results: Iterable[Mapping[str, Any]],
+            bound: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "scheme": SCHEME,
+        "firmware": str(device.get("firmware", "")),
+        "profile_sha256": str(bound.get("profile_sha256", "")),
+        "journal_sha256": str(bound.get("journal_sha256", "")),
+        "journal_rows": int(bound.get("journal_rows", 0)),
+        "device_sha256": digest(dict(device)),
+        "run_sha256": digest({k: v for k, v in run.items() if k != "seal"}),
+        "results_sha256": digest([dict(r) for r in results]),
+    }
+
+
+def seal(device: Mapping[str, Any], run: Mapping[str, Any], results: Iterable[Mapping[str, Any]],
+         bound: Mapping[str, Any], *, key: bytes | None = None) -> dict[str, Any]:
+    """The seal for one run: every digest plus an HMAC over them with this bench's key."""
+    key = key if key is not None else bench_key()
+    fields = _fields(device, run, results, bound)
+    fields["key_id"] = key_id(key)
+    fields["hmac_sha256"] = hmac.new(key, canonical(fields), hashlib.sha256).hexdigest()
+    return fields
+
+
+def verify(document: Mapping[str, Any], *, key: bytes | None = None) -> dict[str, Any]:
+    """Check a results document against its seal; return the seal or raise SealBroken naming what differs."""
+    stored = document.get("seal")
+    if not isinstance(stored, Mapping):
+        raise SealBroken("results.json carries no seal: it was not written by a certification run")
+    key = key if key is not None else bench_key(create=False)
+    if stored.get("key_id") != key_id(key):
+        raise SealBroken(f"results.json was sealed by another bench (key {stored.get('key_id')}); "
+                         f"verify it with that bench's key ({KEY_ENV})")
+    fields = _fields(document.get("device", {}), document.get("run", {}), document.get("results", []), stored)
+    changed = [name for name, value in fields.items() if stored.get(name) != value]
+    if changed:
+        raise SealBroken(f"results.json does not match its seal ({', '.join(changed)} changed after the run); "
+                         "refusing to build a certificate from it")
+    expected = hmac.new(key, canonical({**fields, "key_id": stored["key_id"]}), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, str(stored.get("hmac_sha256", ""))):
+        raise SealBroken("results.json's seal is not this bench's (HMAC differs); refusing to build a certificate")
+    return dict(stored)
