@@ -130,3 +130,19 @@ class Device(Protocol):
     def inspect_paths(self) -> list[Path]:
         """Logs and state the profile exposes, for secret scanning."""
         ...
+
+
+@runtime_checkable
+class StackDumps(Protocol):
+    """A device that prints every thread's stack on request (a signal to its faulthandler).
+
+    The evidence of a failed scenario: a device that stopped doing something without a log
+    line names the call it is blocked in.
+    """
+
+    def dump_stacks(self) -> str:
+        """The dump, secrets redacted; '' when this device's profile offers none.
+
+        Raises DeviceTimeout when the device was asked and printed no dump in time.
+        """
+        ...

@@ -8,12 +8,17 @@ running device leaves in its state directory.
 
 There is no --client-secret option on purpose: argv is visible to every local user (ps).
 The secret comes from C2C_CLIENT_SECRET, --client-secret-file, or the config file.
+
+A running device dumps every thread's stack on SIGUSR1 (`kill -USR1 <pid>`): to stderr, or
+to STATE_DIR/thread-stacks.txt while the terminal UI owns the screen. A device that stops
+doing something without a log line names the call it is blocked in.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import functools
 import json
 import logging
@@ -36,6 +41,8 @@ __all__ = ["DeviceClient", "DeviceUnreachable", "build_parser", "main", "serve"]
 log = logging.getLogger("reference_device")
 
 STATUS_URL_FILE = "status-url"
+STACKS_FILE = "thread-stacks.txt"
+STACK_DUMP_SIGNAL = signal.SIGUSR1
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -119,7 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser = functools.partial(sub.add_parser, allow_abbrev=False)  # type: ignore[method-assign]
 
-    run = sub.add_parser("run", help="run the device (engine, status page, terminal UI)")
+    run = sub.add_parser(
+        "run", help="run the device (engine, status page, terminal UI)",
+        description="Run the device. `kill -USR1 <pid>` dumps every thread's stack to stderr "
+                    f"(to STATE_DIR/{STACKS_FILE} with the terminal UI).")
     run.add_argument("--config", type=Path, help="TOML config file")
     run.add_argument("--api-url", help="C2C API base URL (https only)")
     run.add_argument("--ca-bundle", type=Path, help="CA certificate(s) to trust for the API")
@@ -327,10 +337,28 @@ def serve(config: Any, *, use_tui: bool, stop: threading.Event | None = None) ->
     return EXIT_OK
 
 
+def enable_stack_dumps(state_dir: Path, *, to_stderr: bool) -> Path | None:
+    """SIGUSR1 dumps every thread's stack: a blocked call is named without a debugger.
+
+    faulthandler writes from the signal handler itself, so the dump comes even when every
+    Python thread is stuck (a lock, a socket without a timeout). Stderr is the console the
+    bench keeps; with the terminal UI the dump goes to a file instead of over the screen.
+    Returns the file written to, or None for stderr.
+    """
+    if to_stderr:
+        faulthandler.register(STACK_DUMP_SIGNAL, file=sys.stderr, all_threads=True)
+        return None
+    path = state_dir / STACKS_FILE
+    fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - faulthandler writes to it until exit
+    faulthandler.register(STACK_DUMP_SIGNAL, file=fh, all_threads=True)
+    return path
+
+
 def _run(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
     use_tui = not args.no_tui and sys.stdout.isatty() and sys.stdin.isatty()
     _setup_logging(config, to_stderr=not use_tui, verbose=args.verbose)
+    enable_stack_dumps(config.state_dir, to_stderr=not use_tui)
     return serve(config, use_tui=use_tui)
 
 

@@ -1,5 +1,7 @@
 """Evidence attached to every scenario: ledger, fault timeline, journal excerpt, throughput plot,
-and what the device printed meanwhile (secrets and tokens redacted).
+and what the device printed meanwhile (secrets and tokens redacted). When a scenario fails
+(verdict fail or error) on a device that offers it, every thread's stack as well: a device that
+stalled without a log line names its blocked call.
 
 Evidence gathering never raises: a bench that cannot produce evidence still reports the
 verdict its steps reached, and says which evidence is missing.
@@ -13,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from harness.certify.plot import throughput_svg
+from harness.protocols import StackDumps
 
 JOURNAL_EXCERPT = 200
 CONSOLE_EXCERPT = 64 * 1024  # characters: the end of what the device printed in the scenario
@@ -50,10 +53,34 @@ def _attachment_types() -> tuple[Any, Any, Any]:
         return "json", "text", "svg"
 
 
-def collect_evidence(bench: Any) -> dict[str, tuple[str, Any]]:
-    """{attachment name: (body, allure attachment type)} for one scenario."""
+def scenario_failed(exc: BaseException | None, measurements: Iterable[dict[str, Any]] = ()) -> bool:
+    """Would this scenario's verdict be fail or error (what a stack dump is asked for)."""
+    from harness.certify.verdicts import ERROR, FAIL, verdict_for_exception
+
+    return verdict_for_exception(exc) in (FAIL, ERROR) or any(m.get("passed") is False for m in measurements)
+
+
+def stack_dump_evidence(bench: Any) -> dict[str, tuple[str, Any]]:
+    """The device's thread stacks, when the device in use offers them (never starts one)."""
+    _, text_t, _ = _attachment_types()
+    device = bench.session._device
+    if not isinstance(device, StackDumps):
+        return {}
+    try:
+        text = device.dump_stacks()
+    except Exception as exc:
+        return {"device thread stacks (unavailable)": (f"{type(exc).__name__}: {exc}", text_t)}
+    return {"device thread stacks": (text, text_t)} if text else {}
+
+
+def collect_evidence(bench: Any, *, failed: bool = False) -> dict[str, tuple[str, Any]]:
+    """{attachment name: (body, allure attachment type)} for one scenario.
+
+    `failed`: the scenario's verdict is fail or error; the device is asked for its stacks
+    first, as close to the failure as possible.
+    """
     json_t, text_t, svg_t = _attachment_types()
-    out: dict[str, tuple[str, Any]] = {}
+    out: dict[str, tuple[str, Any]] = stack_dump_evidence(bench) if failed else {}
     journal: list[dict[str, Any]] = []
     try:
         journal = bench.journal()

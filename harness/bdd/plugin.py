@@ -167,15 +167,23 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, sce
         return
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_bdd_step_error(request: pytest.FixtureRequest, exception: BaseException) -> None:
+    """Remember why a step failed: pytest-bdd's after_scenario hook is not told."""
+    request.node.stash[_STEP_ERROR] = exception
+
+
 @pytest.hookimpl(tryfirst=True, optionalhook=True)
 def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
-    """Attach the ledger, fault timeline, journal excerpt and throughput plot to the scenario."""
+    """Attach the ledger, fault timeline, journal excerpt and throughput plot to the scenario,
+    and the device's thread stacks when the scenario failed (runs after a failed step too)."""
     b = request.node.stash.get(BENCH, None)
     if b is None:
         return
-    from harness.bdd.evidence import collect_evidence
+    from harness.bdd.evidence import collect_evidence, scenario_failed
 
-    evidence = collect_evidence(b)
+    failed = scenario_failed(request.node.stash.get(_STEP_ERROR, None), b.state.measurements)
+    evidence = collect_evidence(b, failed=failed)
     request.node.stash[_EVIDENCE] = evidence
     with contextlib.suppress(Exception):
         import allure
@@ -185,6 +193,7 @@ def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scen
 
 
 _EVIDENCE = pytest.StashKey[dict[str, Any]]()
+_STEP_ERROR = pytest.StashKey[BaseException]()
 
 
 # --- verdicts --------------------------------------------------------------------------------

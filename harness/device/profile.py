@@ -17,11 +17,12 @@ profile that puts it in `command` is refused with ConfigError.
 from __future__ import annotations
 
 import re
+import signal
 import string
 import sys
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,9 @@ CAPTURE_DRIVERS = frozenset({"watch-folder", "gphoto2", "command", "operator"})
 STATUS_DRIVERS = frozenset({"http-json", "none"})
 PAIRING_SOURCES = frozenset({"status", "console", "operator"})
 CONTROL_DRIVERS = frozenset({"local-api", "none"})
+# a stack dump request must never be what ends or pauses the device under test
+STOPPING_SIGNALS = frozenset({"SIGKILL", "SIGSTOP", "SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGTSTP",
+                              "SIGCONT", "SIGCHLD", "SIGTTIN", "SIGTTOU"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,10 @@ class LaunchSpec:
     files: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
     ready_timeout: float = 30.0
+    # the device dumps every thread's stack on this signal (Python's faulthandler): the
+    # bench asks for it when a scenario fails. The dump goes to the console, or to this file.
+    stack_dump_signal: str | None = None
+    stack_dump_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -211,7 +219,29 @@ def _launch(data: Mapping[str, Any], where: str) -> LaunchSpec | None:
     timeout = raw.get("ready_timeout", 30.0)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise ConfigError(f"{where}: field 'ready_timeout' must be a positive number")
-    return LaunchSpec(command=tuple(command), env=dict(env), files=dict(files), cwd=cwd, ready_timeout=float(timeout))
+    dump_signal = _stack_dump_signal(raw, where)
+    dump_file = raw.get("stack_dump_file")
+    if dump_file is not None:
+        _check_placeholders(_str(raw, "stack_dump_file", where), f"{where} stack_dump_file", secrets_allowed=False)
+        if dump_signal is None:
+            raise ConfigError(f"{where}: field 'stack_dump_file' needs 'stack_dump_signal'")
+    return LaunchSpec(command=tuple(command), env=dict(env), files=dict(files), cwd=cwd, ready_timeout=float(timeout),
+                      stack_dump_signal=dump_signal, stack_dump_file=dump_file)
+
+
+def _stack_dump_signal(raw: Mapping[str, Any], where: str) -> str | None:
+    """`stack_dump_signal = "SIGUSR1"`: a signal name this machine knows, never one that stops the device."""
+    value = raw.get("stack_dump_signal")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith("SIG") or value.startswith("SIG_"):
+        raise ConfigError(f"{where}: field 'stack_dump_signal' must be a signal name such as \"SIGUSR1\", got {value!r}")
+    if not isinstance(getattr(signal, value, None), signal.Signals):
+        raise ConfigError(f"{where}: field 'stack_dump_signal': {value!r} is not a signal on this machine")
+    if value in STOPPING_SIGNALS:
+        raise ConfigError(f"{where}: field 'stack_dump_signal': {value} stops or kills a process; "
+                          "use the signal the device registered its stack dump on (e.g. SIGUSR1)")
+    return value
 
 
 def parse_profile(data: Mapping[str, Any], *, path: Path | None = None) -> DeviceProfile:
@@ -317,8 +347,8 @@ def with_mutant(profile: DeviceProfile, mutant: str) -> DeviceProfile:
         raise ConfigError(f"profile {profile.name}: mutants patch `-m reference_device`, not {command!r}") from exc
     command[at:at + 1] = ["tests.mutants.launch", mutant, "--"]
     env = {**profile.launch.env, "C2C_MUTANT": mutant, "C2C_PLAIN_HTTP_URL": "{plain_http_url}"}
-    launch = LaunchSpec(command=tuple(command), env=env, files=profile.launch.files,
-                        cwd=profile.launch.cwd or "{repo}", ready_timeout=profile.launch.ready_timeout)
+    # replace(): the rest of the launch (files, ready timeout, stack dumps) stays the reference's
+    launch = replace(profile.launch, command=tuple(command), env=env, cwd=profile.launch.cwd or "{repo}")
     return DeviceProfile(**{**profile.__dict__, "launch": launch, "mutant": mutant})
 
 

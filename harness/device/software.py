@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -42,6 +43,10 @@ from harness.timeline import Timeline
 # Device.control() action names -> local API paths (CONTRACTS §4)
 CONTROL_PATHS = {"cancel_pairing": "pairing/cancel", "start_pairing": "pairing/start"}
 SAFE_NAME = re.compile(r"^[^/\\\x00]+$")
+STACK_DUMP_TIMEOUT = 10.0
+# Python's faulthandler: a header per thread, then its frames (other threads may log between lines)
+_STACK_HEADER = re.compile(r"^(?:Current thread|Thread) 0x[0-9a-fA-F]+\b.*\(most recent call first\):$")
+_STACK_FRAME = re.compile(r'^  (?:File ".*", line \d+ in .*|<no Python frame>|\.\.\.|Garbage-collecting)$')
 
 
 def free_port() -> int:
@@ -61,6 +66,35 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
         if time.monotonic() >= deadline:
             raise DeviceTimeout(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+def stack_dump_lines(text: str) -> str:
+    """The faulthandler dump out of console text: thread headers and frames, nothing else."""
+    kept: list[str] = []
+    for line in text.splitlines():
+        if _STACK_HEADER.match(line):
+            if kept:
+                kept.append("")
+            kept.append(line)
+        elif _STACK_FRAME.match(line) and kept:
+            kept.append(line)
+    return "\n".join(kept) + ("\n" if kept else "")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _read_from(path: Path, offset: int) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
 
 
 def profile_placeholders(profile: DeviceProfile) -> set[str]:
@@ -314,6 +348,56 @@ class SoftwareDevice:
     def inspect_paths(self) -> list[Path]:
         paths = [Path(render_template(t, self.values())) for t in self.profile.inspect]
         return [*paths, self.console_log]
+
+    # --- StackDumps protocol -----------------------------------------------------------------
+    def stack_dump_path(self) -> Path:
+        """Where the device writes its dump: the profile's stack_dump_file, else its console."""
+        launch = self.profile.launch
+        if launch is not None and launch.stack_dump_file:
+            return Path(render_template(launch.stack_dump_file, self.values(), where=f"profile {self.name} stack_dump_file"))
+        return self.console_log
+
+    def dump_stacks(self, timeout: float = STACK_DUMP_TIMEOUT) -> str:
+        """Signal the device to dump every thread's stack; the dump, secrets redacted.
+
+        '' when the profile names no stack_dump_signal (or the device is not a process the
+        bench started). DeviceFailure when the process is not running; DeviceTimeout when no
+        complete dump appeared within `timeout`.
+        """
+        launch = self.profile.launch
+        power = self._power
+        if launch is None or launch.stack_dump_signal is None or not isinstance(power, ProcessGroupPower):
+            return ""
+        pid = power.pid
+        if pid is None or not power.is_on():
+            raise DeviceFailure(f"{self.name} is not running (exit code {power.exit_code()}): no stacks to dump")
+        path = self.stack_dump_path()
+        offset = _size(path)
+        try:
+            os.kill(pid, getattr(signal, launch.stack_dump_signal))
+        except ProcessLookupError:
+            raise DeviceFailure(f"{self.name} exited before its stacks could be dumped") from None
+        self.timeline.record("device", "stack dump", "mark", signal=launch.stack_dump_signal)
+        seen = {"size": -1}
+
+        def complete() -> str | None:
+            # faulthandler writes the whole dump at once: a header, then no growth for one poll
+            size = _size(path)
+            settled, seen["size"] = size == seen["size"], size
+            text = _read_from(path, offset)
+            return text if settled and any(_STACK_HEADER.match(line) for line in text.splitlines()) else None
+
+        text = wait_for(complete, timeout, f"{self.name} to dump its thread stacks ({launch.stack_dump_signal})")
+        return self._redact(stack_dump_lines(text))
+
+    def _redact(self, text: str) -> str:
+        from harness.bdd.evidence import redact  # the report's one definition of a token's shape
+
+        try:
+            secrets = [self._secret()]
+        except Exception:  # the cloud is gone: token shapes are still redacted
+            secrets = []
+        return redact(text, secrets)
 
     def close(self) -> None:
         try:

@@ -277,3 +277,45 @@ def test_run_with_a_taken_status_port_fails_clearly(tmp_path: Path) -> None:
                         env=dict(os.environ, C2C_CLIENT_SECRET="x-secret-x"))
     assert r.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_run_dumps_every_thread_stack_on_sigusr1_and_keeps_running(tmp_path: Path) -> None:
+    """faulthandler on SIGUSR1: the presence thread's frames appear on stderr; the device lives on."""
+    state, media = tmp_path / "state", tmp_path / "media"
+    media.mkdir()
+    err_path = tmp_path / "stderr.txt"
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reference_device", "run", "--no-tui", "--api-url", "https://127.0.0.1:9",
+             "--state-dir", str(state), "--media-dir", str(media), "--status-port", "0"],
+            cwd=ROOT, env=dict(os.environ, C2C_CLIENT_SECRET="dump-test-secret"), stdout=subprocess.DEVNULL,
+            stderr=err, start_new_session=True)
+    try:
+        url = _poll(lambda: (state / STATUS_URL_FILE).exists() and (state / STATUS_URL_FILE).read_text().strip(),
+                    30, "status-url")
+        os.kill(proc.pid, signal.SIGUSR1)
+        dump = _poll(lambda: "in _run" in (text := err_path.read_text()) and "heartbeat.py" in text and text, 10,
+                     "the stack dump on stderr")
+        assert "(most recent call first):" in dump and "Current thread" in dump
+        assert proc.poll() is None and _try_status(url) is not None  # the dump stops nothing
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert not (state / "thread-stacks.txt").exists()  # without the TUI the dump goes to stderr
+
+
+def test_with_the_terminal_ui_the_dump_goes_to_the_state_dir(tmp_path: Path) -> None:
+    import faulthandler
+
+    from reference_device.cli import STACK_DUMP_SIGNAL, STACKS_FILE, enable_stack_dumps
+
+    try:
+        assert enable_stack_dumps(tmp_path, to_stderr=False) == tmp_path / STACKS_FILE
+        signal.raise_signal(STACK_DUMP_SIGNAL)
+        text = (tmp_path / STACKS_FILE).read_text()
+        assert "test_with_the_terminal_ui_the_dump_goes_to_the_state_dir" in text
+    finally:
+        faulthandler.unregister(STACK_DUMP_SIGNAL)

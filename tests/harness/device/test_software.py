@@ -142,3 +142,126 @@ def test_operator_prompt_records_who_and_when() -> None:
     ev = prompt.evidence()
     assert ev[0]["operator"] == "tess" and ev[0]["answer"] == "y" and ev[1]["answer"] == "123456"
     assert time.time() - ev[0]["at"] < 60
+
+
+# --- stack dumps (StackDumps protocol) ---------------------------------------------------------
+BLOCKED = textwrap.dedent('''
+    import faulthandler, signal, sys, threading
+
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # a signal this device does not dump on
+
+    def presence_blocked_in_a_call_without_timeout():
+        threading.Event().wait()  # what a stalled thread looks like: no log line, ever
+
+    threading.Thread(target=presence_blocked_in_a_call_without_timeout, daemon=True).start()
+    print("up; token refresh_token=abcdefghijklmnopqrstuvwxyz012345", flush=True)
+    threading.Event().wait()
+''')
+
+
+def dumping_device(tmp_path: Path, **launch: object) -> SoftwareDevice:
+    # the script sits in a folder named like the secret: the dump's paths must not leak it
+    script = tmp_path / SECRET / "blocked_device.py"
+    script.parent.mkdir(parents=True)
+    script.write_text(BLOCKED)
+    data = profile(tmp_path)
+    data["launch"] = {"command": ["{python}", str(script)], "ready_timeout": 20, **launch}
+    return SoftwareDevice(parse_profile(data), api_url="https://127.0.0.1:1", ca_bundle=tmp_path / "ca.pem",
+                          client_secret=lambda: SECRET, workdir=tmp_path / "dev")
+
+
+def test_dump_stacks_names_the_blocked_call_and_redacts(tmp_path: Path) -> None:
+    from harness.protocols import StackDumps
+
+    device = dumping_device(tmp_path, stack_dump_signal="SIGUSR1")
+    try:
+        device.start()
+        assert isinstance(device, StackDumps)
+        dump = device.dump_stacks()
+        assert "(most recent call first):" in dump
+        assert "in presence_blocked_in_a_call_without_timeout" in dump
+        assert SECRET not in dump and "[redacted]" in dump
+        assert "up; token" not in dump  # only the dump, not the console around it
+        assert device.power().is_on()  # asking for stacks never stops the device
+        assert device.dump_stacks().count("presence_blocked_in_a_call_without_timeout") == 1  # each call: a new dump
+    finally:
+        device.close()
+
+
+def test_dump_stacks_from_a_file_the_profile_names(tmp_path: Path) -> None:
+    script_dir = tmp_path / "script"
+    script_dir.mkdir()
+    dump_file = "{state_dir}/stacks.txt"
+    code = BLOCKED.replace("file=sys.stderr", "file=open(sys.argv[1], 'a')")
+    (script_dir / "d.py").write_text(code)
+    data = profile(tmp_path)
+    data["launch"] = {"command": ["{python}", str(script_dir / "d.py"), dump_file], "ready_timeout": 20,
+                      "stack_dump_signal": "SIGUSR1", "stack_dump_file": dump_file}
+    device = SoftwareDevice(parse_profile(data), api_url="https://127.0.0.1:1", ca_bundle=tmp_path / "ca.pem",
+                            client_secret=lambda: SECRET, workdir=tmp_path / "dev")
+    try:
+        device.start()
+        assert "in presence_blocked_in_a_call_without_timeout" in device.dump_stacks()
+        assert "most recent call first" not in device.console_text()
+    finally:
+        device.close()
+
+
+def test_no_dump_without_the_profile_field_and_none_from_a_dead_device(tmp_path: Path) -> None:
+    device = dumping_device(tmp_path)
+    try:
+        device.start()
+        assert device.dump_stacks() == ""  # the profile does not say the device dumps: never signalled
+        assert device.power().is_on()
+    finally:
+        device.close()
+    dead = dumping_device(tmp_path / "dead", stack_dump_signal="SIGUSR1")
+    dead.start()
+    dead.stop()
+    with pytest.raises(DeviceFailure, match="not running"):
+        dead.dump_stacks()
+    dead.close()
+
+
+def test_a_device_that_prints_no_dump_is_a_timeout(tmp_path: Path) -> None:
+    from harness.errors import DeviceTimeout
+
+    device = dumping_device(tmp_path, stack_dump_signal="SIGUSR2")  # the profile names the wrong signal
+    try:
+        device.start()
+        with pytest.raises(DeviceTimeout, match="dump its thread stacks"):
+            device.dump_stacks(timeout=2)
+        assert device.power().is_on()
+    finally:
+        device.close()
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("SIGTERM", "stops or kills"), ("SIGKILL", "stops or kills"), ("USR1", "signal name"),
+    ("SIGNOPE", "not a signal"), (10, "signal name"), ("SIG_IGN", "signal name"),
+])
+def test_a_bad_stack_dump_signal_is_a_config_error(tmp_path: Path, value: object, message: str) -> None:
+    from harness.errors import ConfigError
+
+    data = profile(tmp_path)
+    data["launch"]["stack_dump_signal"] = value
+    with pytest.raises(ConfigError, match=f"stack_dump_signal.*{message}|{message}.*stack_dump_signal"):
+        parse_profile(data)
+
+
+def test_stack_dump_file_needs_the_signal(tmp_path: Path) -> None:
+    from harness.errors import ConfigError
+
+    data = profile(tmp_path)
+    data["launch"]["stack_dump_file"] = "{state_dir}/stacks.txt"
+    with pytest.raises(ConfigError, match=r"stack_dump_file.*needs 'stack_dump_signal'"):
+        parse_profile(data)
+
+
+def test_reference_profile_and_its_mutants_dump_on_sigusr1() -> None:
+    from harness.device.profile import load_profile
+
+    assert load_profile("reference").launch.stack_dump_signal == "SIGUSR1"  # type: ignore[union-attr]
+    assert load_profile("mutant:no-heartbeat").launch.stack_dump_signal == "SIGUSR1"  # type: ignore[union-attr]
+    assert load_profile("independent").launch.stack_dump_signal is None  # type: ignore[union-attr]
