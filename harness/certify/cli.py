@@ -111,7 +111,9 @@ def summary_text(cert: dict[str, Any], reports: Path) -> str:
     for label, key in (("FAIL", "failing"), ("ERROR (bench)", "errors"), ("OPERATOR (needs a person)", "operator"),
                        ("NOT RUN", "not_run")):
         ids = s.get(key) or []
-        if ids:
+        if ids and key == "not_run" and s.get("partial"):
+            lines.append(f"  NOT RUN: {len(ids)} item(s) outside this selection")
+        elif ids:
             lines.append(f"  {label}: {' '.join(ids)}")
             for item_id in ids[:8]:
                 reason = cert["items"][item_id].get("reason", "")
