@@ -135,6 +135,8 @@ class ScenarioState:
     codes_seen: list[str] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
     exercised: list[str] = field(default_factory=list)
+    declared: dict[str, str] = field(default_factory=dict)  # item -> the profile's evidence text
+    operator_mark: int = 0  # operator answers before this index belong to earlier scenarios
 
 
 @dataclass
@@ -209,6 +211,10 @@ class SessionBench:
         self._device = self._make_device()
         self.paired = False
         return self._device
+
+    def started_cloud(self) -> Cloud | None:
+        """The emulator if this run started one (evidence is read from it, never started for it)."""
+        return self._cloud
 
     def journal_head(self) -> int:
         """Id of the newest journal row (pages through the journal from the last known head)."""

@@ -20,12 +20,16 @@ import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from harness.certify.checklist import ITEM_ID, load_checklist
+from harness.certify.seal import journal_digest, profile_digest, seal
 from harness.certify.verdicts import item_verdicts, scenario_verdict, verdict_for_skip
+
+if TYPE_CHECKING:
+    from harness.bdd.bench import Bench, SessionBench
 
 FEATURES_DIR = Path(__file__).resolve().parents[2] / "features"
 RESULTS = pytest.StashKey[dict[str, Any]]()
@@ -94,8 +98,11 @@ def c2c_session(request: pytest.FixtureRequest) -> Iterator[Any]:
         profile, workdir, seed=config.getoption("--c2c-seed"),
         interactive=config.getoption("--c2c-interactive"), network_profile=config.getoption("--c2c-network"),
     ) as session:
-        config.stash[RESULTS]["device"] = profile.summary() | {"not_applicable": dict(profile.not_applicable)}
+        store = config.stash[RESULTS]
+        store["device"] = profile.summary() | {"not_applicable": dict(profile.not_applicable)}
+        store["bound"] = {"profile_sha256": profile_digest(profile.path, profile.summary())}
         yield session
+        store["bound"].update(_journal_binding(session))
 
 
 @pytest.fixture
@@ -106,6 +113,7 @@ def bench(request: pytest.FixtureRequest, c2c_session: Any) -> Iterator[Any]:
     state = ScenarioState()
     state.notes["items"] = _checklist_ids(request.node)  # steps name the item a skip is about
     b = Bench(c2c_session, state)
+    state.operator_mark = len(c2c_session.prompt.answers)
     with contextlib.suppress(Exception):
         state.journal_since = c2c_session.journal_head()
         state.notes["plain_http_baseline"] = len(b.cloud.plain_http_attempts())
@@ -213,14 +221,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if b is None and not item.config.getoption("--c2c-reports", default=None):
         return  # not a certification run
     measurements = list(b.state.measurements) if b is not None else []
+    declared = dict(b.state.declared) if b is not None else {}
+    answers = _operator_answers(b)
+    attested = any(a["attests"] for a in answers)
     if report.skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         verdict = verdict_for_skip(str(reason))
         per_item = dict.fromkeys(ids, verdict)
     else:
-        per_item = item_verdicts(ids, exc if report.failed else None, measurements)
-        verdict = scenario_verdict(exc if report.failed else None, measurements)
+        failure = exc if report.failed else None
+        per_item = item_verdicts(ids, failure, measurements, declared=declared, attested=attested)
+        verdict = scenario_verdict(failure, measurements, declared=bool(declared), attested=attested)
         reason = _reason(exc) if report.failed else ""
+        if not reason and declared:
+            reason = "; ".join(f"declared by the profile: {text}" for text in declared.values())
         if verdict == "fail" and not reason:
             bad = [m for m in measurements if m.get("passed") is False]
             reason = "; ".join(f"{m['name']}={m['value']} outside {m['limits']}" for m in bad)
@@ -228,6 +242,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "nodeid": item.nodeid,
         "feature": _feature_file(item),
         "scenario": _scenario_name(item),
+        "outline": _outline_name(item),
         "items": ids,
         "outcome": report.outcome,
         "verdict": verdict,
@@ -236,11 +251,47 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "exception": type(exc).__name__ if exc is not None and report.failed else None,
         "measurements": measurements,
         "exercised": list(b.state.exercised) if b is not None else [],
+        "declared": declared,
+        "operator_answers": answers,
         "duration_s": round(report.duration, 3),
         "finished_at": time.time(),
     }
     store["results"].append(record)
+    _label_verdict(verdict, declared, answers)
     _progress(item.config, {"event": "scenario", **{k: record[k] for k in ("nodeid", "scenario", "verdict", "items", "reason")}})
+
+
+def _label_verdict(verdict: str, declared: dict[str, str], answers: list[dict[str, Any]]) -> None:
+    """The certificate's verdict as an Allure label and tag, so a report never shows a declaration
+    or a person's yes as a plain green pass."""
+    with contextlib.suppress(Exception):  # reporting must never change a verdict
+        import allure
+
+        allure.dynamic.label("c2c-verdict", verdict)
+        if verdict == "operator-confirmed":
+            allure.dynamic.tag(verdict)
+        for item_id, text in declared.items():
+            allure.dynamic.parameter(f"declared {item_id}", text)
+        for answer in answers:
+            if answer["attests"]:
+                allure.dynamic.parameter(f"operator {answer['operator']}", f"{answer['question']} -> {answer['answer']}")
+
+
+def _operator_answers(b: Bench | None) -> list[dict[str, Any]]:
+    """What the bench's person answered during this scenario: who, when, the question, the answer."""
+    if b is None:
+        return []
+    return [{"question": a.question, "answer": a.answer, "operator": a.operator, "at": a.at, "attests": a.attests}
+            for a in b.session.prompt.answers[b.state.operator_mark:]]
+
+
+def _journal_binding(session: SessionBench) -> dict[str, Any]:
+    """Digest of the emulator's whole journal at the end of the run (what the oracle saw)."""
+    cloud = session.started_cloud()
+    if cloud is None:
+        return {"journal_sha256": "", "journal_rows": 0}
+    sha, rows = journal_digest(lambda since: cloud.journal(since=since))
+    return {"journal_sha256": sha, "journal_rows": rows}
 
 
 def _reason(exc: BaseException | None) -> str:
@@ -257,6 +308,12 @@ def _template(item: pytest.Item) -> Any:
     except ImportError:  # pragma: no cover
         return None
     return scenario_wrapper_template_registry.get(getattr(item, "obj", None))
+
+
+def _outline_name(item: pytest.Item) -> str:
+    """The scenario's Gherkin name without its Examples row (the name checklist.toml lists)."""
+    template = _template(item)
+    return item.name if template is None else str(template.name)
 
 
 def _scenario_name(item: pytest.Item) -> str:
@@ -287,10 +344,43 @@ def _progress(config: pytest.Config, event: dict[str, Any]) -> None:
         fh.write(json.dumps(event) + "\n")
 
 
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Remember what a -m / -k selection left out: those scenarios are expected but not run."""
+    if items:
+        store = items[0].config.stash.get(RESULTS, None)
+        if store is not None:
+            store.setdefault("deselected", []).extend(items)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     n = sum(1 for i in session.items if _checklist_ids(i))
     if n:
         _progress(session.config, {"event": "collected", "scenarios": n})
+    store = session.config.stash.get(RESULTS, None)
+    if store is not None:
+        store["expected"] = _expected_scenarios([*session.items, *store.get("deselected", [])])
+        store["selected"] = sum(1 for i in session.items if _checklist_ids(i))
+
+
+def _expected_scenarios(items: list[pytest.Item]) -> dict[str, list[str]]:
+    """Per checklist item, every scenario (and outline example) the suite has for it."""
+    expected: dict[str, set[str]] = {}
+    for item in items:
+        for item_id in _checklist_ids(item):
+            expected.setdefault(item_id, set()).add(_scenario_name(item))
+    return {k: sorted(v) for k, v in sorted(expected.items())}
+
+
+def _selection(config: pytest.Config, store: dict[str, Any]) -> dict[str, Any]:
+    """How this run chose its scenarios: the full argv, -m and -k, and what they left out."""
+    deselected = [i for i in store.get("deselected", []) if _checklist_ids(i)]
+    return {
+        "argv": [str(a) for a in config.invocation_params.args],
+        "markexpr": str(config.getoption("markexpr", "") or ""),
+        "keyword": str(config.getoption("keyword", "") or ""),
+        "selected": int(store.get("selected", 0)),
+        "deselected": len(deselected),
+    }
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -305,11 +395,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     device = store.get("device") or {"name": config.getoption("--c2c-device")}
     run = {"seed": config.getoption("--c2c-seed"), "smoke": config.getoption("--c2c-smoke"),
            "network": config.getoption("--c2c-network"), "interactive": config.getoption("--c2c-interactive"),
-           "exitstatus": int(exitstatus)}
-    (out / "results.json").write_text(
-        json.dumps({"device": device, "run": run, "results": store["results"]}, indent=2, ensure_ascii=False),
-        encoding="utf-8",
-    )
+           "selection": _selection(config, store), "expected": store.get("expected", {}),
+           "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    results = store["results"]
+    document = {"device": device, "run": run, "results": results,
+                "seal": seal(device, run, results, store.get("bound", {}))}
+    (out / "results.json").write_text(json.dumps(document, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     try:
         from harness.certify.certificate import write_certificate
 

@@ -4,29 +4,33 @@ A certificate is rebuilt from `results.json` by `c2c-certify report`, so the res
 what must not change after the run. The plugin seals it at the end of the run (as Android
 CTS binds each result folder to the device's fingerprint with a checksum file): the digest
 of the profile it certified, the firmware, the digest of the emulator's whole request
-journal, and a digest over the results records, all under an HMAC keyed by this bench's
-own key. `report` recomputes every digest and the HMAC and refuses results that differ,
-so an edited verdict, measurement or firmware string cannot become a certificate.
+journal, and a digest over the results records, all signed with Ed25519 by this bench's
+own key. `report` recomputes every digest, checks the signature, and refuses results that
+differ, so an edited verdict, measurement or firmware string cannot become a certificate.
 
-The key is a per-bench secret: `C2C_SEAL_KEY_FILE`, or `~/.config/c2c-bench/seal.key`
-(created 0600 on first use). Only its fingerprint (`key_id`) is written to reports. A lab
-that verifies on another machine shares the key file there.
+The private key is the lab's: `C2C_SEAL_KEY_FILE`, or `~/.config/c2c-bench/seal.key`
+(PEM, created 0600 on first use). The public key goes into every seal, and its
+fingerprint (`key_id`) names the bench; verification trusts only the public key of the
+key file it is given, so a results file re-signed with another key is refused.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import hmac
 import json
 import os
-import secrets
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
 from harness.errors import ConfigError
 
-SCHEME = "c2c-seal/1"
+SCHEME = "c2c-seal/ed25519/1"
 KEY_ENV = "C2C_SEAL_KEY_FILE"
 
 
@@ -77,26 +81,36 @@ def key_path() -> Path:
     return base / "c2c-bench" / "seal.key"
 
 
-def bench_key(*, create: bool = True) -> bytes:
-    """This bench's sealing key (made on first use, readable by its owner only)."""
+def bench_key(*, create: bool = True) -> Ed25519PrivateKey:
+    """This bench's signing key (made on first use, readable by its owner only)."""
     path = key_path()
     try:
-        key = path.read_bytes().strip()
+        pem = path.read_bytes()
     except FileNotFoundError:
         if not create:
             raise ConfigError(f"seal: no key file at {path} (set {KEY_ENV} to this bench's key file)") from None
         path.parent.mkdir(parents=True, exist_ok=True)
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-        key = path.read_bytes().strip()
-    if len(key) < 32:
-        raise ConfigError(f"seal: key file {path} holds {len(key)} bytes; it needs at least 32")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"seal: key file {path} is not a PEM private key: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(f"seal: key file {path} holds a {type(key).__name__}, not an Ed25519 key")
     return key
 
 
-def key_id(key: bytes) -> str:
-    return hashlib.sha256(b"c2c-seal-key:" + key).hexdigest()[:16]
+def public_text(key: Ed25519PublicKey) -> str:
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def key_id(key: Ed25519PublicKey) -> str:
+    return hashlib.sha256(base64.b64decode(public_text(key))).hexdigest()[:16]
 
 
 def _fields(device: Mapping[str, Any], run: Mapping[str, Any], results: Iterable[Mapping[str, Any]],
@@ -114,22 +128,23 @@ def _fields(device: Mapping[str, Any], run: Mapping[str, Any], results: Iterable
 
 
 def seal(device: Mapping[str, Any], run: Mapping[str, Any], results: Iterable[Mapping[str, Any]],
-         bound: Mapping[str, Any], *, key: bytes | None = None) -> dict[str, Any]:
-    """The seal for one run: every digest plus an HMAC over them with this bench's key."""
+         bound: Mapping[str, Any], *, key: Ed25519PrivateKey | None = None) -> dict[str, Any]:
+    """The seal for one run: every digest, the bench's public key, and its signature over them."""
     key = key if key is not None else bench_key()
     fields = _fields(device, run, results, bound)
-    fields["key_id"] = key_id(key)
-    fields["hmac_sha256"] = hmac.new(key, canonical(fields), hashlib.sha256).hexdigest()
+    fields["public_key"] = public_text(key.public_key())
+    fields["key_id"] = key_id(key.public_key())
+    fields["signature"] = base64.b64encode(key.sign(canonical(fields))).decode("ascii")
     return fields
 
 
-def verify(document: Mapping[str, Any], *, key: bytes | None = None) -> dict[str, Any]:
+def verify(document: Mapping[str, Any], *, key: Ed25519PrivateKey | None = None) -> dict[str, Any]:
     """Check a results document against its seal; return the seal or raise SealBroken naming what differs."""
     stored = document.get("seal")
     if not isinstance(stored, Mapping):
         raise SealBroken("results.json carries no seal: it was not written by a certification run")
-    key = key if key is not None else bench_key(create=False)
-    if stored.get("key_id") != key_id(key):
+    trusted = (key if key is not None else bench_key(create=False)).public_key()
+    if stored.get("key_id") != key_id(trusted) or stored.get("public_key") != public_text(trusted):
         raise SealBroken(f"results.json was sealed by another bench (key {stored.get('key_id')}); "
                          f"verify it with that bench's key ({KEY_ENV})")
     fields = _fields(document.get("device", {}), document.get("run", {}), document.get("results", []), stored)
@@ -137,7 +152,10 @@ def verify(document: Mapping[str, Any], *, key: bytes | None = None) -> dict[str
     if changed:
         raise SealBroken(f"results.json does not match its seal ({', '.join(changed)} changed after the run); "
                          "refusing to build a certificate from it")
-    expected = hmac.new(key, canonical({**fields, "key_id": stored["key_id"]}), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, str(stored.get("hmac_sha256", ""))):
-        raise SealBroken("results.json's seal is not this bench's (HMAC differs); refusing to build a certificate")
+    signed = {**fields, "public_key": stored["public_key"], "key_id": stored["key_id"]}
+    try:
+        trusted.verify(base64.b64decode(str(stored.get("signature", ""))), canonical(signed))
+    except (InvalidSignature, ValueError):
+        raise SealBroken("results.json's seal signature does not verify with this bench's key; "
+                         "refusing to build a certificate") from None
     return dict(stored)

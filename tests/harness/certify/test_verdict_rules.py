@@ -17,7 +17,7 @@ import pytest
 from harness.certify.certificate import build_certificate, write_certificate
 from harness.certify.checklist import load_checklist
 from harness.certify.cli import main
-from harness.certify.seal import SealBroken, seal, verify
+from harness.certify.seal import SealBroken, bench_key, seal, verify
 
 CHECKLIST = load_checklist()
 CAMERA = {"name": "dut", "id": "dut", "kind": "camera", "firmware": "2.0.0", "not_applicable": {}}
@@ -153,15 +153,15 @@ def test_report_refuses_results_edited_after_the_run(sealed_reports: Path, capsy
     assert "does not match its seal" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("edit", ["firmware", "journal", "hmac", "unsealed"])
+@pytest.mark.parametrize("edit", ["firmware", "journal", "signature", "unsealed"])
 def test_the_seal_binds_firmware_journal_and_key(sealed_reports: Path, edit: str) -> None:
     doc = json.loads((sealed_reports / "results.json").read_text())
     if edit == "firmware":
         doc["device"]["firmware"] = "2.0.1"
     elif edit == "journal":
         doc["seal"]["journal_sha256"] = "00" * 32
-    elif edit == "hmac":
-        doc["seal"]["hmac_sha256"] = "00" * 32
+    elif edit == "signature":
+        doc["seal"]["signature"] = doc["seal"]["signature"][::-1]
     else:
         del doc["seal"]
     with pytest.raises(SealBroken):
@@ -170,8 +170,8 @@ def test_the_seal_binds_firmware_journal_and_key(sealed_reports: Path, edit: str
 
 def test_another_bench_key_is_named(sealed_reports: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     doc = json.loads((sealed_reports / "results.json").read_text())
-    other = tmp_path / "other.key"
-    other.write_text("f" * 64)
-    monkeypatch.setenv("C2C_SEAL_KEY_FILE", str(other))
+    monkeypatch.setenv("C2C_SEAL_KEY_FILE", str(tmp_path / "other.key"))
+    bench_key()  # another lab's key, made on first use, readable by its owner only
+    assert (tmp_path / "other.key").stat().st_mode & 0o777 == 0o600
     with pytest.raises(SealBroken, match="another bench"):
         verify(doc)
