@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.certify.verdicts import PRECEDENCE
 from harness.errors import ConfigError
 
 DEFAULT_CHECKLIST = Path(__file__).with_name("checklist.toml")
 ITEM_ID = re.compile(r"^C2C-[A-Z]+-\d{2}$")
 KINDS = frozenset({"all", "camera", "encoder", "audio", "app"})
 HOW_VERIFIED = frozenset({"oracle", "status", "operator", "declared"})
-VERDICTS = ("fail", "error", "operator", "pass", "not-applicable")
+VERDICTS = PRECEDENCE
 # Symbolic limits resolved per scenario (the part size depends on the file under test).
 SYMBOLIC_LIMITS = frozenset({"part_size"})
 
