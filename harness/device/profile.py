@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.certify.checklist import load_checklist
 from harness.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -244,6 +245,29 @@ def _stack_dump_signal(raw: Mapping[str, Any], where: str) -> str | None:
     return value
 
 
+def _check_declarations(na: Mapping[str, Any], declared: Mapping[str, Any], where: str) -> None:
+    """What a vendor may say instead of being tested, checked against the checklist before any run.
+
+    Every key must be an item of the checklist; every entry needs its reason or evidence; and a
+    declaration may only stand where the checklist verifies the item by declaration (a profile
+    cannot declare its way past an item the oracle decides).
+    """
+    checklist = load_checklist()
+    for table_name, table in (("not_applicable", na), ("declared", declared)):
+        for item_id, reason in table.items():
+            if not re.match(r"^C2C-[A-Z]+-\d{2}$", item_id):
+                raise ConfigError(f"{where}: [{table_name}] key {item_id!r} is not a checklist ID")
+            if item_id not in checklist:
+                raise ConfigError(f"{where}: [{table_name}] {item_id} is not an item of the checklist")
+            if not isinstance(reason, str) or not reason.strip():
+                raise ConfigError(f"{where}: [{table_name}] {item_id} needs a reason/evidence string")
+    for item_id in declared:
+        how = checklist[item_id].how_verified
+        if "declared" not in how:
+            raise ConfigError(f"{where}: [declared] {item_id} is verified by {' / '.join(how)}, not by declaration; "
+                              "remove it (the bench measures it)")
+
+
 def parse_profile(data: Mapping[str, Any], *, path: Path | None = None) -> DeviceProfile:
     """Validate a decoded profile; every error names the field."""
     name = _str(data, "name", "profile")
@@ -255,12 +279,7 @@ def parse_profile(data: Mapping[str, Any], *, path: Path | None = None) -> Devic
         raise ConfigError(f"{where}: field 'capabilities' must be a list of strings")
     na = _table(data, "not_applicable", where)
     declared = _table(data, "declared", where)
-    for table_name, table in (("not_applicable", na), ("declared", declared)):
-        for item_id, reason in table.items():
-            if not re.match(r"^C2C-[A-Z]+-\d{2}$", item_id):
-                raise ConfigError(f"{where}: [{table_name}] key {item_id!r} is not a checklist ID")
-            if not isinstance(reason, str) or not reason.strip():
-                raise ConfigError(f"{where}: [{table_name}] {item_id} needs a reason/evidence string")
+    _check_declarations(na, declared, where)
     launch = _launch(data, where)
 
     p = _table(data, "power", where)

@@ -71,6 +71,16 @@ def test_validation_names_the_field() -> None:
     assert "non-empty list" in _bad(lambda d: d["launch"].update(command=[]))
 
 
+def test_declarations_are_checked_against_the_checklist_before_a_run() -> None:
+    """A profile cannot declare an item the checklist does not have, nor declare its way past
+    an item the oracle decides (the old check looked only at the ID's shape)."""
+    assert "not an item of the checklist" in _bad(lambda d: d["not_applicable"].update({"C2C-XYZ-99": "x"}))
+    assert "not an item of the checklist" in _bad(lambda d: d["declared"].update({"C2C-UPL-99": "x"}))
+    msg = _bad(lambda d: d["declared"].update({"C2C-UPL-01": "we upload everything, trust us"}))
+    assert "C2C-UPL-01" in msg and "not by declaration" in msg
+    assert "evidence" in _bad(lambda d: d["declared"].update({"C2C-NETW-02": " "}))
+
+
 def test_unknown_profile_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError, match="known profiles"):
         load_profile("no-such-device")
