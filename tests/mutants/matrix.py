@@ -138,6 +138,19 @@ SLOW_MUTANTS = frozenset({"pairing-not-cancellable", "blocks-on-corrupt", "never
                           "no-network-status", "stale-project-name"})
 
 
+def write_table(out: Path, doc: dict[str, Any]) -> None:
+    """mutants.json and, beside it, mutants.html (mutant x item, expected vs got); atomically."""
+    from harness.certify.checklist import load_checklist
+    from tests.mutants.matrix_html import render_matrix_html
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for path, text in ((out, json.dumps(doc, indent=2)),
+                       (out.with_suffix(".html"), render_matrix_html(doc, load_checklist().ids))):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+
+
 def run_matrix(
     *, full: bool = False, out: Path | None = None, only: Sequence[str] | None = None, workers: int = 2,
     work: Path | None = None,
@@ -161,11 +174,7 @@ def run_matrix(
         with lock:
             results.append(r)
             if out is not None:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                tmp = out.with_suffix(".tmp")
-                tmp.write_text(json.dumps(table(results, full=full, seconds=time.monotonic() - started), indent=2),
-                               encoding="utf-8")
-                tmp.replace(out)
+                write_table(out, table(results, full=full, seconds=time.monotonic() - started))
         return r
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

@@ -9,6 +9,7 @@ bench error. C2C_MUTANTS=name,name narrows the matrix while debugging (default: 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from harness.certify.checklist import load_checklist
-from tests.mutants.matrix import SMOKE_ITEMS, certify_argv, judge, run_matrix, table
+from tests.mutants.matrix import SMOKE_ITEMS, certify_argv, judge, run_matrix, table, write_table
 from tests.mutants.table import MUTANTS, Mutant, get_mutant
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,6 +117,19 @@ def test_table_shape() -> None:
     row = t["mutants"]["logs-token"]
     assert row["item"] == "C2C-SEC-04" and row["flagged_own_item"] and row["collateral"] == []
     assert row["verdicts"]["C2C-SEC-04"] == "fail"
+
+
+def test_matrix_html_marks_expected_and_unexpected_cells(tmp_path: Path) -> None:
+    """mutants.html beside mutants.json: own item caught is green, a collateral failure red."""
+    caught = judge(get_mutant("logs-token"), _cert({"C2C-SEC-04": "fail"}))
+    collateral = judge(get_mutant("no-version-header"), _cert({"C2C-HDR-01": "fail", "C2C-UPL-01": "fail"}))
+    out = tmp_path / "mutants.json"
+    write_table(out, table([caught, collateral], full=True, seconds=2.0))
+    page = out.with_suffix(".html").read_text()
+    assert json.loads(out.read_text())["mutants"]["logs-token"]["ok"]
+    assert "<script" not in page and "<b>1/2</b>" in page
+    assert "class='caught' title='C2C-SEC-04: fail'" in page
+    assert "class='collateral' title='C2C-UPL-01: fail'" in page
 
 
 def _selected() -> list[Mutant]:
