@@ -217,7 +217,7 @@ def build_certificate(
     return {
         "schema": "c2c-certificate/2",
         "headline": headline(summary),
-        "generated_at": run.get("generated_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
+        "generated_at": run.get("finished_at") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "run": {k: v for k, v in run.items() if k != "expected"},
         "device": public_device,
         "seal": dict(sealed or {}),

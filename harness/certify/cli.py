@@ -2,6 +2,7 @@
 
     c2c-certify run --device reference [--smoke] [--network P] [--seed N] [--reports DIR] [--interactive]
     c2c-certify report --reports reports [--allure PATH]
+    c2c-certify verify [REPORTS]
     c2c-certify steps
     c2c-certify mutants [--full] [--out reports/mutants.json]
     c2c-certify repeat N --device reference [--reports reports/repeat]
@@ -155,21 +156,41 @@ def cmd_run(args: argparse.Namespace) -> int:
         print((reports / "pytest.log").read_text(errors="replace")[-3000:], file=sys.stderr)
         return 1
     cert = json.loads(cert_path.read_text(encoding="utf-8"))
+    from harness.certify.manifest import MANIFEST, write_manifest
+
+    write_manifest(reports)
     print(summary_text(cert, reports))
+    print(f"  sealed: {reports / MANIFEST} (c2c-certify verify {reports})")
     return int(cert["summary"]["exit_code"])
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.certify.certificate import write_certificate
+    from harness.certify.manifest import verify_folder
     from harness.certify.report import build_allure_report
 
     reports = Path(args.reports).resolve()
     if (reports / "results.json").exists():
-        write_certificate(reports)
-        print(f"certificate: {reports / 'certificate.json'}")
+        verify_folder(reports)  # the certificate in a verified folder is the run's own: nothing to rebuild
+        print(f"certificate: {reports / 'certificate.json'} (folder verifies)")
     # absolute: the Allure CLI runs with the reports directory as its working directory
     out = build_allure_report(reports, Path(args.allure).absolute() if args.allure else DEFAULT_ALLURE)
     print(f"report: {out}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from harness.certify.manifest import verify_folder
+    from harness.certify.seal import SealBroken
+
+    reports = Path(args.reports).resolve()
+    try:
+        manifest = verify_folder(reports)
+    except SealBroken as exc:
+        print(f"c2c-certify verify: FAILED: {exc}", file=sys.stderr)
+        return 1
+    bench = manifest.get("bench", {})
+    print(f"{reports}: {len(manifest['files'])} files verify; firmware {manifest['device']['firmware']}, "
+          f"bench {bench.get('commit', '?')[:12]}{' (dirty)' if bench.get('dirty') else ''}, key {manifest['key_id']}")
     return 0
 
 
@@ -248,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--reports", default="reports")
     rep.add_argument("--allure", default=None, help="path of the Allure 3 CLI")
     rep.set_defaults(func=cmd_report)
+    ver = sub.add_parser("verify", help="check a reports folder against its signed manifest")
+    ver.add_argument("reports", nargs="?", default="reports")
+    ver.set_defaults(func=cmd_verify)
     steps = sub.add_parser("steps", help="print the step catalog for feature authors")
     steps.set_defaults(func=cmd_steps)
     mut = sub.add_parser("mutants", help="certify every seeded-defect variant of the reference device")
