@@ -3,6 +3,7 @@
     c2c-certify run --device reference [--smoke] [--network P] [--seed N] [--reports DIR] [--interactive]
     c2c-certify report --reports reports [--allure PATH]
     c2c-certify verify [REPORTS]
+    c2c-certify check-profile PROFILE
     c2c-certify steps
     c2c-certify mutants [--full] [--out reports/mutants.json]
     c2c-certify repeat N --device reference [--reports reports/repeat]
@@ -131,10 +132,27 @@ def summary_text(cert: dict[str, Any], reports: Path) -> str:
     return "\n".join(lines)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def checked_profile(name: str) -> list[str]:
+    """Parse and review a profile; raise ConfigError listing every refusal, return the notes."""
     from harness.device.profile import load_profile
+    from harness.device.profile_check import review
 
-    load_profile(args.device)  # refuse a bad profile before starting anything
+    findings = review(load_profile(name))
+    refusals = [str(f) for f in findings if f.refuses]
+    if refusals:
+        raise ConfigError(f"profile {name}: " + "; ".join(refusals))
+    return [str(f) for f in findings if not f.refuses]
+
+
+def cmd_check_profile(args: argparse.Namespace) -> int:
+    for note in checked_profile(args.profile):
+        print(f"  note: {note}")
+    print(f"profile {args.profile}: fit to certify")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    checked_profile(args.device)  # refuse a bad or inconsistent profile before starting anything
     reports = Path(args.reports).resolve()
     reports.mkdir(parents=True, exist_ok=True)
     for stale in ("progress.jsonl", "results.json", "certificate.json", "certificate.html"):
@@ -269,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--reports", default="reports")
     rep.add_argument("--allure", default=None, help="path of the Allure 3 CLI")
     rep.set_defaults(func=cmd_report)
+    chk = sub.add_parser("check-profile", help="static review of a device profile (run does it first)")
+    chk.add_argument("profile", help="profile name, path, or mutant:NAME")
+    chk.set_defaults(func=cmd_check_profile)
     ver = sub.add_parser("verify", help="check a reports folder against its signed manifest")
     ver.add_argument("reports", nargs="?", default="reports")
     ver.set_defaults(func=cmd_verify)
