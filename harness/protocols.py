@@ -146,3 +146,32 @@ class StackDumps(Protocol):
         Raises DeviceTimeout when the device was asked and printed no dump in time.
         """
         ...
+
+
+@runtime_checkable
+class CloudWitness(Protocol):
+    """What the emulator can witness beyond the journal, for oracles that must ask it
+    rather than the device: the tokens it issued, the device-code polls it answered, and a
+    device's real-time status beats. A cloud without these leaves those checks a bench error."""
+
+    def issued_tokens(self, device_id: str) -> list[str]:
+        """Access and refresh token values issued to the device (scan for them; never log them)."""
+        ...
+
+    def token_polls(self, client_id: str | None = None) -> list[dict[str, Any]]:
+        """Device-code polls: {client_id, started_at, t, answer}, cloud time, oldest first."""
+        ...
+
+    def status_beats(self, device_id: str, since: float = 0.0) -> dict[str, Any]:
+        """{"now": cloud time, "beats": [{"t", "kind"}]}: socket beats and heartbeats since `since`."""
+        ...
+
+
+@runtime_checkable
+class PlainHttpTrap(Protocol):
+    """A network path that records plain-HTTP requests sent to the API's own host:port
+    (the first bytes of a connection are an HTTP method, not a TLS record)."""
+
+    def plain_http_attempts(self) -> list[dict[str, Any]]:
+        """{t (wall clock), method, path, client} per trapped request, oldest first."""
+        ...

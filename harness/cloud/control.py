@@ -217,6 +217,20 @@ class CloudControl:
     def websockets(self) -> list[dict[str, Any]]:
         return self._call("GET", "/websockets")
 
+    # --- witness records (harness.protocols.CloudWitness) -------------------------------------
+    def issued_tokens(self, device_id: str) -> list[str]:
+        """The access and refresh token values issued to the device (for a leak scan: never log them)."""
+        body = self._call("GET", f"/devices/{device_id}/tokens")
+        return [str(t["value"]) for t in body.get("tokens", ()) if t.get("value")]
+
+    def token_polls(self, client_id: str | None = None) -> list[dict[str, Any]]:
+        """Device-code polls answered: {client_id, started_at, t, answer} (answer "ok" or the OAuth error)."""
+        return self._call("GET", "/token-polls", params={"client_id": client_id} if client_id else None)
+
+    def status_beats(self, device_id: str, since: float = 0.0) -> dict[str, Any]:
+        """{"now": cloud time, "beats": [{t, kind}]}: the device's socket beats and heartbeats since `since`."""
+        return self._call("GET", "/status-beats", params={"device_id": device_id, "since": since})
+
     def state(self) -> dict[str, Any]:
         return self._call("GET", "/state")
 

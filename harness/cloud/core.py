@@ -10,6 +10,7 @@ import json
 import re
 import secrets
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ FAULT_KINDS = ("slowdown", "internal_error", "request_timeout", "expired_url",
 # Kinds answered by a route handler rather than FaultMiddleware: they need the parsed body.
 HANDLER_KINDS = ("slow_down",)
 TOKEN_PATH = "/v2/auth/token"
+# Bounds of the in-memory witness records (an 8-hour shift of 30 s tokens is ~1000 pairs).
+MAX_TOKENS_PER_DEVICE = 4000
+MAX_POLL_RECORDS = 20000
 
 
 @dataclass
@@ -110,6 +114,12 @@ class CloudCore:
             for r in self.store.all("SELECT * FROM faults ORDER BY created_at")
         ]
         self.journal_buffer: list[tuple[Any, ...]] = []
+        # Witness records for the bench, in memory only (never on disk, so the database
+        # still holds no usable credential): the tokens issued to each device, so the bench
+        # can search a device's logs for their exact values (C2C-SEC-04), and every answer
+        # to a device-code poll with the client that sent it (C2C-AUTH-04).
+        self.issued_tokens: dict[str, deque[dict[str, Any]]] = {}
+        self.token_polls: deque[dict[str, Any]] = deque(maxlen=MAX_POLL_RECORDS)
         self.sockets: dict[str, set[Any]] = {}
         self.asset_locks: dict[str, asyncio.Lock] = {}
         self.store.flush()
@@ -195,8 +205,23 @@ class CloudCore:
         rows, self.journal_buffer = self.journal_buffer, []
         self.store.add_journal(rows)
 
+    # --- witness records ------------------------------------------------------------------
+    def remember_tokens(self, device_pk: str, access: str, refresh: str) -> None:
+        """Keep the values just issued to `device_pk` (memory only) for the bench's leak scan."""
+        issued = self.issued_tokens.setdefault(device_pk, deque(maxlen=MAX_TOKENS_PER_DEVICE))
+        now = self.now()
+        issued.append({"kind": "access", "value": access, "issued_at": now})
+        issued.append({"kind": "refresh", "value": refresh, "issued_at": now})
+
+    def note_poll(self, client_id: str, started_at: float, answer: str) -> None:
+        """One device-code poll: who sent it, when it arrived, what it was answered."""
+        self.token_polls.append({"client_id": client_id[:255], "started_at": started_at,
+                                 "t": self.now(), "answer": answer})
+
     def reset(self) -> None:
         self.flush_journal()
+        self.issued_tokens.clear()
+        self.token_polls.clear()
         self.store.reset()
         self.blobs.reset()
         self.faults = []

@@ -144,6 +144,15 @@ PATHS: dict[str, Any] = {
     }},
     "/plain-http": {"get": op("Attempts on the plain-HTTP listener", LIST)},
     "/websockets": {"get": op("Status socket sessions", LIST)},
+    "/devices/{device_id}/tokens": {"get": op(
+        "Token values issued to the device (memory only; for the bench's leak scan)",
+        props(device_id="string", tokens="array"), params=[path_param("device_id")])},
+    "/token-polls": {"get": op("Device-code polls: client_id, started_at, t, answer", LIST,
+                               params=[query_param("client_id")])},
+    "/status-beats": {"get": op("A device's socket beats and heartbeats since cloud time `since`",
+                                props(device_id="string", now="number", beats="array"),
+                                params=[query_param("device_id"),
+                                        query_param("since", "number")])},
 }
 
 SCHEMA: dict[str, Any] = {

@@ -6,6 +6,7 @@ the detailed shape (revoked device / dead refresh token).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.requests import Request
@@ -14,6 +15,7 @@ from starlette.routing import Route
 
 from harness.cloud.core import TOKEN_PATH, CloudCore
 from harness.cloud.responses import not_authorized, simple
+from harness.cloud.store import digest
 
 ALLOWED_SCOPES = {"asset_create", "offline"}
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -72,8 +74,9 @@ async def device_code(request: Request) -> Response:
     if not scopes or not scopes <= ALLOWED_SCOPES:
         return simple("invalid_scope", description="scope must be 'asset_create offline'")
     name = form.get("name", "").strip()[:255] or f"C2C-{client_id[-12:]}"
-    url_pairing = request.headers.get("x-client-platypus-enabled", "").lower() == "true"
     settings = core.settings
+    url_pairing = (request.headers.get("x-client-platypus-enabled", "").lower() == "true"
+                   and settings.url_pairing)
     now = core.now()
     code, user_code = core.store.create_code(
         client_id=client_id, client_pk=client["id"], name=name, now=now,
@@ -88,6 +91,9 @@ async def device_code(request: Request) -> Response:
     }
     if url_pairing:
         body["verification_uri_complete"] = f"{base}/pair?code={user_code}"
+        # what was issued, so the bench can compare it with what the device offers (AUTH-02)
+        core.store.run("UPDATE codes SET verification_uri_complete=? WHERE device_code_hash=?",
+                       body["verification_uri_complete"], digest(code))
     return JSONResponse(body)
 
 
@@ -116,6 +122,25 @@ async def token(request: Request) -> Response:
 
 def poll_device_code(core: CloudCore, form: dict[str, str], scope: dict[str, Any],
                      method: str = "POST") -> Response:
+    """Answer a device-code poll and note it (client, arrival, answer) for the bench."""
+    started_at = core.now()
+    response = answer_poll(core, form, scope, method)
+    core.note_poll(form.get("client_id", ""), started_at, poll_answer(response))
+    return response
+
+
+def poll_answer(response: Response) -> str:
+    """"ok" for a token answer, else the OAuth error code the answer carries."""
+    if response.status_code == 200:
+        return "ok"
+    try:
+        return str(json.loads(bytes(response.body)).get("error") or response.status_code)
+    except (ValueError, AttributeError):
+        return str(response.status_code)
+
+
+def answer_poll(core: CloudCore, form: dict[str, str], scope: dict[str, Any],
+                method: str = "POST") -> Response:
     client_id = form.get("client_id", "")
     code_text = form.get("device_code", "")
     secret = form.get("client_secret")
@@ -165,6 +190,7 @@ def poll_device_code(core: CloudCore, form: dict[str, str], scope: dict[str, Any
         access_lifetime=core.settings.access_token_lifetime,
         refresh_lifetime=core.settings.refresh_token_lifetime,
     )
+    core.remember_tokens(code["device_pk"], access, refresh_token)
     return token_body(core, access, refresh_token)
 
 
@@ -193,6 +219,7 @@ def refresh(core: CloudCore, form: dict[str, str], scope: dict[str, Any]) -> Res
         access_lifetime=core.settings.access_token_lifetime,
         refresh_lifetime=core.settings.refresh_token_lifetime,
     )
+    core.remember_tokens(row["device_pk"], access, new_refresh)
     return token_body(core, access, new_refresh)
 
 

@@ -137,8 +137,8 @@ async def codes(request: Request) -> Response:
     core = core_of(request)
     now = core.now()
     rows = core.store.all(
-        "SELECT user_code, client_id, name, expires_at, state, project_id, url_pairing"
-        " FROM codes WHERE expires_at > ? AND state = 'pending' ORDER BY created_at", now)
+        "SELECT user_code, client_id, name, created_at, expires_at, interval, state, project_id,"
+        " url_pairing, verification_uri_complete FROM codes WHERE expires_at > ? AND state = 'pending' ORDER BY created_at", now)
     return JSONResponse(rows)
 
 
@@ -358,6 +358,56 @@ async def websockets(request: Request) -> Response:
                          for r in rows])
 
 
+async def device_tokens(request: Request) -> Response:
+    """The access and refresh token values issued to one device since the emulator started.
+
+    For the bench's own leak scan (C2C-SEC-04): it searches the device's logs, state and
+    console for these exact values and reports only where one was found. Kept in memory
+    only; a restarted emulator knows none (the list is then empty).
+    """
+    core = core_of(request)
+    device = core.store.device_by_any_id(request.path_params["device_id"])
+    if device is None:
+        return fail(404, "no such device")
+    issued = list(core.issued_tokens.get(device["id"], ()))
+    return JSONResponse({"device_id": device["id"], "tokens": issued},
+                        headers={"Cache-Control": "no-store"})
+
+
+async def token_polls(request: Request) -> Response:
+    """Device-code polls the emulator answered (oldest first), optionally of one client id."""
+    core = core_of(request)
+    client_id = request.query_params.get("client_id")
+    rows = [p for p in core.token_polls if client_id is None or p["client_id"] == client_id]
+    return JSONResponse(rows)
+
+
+async def status_beats(request: Request) -> Response:
+    """A device's real-time status beats since cloud time `since`: status-socket opens and
+    Phoenix heartbeats, and answered POST /v2/devices/heartbeat calls; with the cloud's `now`
+    so the bench can bound an observation window on the same clock."""
+    core = core_of(request)
+    core.flush_journal()
+    device = core.store.device_by_any_id(request.query_params.get("device_id") or "")
+    if device is None:
+        return fail(404, "no such device")
+    try:
+        since = float(request.query_params.get("since") or 0)
+    except ValueError:
+        raise ConfigError("since must be a number (cloud time)") from None
+    pk = device["id"]
+    beats = [{"t": r["t"], "kind": "socket", "session_id": r["session_id"]} for r in core.store.all(
+        "SELECT t, session_id FROM ws_beats WHERE device_pk=? AND t >= ? ORDER BY t", pk, since)]
+    beats += [{"t": r["connected_at"], "kind": "socket-open", "session_id": r["id"]}
+              for r in core.store.all("SELECT id, connected_at FROM ws_sessions WHERE device_pk=?"
+                                      " AND connected_at >= ?", pk, since)]
+    beats += [{"t": r["t"], "kind": "heartbeat", "session_id": None} for r in core.store.all(
+        "SELECT t FROM journal WHERE device_id=? AND t >= ? AND method='POST'"
+        " AND path LIKE '/v2/devices/heartbeat%' AND status BETWEEN 200 AND 299", pk, since)]
+    beats.sort(key=lambda b: b["t"])
+    return JSONResponse({"device_id": pk, "now": core.now(), "beats": beats})
+
+
 def control_routes() -> list[Route]:
     r = [
         ("/state", state, ["GET"]),
@@ -372,6 +422,9 @@ def control_routes() -> list[Route]:
         ("/devices", devices, ["GET"]),
         ("/devices/{device_id}", device_patch, ["PATCH"]),
         ("/devices/{device_id}/{action}", device_action, ["POST"]),
+        ("/devices/{device_id}/tokens", device_tokens, ["GET"]),
+        ("/token-polls", token_polls, ["GET"]),
+        ("/status-beats", status_beats, ["GET"]),
         ("/tokens/expire", expire_tokens, ["POST"]),
         ("/clock/advance", clock_advance, ["POST"]),
         ("/faults", faults, ["GET", "POST", "DELETE"]),

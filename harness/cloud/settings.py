@@ -40,6 +40,9 @@ class CloudSettings:
     honour_parts: bool = True
     # §11.12: "abs" treats a negative offset as its absolute value, "strict" rejects it.
     offset_sign: str = "abs"
+    # §3.1: URL/QR pairing: a device that opts in (x-client-platypus-enabled: true) is
+    # given verification_uri_complete; off, no device is (the account has it disabled).
+    url_pairing: bool = True
     # §11.17: "websocket" offers the status socket (heartbeats work too); "heartbeat" models
     # REST-status device models: the socket handshake is refused (403), devices must heartbeat.
     status_mode: str = "websocket"

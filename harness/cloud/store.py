@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS codes (
   device_code_hash TEXT PRIMARY KEY, user_code TEXT NOT NULL, client_id TEXT NOT NULL,
   client_pk TEXT NOT NULL, name TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL,
   interval REAL NOT NULL, last_poll_at REAL, state TEXT NOT NULL, project_id TEXT,
-  device_pk TEXT, url_pairing INTEGER NOT NULL DEFAULT 0);
+  device_pk TEXT, url_pairing INTEGER NOT NULL DEFAULT 0, verification_uri_complete TEXT);
 CREATE INDEX IF NOT EXISTS codes_user ON codes(user_code);
 CREATE TABLE IF NOT EXISTS devices (
   id TEXT PRIMARY KEY, device_id TEXT NOT NULL, client_id TEXT NOT NULL, client_pk TEXT NOT NULL,
@@ -91,6 +91,9 @@ CREATE TABLE IF NOT EXISTS plain_http (
 CREATE TABLE IF NOT EXISTS ws_sessions (
   id INTEGER PRIMARY KEY, device_pk TEXT, connected_at REAL NOT NULL, last_heartbeat_at REAL,
   closed_at REAL, topic TEXT, close_reason TEXT);
+CREATE TABLE IF NOT EXISTS ws_beats (
+  id INTEGER PRIMARY KEY, session_id INTEGER NOT NULL, device_pk TEXT, t REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS ws_beats_device ON ws_beats(device_pk, t);
 CREATE TABLE IF NOT EXISTS faults (
   id TEXT PRIMARY KEY, target TEXT NOT NULL, path TEXT, method TEXT, count INTEGER NOT NULL,
   kind TEXT NOT NULL, retry_after INTEGER, created_at REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0);
@@ -101,11 +104,13 @@ CREATE TABLE IF NOT EXISTS faults (
 ADDED_COLUMNS = (
     ("journal", "started_at", "REAL"),
     ("journal", "duration_ms", "REAL"),
+    ("codes", "verification_uri_complete", "TEXT"),
 )
 
 RESET_TABLES = (
     "projects", "codes", "devices", "channels", "grants", "tokens", "pause_windows", "assets",
-    "parts", "part_gens", "comments", "triggers", "journal", "plain_http", "ws_sessions", "faults",
+    "parts", "part_gens", "comments", "triggers", "journal", "plain_http", "ws_sessions", "ws_beats",
+    "faults",
 )
 
 

@@ -107,8 +107,12 @@ async def device_socket(ws: WebSocket) -> None:
                 continue
             v2, join_ref, ref, topic, event, _payload = parsed
             if topic == "phoenix" and event == "heartbeat":
+                beat_at = core.now()
                 core.store.run("UPDATE ws_sessions SET last_heartbeat_at=? WHERE id=?",
-                               core.now(), session_id)
+                               beat_at, session_id)
+                # every beat, not only the last: the bench judges the gaps (C2C-SOCK-01)
+                core.store.run("INSERT INTO ws_beats (session_id, device_pk, t) VALUES (?,?,?)",
+                               session_id, pk, beat_at)
                 core.store.note_seen(pk, core.now(), ws.headers.get("x-client-version"))
                 await send(ws, v2, None, ref, "phoenix", "phx_reply",
                            {"status": "ok", "response": {}})

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.mutants.patching import Mutant, replace
+from tests.mutants.witness_mutants import WITNESS_MUTANTS
 
 
 # --- the patches -------------------------------------------------------------------------------
@@ -319,7 +320,7 @@ _CORE: tuple[Mutant, ...] = (
 
 
 # More defects, one table per concern; each module lists its own tuple.
-MUTANTS: tuple[Mutant, ...] = _CORE
+MUTANTS: tuple[Mutant, ...] = _CORE + WITNESS_MUTANTS
 
 
 def get_mutant(name: str) -> Mutant:

@@ -21,6 +21,9 @@ STEP_MODULES = (
     "harness.bdd.steps.oracle_steps",
     "harness.bdd.steps.media_oracle_steps",
     "harness.bdd.steps.auth_oracle_steps",
+    "harness.bdd.steps.pairing_steps",
+    "harness.bdd.steps.security_steps",
+    "harness.bdd.steps.presence_steps",
     "harness.bdd.steps.tethered_steps",
 )
 

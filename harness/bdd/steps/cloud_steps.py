@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pytest_bdd import given, parsers, when
 
+from harness.bdd.bench import Bench
 from harness.bdd.steps.common import hold_for, wait_until
+from harness.bdd.steps.pairing_steps import witness
+from harness.errors import CloudError
 
 # Token-poll answers the AUTH-04 outline asks for -> how the emulator is made to give them.
 POLL_ERRORS = ("expired_token", "slow_down", "access_denied")
 PAUSE_EDGE_S = 2.0
+# C2C-SOCK-01: how far past the gap limit a silence must run to be conclusive, and the
+# margin of the window's hard cap (twice the limit: two beats of a 300 s heartbeater).
+IDLE_SLACK_S = 5.0
 
 
 @given("URL pairing is enabled in the cloud")
-def _url_pairing(bench: Any) -> None:
-    """URL/QR pairing: the device opts in with x-client-platypus-enabled; the emulator always allows it."""
+def _url_pairing(bench: Bench) -> None:
+    """URL/QR pairing on: a device that opts in (x-client-platypus-enabled) is issued a
+    verification_uri_complete (the emulator's `url_pairing` setting; restored afterwards)."""
+    was = bool(bench.cloud.update_settings().get("url_pairing", True))
+    now = bench.cloud.update_settings(url_pairing=True)
+    if now.get("url_pairing") is not True:
+        raise CloudError("the cloud did not switch URL pairing on")
+    if not was:
+        bench.state.notes["restore_settings"] = {"url_pairing": False}
     bench.state.notes["url_pairing"] = True
 
 
@@ -115,17 +129,36 @@ def _remove(bench: Any) -> None:
     bench.session.paired = False
 
 
-@when(parsers.parse("the device is idle for {minutes:d} minutes of cloud time"))
-def _idle(bench: Any, minutes: int) -> None:
-    """Advance the emulator clock in 30 s steps while the device stays idle."""
-    bench.state.notes["idle_from"] = len(bench.journal())
-    steps = minutes * 2
-    for _ in range(steps):
-        before = len(bench.cloud.journal(since=bench.state.journal_since))
-        bench.cloud.advance_clock(30)
-        # give the device a moment of real time to react to each clock step
-        wait_until(lambda b=before: len(bench.cloud.journal(since=bench.state.journal_since)) >= b, 5, "the journal")
-    bench.timeline.record("cloud", "idle", "mark", minutes=minutes)
+@when(parsers.parse("the device stays idle for at least {seconds:d} seconds of real time"))
+def _idle(bench: Bench, seconds: int) -> None:
+    """Watch the device's status beats while it does nothing, in real time (its beats run on
+    its own clock, which the bench cannot drive): at least `seconds`, and on until the cloud
+    saw two beats of this device or a silence longer than C2C-SOCK-01's gap limit (a device
+    beating every 300 s is watched up to ~10 min; one that never beats, just past the limit).
+    The window [start, end] and the beats in it (cloud time) go to the Then-step."""
+    device_id = bench.cloud_device_id()
+    cloud = witness(bench)
+    limit = float(bench.session.checklist["C2C-SOCK-01"].measurement("heartbeat_gap_s").high or 300)
+    cap = 2 * limit + IDLE_SLACK_S
+    start = float(cloud.status_beats(device_id)["now"])
+    began = time.monotonic()
+    bench.timeline.record("cloud", "idle", "start", at_least_s=seconds)
+
+    def conclusive() -> dict[str, Any] | None:
+        seen = cloud.status_beats(device_id, since=start)
+        beats = [float(b["t"]) for b in seen["beats"] if float(b["t"]) >= start]
+        silence = float(seen["now"]) - (beats[-1] if beats else start)
+        elapsed = time.monotonic() - began
+        if silence > limit + IDLE_SLACK_S or elapsed >= cap or (elapsed >= seconds and len(beats) >= 2):
+            return seen
+        return None
+    seen = wait_until(conclusive, cap + 2 * IDLE_SLACK_S, "the idle window to end", interval=1.0)
+    end = float(seen["now"])
+    bench.timeline.record("cloud", "idle", "stop")
+    bench.state.notes["idle_window"] = {"start": start, "end": end, "beats": seen["beats"]}
+    kinds = sorted({str(b.get("kind")) for b in seen["beats"]})
+    bench.exercised(f"idle {end - start:.0f} s of real time, not 8 minutes: the device's own status beats "
+                    f"({', '.join(kinds) or 'none'}) within that window, gap limit {limit:.0f} s")
 
 
 @when("the cloud has received part of the upload")

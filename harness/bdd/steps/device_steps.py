@@ -7,14 +7,12 @@ operator prompt when the device has no automatic way.
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from harness.bdd.evidence import TOKEN_PATTERNS
 from harness.bdd.steps.common import (
     control_or_operator,
     device_status,
@@ -23,10 +21,9 @@ from harness.bdd.steps.common import (
     wait_until,
 )
 from harness.certify.verdicts import NOT_APPLICABLE_SKIP
-from harness.errors import DeviceFailure, OperatorUnavailable
+from harness.errors import DeviceFailure
 
 PAIR_TIMEOUT = 60.0
-MAX_SCAN_BYTES = 20 * 1024 * 1024
 
 
 def _running(bench: Any) -> bool:
@@ -240,22 +237,6 @@ def _logout(bench: Any) -> None:
 
 
 # --- what the device shows -------------------------------------------------------------------
-@then("the device shows a 6-digit pairing code")
-def _six_digits(bench: Any) -> None:
-    """The user code is exactly six digits (measured as user_code_digits)."""
-    code = bench.state.pairing_code or bench.device.pairing_code(PAIR_TIMEOUT)
-    digits = len(code) if code.isdigit() else -1
-    ok = bench.measure("C2C-AUTH-01", "user_code_digits", digits)
-    assert ok, f"pairing code {'*' * len(code)} is not six digits"
-
-
-@then("the device offers the complete verification URL")
-def _complete_uri(bench: Any) -> None:
-    """verification_uri_complete is offered (status field) or the operator sees a link/QR."""
-    status_or_operator(bench, "Does the device show a link or QR code for pairing?",
-                       lambda st: bool((st.get("pairing") or {}).get("verification_uri_complete")))
-
-
 @then("the device does not show itself as paired")
 def _not_paired(bench: Any) -> None:
     """After a cancel the device is not paired."""
@@ -390,44 +371,6 @@ def _local_storage(bench: Any) -> None:
         return
     assert not missing, f"files removed from local storage after upload: {missing}"
 
-
-# --- secrets ---------------------------------------------------------------------------------
-def _scan_texts(bench: Any) -> list[tuple[str, str]]:
-    texts: list[tuple[str, str]] = []
-    for root in bench.device.inspect_paths():
-        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
-        for p in paths:
-            try:
-                data = p.read_bytes()[:MAX_SCAN_BYTES]
-            except OSError:
-                continue
-            texts.append((str(p), data.decode("utf-8", errors="replace")))
-    st = bench.device.status()
-    if st is not None:
-        texts.append(("status.json", json.dumps(st)))
-    return texts
-
-
-def _require_inspectable(bench: Any) -> None:
-    if not bench.device.inspect_paths() and not bench.has_status:
-        raise OperatorUnavailable("the profile exposes no logs or state to scan; an operator must inspect the UI and exports")
-
-
-@then("the device's logs, state and status contain no client secret")
-def _no_secret(bench: Any) -> None:
-    """The client secret appears in no log, state file or status the profile exposes."""
-    _require_inspectable(bench)
-    secret = bench.cloud.client_secret()
-    leaks = [where for where, text in _scan_texts(bench) if secret and secret in text]
-    assert not leaks, f"client secret readable in: {leaks}"
-
-
-@then("the device's logs, state and status contain no access or refresh token")
-def _no_tokens(bench: Any) -> None:
-    """No bearer or refresh token in plain text in logs, state or status."""
-    _require_inspectable(bench)
-    leaks = sorted({where for where, text in _scan_texts(bench) for rx in TOKEN_PATTERNS if rx.search(text)})
-    assert not leaks, f"access/refresh token readable in: {leaks}"
 
 
 # --- declared and operator items ----------------------------------------------------------------

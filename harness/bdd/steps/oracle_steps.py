@@ -6,7 +6,6 @@ against the capture manifest: never the device's own claims.
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 import time
@@ -16,13 +15,10 @@ from typing import Any
 from pytest_bdd import parsers, then
 
 from harness.bdd.steps.cloud_steps import refreshes
-from harness.bdd.steps.common import control_or_operator, device_status, hold_for, wait_until
+from harness.bdd.steps.common import device_status, hold_for, wait_until
 from harness.certify.ledger import Ledger
 from harness.certify.throughput import part_upload_rate
-from harness.errors import DeliveryFailure, DeviceTimeout, ProtocolViolation
-
-SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
-
+from harness.errors import DeliveryFailure, DeviceTimeout
 
 GAVE_UP_GRACE_S = 10.0
 # Outcomes no later upload can undo.
@@ -106,26 +102,6 @@ def _only_first(bench: Any, seconds: int) -> None:
     assert ledger.files[0].outcome == "intact", f"{first}: {ledger.files[0].outcome}"
     others = [f.name for f in ledger.files[1:] if f.assets]
     assert not others, f"manual mode uploaded unselected files: {others}"
-
-
-@then("every HTTPS request carried a semver x-client-version header")
-def _version_header(bench: Any) -> None:
-    """x-client-version on every API call, a semantic version (S3 part PUTs excluded)."""
-    rows = [r for r in bench.journal() if r.get("scheme", "https") == "https" and r.get("method") != "PUT"]
-    assert rows, "the cloud saw no API request in this scenario"
-    bad = [f"{r.get('method')} {r.get('path')}: {r.get('client_version')!r}" for r in rows
-           if not SEMVER.match(str(r.get("client_version") or ""))]
-    if bad:
-        raise ProtocolViolation(f"{len(bad)} request(s) without a semver x-client-version: {bad[:5]}")
-
-
-@then("no request was made over plain HTTP")
-def _no_plain_http(bench: Any) -> None:
-    """The plain-HTTP listener recorded no attempt from the device."""
-    attempts = bench.cloud.plain_http_attempts()
-    mine = attempts[int(bench.state.notes.get("plain_http_baseline", 0)):]
-    if mine:
-        raise ProtocolViolation(f"{len(mine)} request(s) over plain HTTP, e.g. {mine[0].get('method')} {mine[0].get('path')}")
 
 
 @then("the corrupted file did not block the queue")
@@ -295,58 +271,6 @@ def _no_more_parts(bench: Any, seconds: int) -> None:
     assert any(f.outcome != "intact" for f in ledger.files), "the cancelled file completed anyway"
 
 
-@then(parsers.parse("the cloud sees no more token polls from the device within {seconds:d} seconds"))
-def _no_polls(bench: Any, seconds: int) -> None:
-    """After a cancel the device stops polling /v2/auth/token (after one interval of grace)."""
-    interval = 6
-
-    def polls() -> int:
-        return sum(1 for r in bench.journal() if str(r.get("path", "")).endswith("/v2/auth/token"))
-    hold_for(interval)
-    baseline = polls()
-
-    def check() -> None:
-        assert polls() == baseline, "the device kept polling for a token after the pairing was cancelled"
-    hold_for(seconds - interval, check, interval=1.0)
-
-
-@then(parsers.parse("the device shows a pairing code again within {seconds:d} seconds"))
-def _code_again(bench: Any, seconds: int) -> None:
-    """After expired_token / access_denied the device requests and shows a new code."""
-    error = bench.state.notes.get("poll_error")
-    first = bench.state.pairing_code
-    if error == "access_denied" and first:
-        bench.cloud.deny(first)
-        bench.timeline.record("auth", "access_denied", "mark")
-        if bench.has_status:
-            wait_until(lambda: (device_status(bench).get("pairing") or {}).get("state") in {"denied", "error", "unpaired"},
-                       30, "the device to show the denial")
-        # after a denial the user starts pairing again (a new code, never the denied one)
-        control_or_operator(bench, "start_pairing", "Start pairing again on the device. Done?")
-
-    def new_code() -> str | None:
-        code = bench.device.pairing_code(seconds)
-        return code if (error == "slow_down" or code != first) else None
-    code = wait_until(new_code, seconds, "a new pairing code")
-    bench.state.pairing_code = code
-
-
-@then("the device pairs once the code is approved")
-def _pairs(bench: Any) -> None:
-    """Approve the current code; the device gets tokens and appears in the project."""
-    project = bench.session.ensure_project()
-    bench.cloud.approve(str(bench.state.pairing_code), str(project["id"]))
-    wait_until(lambda: bench.cloud_device() is not None, 60, "the device to pair")
-    bench.session.paired = True
-
-
-@then("the device requested no new pairing code")
-def _no_new_code(bench: Any) -> None:
-    """No POST /v2/auth/device/code during the scenario (no re-pairing)."""
-    codes = [r for r in bench.journal() if str(r.get("path", "")).endswith("/v2/auth/device/code")]
-    assert not codes, f"the device requested {len(codes)} new pairing code(s)"
-
-
 # after a connected period of short-lived tokens, a device still at zero refreshes this much later never will
 NO_REFRESH_GIVE_UP_S = 15.0
 
@@ -370,21 +294,6 @@ def _refreshed(bench: Any, count: str) -> None:
     item = "C2C-NET-02" if n > 1 else "C2C-RTY-03"
     bench.measure(item, "refreshes", got)
     assert got >= n, f"the device refreshed its token {got} time(s), expected >= {n}"
-
-
-@then(parsers.parse("the device kept real-time status with no gap over {limit:d} seconds"))
-def _heartbeats(bench: Any, limit: int) -> None:
-    """Heartbeats or socket beats with no gap over the limit, in cloud time (measured)."""
-    beats = sorted(float(r["t"]) for r in bench.journal() if str(r.get("path", "")).endswith("/heartbeat")
-                   or "websocket" in str(r.get("path", "")))
-    sessions = bench.cloud.plain_http_attempts and getattr(bench.cloud, "websockets", None)
-    if callable(sessions):
-        for s in sessions():
-            if s.get("last_heartbeat_at"):
-                beats.append(float(s["last_heartbeat_at"]))
-    assert beats, "no heartbeat or socket activity seen"
-    gaps = [b - a for a, b in itertools.pairwise(beats)] or [0.0]
-    assert bench.measure("C2C-SOCK-01", "heartbeat_gap_s", round(max(gaps), 1)), f"status gap {max(gaps):.0f} s"
 
 
 @then(parsers.parse("the cloud sees the device's tokens revoked within {seconds:d} seconds"))

@@ -40,6 +40,8 @@ ROUTES: list[tuple[tuple[str, ...], frozenset[str]]] = [
     (("proxies",), frozenset({"GET", "POST"})),
     (("proxies", "*"), frozenset({"GET", "POST", "PATCH", "DELETE"})),
     (("proxies", "*", "toxics"), frozenset({"GET", "POST"})),
+    # bench extension (not in Toxiproxy): plain-HTTP requests the proxy trapped
+    (("proxies", "*", "plain_http"), frozenset({"GET"})),
     (("proxies", "*", "toxics", "*"), frozenset({"GET", "POST", "PATCH", "DELETE"})),
 ]
 
@@ -332,6 +334,8 @@ class ApiServer:
                 return json_response(200, reg.index())
             proxy = await reg.create(self._decode(body))
             return json_response(201, proxy.to_json())
+        if len(params) == 1 and path.endswith("/plain_http"):
+            return json_response(200, list(reg.get(params[0]).plain_http))
         if len(params) == 1 and not path.endswith("/toxics"):
             name = params[0]
             if method == "GET":

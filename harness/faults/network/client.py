@@ -158,6 +158,11 @@ class ToxiproxyClient:
             body["toxicity"] = toxicity
         return dict(self._call("PATCH", f"/proxies/{proxy}/toxics/{name}", body))
 
+    def plain_http(self, proxy: str) -> list[dict[str, Any]]:
+        """Plain-HTTP requests the proxy trapped (our server's extension; a real
+        toxiproxy-server has none and answers 404: FaultInjectionError)."""
+        return list(self._call("GET", f"/proxies/{proxy}/plain_http") or [])
+
     def remove_toxic(self, proxy: str, name: str) -> None:
         self._call("DELETE", f"/proxies/{proxy}/toxics/{name}")
 

@@ -138,6 +138,13 @@ class NetworkLink:
             self._set_enabled(False)
             self._set_enabled(True)
 
+    def plain_http_attempts(self) -> list[dict[str, Any]]:
+        """Plain-HTTP requests sent to the device's API address (harness.protocols.PlainHttpTrap).
+
+        Raises FaultInjectionError when the server has no trap (a real toxiproxy-server).
+        """
+        return self.api.plain_http(self.name)
+
     def clear(self) -> None:
         """Stop any profile, remove every toxic and bring the link up.
 

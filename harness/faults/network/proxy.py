@@ -18,8 +18,10 @@ import errno
 import logging
 import os
 import random
+import re
 import socket
 import struct
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -40,6 +42,26 @@ STREAM_LIMIT = 1024 * 1024
 MAX_QUEUED_BYTES = 16 * 1024 * 1024
 MAX_QUEUED_CHUNKS = 1024
 DIAL_TIMEOUT = 10.0
+# The plain-HTTP trap: a client connection whose first bytes are an HTTP request line, not
+# a TLS record (0x16 handshake), is a device speaking http:// to the API's own host:port
+# (C2C-SEC-01). It is recorded and answered 403, never forwarded; TLS passes untouched.
+PLAIN_HTTP = re.compile(rb"^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|TRACE|CONNECT) (\S{1,2048})")
+MAX_PLAIN_RECORDS = 1000
+PLAIN_ANSWER = (b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 16\r\n"
+                b"Connection: close\r\n\r\nHTTPS required.\n")
+
+
+def plain_http_request(first: bytes) -> tuple[str, str] | None:
+    """(method, path without query) when `first` opens a plain-text HTTP request, else None."""
+    if not first or first[0] == 0x16:
+        return None
+    m = PLAIN_HTTP.match(first)
+    if m is None:
+        return None
+    target = m.group(2).decode("latin-1")
+    if "://" in target:  # absolute form (a proxy-style request): keep only the path
+        target = "/" + target.split("://", 1)[1].partition("/")[2]
+    return m.group(1).decode("ascii"), target.split("?", 1)[0][:512]
 
 
 class ListenError(Exception):
@@ -224,6 +246,8 @@ class Link:
             if not data:
                 self._put(Chunk(b"", self.now(), eof=True))
                 return
+            if self.received == 0 and self.direction == "upstream" and self.conn.trap_plain_http(data):
+                return
             self.received += len(data)
             self._totals[0] += len(data)
             if not proxy_toxics and self._writer_idle and not self._queue:
@@ -312,6 +336,28 @@ class Connection:
         }
         self.tasks: list[asyncio.Task[None]] = []
         self.closed = False
+        sock = self.client_writer.get_extra_info("peername")
+        self.client = f"{sock[0]}:{sock[1]}" if isinstance(sock, tuple) and len(sock) >= 2 else None
+
+    def trap_plain_http(self, first: bytes) -> bool:
+        """Record and refuse a plain-HTTP request (the client's first bytes); False for anything else."""
+        request = plain_http_request(first)
+        if request is None:
+            return False
+        self.proxy.plain_http.append({"t": time.time(), "method": request[0], "path": request[1],
+                                      "client": self.client, "listen": self.proxy.listen})
+        del self.proxy.plain_http[:-MAX_PLAIN_RECORDS]
+        log.warning("proxy %s: plain HTTP %s %s from %s refused", self.proxy.name, request[0],
+                    request[1], self.client)
+        self.client_writer.write(PLAIN_ANSWER)
+        writer = self.client_writer
+
+        async def close_after_answer() -> None:
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.drain()
+            self.close()
+        self.tasks.append(asyncio.ensure_future(close_after_answer()))
+        return True
 
     def start(self) -> None:
         for link in self.links.values():
@@ -348,6 +394,7 @@ class Proxy:
         self.toxics: dict[str, list[Toxic]] = {d: [] for d in DIRECTIONS}
         self.connections: set[Connection] = set()
         self.byte_totals: dict[str, list[int]] = {d: [0, 0] for d in DIRECTIONS}
+        self.plain_http: list[dict[str, object]] = []  # trapped plain-HTTP requests (bench extension)
         self._server: asyncio.Server | None = None
 
     def to_json(self) -> dict[str, object]:
