@@ -52,6 +52,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--c2c-interactive", action="store_true", help="ask the operator for operator-verified items")
     group.addoption("--c2c-reports", default=None, help="directory for results.json and the certificate")
     group.addoption("--c2c-smoke", action="store_true", help="record the run as a smoke run")
+    group.addoption("--c2c-prior", default=None,
+                    help="results.json of an earlier run this one retries: its other records are carried forward")
 
 
 def feature_tags(directory: Path = FEATURES_DIR) -> set[str]:
@@ -393,11 +395,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     out = Path(reports)
     out.mkdir(parents=True, exist_ok=True)
     device = store.get("device") or {"name": config.getoption("--c2c-device")}
-    run = {"seed": config.getoption("--c2c-seed"), "smoke": config.getoption("--c2c-smoke"),
+    run = {"device_arg": config.getoption("--c2c-device"), "seed": config.getoption("--c2c-seed"),
+           "smoke": config.getoption("--c2c-smoke"),
            "network": config.getoption("--c2c-network"), "interactive": config.getoption("--c2c-interactive"),
            "selection": _selection(config, store), "expected": store.get("expected", {}),
            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     results = store["results"]
+    prior = config.getoption("--c2c-prior", default=None)
+    if prior:
+        from harness.certify.retry import carry_forward
+
+        results = carry_forward(Path(prior), results, run, deselected=[_scenario_name(i) for i in store.get("deselected", [])
+                                                                          if _checklist_ids(i)])
     document = {"device": device, "run": run, "results": results,
                 "seal": seal(device, run, results, store.get("bound", {}))}
     (out / "results.json").write_text(json.dumps(document, indent=2, ensure_ascii=False, default=str), encoding="utf-8")

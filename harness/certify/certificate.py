@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.certify.checklist import Checklist, Item, load_checklist
+from harness.certify.retry import attempts_by_item
 from harness.certify.seal import verify
 from harness.certify.verdicts import (
     DECLARED,
@@ -211,6 +212,11 @@ def build_certificate(
     selection = run.get("selection") or {}
     items = item_verdicts(checklist, results, device, smoke=bool(run.get("smoke")), expected=run.get("expected"),
                           selected_only=int(selection.get("deselected", 0)) > 0)
+    for item_id, attempts in attempts_by_item(run, results).items():
+        entry = items[item_id]
+        entry["attempts"] = attempts
+        count = len({a["attempt"] for a in attempts})
+        entry["reason"] = (f"{entry['verdict']} after {count} attempts; " + entry["reason"]).rstrip("; ")
     summary = summarize(items, run)
     public_device = {k: v for k, v in device.items() if k not in {"not_applicable"}}
     public_device["not_applicable"] = dict(device.get("not_applicable", {}))
@@ -262,6 +268,8 @@ def _evidence_html(entry: Mapping[str, Any]) -> str:
               f"{e(str(a.get('question')))} &rarr; {e(str(a.get('answer')))}" for a in entry.get("operator_answers", [])]
     parts += [f"<i>exercised:</i> {e(text)}" for text in entry.get("exercised", [])]
     parts += [f"<i>not run:</i> {e(name)}" for name in entry.get("missing_scenarios", [])]
+    parts += [f"<i>attempt {e(str(a.get('attempt')))}:</i> {e(str(a.get('verdict')))} {e(str(a.get('scenario')))}"
+              for a in entry.get("attempts", [])]
     return "<br>".join(parts)
 
 

@@ -4,6 +4,7 @@
     c2c-certify report --reports reports [--allure PATH]
     c2c-certify verify [REPORTS]
     c2c-certify check-profile PROFILE
+    c2c-certify retry --from REPORTS [--only fail,error,not-run]
     c2c-certify steps
     c2c-certify mutants [--full] [--out reports/mutants.json]
     c2c-certify repeat N --device reference [--reports reports/repeat]
@@ -196,6 +197,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retry(args: argparse.Namespace) -> int:
+    from harness.certify.manifest import bench_version
+    from harness.certify.retry import RETRYABLE, retry_plan
+
+    earlier = Path(args.from_reports).resolve()
+    only = tuple(v.strip() for v in args.only.split(",") if v.strip()) if args.only else RETRYABLE
+    unknown = sorted(set(only) - set(RETRYABLE))
+    if unknown:
+        raise ConfigError(f"retry --only: {unknown} are not retryable verdicts; choose from {', '.join(RETRYABLE)}")
+    plan = retry_plan(earlier, only, str(bench_version().get("commit")))
+    if not plan["items"]:
+        print(f"retry: nothing to retry in {earlier} (no item is {', '.join(only)})")
+        return 0
+    n = 1
+    while (earlier.parent / f"{earlier.name}-retry{n}").exists():
+        n += 1
+    out = Path(args.reports).resolve() if args.reports else earlier.parent / f"{earlier.name}-retry{n}"
+    print(f"retry: {len(plan['items'])} item(s) of {earlier}: {' '.join(plan['items'])} -> {out}")
+    argv = ["run", "--device", plan["device"], "--seed", str(plan["seed"]), "--reports", str(out), "--quiet"]
+    if plan["network"]:
+        argv += ["--network", str(plan["network"])]
+    for item in plan["items"]:
+        argv += ["--item", item]
+    return main([*argv, "--", f"--c2c-prior={plan['prior']}"])
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from harness.certify.manifest import verify_folder
     from harness.certify.seal import SealBroken
@@ -287,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--reports", default="reports")
     rep.add_argument("--allure", default=None, help="path of the Allure 3 CLI")
     rep.set_defaults(func=cmd_report)
+    rty = sub.add_parser("retry", help="rerun the failed, errored and unrun items of an earlier run")
+    rty.add_argument("--from", dest="from_reports", required=True, help="the earlier run's reports folder")
+    rty.add_argument("--only", default=None, help="comma-separated verdicts to retry (default: fail,error,not-run,operator)")
+    rty.add_argument("--reports", default=None, help="where the retry writes (default: <from>-retryN)")
+    rty.set_defaults(func=cmd_retry)
     chk = sub.add_parser("check-profile", help="static review of a device profile (run does it first)")
     chk.add_argument("profile", help="profile name, path, or mutant:NAME")
     chk.set_defaults(func=cmd_check_profile)
