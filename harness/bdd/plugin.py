@@ -26,7 +26,13 @@ import pytest
 
 from harness.certify.checklist import ITEM_ID, load_checklist
 from harness.certify.seal import journal_digest, profile_digest, seal
-from harness.certify.verdicts import item_verdicts, scenario_verdict, verdict_for_skip
+from harness.certify.verdicts import (
+    ERROR,
+    error_cause,
+    item_verdicts,
+    scenario_verdict,
+    verdict_for_skip,
+)
 
 if TYPE_CHECKING:
     from harness.bdd.bench import Bench, SessionBench
@@ -203,6 +209,15 @@ def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scen
 
 
 _EVIDENCE = pytest.StashKey[dict[str, Any]]()
+_THEN_STEPS = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_bdd_after_step(request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any,
+                          step_func: Any, step_func_args: Any) -> None:
+    """Count the Then steps a scenario ran: a scenario that ran none has not judged the device."""
+    if step.type == "then":
+        request.node.stash[_THEN_STEPS] = request.node.stash.get(_THEN_STEPS, 0) + 1
 _STEP_ERROR = pytest.StashKey[BaseException]()
 
 
@@ -235,11 +250,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         per_item = item_verdicts(ids, failure, measurements, declared=declared, attested=attested)
         verdict = scenario_verdict(failure, measurements, declared=bool(declared), attested=attested)
         reason = _reason(exc) if report.failed else ""
+        if failure is None and not item.stash.get(_THEN_STEPS, 0):
+            # passing with no Then step run is passing without a judgement: never a pass
+            verdict, reason = ERROR, "no Then step ran: the scenario judged nothing"
+            per_item = dict.fromkeys(ids, ERROR)
         if not reason and declared:
             reason = "; ".join(f"declared by the profile: {text}" for text in declared.values())
         if verdict == "fail" and not reason:
             bad = [m for m in measurements if m.get("passed") is False]
             reason = "; ".join(f"{m['name']}={m['value']} outside {m['limits']}" for m in bad)
+    cause = ("skipped" if report.skipped else error_cause(exc if report.failed else None)) if verdict == ERROR else None
+    if cause:
+        reason = f"[{cause}] {reason}"
     record = {
         "nodeid": item.nodeid,
         "feature": _feature_file(item),
@@ -251,6 +273,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "item_verdicts": per_item,
         "reason": reason,
         "exception": type(exc).__name__ if exc is not None and report.failed else None,
+        "cause": cause,
         "measurements": measurements,
         "exercised": list(b.state.exercised) if b is not None else [],
         "declared": declared,

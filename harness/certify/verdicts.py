@@ -44,6 +44,23 @@ def verdict_for_exception(exc: BaseException | None) -> str:
     return ERROR  # an unexpected exception is the bench's fault until shown otherwise
 
 
+def error_cause(exc: BaseException | None) -> str:
+    """Which part of the bench an "error" came from (the cause code a reviewer filters on)."""
+    from harness.errors import CloudError, ConfigError, FaultInjectionError, MediaError, RelayError
+
+    if exc is None:
+        return "no-verdict"  # the scenario ended without any step that could judge the device
+    for kind, cause in ((RelayError, "relay"), (MediaError, "media"), (FaultInjectionError, "fault-injector"),
+                        (CloudError, "emulator"), (ConfigError, "config")):
+        if isinstance(exc, kind):
+            return cause
+    if type(exc).__name__ == "Failed" and "Timeout" in str(exc):
+        return "timeout"  # pytest-timeout's backstop
+    if isinstance(exc, BenchFailure):
+        return "bench"
+    return "harness-bug"
+
+
 def verdict_for_skip(reason: str) -> str:
     """A skipped scenario: operator / not-applicable on purpose, anything else is an error."""
     reason = reason.removeprefix("Skipped: ")

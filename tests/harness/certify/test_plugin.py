@@ -36,6 +36,10 @@ FEATURE = textwrap.dedent('''
       Scenario: A step that breaks the bench
         Given the device profile
         Then the bench breaks
+
+      @C2C-QA-04
+      Scenario: A scenario that judges nothing
+        Given the device profile
 ''')
 
 MODULE = textwrap.dedent('''
@@ -75,14 +79,16 @@ def test_declared_operator_and_error_verdicts(pytester: pytest.Pytester) -> None
     reports = pytester.path / "reports"
     result = pytester.runpytest_subprocess(*plugin_args(), "--strict-markers", "--c2c-device=reference",
                                            f"--c2c-reports={reports}", "-p", "no:allure_pytest_bdd")
-    result.assert_outcomes(passed=1, failed=2)
+    result.assert_outcomes(passed=2, failed=2)
     cert = json.loads((reports / "certificate.json").read_text())
     items = cert["items"]
     # the profile's word is "declared" with its evidence, never "pass"
     assert items["C2C-NETW-02"]["verdict"] == "declared" and items["C2C-NETW-02"]["declared"]
     assert cert["summary"]["declared"] == 1 and cert["summary"]["measured"] == 0
     assert items["C2C-WF-01"]["verdict"] == "not-applicable"  # WF-01 applies to encoders; the reference is a camera
-    assert items["C2C-QA-03"]["verdict"] == "error" and "emulator went away" in items["C2C-QA-03"]["reason"]
+    assert items["C2C-QA-03"]["verdict"] == "error" and "[emulator] CloudError: emulator went away" in items["C2C-QA-03"]["reason"]
+    # a scenario with no Then step has judged nothing: an error of the bench, never a pass
+    assert items["C2C-QA-04"]["verdict"] == "error" and "[no-verdict]" in items["C2C-QA-04"]["reason"]
     results = json.loads((reports / "results.json").read_text())["results"]
     by_name = {r["scenario"]: r for r in results}
     assert by_name["Recording trigger"]["verdict"] == "operator"

@@ -19,6 +19,8 @@ from harness.certify.checklist import load_checklist
 from harness.certify.cli import main
 from harness.certify.manifest import write_manifest
 from harness.certify.seal import SealBroken, bench_key, seal, verify
+from harness.certify.verdicts import combine, error_cause
+from harness.errors import CloudError, ConfigError, FaultInjectionError, MediaError, RelayError
 
 CHECKLIST = load_checklist()
 CAMERA = {"name": "dut", "id": "dut", "kind": "camera", "firmware": "2.0.0", "not_applicable": {}}
@@ -177,3 +179,20 @@ def test_another_bench_key_is_named(sealed_reports: Path, tmp_path: Path, monkey
     assert (tmp_path / "other.key").stat().st_mode & 0o777 == 0o600
     with pytest.raises(SealBroken, match="another bench"):
         verify(doc)
+
+
+@pytest.mark.parametrize(("exc", "cause"), [
+    (CloudError("down"), "emulator"), (RelayError("no answer"), "relay"), (MediaError("ffmpeg"), "media"),
+    (FaultInjectionError("proxy port"), "fault-injector"), (ConfigError("bad field"), "config"),
+    (KeyError("harness bug"), "harness-bug"), (None, "no-verdict"),
+])
+def test_a_bench_error_carries_its_cause(exc: BaseException | None, cause: str) -> None:
+    assert error_cause(exc) == cause
+
+
+def test_a_later_pass_never_overwrites_a_fail() -> None:
+    name = CHECKLIST["C2C-HDR-01"].scenarios[0].name
+    results = [*whole_run(**{name: "fail"}), record(["C2C-HDR-01"], "pass", scenario=name)]
+    assert build_certificate(results, CAMERA, checklist=CHECKLIST)["items"]["C2C-HDR-01"]["verdict"] == "fail"
+    assert combine(["pass", "declared", "operator-confirmed"]) == "operator-confirmed"
+    assert combine(["not-applicable", "pass"]) == "pass"
