@@ -65,3 +65,7 @@ class MediaError(FaultInjectionError):
 
 class OperatorUnavailable(BenchFailure):
     """An item needs a person on the bench and the run is not interactive."""
+
+
+class OperatorTimeout(BenchFailure):
+    """The person on the bench did not answer in the time allowed (verdict "error", not "operator")."""

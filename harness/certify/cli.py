@@ -163,6 +163,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                           interactive=args.interactive, items=args.item or (), extra=args.pytest_args or ())
     env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "PYTHONPATH": os.pathsep.join(
         p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    if args.operator:
+        env["C2C_OPERATOR"] = args.operator  # who answers the operator questions, in the certificate
     log = (reports / "pytest.log").open("wb")
     with log:
         proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -306,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=1)
     run.add_argument("--reports", default="reports")
     run.add_argument("--interactive", action="store_true", help="prompt the operator for operator items")
+    run.add_argument("--operator", default=None, help="name of the person answering (default: $C2C_OPERATOR or the user)")
     run.add_argument("--item", action="append", help="only scenarios tagged with this checklist ID")
     run.add_argument("--quiet", action="store_true", help="no progress display")
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments after --")

@@ -13,7 +13,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from harness.errors import BenchFailure, DeviceFailure, OperatorUnavailable
+from harness.errors import (
+    BenchFailure,
+    CloudError,
+    ConfigError,
+    DeviceFailure,
+    FaultInjectionError,
+    MediaError,
+    OperatorTimeout,
+    OperatorUnavailable,
+    RelayError,
+)
 
 PASS, FAIL, ERROR, OPERATOR, NOT_APPLICABLE, NOT_RUN = "pass", "fail", "error", "operator", "not-applicable", "not-run"
 DECLARED, OPERATOR_CONFIRMED = "declared", "operator-confirmed"
@@ -46,11 +56,9 @@ def verdict_for_exception(exc: BaseException | None) -> str:
 
 def error_cause(exc: BaseException | None) -> str:
     """Which part of the bench an "error" came from (the cause code a reviewer filters on)."""
-    from harness.errors import CloudError, ConfigError, FaultInjectionError, MediaError, RelayError
-
     if exc is None:
         return "no-verdict"  # the scenario ended without any step that could judge the device
-    for kind, cause in ((RelayError, "relay"), (MediaError, "media"), (FaultInjectionError, "fault-injector"),
+    for kind, cause in ((OperatorTimeout, "operator-timeout"), (RelayError, "relay"), (MediaError, "media"), (FaultInjectionError, "fault-injector"),
                         (CloudError, "emulator"), (ConfigError, "config")):
         if isinstance(exc, kind):
             return cause

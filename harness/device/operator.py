@@ -7,6 +7,8 @@ OperatorUnavailable, which the certificate turns into the verdict "operator".
 from __future__ import annotations
 
 import getpass
+import os
+import select
 import sys
 import time
 from collections.abc import Sequence
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from harness.device.profile import DeviceProfile
-from harness.errors import OperatorUnavailable
+from harness.errors import OperatorTimeout, OperatorUnavailable
 from harness.protocols import Power
 
 
@@ -37,20 +39,31 @@ class OperatorPrompt:
     interactive: bool = False
     stdin: IO[str] = field(default_factory=lambda: sys.stdin)
     stdout: IO[str] = field(default_factory=lambda: sys.stdout)
-    operator: str = field(default_factory=getpass.getuser)
+    operator: str = field(default_factory=lambda: os.environ.get("C2C_OPERATOR") or getpass.getuser())
     answers: list[OperatorAnswer] = field(default_factory=list)
+    timeout: float | None = 600.0  # seconds a person has to answer; then the bench gives up (error)
 
     def _ask(self, question: str, *, attests: bool = False) -> str:
         if not self.interactive:
             raise OperatorUnavailable(f"needs an operator: {question}")
-        self.stdout.write(f"\n[c2c-bench operator] {question}\n> ")
+        self.stdout.write(f"\n[c2c-bench operator {self.operator}] {question}\n> ")
         self.stdout.flush()
+        self._wait_for_answer(question)
         line = self.stdin.readline()
         if not line:
             raise OperatorUnavailable(f"no answer from the operator: {question}")
         answer = line.strip()
         self.answers.append(OperatorAnswer(question, answer, self.operator, time.time(), attests))
         return answer
+
+    def _wait_for_answer(self, question: str) -> None:
+        """Wait up to `timeout` for a line on a real terminal or pipe (a StringIO answers at once)."""
+        try:
+            fd = self.stdin.fileno()
+        except (AttributeError, OSError, ValueError):
+            return
+        if self.timeout is not None and not select.select([fd], [], [], self.timeout)[0]:
+            raise OperatorTimeout(f"no answer from operator {self.operator} within {self.timeout:g} s: {question}")
 
     def confirm(self, question: str) -> bool:
         """Yes/no question; True only on an explicit yes."""
