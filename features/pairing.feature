@@ -6,14 +6,14 @@ Feature: Pairing and authorization
   Scenario: A fresh device shows a six-digit pairing code
     Given a fresh unpaired device
     When the device requests a pairing code
-    Then the device shows a 6-digit pairing code
+    Then the device shows a 6-digit pairing code the cloud issued
 
   @C2C-AUTH-02
   Scenario: The device offers the complete verification URL when URL pairing is enabled
     Given URL pairing is enabled in the cloud
     And a fresh unpaired device
     When the device requests a pairing code
-    Then the device offers the complete verification URL
+    Then the device offers the complete verification URL the cloud issued
 
   @C2C-AUTH-03
   Scenario Outline: Pairing can be cancelled at every step
@@ -43,7 +43,7 @@ Feature: Pairing and authorization
     And a fresh unpaired device
     When the device requests a pairing code
     Then the device shows a pairing code again within 60 seconds
-    And the device pairs once the code is approved
+    And the device collects its tokens itself once the code is approved
 
     Examples:
       | error         |

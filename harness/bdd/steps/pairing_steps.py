@@ -48,7 +48,7 @@ def issued_code(bench: Bench, code: str) -> dict[str, Any] | None:
 
 
 # --- C2C-AUTH-01 -----------------------------------------------------------------------------
-@then("the device shows a 6-digit pairing code")
+@then("the device shows a 6-digit pairing code the cloud issued")
 def _six_digits(bench: Bench) -> None:
     """The code shown is six digits AND one the emulator issued (still pending), shown in time."""
     code = bench.state.pairing_code or bench.device.pairing_code(PAIR_TIMEOUT)
@@ -66,7 +66,7 @@ def _six_digits(bench: Bench) -> None:
 
 
 # --- C2C-AUTH-02 -----------------------------------------------------------------------------
-@then("the device offers the complete verification URL")
+@then("the device offers the complete verification URL the cloud issued")
 def _complete_uri(bench: Bench) -> None:
     """The link or QR the device offers is exactly the verification_uri_complete the cloud issued."""
     if not bench.has_status:
@@ -150,7 +150,7 @@ def poll_intervals(polls: list[dict[str, Any]], issued_at: float | None) -> tupl
     return round(before, 2), round(after, 2)
 
 
-@then("the device pairs once the code is approved")
+@then("the device collects its tokens itself once the code is approved")
 def _pairs(bench: Bench) -> None:
     """Approve the code shown; the DEVICE must then collect its tokens itself (its own poll
     answered with tokens), and after slow_down it must have polled less often."""
