@@ -5,14 +5,23 @@ TLS verified, x-client-version header), joins `devices:<id>` and beats every
 `socket_heartbeat_interval`. If the socket fails it falls back to POST /v2/devices/heartbeat
 every `heartbeat_interval` and tries the socket again later. `status_updated` pushes and a
 periodic GET /v2/devices/me feed the cloud status (online / paused).
+
+Nothing here may wait without a bound: every network call has a timeout, and the socket is
+shut down (not only closed) when it ends, so a server that accepts TLS and then never
+answers cannot hold the presence thread. A watchdog logs the presence thread's stack when it
+has not moved for `stall_after` seconds, so a stall names its blocked call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -30,6 +39,24 @@ log = logging.getLogger(__name__)
 Identify = Callable[[], dict[str, Any] | None]
 
 
+class ShutdownOnClose(ClientConnection):
+    """The status socket's connection: closing it also shuts the TCP connection down.
+
+    websockets closes the socket, then joins its reader thread without a timeout (after a
+    failed opening handshake, and when a close is not answered in close_timeout). A reader
+    blocked inside a TLS read is not woken by close(): a TLS 1.3 session ticket makes the
+    socket readable, the read consumes it and then waits for application data. So a server
+    that completed TLS but never answered the upgrade held the presence thread until it
+    hung up: no socket, no heartbeat, no GET /v2/devices/me, and no log line (the presence
+    stall after pairing). shutdown() ends that read at once.
+    """
+
+    def close_socket(self) -> None:
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(self.socket, socket.SHUT_RDWR)
+        super().close_socket()
+
+
 class Presence:
     """Keeps the device online and learns the cloud status; runs in its own thread."""
 
@@ -43,6 +70,7 @@ class Presence:
         identify: Identify,
         device_id: Callable[[], str | None],
         on_status: Callable[[str], None],
+        stall_after: float | None = None,
     ) -> None:
         self.config = config
         self.api = api
@@ -61,13 +89,42 @@ class Presence:
         self._thread: threading.Thread | None = None
         self._ws: ClientConnection | None = None
         self.backoff = Backoff(max(1.0, config.backoff_base), max(60.0, config.backoff_cap))
+        # longer than any one bounded call (connect + read timeout): past it, something waits unbounded
+        self.stall_after = stall_after if stall_after is not None else max(30.0, config.request_timeout + 15.0)
+        self._tick = time.monotonic()
+        self.stalls = 0
 
     def snapshot(self) -> dict[str, Any]:
         return {"connected": self.connected, "kind": self.kind, "last_beat_at": int(self.last_beat_at)}
 
     def start(self) -> None:
+        self._tick = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="presence", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._watchdog, name="presence-watchdog", daemon=True).start()
+
+    def _alive(self) -> None:
+        """The presence loop moved: every loop turn and wait is at most a second or two."""
+        self._tick = time.monotonic()
+
+    def _watchdog(self) -> None:
+        """Log the presence thread's stack once when it has not moved for `stall_after` s."""
+        warned = False
+        while not self.stop.wait(1.0):
+            thread = self._thread
+            if thread is None or not thread.is_alive():
+                continue
+            idle = time.monotonic() - self._tick
+            if idle >= self.stall_after and not warned:
+                warned = True
+                self.stalls += 1
+                frame = sys._current_frames().get(thread.ident or -1)
+                stack = "".join(traceback.format_stack(frame)) if frame is not None else "(no frame)\n"
+                log.warning("presence: no beat for %.0f s; the presence thread is blocked in:\n%s",
+                            idle, stack.rstrip())
+            elif idle < self.stall_after and warned:
+                warned = False
+                log.info("presence: moving again")
 
     def join(self, timeout: float = 5.0) -> None:
         ws = self._ws
@@ -82,6 +139,7 @@ class Presence:
     # --- loop ------------------------------------------------------------------------------
     def _run(self) -> None:
         while not self.stop.is_set():
+            self._alive()
             try:
                 self._step()
             except Exception:  # the status thread must outlive any one bad answer
@@ -113,6 +171,7 @@ class Presence:
         self._http_beat()
         deadline = time.time() + self.config.heartbeat_interval
         while not self.stop.is_set() and time.time() < deadline and self.tokens.paired:
+            self._alive()
             if self.config.websocket and time.time() >= self._next_socket_try and self.device_id():
                 break
             self._maybe_identify()
@@ -157,12 +216,16 @@ class Presence:
             open_timeout=min(10.0, self.config.request_timeout),
             ping_interval=None,
             close_timeout=2,
+            create_connection=ShutdownOnClose,
         )
         self._ws = ws
         with ws:
             join_ref = self._send(ws, topic, "phx_join", {})
             deadline = time.time() + 10
             while True:
+                self._alive()
+                if time.time() >= deadline:  # other messages, but never the join reply
+                    raise TimeoutError("no reply to phx_join")
                 msg = json.loads(ws.recv(timeout=max(0.1, deadline - time.time())))
                 if msg.get("ref") == join_ref and msg.get("event") == "phx_reply":
                     if (msg.get("payload") or {}).get("status") != "ok":
@@ -180,6 +243,7 @@ class Presence:
             # a logout or a cancelled pairing forgets the tokens: the socket opened with that
             # grant closes too (the cloud would keep counting its beats as the device's)
             while not self.stop.is_set() and self.tokens.paired:
+                self._alive()
                 if time.time() >= next_beat:
                     if pending is not None:
                         raise TimeoutError("no heartbeat reply")
