@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness.certify.checklist import Checklist, load_checklist
-from harness.certify.ledger import Ledger, build_ledger
+from harness.certify.ledger import Ledger, build_ledger, window_start
 from harness.device.hardware import HardwareDevice
 from harness.device.operator import OperatorPrompt
 from harness.device.profile import DeviceProfile
@@ -408,11 +408,16 @@ class Bench:
             device_id = self.cloud_device_id()
         rows = self.cloud.ledger(device_id)
         names = {c.name for c in self.state.captures}
-        rows = [r for r in rows if r.get("name") in names]
+        if device_id is None:  # no device to attribute uploads to: only the captured names count
+            rows = [r for r in rows if r.get("name") in names]
+        # this device's assets created in this scenario's window (emulator time) that match no
+        # capture are `unexpected`; files the bench gave it in other scenarios are excused
+        known = {str(e.get("name") or Path(str(e.get("path", ""))).name) for e in self.media.manifest()} - names
         status = self.device.status() or {}
         return build_ledger(
             [c.row() for c in self.state.captures], rows, device_files=status.get("files", []),
-            pause_windows=self.pause_windows(), drained=drained,
+            pause_windows=self.pause_windows(), drained=drained, since=window_start(self.journal()),
+            known_names=known, proxies="proxies" in self.profile.capabilities,
         )
 
     def exercised(self, what: str) -> None:

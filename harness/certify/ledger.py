@@ -14,14 +14,19 @@ Classes (per captured file):
 - withheld     captured while paused and correctly not uploaded (409 Channel Paused)
 - leaked       captured while paused but uploaded anyway (a failure)
 - rejected     intentionally corrupt/unreadable media the device refused (allowed)
-Cloud assets matching no captured file are reported as `unexpected`.
+Cloud assets matching no captured file are reported as `unexpected` (a file uploaded twice
+under another name, a file the device was not given): they make the ledger invalid. The
+caller scopes the cloud rows to the device under test and to the scenario's window
+(`since`, emulator time, see `window_start`); names the bench captured in other scenarios
+of the same run (`known_names`) are excused, and with `proxies=True` an upload named after
+a captured file's stem is that file's proxy (`proxies`), not unexpected.
 
 Pure logic: no I/O, so it is unit-tested with hand-built rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -84,6 +89,7 @@ class Ledger:
     files: list[FileVerdict]
     unexpected: list[dict[str, Any]]
     drained: bool
+    proxies: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -129,7 +135,19 @@ class Ledger:
             "latency_s": self.latency_quantiles(),
             "files": [asdict(f) for f in self.files],
             "unexpected": self.unexpected,
+            "proxies": self.proxies,
         }
+
+
+def window_start(journal: Iterable[Mapping[str, Any]]) -> float:
+    """The scenario's window start in emulator time: when its first request reached the cloud.
+
+    Emulator time, not the bench's clock: the emulator's clock may have been advanced by an
+    earlier scenario. No request yet means no asset can be this scenario's (+inf).
+    """
+    times = [float(r.get("started_at") or r.get("t") or 0.0) for r in journal]
+    times = [t for t in times if t > 0]
+    return min(times) if times else float("inf")
 
 
 def in_windows(at: float, windows: Iterable[Mapping[str, Any]]) -> bool:
@@ -159,13 +177,18 @@ def build_ledger(
     pause_windows: Sequence[Mapping[str, Any]] = (),
     drained: bool = True,
     since: float | None = None,
+    known_names: Collection[str] = (),
+    proxies: bool = False,
 ) -> Ledger:
     """Classify every captured file.
 
     `cloud_rows` are the emulator's ledger rows (name, sha256, state, completed_at,
     bytes_duplicate...). Rows are matched to captures by name; a duplicate capture name
     (a second "A001.jpg") is matched in capture order. `since` ignores cloud rows created
-    before the scenario began (the emulator is shared across scenarios).
+    before the scenario began (the emulator is shared across scenarios). Rows left over match
+    no capture: `unexpected`, unless their name is in `known_names` (captured in another
+    scenario of the run, e.g. delivered late) or, with `proxies`, starts with a captured
+    file's stem (a proxy of it).
     """
     captures = [m if isinstance(m, Capture) else Capture.from_row(m) for m in manifest]
     rows = [r for r in cloud_rows if since is None or float(r.get("created_at") or since) >= since]
@@ -228,5 +251,16 @@ def build_ledger(
             verdict.note = "device claims it is done" if verdict.device_claims_done else "never completed"
         files.append(verdict)
 
-    unexpected = [dict(r) for r in rows if id(r) not in used]
-    return Ledger(files=files, unexpected=unexpected, drained=drained)
+    known = set(known_names)
+    stems = {c.name.rsplit(".", 1)[0] for c in captures}
+    unexpected: list[dict[str, Any]] = []
+    proxy_rows: list[dict[str, Any]] = []
+    for r in rows:
+        name = str(r.get("name"))
+        if id(r) in used or name in known:
+            continue
+        if proxies and any(name.startswith(stem) for stem in stems):
+            proxy_rows.append(dict(r))
+        else:
+            unexpected.append(dict(r))
+    return Ledger(files=files, unexpected=unexpected, drained=drained, proxies=proxy_rows)

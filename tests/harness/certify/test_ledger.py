@@ -107,3 +107,36 @@ def test_bytes_duplicate_is_carried_and_dict_is_serialisable() -> None:
 def test_in_windows_open_ended() -> None:
     assert in_windows(T0 + 100, [{"start": T0, "stop": None}])
     assert not in_windows(T0 - 1, [{"start": T0, "stop": None}])
+
+
+def test_a_copy_under_another_name_is_unexpected_in_the_window() -> None:
+    """Point 15: a device that uploads a file again under another name (or a file it was not
+    given) during the scenario makes the ledger invalid, and problems() says which asset."""
+    extra = {**row("Cafe_ss_.jpg"), "created_at": T0 + 2}
+    lg = build_ledger([cap("Café_ß_🎬.jpg")], [row("Café_ß_🎬.jpg"), extra], since=T0)
+    assert outcomes(lg) == {"Café_ß_🎬.jpg": "intact"}
+    assert [u["name"] for u in lg.unexpected] == ["Cafe_ss_.jpg"] and not lg.valid
+    assert lg.problems() == ["Cafe_ss_.jpg: unexpected asset a-Cafe_ss_.jpg-aa"]
+
+
+def test_earlier_scenarios_and_known_names_are_not_unexpected() -> None:
+    """Scenarios share the emulator: assets before the window, and late uploads of files the
+    bench captured in another scenario of the run, are not this scenario's unexpected uploads."""
+    before = {**row("OLD.jpg"), "created_at": T0 - 50}
+    late = {**row("EARLIER.jpg"), "created_at": T0 + 3}
+    lg = build_ledger([cap("A.jpg")], [row("A.jpg"), before, late], since=T0, known_names={"EARLIER.jpg"})
+    assert lg.valid and lg.unexpected == []
+
+
+def test_proxies_named_after_a_capture_are_not_unexpected_when_allowed() -> None:
+    proxy = {**row("A001_proxy.mp4"), "created_at": T0 + 4}
+    assert build_ledger([cap("A001.mov")], [row("A001.mov"), proxy], proxies=False).unexpected
+    lg = build_ledger([cap("A001.mov")], [row("A001.mov"), proxy], proxies=True)
+    assert lg.valid and [p["name"] for p in lg.proxies] == ["A001_proxy.mp4"]
+
+
+def test_window_start_is_the_first_request_in_emulator_time() -> None:
+    from harness.certify.ledger import window_start
+
+    assert window_start([{"t": T0 + 9, "started_at": T0 + 8}, {"t": T0 + 3, "started_at": None}]) == T0 + 3
+    assert window_start([]) == float("inf")
