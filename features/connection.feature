@@ -4,6 +4,7 @@ Feature: Staying connected
   @C2C-NET-02
   Scenario: Access tokens are refreshed without user interaction
     Given a paired device
+    And the device's status is watched for user alerts
     And the cloud issues access tokens that expire after 10 seconds
     When the device stays connected for 35 seconds while 2 "jpg" files are captured
     Then the device refreshed its token at least 3 times

@@ -4,8 +4,11 @@ Feature: Upload queue
   @C2C-QUE-01 @C2C-OPT-05
   Scenario: A burst of captures is uploaded concurrently
     Given a paired device
+    And the network profile "cellular"
     When 8 "jpg" files are captured at once
+    And 4 more "jpg" files are captured while the device is uploading
     Then every captured file arrives intact within 180 seconds
+    And the queue took every capture made while it was uploading
     And the cloud saw part uploads in parallel
 
   @C2C-QUE-02 @C2C-RTY-01 @C2C-RES-02

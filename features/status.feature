@@ -5,12 +5,17 @@ Feature: Upload status on the device
   @C2C-STAT-01 @C2C-STAT-02 @C2C-UPL-02 @smoke
   Scenario: The device shows the remaining file count and size
     Given a paired device
+    And the network profile "cellular"
     And the device is in "manual" upload mode
-    When 4 "jpg" files are captured
+    When a large file of 2 MB is captured
+    And a large file of 2 MB is captured
+    And a large file of 2 MB is captured
+    And a large file of 2 MB is captured
     Then the device shows 4 files remaining
     And the device shows the total remaining size of the captured files
     When the user uploads all files
-    Then every captured file arrives intact within 120 seconds
+    Then the device's remaining files and size follow the cloud until the files arrive
+    And every captured file arrives intact within 120 seconds
     And the device shows 0 files remaining
 
   @C2C-STAT-03
@@ -32,8 +37,10 @@ Feature: Upload status on the device
   @C2C-NET-01 @C2C-NETW-04
   Scenario: The device shows its network connection status
     Given a paired device
+    And the network profile "cellular"
     When the link goes down
     Then the device shows the network as "down" within 60 seconds
     When the link comes back
     Then the device shows the network as "up" within 60 seconds
-    And the device shows its connection type, speed and health
+    When a large file of 40 MB is captured
+    Then the device shows its connection type, speed and health

@@ -401,6 +401,7 @@ def ledger(store: Store, device_id: str | None, *, with_tree: bool) -> list[dict
     for r in store.all(LEDGER_SQL.format(where=where), *args):
         row = {
             "device_id": r["device_pk"], "device_uuid": r["device_uuid"], "asset_id": r["id"],
+            "project_id": r["project_id"],
             "name": r["name"], "filetype": r["filetype"], "filesize": r["filesize"],
             "sha256": r["sha256"], "state": r["state"], "parts_expected": r["parts_expected"],
             "parts_registered": r["parts_registered"], "parts_received": r["parts_received"],

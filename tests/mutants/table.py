@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.mutants.patching import Mutant, replace
+from tests.mutants.status_mutants import STATUS_MUTANTS
 from tests.mutants.witness_mutants import WITNESS_MUTANTS
 
 
@@ -320,7 +321,7 @@ _CORE: tuple[Mutant, ...] = (
 
 
 # More defects, one table per concern; each module lists its own tuple.
-MUTANTS: tuple[Mutant, ...] = _CORE + WITNESS_MUTANTS
+MUTANTS: tuple[Mutant, ...] = _CORE + STATUS_MUTANTS + WITNESS_MUTANTS
 
 
 def get_mutant(name: str) -> Mutant:

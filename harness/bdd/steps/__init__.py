@@ -19,6 +19,7 @@ STEP_MODULES = (
     "harness.bdd.steps.power_steps",
     "harness.bdd.steps.media_steps",
     "harness.bdd.steps.oracle_steps",
+    "harness.bdd.steps.workflow_oracle_steps",
     "harness.bdd.steps.media_oracle_steps",
     "harness.bdd.steps.auth_oracle_steps",
     "harness.bdd.steps.pairing_steps",

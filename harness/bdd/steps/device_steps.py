@@ -7,12 +7,17 @@ operator prompt when the device has no automatic way.
 from __future__ import annotations
 
 import contextlib
+import math
+import statistics
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pytest_bdd import given, parsers, then, when
 
+from harness.bdd.bench import Bench
 from harness.bdd.steps.common import (
     control_or_operator,
     device_status,
@@ -20,8 +25,17 @@ from harness.bdd.steps.common import (
     status_or_operator,
     wait_until,
 )
+from harness.bdd.steps.status_oracle import (
+    Remaining,
+    RemainingSampler,
+    counter_mismatches,
+    one_part,
+    remaining,
+    state_mismatches,
+)
+from harness.certify.throughput import part_upload_rate
 from harness.certify.verdicts import NOT_APPLICABLE_SKIP
-from harness.errors import DeviceFailure
+from harness.errors import BenchFailure, DeviceFailure
 
 PAIR_TIMEOUT = 60.0
 
@@ -256,77 +270,244 @@ def _unpaired_no_token(bench: Any) -> None:
 
 @then("the device shows the project name")
 def _project_name(bench: Any) -> None:
-    """The connected project's name is shown."""
-    name = str(bench.session.ensure_project()["name"])
-    status_or_operator(bench, f"Does the device show the project name {name!r}?",
-                       lambda st: (st.get("project") or {}).get("name") == name)
+    """The shown project name is the one the emulator holds now (measured: time to show it)."""
+    _show_project(bench, 60)
 
 
 @then(parsers.parse('the device shows the project name "{name}" within {seconds:d} seconds'))
 def _project_renamed(bench: Any, name: str, seconds: int) -> None:
-    """A project renamed in the cloud is shown under its new name."""
-    status_or_operator(bench, f"Does the device show the project name {name!r}?",
-                       lambda st: (st.get("project") or {}).get("name") == name, timeout=seconds)
+    """After a rename in the cloud the device shows the emulator's new name within the limit."""
+    shown = _show_project(bench, seconds)
+    assert shown == name, f"the emulator holds {shown!r}, the scenario renamed the project to {name!r}"
+
+
+def _show_project(bench: Bench, seconds: int) -> str:
+    """Wait until the device shows the emulator's current project name; measure how long it took."""
+    from harness.bdd.steps.workflow_oracle_steps import emulator_project
+
+    project_id = str(bench.session.ensure_project()["id"])
+    name = str(emulator_project(bench, project_id)["name"])
+    if not bench.has_status:
+        status_or_operator(bench, f"Does the device show the project name {name!r}?", lambda st: False)
+        return name
+    start = time.monotonic()
+
+    def shown() -> bool:
+        current = str(emulator_project(bench, project_id)["name"])  # the oracle at this moment
+        return (device_status(bench).get("project") or {}).get("name") == current
+    try:
+        wait_until(shown, seconds, f"the device to show the project name {name!r}")
+    finally:
+        for item in ("C2C-PROJ-01", "C2C-QA-03"):
+            bench.measure(item, "project_name_show_s", round(time.monotonic() - start, 2))
+    return name
 
 
 @then(parsers.parse("the device shows {count:d} files remaining"))
 def _remaining(bench: Any, count: int) -> None:
-    """Remaining file count in the queue."""
-    status_or_operator(bench, f"Does the device show {count} files remaining?",
-                       lambda st: (st.get("queue") or {}).get("remaining_count") == count, timeout=60)
+    """Remaining file count against the cloud's (captures not complete there), each device
+    sample bracketed by oracle reads; measured: time to agree, and the worst disagreement."""
+    if not bench.has_status:
+        status_or_operator(bench, f"Does the device show {count} files remaining?", lambda st: False)
+        return
+    sampler = _remaining_sampler(bench)
+    oracle = sampler.read_oracle()
+    assert oracle.count == count, f"the cloud has {count - oracle.count} of the {count} files already"
+    start = time.monotonic()
+    try:
+        wait_until(lambda: sampler.sample(record=False)[0] == 0, 60, f"the device to show {oracle.count} files remaining")
+    finally:
+        waited = round(time.monotonic() - start, 2)
+        shown_in_time = all([bench.measure(item, "remaining_count_show_s", waited) for item in ("C2C-STAT-01", "C2C-UPL-02")])
+    assert shown_in_time, f"the device took {waited} s to show the {oracle.count} files the cloud has not got"
+    sampler.sample()
+    _measure_remaining(bench, sampler)
 
 
 @then("the device shows the total remaining size of the captured files")
 def _remaining_size(bench: Any) -> None:
-    """Remaining bytes equal the sum of the captured files' sizes."""
+    """Remaining bytes against the cloud's unstored bytes of the captures (bracketed samples)."""
     total = sum(c.size for c in bench.state.captures)
-    status_or_operator(bench, f"Does the device show {total / 1e6:.1f} MB remaining?",
-                       lambda st: (st.get("queue") or {}).get("remaining_bytes") == total)
+    if not bench.has_status:
+        status_or_operator(bench, f"Does the device show {total / 1e6:.1f} MB remaining?", lambda st: False)
+        return
+    sampler = _remaining_sampler(bench)
+    wait_until(lambda: sampler.sample(record=False)[1] == 0, 60, "the device to show the remaining size the cloud expects")
+    sampler.sample()
+    _measure_remaining(bench, sampler)
+
+
+@then("the device's remaining files and size follow the cloud until the files arrive")
+def _remaining_follows(bench: Any) -> None:
+    """While the files upload, every status sample agrees with the cloud (a stale or lying
+    counter shows files or bytes the cloud already has); sampled until the cloud has them all."""
+    if not bench.has_status:
+        status_or_operator(bench, "Did the remaining count and size go down as files uploaded?", lambda st: False)
+        return
+    sampler = _remaining_sampler(bench)
+    deadline = time.monotonic() + 120
+    done_at: float | None = None
+    while time.monotonic() < deadline:
+        sampler.sample()
+        if done_at is None and sampler.read_oracle().count == 0:
+            done_at = time.monotonic()
+        if done_at is not None and time.monotonic() - done_at >= FOLLOW_AFTER_S:
+            break  # a device that still shows files the cloud has had for seconds is stale
+    _measure_remaining(bench, sampler)
+
+
+FOLLOW_AFTER_S = 3.0  # samples after the cloud has every file: beyond the 1 s lag a device may have
+
+
+def _remaining_sampler(bench: Bench) -> RemainingSampler:
+    """One sampler per scenario (its oracle history spans the scenario's status steps)."""
+    sampler = bench.state.notes.get("remaining_sampler")
+    if not isinstance(sampler, RemainingSampler):
+        def oracle() -> Remaining:
+            return remaining(bench.state.captures, bench.cloud.ledger(bench.cloud_device_id()))
+        sampler = RemainingSampler(oracle, lambda: device_status(bench))
+        bench.state.notes["remaining_sampler"] = sampler
+    return sampler
+
+
+def _measure_remaining(bench: Bench, sampler: RemainingSampler) -> None:
+    part = one_part(bench.state.captures, bench.cloud.ledger(bench.cloud_device_id()))
+    ok = all([bench.measure(item, "remaining_count_error", sampler.count_error, samples=sampler.samples)
+              for item in ("C2C-STAT-01", "C2C-UPL-02")])
+    ok = bench.measure("C2C-STAT-02", "remaining_bytes_error", sampler.bytes_error, part_size=part,
+                       samples=sampler.samples) and ok
+    assert ok, f"the device's remaining count/size disagree with the cloud: {sampler.worst}"
 
 
 @then("the device shows the current file's upload progress")
 def _progress(bench: Any) -> None:
-    """The file being uploaded is shown with its size and a progress above zero."""
-    name = bench.state.captures[-1].name
+    """The file being uploaded is shown with its size and a progress above zero, and the bytes
+    shown done are not behind what the cloud had already stored (read just before the sample)
+    by more than one part (measured: progress_behind_bytes, progress_size_error)."""
+    cap = bench.state.captures[-1]
+    name = cap.name
+    if not bench.has_status:
+        status_or_operator(bench, "Does the device show the current file's upload progress?", lambda st: False)
+        return
+    seen: dict[str, Any] = {}
 
-    def moving(st: dict[str, Any]) -> bool:
-        cur = st.get("current") or {}
+    def stored() -> tuple[int, dict[str, Any] | None]:
+        rows = [r for r in bench.cloud.ledger(bench.cloud_device_id()) if r.get("name") == name]
+        row = rows[-1] if rows else None
+        return (int(row.get("bytes_stored") or 0) if row else 0), row
+
+    def moving() -> bool:
+        before, row = stored()
+        cur = device_status(bench).get("current") or {}
         if cur.get("name") == name and bool(cur.get("size")) and int(cur.get("bytes_done") or 0) > 0:
+            seen.update(cur=cur, stored=before, row=row)
             return True
-        if any(r.get("completed_at") for r in bench.cloud.ledger() if r.get("name") == name):
+        if row is not None and row.get("completed_at"):
             # the upload is over: no later status can show its progress any more
             raise DeviceFailure(f"{name} finished uploading and the device never showed its progress")
         return False
-    status_or_operator(bench, "Does the device show the current file's upload progress?", moving, timeout=120)
+    wait_until(moving, 120, "the device to show the current file's upload progress")
+    cur, row = seen["cur"], seen["row"] or {}
+    part = math.ceil(cap.size / max(1, int(row.get("parts_expected") or 1)))
+    behind = max(0, int(seen["stored"]) - int(cur.get("bytes_done") or 0))
+    ok = bench.measure("C2C-STAT-03", "progress_behind_bytes", behind, part_size=part,
+                       device_bytes=int(cur.get("bytes_done") or 0), cloud_stored=int(seen["stored"]))
+    ok = bench.measure("C2C-STAT-03", "progress_size_error", abs(int(cur.get("size") or 0) - cap.size)) and ok
+    assert ok, f"progress shown {cur} against {seen['stored']} bytes stored in the cloud of {cap.size}"
 
 
 @then("the device shows the completed, queued and failed uploads")
 def _results(bench: Any) -> None:
-    """Completed and failed (or quarantined) uploads are listed with their states."""
-    def shown(st: dict[str, Any]) -> bool:
+    """Every capture is listed with the state the cloud implies (delivered = done, refused
+    damaged media = failed/quarantined) and the counters cover them (measured)."""
+    if not bench.has_status:
+        status_or_operator(bench, "Does the device list completed, queued and failed uploads?", lambda st: False)
+        return
+    found: dict[str, list[str]] = {}
+
+    def agree() -> bool:
+        st = device_status(bench)
         q = st.get("queue") or {}
-        return "completed" in q and "queued" in q and (int(q.get("failed") or 0) + int(q.get("quarantined") or 0)) >= 1
-    status_or_operator(bench, "Does the device list completed, queued and failed uploads?", shown, timeout=60)
+        outcomes = {f.name: f.outcome for f in bench.ledger(drained=True).files}
+        found["states"] = state_mismatches(outcomes, st.get("files") or [])
+        found["counters"] = counter_mismatches(q, outcomes) + [f"no {k!r} counter" for k in ("completed", "queued", "failed")
+                                                               if k not in q]
+        return not found["states"] and not found["counters"]
+    with contextlib.suppress(DeviceFailure):
+        wait_until(agree, 60, "the device to list each upload as the cloud saw it")
+    ok = all([bench.measure(item, "states_wrong", len(found.get("states", [])))
+              for item in ("C2C-STAT-04", "C2C-UPL-02")])
+    ok = bench.measure("C2C-STAT-04", "counters_wrong", len(found.get("counters", []))) and ok
+    assert ok, f"the device's upload list disagrees with the cloud: {found}"
 
 
 @then(parsers.parse('the device shows the network as "{state}" within {seconds:d} seconds'))
 def _network_state(bench: Any, state: str, seconds: int) -> None:
-    """Network status: "down" = offline/health down, "up" = online."""
+    """Network status: "down" = offline/health down, "up" = online (measured: time to show)."""
     def shown(st: dict[str, Any]) -> bool:
         net = st.get("network") or {}
         if state == "down":
             return net.get("online") is False or net.get("health") == "down"
         return net.get("online") is True and net.get("health") != "down"
-    status_or_operator(bench, f"Does the device show its network as {state}?", shown, timeout=seconds)
+    if not bench.has_status:
+        status_or_operator(bench, f"Does the device show its network as {state}?", shown)
+        return
+    start = time.monotonic()
+    try:
+        status_or_operator(bench, f"Does the device show its network as {state}?", shown, timeout=seconds)
+    finally:
+        bench.measure("C2C-NET-01", f"link_{'down' if state == 'down' else 'up'}_show_s",
+                      round(time.monotonic() - start, 2), deadline_s=seconds)
+
+
+NETWORK_TYPES = frozenset({"ethernet", "wifi", "cellular", "unknown"})
 
 
 @then("the device shows its connection type, speed and health")
 def _network_details(bench: Any) -> None:
-    """Connection type, throughput and health are present."""
-    def shown(st: dict[str, Any]) -> bool:
+    """Type from the contract's set, health not "down" on a working link, and the speed shown
+    while a capture uploads (median of the samples) within a factor of the rate the cloud
+    measured over the upload's span (NETW-04)."""
+    def present(st: dict[str, Any]) -> bool:
         net = st.get("network") or {}
         return bool(net.get("type")) and "throughput_bps" in net and net.get("health") in {"good", "degraded", "down"}
-    status_or_operator(bench, "Does the device show connection type, speed and health?", shown)
+    if not bench.has_status:
+        status_or_operator(bench, "Does the device show connection type, speed and health?", present)
+        return
+    assert bench.state.captures, "the scenario captured nothing: no upload whose speed could be compared"
+    names = {c.name for c in bench.state.captures}
+    shown: list[float] = []
+    wrong: list[str] = []
+
+    def progress() -> tuple[bool, bool]:
+        rows = [r for r in bench.cloud.ledger(bench.cloud_device_id()) if r.get("name") in names]
+        started = any(int(r.get("put_attempts") or 0) > 0 for r in rows)
+        return started, len(rows) >= len(names) and all(r.get("completed_at") for r in rows)
+    deadline = time.monotonic() + 300
+    done = False
+    while time.monotonic() < deadline and not done:
+        started, done = progress()
+        net = device_status(bench).get("network") or {}
+        if not present({"network": net}) or net.get("type") not in NETWORK_TYPES or net.get("health") == "down":
+            wrong.append(f"type={net.get('type')!r} health={net.get('health')!r}")
+        if started and not done:
+            shown.append(float(net.get("throughput_bps") or 0))
+        time.sleep(0.2)
+    assert done, "the capture never completed: no upload speed to compare"
+    if len(shown) < 5:
+        raise BenchFailure(f"only {len(shown)} status sample(s) while the file uploaded: the upload was too short to judge")
+    assets = {str(r["asset_id"]) for r in bench.cloud.ledger(bench.cloud_device_id()) if r.get("name") in names}
+    rate = part_upload_rate([r for r in bench.journal() if any(a in str(r.get("path")) for a in assets)])
+    # bytes over the upload's whole span (first part begun .. last part done): what a device
+    # averaging over a window sees; the busy-time rate overstates a link that delivers in bursts
+    cloud_bps = rate.nbytes * 8 / rate.span_s if rate.span_s > 0 else 0.0
+    assert cloud_bps > 0, "the cloud measured no part upload"
+    device_bps = statistics.median(shown)
+    ratio = round(device_bps / cloud_bps, 3)
+    ok = bench.measure("C2C-NETW-04", "throughput_ratio", ratio, device_bps=round(device_bps),
+                       cloud_bps=round(cloud_bps), samples=len(shown))
+    ok = bench.measure("C2C-NETW-04", "fields_wrong", len(wrong)) and ok
+    assert ok, f"shown speed {device_bps:.0f} bit/s (median) vs cloud {cloud_bps:.0f} bit/s; wrong fields: {wrong[:3]}"
 
 
 @then(parsers.parse('the device shows the cloud status "{state}" within {seconds:d} seconds'))
@@ -347,18 +528,53 @@ def _unpaired(bench: Any, seconds: int) -> None:
     bench.session.paired = False
 
 
+ALERT_WATCH_MAX_S = 900.0
+
+
+@given("the device's status is watched for user alerts")
+def _watch_alerts(bench: Any) -> None:
+    """Sample the device's status for the whole scenario (not one snapshot at the end): every
+    token/pairing state that asks the user to act is an alert."""
+    if not bench.has_status:
+        return
+    stop = threading.Event()
+    seen: dict[str, Any] = {"samples": 0, "alerts": []}
+
+    def watch() -> None:
+        deadline = time.monotonic() + ALERT_WATCH_MAX_S  # a scenario that failed early never stops it
+        while not stop.wait(0.25) and time.monotonic() < deadline:
+            st = bench.device.status() or {}
+            if not st:
+                continue
+            seen["samples"] += 1
+            token = (st.get("token") or {}).get("state")
+            pairing = (st.get("pairing") or {}).get("state")
+            if token == "repair_needed" or pairing in {"repair_needed", "error", "expired"}:
+                seen["alerts"].append({"token": token, "pairing": pairing, "at": time.time()})
+    thread = threading.Thread(target=watch, name="alert-watch", daemon=True)
+    thread.start()
+    bench.state.notes["alert_watch"] = (stop, thread, seen)
+
+
 @then("the device showed no user alert about authorization")
 def _no_alert(bench: Any) -> None:
-    """Token refreshes were silent: never repair_needed, never an auth error (user_alerts == 0)."""
-    st = device_status(bench)
+    """Token refreshes were silent: never repair_needed, never an auth error, over every status
+    sample of the scenario (user_alerts == 0)."""
     if not bench.has_status:
         if not bench.prompt.confirm("Did the device run without any sign-in/authorization alert?"):
             raise DeviceFailure("operator saw an authorization alert")
         return
-    alerts = int(bench.state.notes.get("auth_alerts", 0))
-    if (st.get("token") or {}).get("state") == "repair_needed" or (st.get("pairing") or {}).get("state") == "repair_needed":
-        alerts += 1
-    assert bench.measure("C2C-NET-02", "user_alerts", alerts), f"{alerts} authorization alert(s) shown to the user"
+    watch = bench.state.notes.get("alert_watch")
+    if watch is None:
+        raise BenchFailure("the device's status was not watched during the scenario")
+    stop, thread, seen = watch
+    stop.set()
+    thread.join(timeout=5)
+    if seen["samples"] < 10:
+        raise BenchFailure(f"only {seen['samples']} status sample(s) taken: the scenario was not watched")
+    alerts = len(seen["alerts"])
+    ok = bench.measure("C2C-NET-02", "user_alerts", alerts, samples=seen["samples"])
+    assert ok, f"{alerts} status sample(s) showed an authorization alert: {seen['alerts'][:3]}"
 
 
 @then("the captured files are still in the device's local storage")

@@ -1,16 +1,21 @@
 """Then-steps that probe the media the cloud stored: timecode, proxies, codecs (C2C-WF-*).
 
-Probes decode the bytes (harness.faults.media.validate, PyAV), never the device's claims.
+Probes decode the bytes the cloud holds (downloaded through the emulator's asset-content
+call, then harness.faults.media.validate and PyAV), never the bench's own source files and
+never the device's claims. The bench's source is only the reference a probe is compared
+with, and it must carry what the item checks (a timecode) or the scenario is a bench error.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from pytest_bdd import parsers, then
 
+from harness.bdd.bench import Bench
 from harness.bdd.steps.common import wait_until
+from harness.errors import BenchFailure
 
 
 def _probe(bench: Any, capture: Any) -> dict[str, Any]:
@@ -41,14 +46,42 @@ def _probe(bench: Any, capture: Any) -> dict[str, Any]:
     return info
 
 
-@then("the uploaded files keep the timecode they were recorded with")
-def _timecode(bench: Any) -> None:
-    """Delivered intact means the timecode in the file is the recorded one; checked by probe."""
+def _timecode_of(info: dict[str, Any]) -> Any:
+    """The timecode a probe found: SMPTE timecode (video) or BWF time_reference (audio)."""
+    return info.get("timecode") or info.get("time_reference")
+
+
+def _cloud_copies(bench: Bench) -> list[tuple[Any, Any]]:
+    """(capture, probe-able copy of the bytes the cloud stored for it) for every capture."""
     ledger = bench.ledger(drained=True)
-    assert all(f.outcome == "intact" for f in ledger.files), "files not delivered intact"
+    by_name = {f.name: f for f in ledger.files}
+    rows = {str(r.get("asset_id")): r for r in bench.cloud.ledger(bench.cloud_device_id())}
+    out = []
     for cap in bench.state.captures:
-        info = _probe(bench, cap)
-        assert info.get("timecode") or info.get("time_reference") is not None, f"{cap.name}: no timecode"
+        verdict = by_name.get(cap.name)
+        assert verdict is not None and verdict.outcome == "intact", f"{cap.name}: not delivered intact"
+        row = next((rows[a] for a in verdict.assets if a in rows and rows[a].get("completed_at")), None)
+        assert row is not None, f"{cap.name}: no complete asset in the cloud"
+        path = _asset_bytes(bench, row, bench.scratch("cloud-copy"))
+        out.append((cap, type("CloudCopy", (), {"path": path, "name": row["name"]})()))
+    return out
+
+
+@then("the uploaded files keep the timecode they were recorded with")
+def _timecode(bench: Bench) -> None:
+    """The timecode probed in the cloud's copy of each file equals the one it was recorded
+    with (probed in the bench's source); a source without a timecode is a bench error."""
+    wrong: list[str] = []
+    for cap, copy in _cloud_copies(bench):
+        recorded = _timecode_of(_probe(bench, cap))
+        if recorded is None:
+            raise BenchFailure(f"{cap.name}: the bench recorded it without a timecode, nothing to compare")
+        uploaded = _timecode_of(_probe(bench, copy))
+        bench.exercised(f"{cap.name}: timecode {recorded!r} recorded, {uploaded!r} in the cloud's copy")
+        if uploaded != recorded:
+            wrong.append(f"{cap.name}: cloud copy {uploaded!r}, recorded {recorded!r}")
+    ok = bench.measure("C2C-WF-02", "timecode_mismatches", len(wrong), probed=len(bench.state.captures))
+    assert ok, f"timecode not kept: {wrong}"
 
 
 @then(parsers.parse("the device uploads a proxy of it within {seconds:d} seconds"))
@@ -64,13 +97,21 @@ def _proxy_uploaded(bench: Any, seconds: int) -> None:
     bench.state.notes["proxy_row"] = wait_until(proxy, seconds, f"a proxy of {hero.name} in the cloud")
 
 
+@runtime_checkable
+class AssetContent(Protocol):
+    """A cloud that hands back the bytes it stored for an asset (the emulator's control API)."""
+
+    def asset_content(self, asset_id: str, dest: Path) -> Path: ...
+
+
 def _asset_bytes(bench: Any, row: dict[str, Any], scratch: Any) -> Any:
     """Download an asset the device made (needs the emulator's asset-content control call)."""
     from harness.errors import CloudError
 
-    fetch = getattr(bench.cloud, "asset_content", None)
-    if not callable(fetch):
-        raise CloudError("the emulator offers no asset download; proxies made by the device cannot be probed")
+    cloud = bench.cloud
+    if not isinstance(cloud, AssetContent):
+        raise CloudError("the emulator offers no asset download; the bytes the cloud stored cannot be probed")
+    fetch = cloud.asset_content
     # the device chose the name: never let it pick a path (``../x``), keep only a tame extension
     suffix = "".join(c for c in Path(str(row["name"])).suffix if c.isalnum() or c == ".")[:10]
     return fetch(str(row["asset_id"]), scratch / f"{row['asset_id']}{suffix}")
@@ -84,7 +125,11 @@ def _proxy_match(bench: Any) -> None:
     proxy_path = _asset_bytes(bench, row, bench.scratch("proxy"))
     assert str(row["name"]).startswith(hero.name.rsplit(".", 1)[0]), "proxy name does not match the hero"
     proxy = type("P", (), {"path": proxy_path, "name": row["name"]})()
-    assert _probe(bench, hero).get("timecode") == _probe(bench, proxy).get("timecode"), "timecodes differ"
+    recorded = _timecode_of(_probe(bench, hero))
+    if recorded is None:
+        raise BenchFailure(f"{hero.name}: the bench's hero file has no timecode, nothing to match")
+    shown = _timecode_of(_probe(bench, proxy))
+    assert shown == recorded, f"proxy timecode {shown!r} != hero timecode {recorded!r}"
 
 
 @then("the uploaded proxy bitrate is between 1 and 12 Mbps")
@@ -96,10 +141,23 @@ def _proxy_bitrate(bench: Any) -> None:
     assert bench.measure("C2C-WF-05", "proxy_Mbps", round(mbps, 2)), f"proxy bitrate {mbps:.1f} Mbit/s"
 
 
+VIDEO_CODECS = frozenset({"h264", "hevc", "prores"})
+AUDIO_CODECS = frozenset({"aac", "pcm_s16le", "pcm_s24le", "pcm_s32le"})
+
+
 @then("the uploaded media uses standard video and audio codecs")
-def _codecs(bench: Any) -> None:
-    """Codecs in the delivered files are standard (H.264/HEVC/ProRes, AAC/PCM)."""
-    standard = {"h264", "hevc", "prores", "aac", "pcm_s16le", "pcm_s24le", "pcm_s32le"}
-    for cap in bench.state.captures:
-        codecs = set(_probe(bench, cap).get("codecs", []))
-        assert codecs and codecs <= standard, f"{cap.name}: codecs {sorted(codecs)}"
+def _codecs(bench: Bench) -> None:
+    """Codecs probed in the cloud's copies are standard (H.264/HEVC/ProRes, AAC/PCM), and
+    the scenario's uploads include a video and an audio stream to judge."""
+    found: set[str] = set()
+    bad: list[str] = []
+    for cap, copy in _cloud_copies(bench):
+        codecs = set(_probe(bench, copy).get("codecs", []))
+        found |= codecs
+        if not codecs or not codecs <= VIDEO_CODECS | AUDIO_CODECS:
+            bad.append(f"{cap.name}: {sorted(codecs)}")
+    if not bad and not (found & VIDEO_CODECS and found & AUDIO_CODECS):
+        raise BenchFailure(f"the uploads probed hold no video and audio stream to judge: {sorted(found)}")
+    bench.exercised(f"codecs probed in the cloud's copies: {sorted(found)}")
+    ok = bench.measure("C2C-WF-06", "nonstandard_codecs", len(bad), probed=len(bench.state.captures))
+    assert ok, f"non-standard codecs in the uploads: {bad}"

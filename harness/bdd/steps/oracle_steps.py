@@ -115,27 +115,6 @@ def _not_blocked(bench: Any) -> None:
     assert not blocked, f"queue blocked behind the corrupted file: {blocked}"
 
 
-def max_overlap(spans: list[tuple[float, float]]) -> int:
-    """Largest number of [start, end] intervals open at the same instant."""
-    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans], key=lambda e: (e[0], -e[1]))
-    best = cur = 0
-    for _, d in events:
-        cur += d
-        best = max(best, cur)
-    return best
-
-
-@then("the cloud saw part uploads in parallel")
-def _parallel(bench: Any) -> None:
-    """Concurrent uploads: most files in flight at once, from each asset's create-to-complete span in the cloud."""
-    names = {c.name for c in bench.state.captures}
-    rows = [r for r in bench.cloud.ledger() if r.get("name") in names and r.get("created_at") and r.get("completed_at")]
-    n = max_overlap([(float(r["created_at"]), float(r["completed_at"])) for r in rows])
-    # measured per item: OPT-05 (optional) fails on its own without failing QUE-01
-    bench.measure("C2C-QUE-01", "max_parallel_puts", n)
-    bench.measure("C2C-OPT-05", "max_parallel_puts", n)
-
-
 S3_PART = re.compile(r"/s3/parts/([^/?]+)/(\d+)/")
 
 
@@ -199,29 +178,6 @@ def _throughput(bench: Any, mbps: int) -> None:
     passed = bench.measure("C2C-NETW-01", "upload_Mbps", value, part_bytes=rate.nbytes,
                            busy_s=round(rate.busy_s, 3), span_s=round(rate.span_s, 3), accepted_parts=rate.parts)
     assert passed, f"{value:.1f} Mbit/s < {mbps} Mbit/s: {rate.describe()}"
-
-
-def _first_put_order(bench: Any) -> list[str]:
-    """Capture names in the order their first part reached the cloud."""
-    rows = bench.cloud.ledger()
-    names = {c.name for c in bench.state.captures}
-    mine = [r for r in rows if r.get("name") in names]
-    return [str(r["name"]) for r in sorted(mine, key=lambda r: float(r.get("created_at") or 0))]
-
-
-@then(parsers.parse('the "{ext}" files were uploaded before the other files'))
-def _type_first(bench: Any, ext: str) -> None:
-    """File-type prioritisation: every file of the type started before any other."""
-    order = _first_put_order(bench)
-    kinds = [n.lower().endswith(ext.lower()) for n in order]
-    assert kinds == sorted(kinds, reverse=True), f"upload order {order} does not put {ext} first"
-
-
-@then("the last captured file was uploaded first")
-def _last_first(bench: Any) -> None:
-    """Queue prioritisation: the reprioritised file started first."""
-    order = _first_put_order(bench)
-    assert order and order[0] == bench.state.captures[-1].name, f"upload order {order}"
 
 
 CANCEL_SETTLE_S = 10.0
@@ -301,24 +257,6 @@ def _revoked(bench: Any, seconds: int) -> None:
     """Logout calls /v2/auth/revoke."""
     wait_until(lambda: any(str(r.get("path", "")).endswith("/v2/auth/revoke") for r in bench.journal()),
                seconds, "a call to /v2/auth/revoke")
-
-
-@then("every uploaded name matches its captured name")
-def _names(bench: Any) -> None:
-    """Names with spaces/unicode/case arrive unchanged and distinct."""
-    ledger = bench.ledger(drained=True)
-    missing = [f.name for f in ledger.files if f.outcome != "intact"]
-    assert not missing, f"names not found in the cloud as captured: {missing}"
-
-
-@then("every file was uploaded to the paired project")
-def _project(bench: Any) -> None:
-    """After a rename, assets still land in the same project (device uses project_id)."""
-    project_id = str(bench.session.ensure_project()["id"])
-    names = {c.name for c in bench.state.captures}
-    rows = [r for r in bench.cloud.assets(bench.cloud_device_id()) if r.get("name") in names]
-    wrong = [r.get("name") for r in rows if r.get("project_id") not in (None, project_id)]
-    assert rows and not wrong, f"assets outside project {project_id}: {wrong}"
 
 
 @then(parsers.parse("the interceptor saw no completed request from the device within {seconds:d} seconds"))

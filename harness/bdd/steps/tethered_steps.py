@@ -2,8 +2,9 @@
 
 The camera (libgphoto2's virtual camera on the bench) lives inside the device process, so
 the shutter is a user action on the device (`control("shutter", count=N)`) or the
-operator's finger. Ground truth is the file the device downloaded to local storage,
-hashed by the bench as soon as it appears.
+operator's finger. Ground truth is the camera side: the frame the camera serves (the
+virtual camera's card, every shot a copy of it), hashed by the bench, never the device's
+copy in its local storage (a rig that damages its copy would upload a matching hash).
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from harness.bdd.bench import Capture
+from harness.bdd.bench import Bench, Capture
 from harness.bdd.steps.common import (
     control_or_operator,
     device_status,
@@ -27,6 +28,7 @@ from harness.bdd.steps.device_steps import _paired_device
 from harness.bdd.steps.oracle_steps import _all_intact
 from harness.bdd.steps.power_steps import _cut, _restore
 from harness.certify.verdicts import NOT_APPLICABLE_SKIP
+from harness.errors import BenchFailure, OperatorUnavailable
 
 
 def _sha256(path: Path) -> str:
@@ -35,6 +37,25 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+@runtime_checkable
+class CameraCard(Protocol):
+    """A device whose tethered camera's card the bench can read (the virtual camera's)."""
+
+    vcamera_dir: Path
+
+
+def camera_frame(bench: Bench) -> tuple[str, int]:
+    """(SHA-256, size) of the frame the camera shoots, read from the camera's card."""
+    device = bench.device
+    if not isinstance(device, CameraCard):
+        raise OperatorUnavailable("the bench cannot read the tethered camera's card: the frames' ground truth "
+                                  "must come from the camera, an operator has to compare them")
+    card = sorted(p for p in Path(device.vcamera_dir).glob("*") if p.suffix.lower() in {".jpg", ".jpeg"})
+    if len(card) != 1:
+        raise BenchFailure(f"the virtual camera's card {device.vcamera_dir} holds {len(card)} JPEGs, not one")
+    return _sha256(card[0]), card[0].stat().st_size
 
 
 def _camera_connected(status: dict[str, Any]) -> bool:
@@ -61,10 +82,10 @@ def _shoot(bench: Any, count: int) -> None:
     def new_frames() -> list[dict[str, Any]] | None:
         files = [f for f in device_status(bench).get("files", []) if f.get("name") not in known and f.get("path")]
         return files if len(files) >= count else None
+    sha, size = camera_frame(bench)  # what the camera shot: the same bytes every frame
     for f in wait_until(new_frames, 60, f"{count} new frames on the device")[:count]:
-        path = Path(str(f["path"]))
-        bench.state.captures.append(Capture(name=str(f["name"]), path=path, sha256=_sha256(path),
-                                            size=path.stat().st_size, captured_at=time.time(), kind="jpg"))
+        bench.state.captures.append(Capture(name=str(f["name"]), path=Path(str(f["path"])), sha256=sha,
+                                            size=size, captured_at=time.time(), kind="jpg"))
 
 
 @when("the rig loses power while a file is uploading")
