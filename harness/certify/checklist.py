@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,9 @@ ITEM_ID = re.compile(r"^C2C-[A-Z]+-\d{2}$")
 KINDS = frozenset({"all", "camera", "encoder", "audio", "app"})
 HOW_VERIFIED = frozenset({"oracle", "status", "operator", "declared"})
 VERDICTS = PRECEDENCE
-# Symbolic limits resolved per scenario (the part size depends on the file under test).
-SYMBOLIC_LIMITS = frozenset({"part_size"})
+# Symbolic limits resolved per scenario (the part size depends on the file under test; the
+# deadline, the files expected and the clock jumps are what the scenario's own steps say).
+SYMBOLIC_LIMITS = frozenset({"part_size", "deadline_s", "expected_files", "paused_files", "clock_jumps"})
 
 
 @dataclass(frozen=True)
@@ -212,13 +213,38 @@ def _item(raw: Any, index: int) -> Item:
     )
 
 
+def _with_shared_measurements(items: list[Item], shared: Any) -> list[Item]:
+    """Merge top-level `[[measurement]]` tables (one definition, `items = [...]`) into each listed
+    item, so a measurement many items share (the delivery ledger's counts) is written once."""
+    if not isinstance(shared, list):
+        raise ConfigError("checklist: field 'measurement' must be an array of tables ([[measurement]])")
+    by_id = {item.id: item for item in items}
+    for n, raw in enumerate(shared):
+        where = f"measurement[{n}]"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: must be a table")
+        where = f"measurement {raw.get('name', n)!r}"
+        targets = _require(raw, "items", list, where)
+        if not targets or not all(isinstance(t, str) for t in targets):
+            raise ConfigError(f"{where}: field 'items' must be a non-empty list of item IDs")
+        unknown = [t for t in targets if t not in by_id]
+        if unknown:
+            raise ConfigError(f"{where}: field 'items' names {unknown}, not items of this checklist")
+        m = _measurement({k: v for k, v in raw.items() if k != "items"}, where)
+        for t in targets:
+            if any(old.name == m.name for old in by_id[t].measurements):
+                raise ConfigError(f"{where}: field 'items': {t} already has a measurement {m.name!r}")
+            by_id[t] = replace(by_id[t], measurements=(*by_id[t].measurements, m))
+    return [by_id[item.id] for item in items]
+
+
 def parse_checklist(data: Mapping[str, Any], path: Path | None = None) -> Checklist:
     """Validate a decoded checklist document; raise ConfigError naming the bad field."""
     if data.get("schema") != "c2c-checklist/1":
         raise ConfigError(f"checklist: field 'schema' must be 'c2c-checklist/1', got {data.get('schema')!r}")
     ids = _require(data, "ids", list, "checklist")
     raw_items = _require(data, "item", list, "checklist")
-    items = [_item(raw, n) for n, raw in enumerate(raw_items)]
+    items = _with_shared_measurements([_item(raw, n) for n, raw in enumerate(raw_items)], data.get("measurement", []))
     seen: set[str] = set()
     for item in items:
         if item.id in seen:
