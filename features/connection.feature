@@ -22,5 +22,6 @@ Feature: Staying connected
     Given a paired device
     And the cloud issues access tokens that expire after 30 seconds
     When 8 hours of cloud time pass in 30 seconds while files are captured every 10 seconds
-    Then every captured file arrives intact within 120 seconds
+    Then the device refreshed its token after every clock jump
+    And every captured file arrives intact within 120 seconds
     And the device requested no new pairing code

@@ -49,8 +49,7 @@ Feature: Networks the device must work on
   @C2C-RES-03
   Scenario: The device survives ISP issues
     Given a paired device
-    When 3 "jpg" files are captured
-    And the network profile "isp-outage" is applied for 15 seconds
+    When the network profile "isp-outage" is applied for 15 seconds while 3 "jpg" files are captured
     Then every captured file arrives intact within 240 seconds
 
   @C2C-NETW-02 @declared

@@ -15,7 +15,9 @@ Feature: Upload queue
   Scenario: The queue survives a network interruption
     Given a paired device
     And the network profile "cellular"
-    When 4 "jpg" files are captured
+    When a large file of 24 MB is captured
+    And 3 "jpg" files are captured
+    And the cloud has received part of the upload
     And the link goes down for 10 seconds
     Then every captured file arrives intact within 180 seconds
 
@@ -33,7 +35,9 @@ Feature: Upload queue
   @C2C-RES-01 @C2C-QUE-03
   Scenario: The device survives power cuts at random points
     Given a paired device
-    When 6 "jpg" files are captured
+    And the network profile "bonded-cellular"
+    When a large file of 24 MB is captured
+    And 6 "jpg" files are captured
     And the power is cut 3 times at random points
     Then every captured file arrives intact within 300 seconds
 

@@ -7,7 +7,10 @@ from typing import Any
 
 from pytest_bdd import given, parsers, when
 
+from harness.bdd.recovery import fault_ending, pending_uploads
 from harness.bdd.steps.common import hold_for
+from harness.bdd.steps.media_steps import capture_kind
+from harness.errors import BenchFailure
 
 
 @given(parsers.parse('the network profile "{name}"'))
@@ -42,7 +45,22 @@ def _profile_for(bench: Any, name: str, seconds: int) -> None:
     """A network episode (e.g. isp-outage) for a while, then a clean link."""
     bench.network.apply_profile(name)
     hold_for(seconds)
-    bench.network.clear()
+    with fault_ending(bench, f"{name} episode"):
+        bench.network.clear()
+
+
+@when(parsers.parse('the network profile "{name}" is applied for {seconds:d} seconds while {count:d} "{kind}" files '
+                    'are captured'))
+def _profile_for_captures(bench: Any, name: str, seconds: int, count: int, kind: str) -> None:
+    """A network episode that starts before the captures, so they are still waiting when it ends
+    (the episode meets a queue however fast the device is); then a clean link."""
+    bench.network.apply_profile(name)
+    started = time.monotonic()
+    for _ in range(count):
+        capture_kind(bench, kind, 1)
+    hold_for(max(0.0, seconds - (time.monotonic() - started)))
+    with fault_ending(bench, f"{name} episode"):
+        bench.network.clear()
 
 
 @when("the link goes down")
@@ -54,15 +72,21 @@ def _down(bench: Any) -> None:
 @when("the link comes back")
 def _up(bench: Any) -> None:
     """Restore the link."""
-    bench.network.link_up()
+    with fault_ending(bench, "link down"):
+        bench.network.link_up()
 
 
 @when(parsers.parse("the link goes down for {seconds:d} seconds"))
 def _down_for(bench: Any, seconds: int) -> None:
-    """A network disconnection of a given length, mid-queue."""
+    """A network disconnection of a given length, mid-queue: with nothing left to upload the
+    queue would not be interrupted, so the bench says so (an error, not a pass)."""
+    if not pending_uploads(bench):
+        raise BenchFailure("the link would go down with every captured file already in the cloud: "
+                           "the queue was not interrupted (capture more or larger files first)")
     bench.network.link_down()
     hold_for(seconds)
-    bench.network.link_up()
+    with fault_ending(bench, f"link down {seconds} s"):
+        bench.network.link_up()
 
 
 @when("the network path switches")

@@ -6,6 +6,7 @@ against the capture manifest: never the device's own claims.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import time
@@ -14,28 +15,45 @@ from typing import Any
 
 from pytest_bdd import parsers, then
 
+from harness.bdd.bench import Bench
+from harness.bdd.measures import delivery_counts, retries_seen
+from harness.bdd.recovery import fault_ends, poll_recovery
 from harness.bdd.steps.cloud_steps import refreshes
 from harness.bdd.steps.common import device_status, hold_for, wait_until
 from harness.certify.ledger import Ledger
 from harness.certify.throughput import part_upload_rate
-from harness.errors import DeliveryFailure, DeviceTimeout
+from harness.errors import BenchFailure, DeliveryFailure, DeviceTimeout
 
 GAVE_UP_GRACE_S = 10.0
 # Outcomes no later upload can undo.
 FINAL_FAILURES = frozenset({"corrupt", "duplicated", "leaked"})
+# A file that arrives after the scenario's deadline but within this fraction more is late
+# (time_to_deliver_s out of its limit), not lost: the certificate says how late it was.
+DEADLINE_GRACE = 0.25
 
 
-def _settle(bench: Any, seconds: int, done: Callable[[Ledger], bool], what: str) -> Ledger:
+def _settle(bench: Bench, seconds: int, done: Callable[[Ledger], bool], what: str,
+            watched: set[str] | None = None) -> tuple[Ledger, float | None]:
     """Poll the ledger until `done`, then classify with the deadline reached (drained).
 
-    Stops early when the device has shown an undelivered capture as "failed" (it gave up:
-    only an operator retry moves it) for GAVE_UP_GRACE_S, instead of waiting out the deadline.
+    Returns the ledger and the seconds from the start of the wait until `done` first held
+    (None when it never did). Waits up to the deadline plus DEADLINE_GRACE, so a late
+    delivery is measured as late. Stops early when the device has shown an undelivered
+    capture as "failed" (it gave up: only an operator retry moves it) for GAVE_UP_GRACE_S,
+    or once a `watched` file (all when None) is corrupt, duplicated or leaked for good.
+    Polls the journal for recovery after faults (harness/bdd/recovery.py) meanwhile.
     """
+    started = time.monotonic()
     gave_up_since: list[float] = []
+    took: list[float] = []
 
     def settled() -> bool:
+        poll_recovery(bench)
         lg = bench.ledger(drained=False)
-        if done(lg) or any(f.outcome in FINAL_FAILURES for f in lg.files):
+        if done(lg):
+            took.append(time.monotonic() - started)
+            return True
+        if any(f.outcome in FINAL_FAILURES and (watched is None or f.name in watched) for f in lg.files):
             return True  # a corrupt, duplicated or leaked file stays so: same verdict, no wait
         if any(f.device_state in {"failed", "cancelled"} and f.outcome not in {"intact", "withheld"} for f in lg.files):
             gave_up_since[:] = gave_up_since or [time.monotonic()]
@@ -43,75 +61,199 @@ def _settle(bench: Any, seconds: int, done: Callable[[Ledger], bool], what: str)
         gave_up_since.clear()
         return False
     try:
-        wait_until(settled, seconds, what, interval=0.5)
+        wait_until(settled, seconds * (1 + DEADLINE_GRACE), what, interval=0.5)
     except DeviceTimeout:
         pass
-    return bench.ledger(drained=True)
+    poll_recovery(bench)
+    return bench.ledger(drained=True), (took[0] if took else None)
 
 
-def _assert_delivered(ledger: Ledger, names: set[str] | None = None) -> None:
-    problems = [p for p in ledger.problems() if names is None or p.split(":", 1)[0] in names]
-    if problems:
-        raise DeliveryFailure("delivery ledger: " + "; ".join(problems))
+def declaring(bench: Bench, name: str) -> list[str]:
+    """The scenario's items whose checklist entry declares measurement `name`."""
+    out = []
+    for item_id in bench.state.notes.get("items", []):
+        try:
+            bench.session.checklist[item_id].measurement(name)
+        except KeyError:
+            continue
+        out.append(item_id)
+    return out
+
+
+def measure_all(bench: Bench, name: str, value: float, **context: float) -> bool:
+    """Record `name` for every item of the scenario that declares it; False if any is out of limits."""
+    return all([bench.measure(item_id, name, value, **context) for item_id in declaring(bench, name)])
+
+
+def out_of_limits(bench: Bench) -> list[str]:
+    """The scenario's measurements outside their limits so far, as "name=value outside limits (items)"."""
+    seen: dict[str, list[str]] = {}
+    for m in bench.state.measurements:
+        if m.get("passed") is False:
+            items = seen.setdefault(f"{m['name']}={m['value']} outside {m['limits']}", [])
+            if m["item"] not in items:
+                items.append(m["item"])
+    return [f"{text} ({', '.join(items)})" for text, items in seen.items()]
+
+
+def require(bench: Bench, name: str, value: float, what: str, **context: float) -> None:
+    """Measure `name` for the declaring items; out of limits is a device failure naming it."""
+    if not measure_all(bench, name, value, **context):
+        raise DeliveryFailure("; ".join([*out_of_limits(bench), what]))
+
+
+def _deliver(bench: Bench, seconds: int, expected: set[str], what: str, *, all_problems: bool = False) -> Ledger:
+    """Wait for `expected` files to arrive intact; measure the delivery for every declaring item.
+
+    Measured (checklist: files_intact, files_lost, files_corrupt, files_duplicated,
+    time_to_deliver_s, and where declared the recovery and retry figures): a figure out of
+    its limits, or any delivery problem the ledger lists, is a DeliveryFailure that names
+    the measurements out of limits first.
+    """
+    ledger, took = _settle(bench, seconds, lambda lg: all(f.outcome == "intact" for f in lg.files if f.name in expected),
+                           what, None if all_problems else expected)
+    counts = delivery_counts(ledger, expected)
+    measure_all(bench, "files_intact", counts.intact, expected_files=len(expected))
+    measure_all(bench, "files_lost", counts.lost + counts.pending)
+    measure_all(bench, "files_corrupt", counts.corrupt)
+    measure_all(bench, "files_duplicated", counts.duplicated)
+    if took is not None:  # never all there: files_lost / files_intact say so
+        measure_all(bench, "time_to_deliver_s", round(took, 1), deadline_s=seconds)
+    _measure_recovery(bench)
+    _measure_retries(bench)
+    _measure_throughput(bench)
+    problems = [p for p in ledger.problems() if all_problems or p.split(":", 1)[0] in expected]
+    bad = out_of_limits(bench)
+    if problems or bad:
+        raise DeliveryFailure("; ".join(bad + (["delivery ledger: " + "; ".join(problems)] if problems else [])))
+    return ledger
+
+
+def _measure_recovery(bench: Bench) -> None:
+    """uploads_resumed / time_to_recover_s after the faults that ended with uploads pending."""
+    items = declaring(bench, "uploads_resumed")
+    ends = fault_ends(bench)
+    if not items or not ends:
+        return
+    pending = [e for e in ends if e.pending]
+    if not pending:
+        bench.exercised(f"{', '.join(e.what for e in ends)}: every file was already in the cloud when the "
+                        "fault ended, so the time to recover was not measured")
+        return
+    measure_all(bench, "uploads_resumed", pending[-1].resumed)
+    times = [e.time_to_recover_s for e in pending]
+    if all(t is not None for t in times):
+        measure_all(bench, "time_to_recover_s", max(t for t in times if t is not None), faults=len(pending))
+
+
+def _measure_retries(bench: Bench) -> None:
+    """retries_seen: error answers the cloud gave and later answered with success for the same request."""
+    if not declaring(bench, "retries_seen"):
+        return
+    names = {str(a.get("asset_id")): str(a.get("name")) for a in bench.cloud.ledger()}
+    r = retries_seen(bench.journal(), names)
+    if r.failed == 0:
+        injected = [e for e in bench.timeline.windows() + [
+            {"layer": ev.layer, "name": ev.name, "start": ev.at} for ev in bench.timeline.events if ev.action == "mark"]
+            if e["layer"] == "cloud" and str(e["name"]).startswith(("s3 ", "api ")) and e["start"] >= bench.state.started_at]
+        if injected:
+            raise BenchFailure(f"the cloud answered no request with an error although {injected[0]['name']!r} was "
+                               "injected: retrying was not exercised")
+        bench.exercised("no request was answered with an error (the device refreshed before using an expired "
+                        "token): retries_seen not measured")
+        return
+    measure_all(bench, "retries_seen", r.retried, errors_answered=r.failed)
+
+
+def _measure_throughput(bench: Bench) -> None:
+    """throughput_Mbps on a shaped profile: accepted part bytes over part-PUT busy time (as C2C-NETW-01)."""
+    if not declaring(bench, "throughput_Mbps"):
+        return
+    rate = part_upload_rate(bench.journal())
+    if rate.parts:
+        measure_all(bench, "throughput_Mbps", round(rate.mbps, 2), part_bytes=rate.nbytes,
+                    busy_s=round(rate.busy_s, 3), accepted_parts=rate.parts)
+
+
+# what a scenario tagged with these items really exercised, beyond its own steps
+EXERCISED = {
+    "C2C-QA-01": "stable launch and operation: the 3-file upload scenario of C2C-UPL-01, reused "
+                 "(device launch {launches} of this run, paired once, {files} files uploaded); "
+                 "not a repeated launch / pair / upload cycle",
+}
+
+
+def _note_exercised(bench: Bench) -> None:
+    for item_id in bench.state.notes.get("items", []):
+        if item_id in EXERCISED:
+            bench.exercised(EXERCISED[item_id].format(launches=bench.session.device_generation,
+                                                      files=len(bench.state.captures)))
 
 
 @then(parsers.parse("every captured file arrives intact within {seconds:d} seconds"))
-def _all_intact(bench: Any, seconds: int) -> None:
+def _all_intact(bench: Bench, seconds: int) -> None:
     """Every captured file is in the cloud exactly once with its SHA-256 (none lost, duplicated, corrupt)."""
-    ledger = _settle(bench, seconds, lambda lg: all(f.outcome in {"intact", "withheld"} for f in lg.files),
-                     "every captured file to arrive")
-    _assert_delivered(ledger)
+    _note_exercised(bench)
+    expected = {c.name for c in bench.state.captures if not c.paused}
+    ledger = _deliver(bench, seconds, expected, "every captured file to arrive", all_problems=True)
     not_intact = [f.name for f in ledger.files if f.outcome not in {"intact", "withheld"}]
     if not_intact:
         raise DeliveryFailure(f"not delivered intact: {not_intact}")
 
 
 @then(parsers.parse("every intact captured file arrives within {seconds:d} seconds"))
-def _intact_ones(bench: Any, seconds: int) -> None:
+def _intact_ones(bench: Bench, seconds: int) -> None:
     """Every undamaged capture arrives intact; intentionally damaged ones may be rejected."""
     good = {c.name for c in bench.state.captures if not c.corruption}
-    ledger = _settle(bench, seconds, lambda lg: all(f.outcome == "intact" for f in lg.files if f.name in good),
-                     "every intact file to arrive")
-    _assert_delivered(ledger, good)
+    _deliver(bench, seconds, good, "every intact file to arrive")
 
 
 @then(parsers.parse("the files captured after the pause arrive intact within {seconds:d} seconds"))
-def _after_pause(bench: Any, seconds: int) -> None:
+def _after_pause(bench: Bench, seconds: int) -> None:
     """Files captured after resume are delivered."""
     after = {c.name for c in bench.state.captures if c.paused is False}
-    ledger = _settle(bench, seconds, lambda lg: all(f.outcome == "intact" for f in lg.files if f.name in after),
-                     "the files captured after the pause")
-    _assert_delivered(ledger, after)
+    _deliver(bench, seconds, after, "the files captured after the pause")
 
 
 @then("the files captured while paused are withheld")
-def _withheld(bench: Any) -> None:
-    """Media captured inside the pause window never reaches the cloud (none leaked)."""
+def _withheld(bench: Bench) -> None:
+    """Media captured inside the pause window never reaches the cloud (measured: none slipped, all withheld)."""
+    paused = {c.name for c in bench.state.captures if c.paused}
+    if not paused:
+        raise BenchFailure("no file was captured inside the pause window: withholding was not exercised")
     ledger = bench.ledger(drained=True)
-    leaked = [f.name for f in ledger.files if f.outcome == "leaked"]
-    if leaked:
-        raise DeliveryFailure(f"captured while paused but uploaded: {leaked}")
-    assert ledger.by_outcome("withheld"), "no file was captured inside the pause window"
+    counts = delivery_counts(ledger, (), paused)
+    measure_all(bench, "files_withheld", counts.withheld, paused_files=len(paused))
+    slipped = [f.name for f in ledger.files if f.name in paused and f.outcome == "leaked"]
+    require(bench, "files_slipped_while_paused", counts.leaked, f"captured while paused but uploaded: {slipped}")
+    bad = out_of_limits(bench)
+    if bad:
+        raise DeliveryFailure("; ".join(bad))
 
 
 @then(parsers.parse("only the first captured file arrives within {seconds:d} seconds"))
-def _only_first(bench: Any, seconds: int) -> None:
-    """Manual mode: the selected file arrives, the others stay on the device."""
+def _only_first(bench: Bench, seconds: int) -> None:
+    """Manual mode: the selected file arrives, the others stay on the device (measured)."""
     first = bench.state.captures[0].name
-    ledger = _settle(bench, seconds, lambda lg: lg.files[0].outcome == "intact", f"{first} to arrive")
-    assert ledger.files[0].outcome == "intact", f"{first}: {ledger.files[0].outcome}"
+    ledger = _deliver(bench, seconds, {first}, f"{first} to arrive")
     others = [f.name for f in ledger.files[1:] if f.assets]
+    require(bench, "unselected_files_uploaded", len(others), f"manual mode uploaded unselected files: {others}")
     assert not others, f"manual mode uploaded unselected files: {others}"
 
 
 @then("the corrupted file did not block the queue")
-def _not_blocked(bench: Any) -> None:
-    """Files captured after the damaged one were delivered (checked by the ledger)."""
+def _not_blocked(bench: Bench) -> None:
+    """Files captured after the damaged one were delivered (ledger; measured as files_blocked_behind_corrupt)."""
     ledger = bench.ledger(drained=True)
     bad = next((i for i, c in enumerate(bench.state.captures) if c.corruption), None)
-    assert bad is not None, "no corrupted file in this scenario"
+    if bad is None:
+        raise BenchFailure("no corrupted file in this scenario: not blocking the queue was not exercised")
     after = [f for f in ledger.files[bad + 1:] if not f.corruption]
+    if not after:
+        raise BenchFailure("no file was captured after the corrupted one: not blocking the queue was not exercised")
     blocked = [f.name for f in after if f.outcome != "intact"]
+    require(bench, "files_blocked_behind_corrupt", len(blocked), f"queue blocked behind the corrupted file: {blocked}",
+            captured_after=len(after))
     assert not blocked, f"queue blocked behind the corrupted file: {blocked}"
 
 
@@ -220,11 +362,15 @@ def _no_more_parts(bench: Any, seconds: int) -> None:
     baseline = _parts_received(bench)
 
     def check() -> None:
-        now = _parts_received(bench)
-        assert now == baseline, f"{now - baseline} part(s) received after the cancel settled"
+        late = _parts_received(bench) - baseline
+        if late:  # measured as soon as seen: a device that keeps sending fails without waiting out the window
+            require(bench, "parts_after_cancel", late, f"{late} part(s) received after the cancel settled")
     hold_for(max(1.0, seconds - (time.monotonic() - started)), check, interval=1.0)
+    require(bench, "parts_after_cancel", _parts_received(bench) - baseline, "parts received after the cancel settled")
     ledger = bench.ledger(drained=False)
-    assert any(f.outcome != "intact" for f in ledger.files), "the cancelled file completed anyway"
+    completed = [f.name for f in ledger.files if f.outcome == "intact"]
+    require(bench, "cancelled_files_completed", len(completed), f"the cancelled file completed anyway: {completed}")
+    assert len(completed) < len(ledger.files), "the cancelled file completed anyway"
 
 
 # after a connected period of short-lived tokens, a device still at zero refreshes this much later never will
@@ -252,11 +398,22 @@ def _refreshed(bench: Any, count: str) -> None:
     assert got >= n, f"the device refreshed its token {got} time(s), expected >= {n}"
 
 
+def _revoke_calls(bench: Bench) -> int:
+    """Revocations the cloud accepted in this scenario (POST /v2/auth/revoke answered 2xx)."""
+    return sum(1 for r in bench.journal() if str(r.get("path", "")).split("?", 1)[0].endswith("/v2/auth/revoke")
+               and r.get("method") == "POST" and 200 <= int(r.get("status") or 0) < 300)
+
+
 @then(parsers.parse("the cloud sees the device's tokens revoked within {seconds:d} seconds"))
-def _revoked(bench: Any, seconds: int) -> None:
-    """Logout calls /v2/auth/revoke."""
-    wait_until(lambda: any(str(r.get("path", "")).endswith("/v2/auth/revoke") for r in bench.journal()),
-               seconds, "a call to /v2/auth/revoke")
+def _revoked(bench: Bench, seconds: int) -> None:
+    """Logout calls /v2/auth/revoke and the cloud accepts it (measured as revoke_calls)."""
+    started = time.monotonic()
+    try:
+        wait_until(lambda: _revoke_calls(bench) > 0, seconds, "a call to /v2/auth/revoke")
+    except DeviceTimeout:
+        pass
+    require(bench, "revoke_calls", _revoke_calls(bench), f"no accepted call to /v2/auth/revoke within {seconds} s",
+            waited_s=round(time.monotonic() - started, 1))
 
 
 @then(parsers.parse("the interceptor saw no completed request from the device within {seconds:d} seconds"))
@@ -272,3 +429,35 @@ def _interceptor(bench: Any, seconds: int) -> None:
     hold_for(seconds, check, interval=1.0)
     if mitm.verdict() == "no-attempt":
         raise DeviceTimeout("the device made no connection attempt through the interceptor (inconclusive)")
+
+
+LAST_JUMP_REFRESH_S = 30.0
+
+
+@then("the device refreshed its token after every clock jump")
+def _refreshed_per_jump(bench: Bench) -> None:
+    """Each clock jump of the soak outlives the access token: a refresh must follow every jump before the
+    next one (or before the end, for the last). Measured: refreshes (>= the jumps) and
+    jumps_without_refresh (== 0), from the journal's order (ids), whatever the emulator clock says."""
+    jumps: list[int] = list(bench.state.notes.get("clock_jumps", []))
+    if not jumps:
+        raise BenchFailure("no clock jump happened in this scenario: the shift was not exercised")
+
+    def refreshed() -> tuple[list[int], list[bool]]:
+        tokens = [int(r.get("id") or 0) for r in bench.journal() if str(r.get("path", "")).endswith("/v2/auth/token")
+                  and r.get("method") == "POST" and r.get("status") == 200]
+        bounds = [*jumps[1:], None]
+        return tokens, [any(t > a and (b is None or t <= b) for t in tokens) for a, b in zip(jumps, bounds, strict=True)]
+    # the earlier jumps are decided (the next jump came); the last may still be followed by one
+    if all(refreshed()[1][:-1]):
+        with contextlib.suppress(DeviceTimeout):
+            wait_until(lambda: refreshed()[1][-1], LAST_JUMP_REFRESH_S, "a token refresh after the last clock jump")
+    tokens, per_jump = refreshed()
+    tokens = [t for t in tokens if t > jumps[0]]  # the shift's refreshes (not a pairing before it)
+    missed = per_jump.count(False)
+    measure_all(bench, "refreshes", len(tokens), clock_jumps=len(jumps))
+    require(bench, "jumps_without_refresh", missed, f"{missed} of {len(jumps)} clock jumps were not followed by a "
+            "token refresh", clock_jumps=len(jumps))
+    bad = out_of_limits(bench)
+    if bad:
+        raise DeliveryFailure("; ".join(bad))

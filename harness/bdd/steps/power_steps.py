@@ -7,6 +7,7 @@ from typing import Any
 
 from pytest_bdd import parsers, when
 
+from harness.bdd.recovery import fault_ending, poll_recovery
 from harness.bdd.steps.common import hold_for, wait_until
 from harness.errors import BenchFailure, DeviceTimeout
 
@@ -19,7 +20,8 @@ def _cut(bench: Any) -> None:
 
 
 def _restore(bench: Any) -> None:
-    bench.power.on()
+    with fault_ending(bench, "power cut"):  # recovery is measured from here (harness/bdd/recovery.py)
+        bench.power.on()
     bench.timeline.record("power", "cut", "stop")
     if bench.has_status:
         wait_until(lambda: bench.device.status() is not None, 60, "the device to boot after the power cut")
@@ -58,8 +60,11 @@ def _random_cuts(bench: Any, count: int) -> None:
     for _ in range(count):
         before = len(bench.journal())
         target = before + rng.randint(1, 6)
+        def reached(t: int = target) -> bool:
+            poll_recovery(bench)  # the previous cut's recovery is seen here, before the next cut
+            return len(bench.journal()) >= t
         try:
-            wait_until(lambda t=target: len(bench.journal()) >= t, 30, "requests before the next cut")
+            wait_until(reached, 30, "requests before the next cut")
         except DeviceTimeout:
             pass  # a quiet device is cut anyway
         _cut(bench)

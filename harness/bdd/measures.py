@@ -1,0 +1,122 @@
+"""Measurements computed from the oracle (the delivery ledger and the cloud's request journal).
+
+Pure functions over ledger verdicts and journal rows, so each figure a certificate shows is
+unit-tested apart from the scenarios that record it:
+
+- delivery counts: per captured file, what the ledger says reached the cloud (lost,
+  corrupt, duplicated, intact, leaked, withheld);
+- retries: requests the cloud answered with an error and later answered with success for
+  the same request (a retry the oracle saw succeed);
+- recovery: the first upload request the cloud accepted after a fault ended.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from harness.certify.ledger import Ledger
+
+# Requests that move an upload forward: asset creation, real-time part URLs, part PUTs to S3.
+UPLOAD_REQUEST = re.compile(r"^(?:/v2/(?:devices/)?assets(?:/[^/?]+/realtime_upload/parts)?|/s3/parts/)")
+# An S3 part URL is /s3/parts/{asset}/{number}/{generation}: a new URL for the same part
+# (after an expired one) is the same request retried, and so is the same part of the same
+# file under a new asset (a device may answer an expired URL with a new asset).
+S3_PART = re.compile(r"^/s3/parts/([^/?]+)/(\d+)(?:/[^?]*)?")
+# Pairing and refresh answer errors by design (authorization_pending): not retries of a failure.
+AUTH_PATH = re.compile(r"^/v2/(?:auth|device)/")
+
+
+@dataclass(frozen=True)
+class DeliveryCounts:
+    """What the ledger says about the files a step expects (and the ones it expects withheld)."""
+
+    expected: int
+    intact: int
+    lost: int
+    corrupt: int
+    duplicated: int
+    leaked: int
+    withheld: int
+    pending: int
+
+
+def delivery_counts(ledger: Ledger, expected: Iterable[str], withheld: Iterable[str] = ()) -> DeliveryCounts:
+    """Classify the ledger's files the step expects delivered (by name) and the ones it expects withheld.
+
+    A file still pending once the ledger is drained counts as lost (the ledger already says so).
+    """
+    want, held = set(expected), set(withheld)
+    mine = [f for f in ledger.files if f.name in want]
+    paused = [f for f in ledger.files if f.name in held]
+
+    def n(files: list[Any], outcome: str) -> int:
+        return sum(1 for f in files if f.outcome == outcome)
+    return DeliveryCounts(
+        expected=len(mine), intact=n(mine, "intact"), lost=n(mine, "lost"), corrupt=n(mine, "corrupt"),
+        duplicated=n(mine, "duplicated"), leaked=n(paused, "leaked") + n(mine, "leaked"),
+        withheld=n(paused, "withheld"), pending=n(mine, "pending"),
+    )
+
+
+def _path(row: Mapping[str, Any]) -> str:
+    return str(row.get("path") or "").split("?", 1)[0]
+
+
+def request_key(row: Mapping[str, Any], asset_names: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """What makes two journal rows the same request: method and path; an S3 part by its number
+    and its file (the asset's name in `asset_names`, else the asset)."""
+    path = _path(row)
+    m = S3_PART.match(path)
+    if not m:
+        return str(row.get("method") or ""), path
+    owner = (asset_names or {}).get(m.group(1), m.group(1))
+    return str(row.get("method") or ""), f"/s3/parts/{owner}/{m.group(2)}"
+
+
+def _status(row: Mapping[str, Any]) -> int:
+    try:
+        return int(row.get("status") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+@dataclass(frozen=True)
+class Retries:
+    """Failed answers the oracle saw, and how many of them were followed by a success of the same request."""
+
+    failed: int
+    retried: int
+    not_retried: list[str]
+
+
+def retries_seen(journal: Iterable[Mapping[str, Any]], asset_names: Mapping[str, str] | None = None) -> Retries:
+    """Error answers (4xx/5xx, pairing and token calls aside) later answered 2xx for the same request.
+
+    Rows are taken in journal order (their id). An error whose request never succeeded
+    afterwards is listed in `not_retried` ("POST /v2/assets 500").
+    """
+    rows = sorted(journal, key=lambda r: int(r.get("id") or 0))
+    failed = [(i, r) for i, r in enumerate(rows) if _status(r) >= 400 and not AUTH_PATH.match(_path(r))]
+    retried = 0
+    not_retried: list[str] = []
+    for i, r in failed:
+        key = request_key(r, asset_names)
+        if any(200 <= _status(later) < 300 and request_key(later, asset_names) == key for later in rows[i + 1:]):
+            retried += 1
+        else:
+            not_retried.append(f"{key[0]} {key[1]} {_status(r)}")
+    return Retries(failed=len(failed), retried=retried, not_retried=not_retried)
+
+
+def is_upload_request(row: Mapping[str, Any]) -> bool:
+    """An asset creation, a real-time part request or a part PUT."""
+    return bool(UPLOAD_REQUEST.match(_path(row)))
+
+
+def accepted_uploads(journal: Iterable[Mapping[str, Any]], after_id: int) -> int:
+    """Upload requests the cloud accepted (2xx) with a journal id after `after_id`."""
+    return sum(1 for r in journal if int(r.get("id") or 0) > after_id and 200 <= _status(r) < 300
+               and is_upload_request(r))
