@@ -504,10 +504,10 @@ def _network_details(bench: Any) -> None:
     assert cloud_bps > 0, "the cloud measured no part upload"
     device_bps = statistics.median(shown)
     ratio = round(device_bps / cloud_bps, 3)
-    ok = bench.measure("C2C-NETW-04", "throughput_ratio", ratio, device_bps=round(device_bps),
-                       cloud_bps=round(cloud_bps), samples=len(shown))
-    ok = bench.measure("C2C-NETW-04", "fields_wrong", len(wrong)) and ok
-    assert ok, f"shown speed {device_bps:.0f} bit/s (median) vs cloud {cloud_bps:.0f} bit/s; wrong fields: {wrong[:3]}"
+    # measured, not asserted: a wrong speed or field fails NETW-04 only, not NET-01 beside it
+    bench.measure("C2C-NETW-04", "throughput_ratio", ratio, device_bps=round(device_bps),
+                  cloud_bps=round(cloud_bps), samples=len(shown))
+    bench.measure("C2C-NETW-04", "fields_wrong", len(wrong))
 
 
 @then(parsers.parse('the device shows the cloud status "{state}" within {seconds:d} seconds'))
