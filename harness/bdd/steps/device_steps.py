@@ -312,7 +312,7 @@ def _remaining(bench: Any, count: int) -> None:
         return
     sampler = _remaining_sampler(bench)
     oracle = sampler.read_oracle()
-    assert oracle.count == count, f"the cloud has {count - oracle.count} of the {count} files already"
+    assert oracle.count == count, f"the cloud says {oracle.count} captured file(s) remain, the scenario expects {count}"
     start = time.monotonic()
     try:
         wait_until(lambda: sampler.sample(record=False)[0] == 0, 60, f"the device to show {oracle.count} files remaining")

@@ -19,7 +19,7 @@ from pytest_bdd import parsers, then, when
 from harness.bdd.bench import Bench
 from harness.bdd.steps.common import device_status, wait_until
 from harness.bdd.steps.media_steps import capture_kind
-from harness.errors import BenchFailure
+from harness.errors import BenchFailure, DeviceTimeout
 
 S3_PART = re.compile(r"/s3/parts/([^/?]+)/(\d+)/")
 
@@ -99,7 +99,7 @@ def _capture_while_busy(bench: Bench, count: int, kind: str) -> None:
         return any(int(r.get("put_attempts") or 0) > 0 for r in rows) and any(not r.get("completed_at") for r in rows)
     try:
         wait_until(busy, 60, "an upload of the burst in progress", interval=0.05)
-    except Exception as exc:  # the burst finished before the bench could catch it: no condition made
+    except DeviceTimeout as exc:  # the burst finished before the bench could catch it: no condition made
         raise BenchFailure(f"could not capture while the device was uploading: {exc}") from exc
     taken: list[str] = []
     for _ in range(count):
