@@ -45,7 +45,7 @@ DIAL_TIMEOUT = 10.0
 # The plain-HTTP trap: a client connection whose first bytes are an HTTP request line, not
 # a TLS record (0x16 handshake), is a device speaking http:// to the API's own host:port
 # (C2C-SEC-01). It is recorded and answered 403, never forwarded; TLS passes untouched.
-PLAIN_HTTP = re.compile(rb"^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|TRACE|CONNECT) (\S{1,2048})")
+PLAIN_HTTP = re.compile(rb"^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|TRACE|CONNECT|PRI) (\S{1,2048})")
 MAX_PLAIN_RECORDS = 1000
 PLAIN_ANSWER = (b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 16\r\n"
                 b"Connection: close\r\n\r\nHTTPS required.\n")

@@ -37,6 +37,7 @@ def test_first_bytes_tell_http_from_tls() -> None:
     assert plain_http_request(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03") is None  # a ClientHello
     assert plain_http_request(b"") is None
     assert plain_http_request(b"HELLO world") is None
+    assert plain_http_request(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") == ("PRI", "*")  # cleartext HTTP/2
 
 
 def test_plain_http_to_the_api_port_is_recorded_and_refused(link: NetworkLink, tls: TlsServer) -> None:
