@@ -10,6 +10,7 @@ import httpx
 from websockets.sync.client import connect
 
 from harness.cloud.control import CloudControl
+from harness.cloud.runner import EmulatorProcess
 from harness.cloud.testing import DEVICE_GRANT, PairedDevice, pair_device
 from harness.protocols import CloudWitness
 
@@ -23,9 +24,13 @@ def _code(api: httpx.Client, cloud: CloudControl, client_id: str, **headers: str
     return answer.json()
 
 
-def test_issued_tokens_are_known_by_value_and_only_in_memory(cloud: CloudControl, api: httpx.Client) -> None:
+def test_issued_tokens_are_known_by_value_and_only_in_memory(cloud: CloudControl, api: httpx.Client,
+                                                             cloud_process: EmulatorProcess) -> None:
     assert isinstance(cloud, CloudWitness)
     device = pair_device(cloud)
+    cloud.state()  # flushes the journal
+    on_disk = b"".join(p.read_bytes() for p in cloud_process.data_dir.glob("state.sqlite3*"))
+    assert device.refresh_token.encode() not in on_disk and device.access_token.encode() not in on_disk
     assert set(cloud.issued_tokens(device.device_id)) == {device.access_token, device.refresh_token}
     rotated = api.post("/v2/auth/token", data={
         "grant_type": "refresh_token", "client_id": device.client_id, "client_secret": device.client_secret,
