@@ -12,39 +12,39 @@ Feature: Networks the device must work on
   Scenario Outline: Uploads complete on every network configuration
     Given a paired device
     And the network profile "<profile>"
-    When 2 "<kind>" files are captured
+    When <count> "<kind>" files are captured over <seconds> seconds
     Then every captured file arrives intact within 300 seconds
 
     @C2C-TNET-01
     Examples: Commercial router on hardline WAN
-      | profile  | kind |
-      | hardline | mov  |
-      | hardline | jpg  |
+      | profile  | kind | count | seconds |
+      | hardline | mov  | 2     | 0       |
+      | hardline | jpg  | 2     | 0       |
 
     @C2C-TNET-02
     Examples: Bonded cellular modem
-      | profile         | kind |
-      | bonded-cellular | mov  |
+      | profile         | kind | count | seconds |
+      | bonded-cellular | mov  | 2     | 0       |
 
     @C2C-TNET-03
     Examples: Commercial cellular modem
-      | profile  | kind |
-      | cellular | jpg  |
+      | profile  | kind | count | seconds |
+      | cellular | jpg  | 2     | 0       |
 
     @C2C-TNET-04
     Examples: Hotspot-style modem
-      | profile | kind |
-      | hotspot | jpg  |
+      | profile | kind | count | seconds |
+      | hotspot | jpg  | 2     | 0       |
 
     @C2C-TNET-05
-    Examples: Meshed routers with fast roaming
-      | profile   | kind |
-      | mesh-roam | jpg  |
+    Examples: Meshed routers with fast roaming (captures span a roaming cut)
+      | profile   | kind | count | seconds |
+      | mesh-roam | jpg  | 3     | 12      |
 
     @C2C-TNET-06
     Examples: Direct modem connection
-      | profile      | kind |
-      | direct-modem | jpg  |
+      | profile      | kind | count | seconds |
+      | direct-modem | jpg  | 2     | 0       |
 
   @C2C-RES-03
   Scenario: The device survives ISP issues

@@ -53,6 +53,17 @@ def _capture_n(bench: Any, count: str, kind: str) -> None:
         capture_kind(bench, kind, 1)
 
 
+@when(parsers.parse('{count:d} "{kind}" files are captured over {seconds:d} seconds'))
+def _capture_spread(bench: Any, count: int, kind: str, seconds: int) -> None:
+    """Captures spread evenly over a period (the first at once), so uploads meet a link that changes
+    during it (a roaming cut); 0 seconds captures them one after another."""
+    start = time.monotonic()
+    for n in range(count):
+        at = n * seconds / max(count - 1, 1)
+        wait_until(lambda at=at: time.monotonic() - start >= at, at + 5, "the next capture time")
+        capture_kind(bench, kind, 1)
+
+
 @when(parsers.parse('{count:d} "{kind}" files are captured at once'))
 def _capture_burst(bench: Any, count: int, kind: str) -> None:
     """A burst: all files land in the device's storage together."""

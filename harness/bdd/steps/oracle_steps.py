@@ -122,6 +122,7 @@ def _deliver(bench: Bench, seconds: int, expected: set[str], what: str, *, all_p
     _measure_recovery(bench)
     _measure_retries(bench)
     _measure_throughput(bench)
+    _note_roaming(bench)
     problems = [p for p in ledger.problems() if all_problems or p.split(":", 1)[0] in expected]
     bad = out_of_limits(bench)
     if problems or bad:
@@ -173,6 +174,18 @@ def _measure_throughput(bench: Bench) -> None:
     if rate.parts:
         measure_all(bench, "throughput_Mbps", round(rate.mbps, 2), part_bytes=rate.nbytes,
                     busy_s=round(rate.busy_s, 3), accepted_parts=rate.parts)
+
+
+def _note_roaming(bench: Bench) -> None:
+    """On the mesh-roam profile, say how many roaming cuts the scenario's uploads met (none: not exercised)."""
+    if bench.state.notes.get("network_profile") != "mesh-roam":
+        return
+    cuts = [w for w in bench.timeline.windows() if w["layer"] == "network" and w["name"] == "phase:roaming"
+            and w["start"] >= bench.state.started_at]
+    if not cuts:
+        raise BenchFailure("the mesh-roam profile cut the link no time during the scenario: roaming was not exercised")
+    bench.exercised(f"mesh-roam: the link was cut {len(cuts)} time(s) (1 s every 10 s) while files were captured "
+                    "and uploaded")
 
 
 # what a scenario tagged with these items really exercised, beyond its own steps
@@ -351,13 +364,17 @@ def _no_more_parts(bench: Any, seconds: int) -> None:
     from then on no part is received for the rest of the window, and the file is not complete."""
     names = {c.name for c in bench.state.captures}
     started = time.monotonic()
+    stuck: DeviceTimeout | None = None
     if bench.has_status:
         def stopped() -> bool:
             st = device_status(bench)
             mine = [f for f in st.get("files", []) if f.get("name") in names]
             return bool(mine) and all(f.get("state") != "uploading" for f in mine) \
                 and (st.get("current") or {}).get("name") not in names
-        wait_until(stopped, CANCEL_SETTLE_S, "the device to show the cancelled uploads stopped")
+        try:
+            wait_until(stopped, CANCEL_SETTLE_S, "the device to show the cancelled uploads stopped")
+        except DeviceTimeout as exc:  # still a failure, once the cloud's side is measured too
+            stuck = exc
     hold_for(_in_flight_drain_s(bench, names))
     baseline = _parts_received(bench)
 
@@ -371,6 +388,8 @@ def _no_more_parts(bench: Any, seconds: int) -> None:
     completed = [f.name for f in ledger.files if f.outcome == "intact"]
     require(bench, "cancelled_files_completed", len(completed), f"the cancelled file completed anyway: {completed}")
     assert len(completed) < len(ledger.files), "the cancelled file completed anyway"
+    if stuck is not None:
+        raise stuck
 
 
 # after a connected period of short-lived tokens, a device still at zero refreshes this much later never will
