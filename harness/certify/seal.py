@@ -20,6 +20,7 @@ import base64
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -89,12 +90,7 @@ def bench_key(*, create: bool = True) -> Ed25519PrivateKey:
     except FileNotFoundError:
         if not create:
             raise ConfigError(f"seal: no key file at {path} (set {KEY_ENV} to this bench's key file)") from None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
+        pem = _create_key(path)
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as exc:
@@ -102,6 +98,26 @@ def bench_key(*, create: bool = True) -> Ed25519PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise ConfigError(f"seal: key file {path} holds a {type(key).__name__}, not an Ed25519 key")
     return key
+
+
+def _create_key(path: Path) -> bytes:
+    """Write a new key whole, or take the one a concurrent run wrote first (hard link: atomic, no overwrite)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600, a name of its own
+    tmp = Path(name)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pem = path.read_bytes()  # another run made the lab's key first: use that one
+    finally:
+        tmp.unlink(missing_ok=True)
+    return pem
 
 
 def public_text(key: Ed25519PublicKey) -> str:

@@ -196,3 +196,16 @@ def test_a_later_pass_never_overwrites_a_fail() -> None:
     assert build_certificate(results, CAMERA, checklist=CHECKLIST)["items"]["C2C-HDR-01"]["verdict"] == "fail"
     assert combine(["pass", "declared", "operator-confirmed"]) == "operator-confirmed"
     assert combine(["not-applicable", "pass"]) == "pass"
+
+
+def test_runs_that_start_together_share_one_new_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two certifications on a fresh bench (the mutant matrix runs two at once) must not race."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from harness.certify.seal import key_id
+
+    monkeypatch.setenv("C2C_SEAL_KEY_FILE", str(tmp_path / "fresh" / "seal.key"))
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(lambda _: key_id(bench_key().public_key()), range(16)))
+    assert len(set(keys)) == 1
+    assert sorted(p.name for p in (tmp_path / "fresh").iterdir()) == ["seal.key"]
