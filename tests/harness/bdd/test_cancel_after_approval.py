@@ -234,5 +234,6 @@ def test_reference_device_passes_through_the_real_stack(tmp_path: Path) -> None:
     """The reference device, real emulator and TLS; that the scenario can fail is shown by the
     oracle tests above and by the pairing-not-cancellable mutant (tests/mutants)."""
     item = _certify("reference", tmp_path / "ref")
-    assert item["verdict"] == "pass", item
-    assert [s["verdict"] for s in item["scenarios"]] == ["pass"]
+    assert [s["verdict"] for s in item["scenarios"]] == ["pass"], item
+    # -k ran one of AUTH-03's scenarios: the item itself is not decided by a partial run
+    assert item["verdict"] == "not-run" and item["missing_scenarios"], item
