@@ -12,6 +12,8 @@ Each one passed the bench before the check it targets compared the device with t
   first out); the old check ordered by asset creation.
 - ascii-copy: a file with a non-ASCII name is also uploaded under an ASCII name (an
   unexpected asset the old ledger never looked at).
+- queue-drops-overflow: a fixed queue of 8 drops what arrives while it is full; the old QUE-01
+  burst was exactly 8 files, and its limit (>= 1 upload in flight) could not fail.
 - flashes-repair-alert: shows repair_needed for a few seconds after every token refresh; the
   old check looked at one snapshot at the end.
 - tether-corrupt-copy: the frame downloaded from the tethered camera is damaged on the rig's
@@ -20,7 +22,8 @@ Each one passed the bench before the check it targets compared the device with t
 Why each `also`: STAT-01, STAT-02 and UPL-02 share one scenario, and a status check that fails
 there fails the scenario (the delivery step after it re-raises every measurement out of
 limits); UPL-02 also shares STAT-04's scenario; OPT-03 and OPT-04 are both orderings of one
-queue (the same FIFO defect); QUE-03 and RES-01 share the tethered scenario with UPL-01.
+queue (the same FIFO defect); OPT-05 shares QUE-01's scenario, which a lost file fails;
+QUE-03 and RES-01 share the tethered scenario with UPL-01.
 """
 
 from __future__ import annotations
@@ -148,6 +151,21 @@ def _tether_corrupt_copy() -> None:
     replace("reference_device.sources.tether_files:atomic_write", wrap)
 
 
+QUEUE_CAPACITY = 8
+
+
+def _queue_drops_overflow() -> None:
+    """A fixed-size queue: a capture that finds 8 files queued or uploading is dropped."""
+    def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
+        def on_file(self: Any, captured: Any) -> None:
+            counts = self.queue.counts()
+            if counts["queued"] + counts["uploading"] >= QUEUE_CAPACITY:
+                return  # silently: the overflow never reaches the queue
+            orig(self, captured)
+        return on_file
+    replace("reference_device.engine:Engine.on_file", wrap)
+
+
 ALERT_FLASH_S = 3.0
 
 
@@ -187,6 +205,8 @@ STATUS_MUTANTS: tuple[Mutant, ...] = (
            env={"C2C_DEVICE_PARALLEL_FILES": "8"}),
     Mutant("ascii-copy", "C2C-WF-03", "also uploads a non-ASCII-named file under an ASCII name",
            "reference_device.uploader:Uploader.upload", _ascii_copy),
+    Mutant("queue-drops-overflow", "C2C-QUE-01", "a queue of 8: a capture arriving while 8 are pending is dropped",
+           "reference_device.engine:Engine.on_file", _queue_drops_overflow, also=("C2C-OPT-05",)),
     Mutant("flashes-repair-alert", "C2C-NET-02", "shows repair_needed for 3 s after every token refresh",
            "reference_device.tokens:TokenManager.snapshot", _flashes_repair_alert),
     Mutant("tether-corrupt-copy", "C2C-UPL-01", "damages the frame it downloads from the tethered camera",
