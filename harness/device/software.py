@@ -157,6 +157,7 @@ class SoftwareDevice:
         self.media_dir = workdir / "media"
         self.incoming_dir = workdir / "incoming"  # same filesystem as media_dir: rename is atomic
         self.console_log = workdir / "console.log"
+        self._launch_mark = 0  # console bytes written before the latest launch
         for d in (self.state_dir, self.media_dir, self.incoming_dir):
             d.mkdir(parents=True, exist_ok=True)
         self.client_id = client_id or f"c2c-bench-{profile.name}-{uuid.uuid4().hex[:8]}"
@@ -199,6 +200,23 @@ class SoftwareDevice:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(render_template(content_t, secret_values, where=f"profile {self.name} files"))
 
+    def _before_on(self) -> None:
+        """Mark where this launch's console output starts, then write the device's files."""
+        try:
+            self._launch_mark = self.console_log.stat().st_size
+        except FileNotFoundError:
+            self._launch_mark = 0
+        self._write_files()
+
+    def console_since_launch(self) -> str:
+        """What the device printed since its latest launch (a code printed before a power cut is stale)."""
+        try:
+            with self.console_log.open("rb") as fh:
+                fh.seek(self._launch_mark)
+                return fh.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
     def _make_power(self) -> Power:
         spec = self.profile.power
         if spec.driver == "process":
@@ -209,7 +227,7 @@ class SoftwareDevice:
             cwd_t = self.profile.launch.cwd
             cwd = Path(render_template(cwd_t, self.values())) if cwd_t else self.workdir
             return ProcessGroupPower(self.argv(), env=env, cwd=cwd, console=self.console_log,
-                                     timeline=self.timeline, off_time=spec.off_time, before_on=self._write_files,
+                                     timeline=self.timeline, off_time=spec.off_time, before_on=self._before_on,
                                      after_off=self.on_power_loss)
         if spec.driver == "relay":
             assert spec.port is not None and spec.channel is not None
@@ -285,7 +303,7 @@ class SoftwareDevice:
         if source == "console":
             rx = re.compile(self.profile.pairing.regex or "")
             def from_console() -> str | None:
-                matches = rx.findall(self.console_text())
+                matches = rx.findall(self.console_since_launch())
                 return str(matches[-1]) if matches else None
             return str(wait_for(from_console, timeout, f"{self.name} to print a pairing code"))
         return self.prompt.ask(f"Type the pairing code {self.name} shows")

@@ -35,7 +35,7 @@ from harness.bdd.steps.status_oracle import (
 )
 from harness.certify.throughput import part_upload_rate
 from harness.certify.verdicts import NOT_APPLICABLE_SKIP
-from harness.errors import BenchFailure, DeviceFailure
+from harness.errors import BenchFailure, DeviceFailure, DeviceTimeout
 
 PAIR_TIMEOUT = 60.0
 
@@ -71,7 +71,7 @@ def pair(bench: Any) -> None:
         except DeviceFailure:
             pass  # refused (e.g. still paired): the code wait below decides
     project = bench.session.ensure_project()
-    code = bench.device.pairing_code(PAIR_TIMEOUT)
+    code = _pending_code_shown(bench)
     bench.state.pairing_code = code
     bench.cloud.approve(code, str(project["id"]))
     bench.timeline.record("cloud", "approve", "mark", user_code="******")
@@ -80,6 +80,39 @@ def pair(bench: Any) -> None:
         wait_until(lambda: (device_status(bench).get("pairing") or {}).get("state") == "paired",
                    PAIR_TIMEOUT, "the device to show itself paired")
     bench.session.paired = True
+
+
+def _pending_code_shown(bench: Any) -> str:
+    """The code the device shows, once the cloud holds it as pending.
+
+    A code the cloud does not hold is stale (printed before a denial, an expiry or a power cut)
+    or made up; approving it would be the bench's error in every later scenario. A device that
+    shows none within half the pairing time is relaunched once (a known state, whatever the
+    previous scenario left), then a device that still shows no issued code has failed.
+    """
+    if bench.profile.pairing.source == "operator":
+        return str(bench.device.pairing_code(PAIR_TIMEOUT))  # a person reads it off the screen
+    shown: set[str] = set()
+
+    def issued() -> str | None:
+        try:
+            code = str(bench.device.pairing_code(1.0))
+        except DeviceTimeout:
+            return None
+        shown.add(code)
+        return code if any(str(c.get("user_code")) == code for c in bench.cloud.pending_codes()) else None
+
+    for attempt in (1, 2):
+        try:
+            return str(wait_until(issued, PAIR_TIMEOUT / 2, "the device to show a pairing code the cloud issued"))
+        except DeviceTimeout:
+            if attempt == 2:
+                raise DeviceFailure(f"no pairing code the cloud holds pending shown within {PAIR_TIMEOUT:.0f} s, "
+                                    f"even after a relaunch (shown: {len(shown)} other code(s))") from None
+            bench.timeline.record("device", "relaunch", "mark", why="no issued pairing code shown")
+            bench.device.stop()
+            bench.device.start()
+    raise AssertionError("unreachable")
 
 
 @given("a fresh unpaired device")
@@ -588,24 +621,23 @@ def _local_storage(bench: Any) -> None:
     assert not missing, f"files removed from local storage after upload: {missing}"
 
 
-
 # --- declared and operator items ----------------------------------------------------------------
 @then(parsers.parse('the profile declares "{item}" with evidence'))
 def _declared(bench: Any, item: str) -> None:
-    """A declared item passes on the profile's evidence; otherwise an operator must confirm."""
+    """A declared item rests on the profile's evidence (verdict "declared"); otherwise a person confirms."""
     evidence = bench.profile.declared.get(item)
     if evidence:
-        bench.state.notes.setdefault("declared", {})[item] = evidence
+        bench.state.declared[item] = evidence  # the verdict is "declared", never "pass"
         return
     title = bench.session.checklist[item].title
-    if not bench.prompt.confirm(f"{item}: {title}. Does the device meet it?"):
+    if not bench.prompt.attest(f"{item}: {title}. Does the device meet it?"):
         raise DeviceFailure(f"{item}: operator says the device does not meet it")
 
 
 @then(parsers.parse('the operator confirms "{question}"'))
 def _operator_confirms(bench: Any, question: str) -> None:
-    """An operator-verified requirement: asked when interactive, verdict "operator" otherwise."""
-    if not bench.prompt.confirm(question):
+    """An operator-verified requirement: "operator-confirmed" on a yes, "operator" when nobody answers."""
+    if not bench.prompt.attest(question):
         raise DeviceFailure(f"operator says no: {question}")
 
 
