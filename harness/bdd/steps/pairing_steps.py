@@ -24,7 +24,7 @@ from harness.bdd.steps.common import (
     status_or_operator,
     wait_until,
 )
-from harness.errors import CloudError, DeviceFailure
+from harness.errors import CloudError, DeviceFailure, DeviceTimeout
 from harness.protocols import CloudWitness
 
 PAIR_TIMEOUT = 60.0
@@ -112,9 +112,34 @@ def _code_again(bench: Bench, seconds: int) -> None:
         if bench.has_status:
             wait_until(lambda: (device_status(bench).get("pairing") or {}).get("state") in {"denied", "error", "unpaired"},
                        30, "the device to show the denial")
-        # after a denial the user starts pairing again (a new code, never the denied one)
-        control_or_operator(bench, "start_pairing", "Start pairing again on the device. Done?")
+        if bench.has_status or not _requests_again_by_itself(bench, first):
+            # after a denial the user starts pairing again (a new code, never the denied one)
+            control_or_operator(bench, "start_pairing", "Start pairing again on the device. Done?")
+    _show_new_code(bench, error, first, seconds)
 
+
+DENIAL_SELF_RETRY_S = 20.0
+
+
+def _requests_again_by_itself(bench: Bench, denied: str) -> bool:
+    """Ask the oracle before a person: did the device (no status to read) request a new code
+    on its own after the denial? Only if not does the bench need the user's action."""
+    client = bench.state.notes.get("code_client_id")
+    if not client:
+        return False
+
+    def new_request() -> bool:
+        return any(str(c.get("client_id")) == client and str(c.get("user_code")) != denied
+                   for c in bench.cloud.pending_codes())
+    try:
+        wait_until(new_request, DENIAL_SELF_RETRY_S, "the device to request a new code by itself")
+    except DeviceTimeout:
+        return False
+    bench.timeline.record("auth", "code-requested-again", "mark")
+    return True
+
+
+def _show_new_code(bench: Bench, error: str | None, first: str | None, seconds: int) -> None:
     def new_code() -> str | None:
         code = bench.device.pairing_code(seconds)
         return code if (error == "slow_down" or code != first) else None
