@@ -265,3 +265,24 @@ def test_reference_profile_and_its_mutants_dump_on_sigusr1() -> None:
     assert load_profile("reference").launch.stack_dump_signal == "SIGUSR1"  # type: ignore[union-attr]
     assert load_profile("mutant:no-heartbeat").launch.stack_dump_signal == "SIGUSR1"  # type: ignore[union-attr]
     assert load_profile("independent").launch.stack_dump_signal is None  # type: ignore[union-attr]
+
+
+def test_stack_dump_lines_keep_the_dump_and_drop_interleaved_logging() -> None:
+    from harness.device.software import stack_dump_lines
+
+    console = ("2026-12-06 09:10:11 INFO before the signal\n"
+               "Thread 0x00007fe89d1486c0 (most recent call first):\n"
+               '  File "/x/ssl.py", line 1107 in read\n'
+               "2026-12-06 09:10:11 INFO another thread logs meanwhile\n"
+               '  File "/x/connection.py", line 884 in recv_events\n'
+               "\n"
+               "Current thread 0x00007fe8a45a6b80 (most recent call first):\n"
+               '  File "/x/tui.py", line 288 in _run_plain\n')
+    assert stack_dump_lines(console) == (
+        "Thread 0x00007fe89d1486c0 (most recent call first):\n"
+        '  File "/x/ssl.py", line 1107 in read\n'
+        '  File "/x/connection.py", line 884 in recv_events\n'
+        "\n"
+        "Current thread 0x00007fe8a45a6b80 (most recent call first):\n"
+        '  File "/x/tui.py", line 288 in _run_plain\n')
+    assert stack_dump_lines("no dump here\n") == ""
