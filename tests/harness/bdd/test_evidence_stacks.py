@@ -76,7 +76,7 @@ def test_a_failed_scenario_asks_the_device_for_its_stacks_first(tmp_path: Path) 
     evidence = collect_evidence(make_bench(tmp_path, device), failed=True)
     assert evidence["device thread stacks"][0] == DUMP and device.asked == 1
     # asked before the console is read: the console excerpt already shows the dump
-    assert list(evidence)[0] == "device thread stacks"
+    assert next(iter(evidence)) == "device thread stacks"
     assert "_socket_session" in evidence["device console (this scenario)"][0]
 
 
