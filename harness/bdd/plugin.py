@@ -93,6 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def c2c_session(request: pytest.FixtureRequest) -> Iterator[Any]:
     """The session bench: emulator, network, media and device, built lazily on first use."""
     from harness.bdd.bench import session_bench
+    from harness.bdd.declarations import contradictions
     from harness.device.profile import load_profile
 
     config = request.config
@@ -110,7 +111,8 @@ def c2c_session(request: pytest.FixtureRequest) -> Iterator[Any]:
         store["device"] = profile.summary() | {"not_applicable": dict(profile.not_applicable)}
         store["bound"] = {"profile_sha256": profile_digest(profile.path, profile.summary())}
         yield session
-        store["bound"].update(_journal_binding(session))
+        rows = _whole_journal(session, store)
+        store["contradictions"] = [c.row() for c in contradictions(profile, rows, _items_exercised(store))]
 
 
 @pytest.fixture
@@ -310,13 +312,28 @@ def _operator_answers(b: Bench | None) -> list[dict[str, Any]]:
             for a in b.session.prompt.answers[b.state.operator_mark:]]
 
 
-def _journal_binding(session: SessionBench) -> dict[str, Any]:
-    """Digest of the emulator's whole journal at the end of the run (what the oracle saw)."""
+def _whole_journal(session: SessionBench, store: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every journal row of the run (what the oracle saw), read once: its digest goes into the
+    seal, the rows into the check of the profile's declarations against behaviour."""
     cloud = session.started_cloud()
+    rows: list[dict[str, Any]] = []
     if cloud is None:
-        return {"journal_sha256": "", "journal_rows": 0}
-    sha, rows = journal_digest(lambda since: cloud.journal(since=since))
-    return {"journal_sha256": sha, "journal_rows": rows}
+        store["bound"].update(journal_sha256="", journal_rows=0)
+        return rows
+
+    def page(since: int) -> list[dict[str, Any]]:
+        batch = cloud.journal(since=since)
+        rows.extend(batch)
+        return batch
+    sha, count = journal_digest(page)
+    store["bound"].update(journal_sha256=sha, journal_rows=count)
+    return rows
+
+
+def _items_exercised(store: dict[str, Any]) -> set[str]:
+    """Items with a scenario that ran to a verdict on the device (not skipped, not a bench error)."""
+    return {i for r in store["results"] if r.get("outcome") != "skipped" and r.get("verdict") != ERROR
+            for i in r.get("items", ())}
 
 
 def _reason(exc: BaseException | None) -> str:
@@ -422,6 +439,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
            "smoke": config.getoption("--c2c-smoke"),
            "network": config.getoption("--c2c-network"), "interactive": config.getoption("--c2c-interactive"),
            "selection": _selection(config, store), "expected": store.get("expected", {}),
+           "contradictions": store.get("contradictions", []),
            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     results = store["results"]
     prior = config.getoption("--c2c-prior", default=None)

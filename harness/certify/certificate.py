@@ -165,7 +165,9 @@ def summarize(items: Mapping[str, Mapping[str, Any]], run: Mapping[str, Any]) ->
     selection = run.get("selection") or {}
     partial = bool(run.get("smoke")) or int(selection.get("deselected", 0)) > 0 or any(
         e.get("missing_scenarios") for e in items.values() if e["verdict"] != NOT_APPLICABLE)
-    status = NOT_CERTIFIED if failing else INCOMPLETE if (unverified or partial) else CERTIFIED
+    contradicted = list(run.get("contradictions") or [])
+    # a declaration the device's own traffic contradicts is evidence against the device
+    status = NOT_CERTIFIED if (failing or contradicted) else INCOMPLETE if (unverified or partial) else CERTIFIED
     declared_na = {i: e["reason"].removeprefix("declared not applicable: ") for i, e in items.items()
                    if e["verdict"] == NOT_APPLICABLE and e["reason"].startswith("declared not applicable: ")}
     return {
@@ -182,6 +184,7 @@ def summarize(items: Mapping[str, Mapping[str, Any]], run: Mapping[str, Any]) ->
         "automatable_ok": not failing and not any(required[i]["verdict"] == ERROR for i in unverified),
         "partial": partial,
         "failing": failing,
+        "contradicted": contradicted,
         "unverified": unverified,
         "errors": sorted(i for i, e in items.items() if e["verdict"] == ERROR),
         "operator": sorted(i for i, e in items.items() if e["verdict"] == OPERATOR),
@@ -195,7 +198,8 @@ def headline(summary: Mapping[str, Any]) -> str:
     return (f"{summary['status']}: {summary['measured']} measured, {summary['declared']} declared, "
             f"{summary['operator_confirmed']} operator-confirmed, {summary['not_applicable']} not applicable "
             f"({len(summary.get('declared_not_applicable', {}))} by declaration) of {summary['items']} items"
-            + (" (partial run)" if summary.get("partial") else ""))
+            + (" (partial run)" if summary.get("partial") else "")
+            + (f"; {len(summary['contradicted'])} declaration(s) contradicted" if summary.get("contradicted") else ""))
 
 
 def build_certificate(
@@ -295,6 +299,8 @@ def render_html(cert: Mapping[str, Any]) -> str:
         )
     counts = ", ".join(f"{e(k)}: {v}" for k, v in sorted(summary.get("counts", {}).items()))
     na = "".join(f"<li><code>{e(i)}</code>: {e(r)}</li>" for i, r in summary.get("declared_not_applicable", {}).items())
+    contradicted = "".join(f"<li><code>{e(str(c.get('declaration')))}</code>: {e(str(c.get('evidence')))}</li>"
+                           for c in summary.get("contradicted", []))
     seal = cert.get("seal", {})
     seal_text = (f"Sealed ({e(str(seal.get('scheme')))}, bench key {e(str(seal.get('key_id')))}): results "
                  f"<code>{e(str(seal.get('results_sha256', ''))[:16])}</code>, journal "
@@ -315,6 +321,7 @@ Generated {e(str(cert.get('generated_at', '')))}; seed {e(str(cert.get('run', {}
 <p>{seal_text}</p>
 <p>Selection: <code>{e(argv) or 'whole suite'}</code>; {e(str(selection.get('deselected', 0)))} scenario(s) left out.</p>
 <h2>Declared not applicable</h2><ul>{na or '<li>none</li>'}</ul>
+<h2>Declarations contradicted</h2><ul>{contradicted or '<li>none</li>'}</ul>
 <table><tr><th>Item</th><th>Requirement</th><th>Verdict</th><th>Scenarios</th><th>Measurements</th><th>Why</th></tr>
 {''.join(rows)}
 </table></body></html>

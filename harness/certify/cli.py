@@ -125,6 +125,8 @@ def summary_text(cert: dict[str, Any], reports: Path) -> str:
     declared = [i for i, e in cert["items"].items() if e["verdict"] == "declared"]
     if declared:
         lines.append(f"  DECLARED (the profile's word, not measured): {' '.join(declared)}")
+    for c in s.get("contradicted") or []:
+        lines.append(f"  DECLARATION CONTRADICTED {c['declaration']}: {c['evidence']}")
     for item_id, reason in (s.get("declared_not_applicable") or {}).items():
         lines.append(f"  declared n/a {item_id}: {reason[:120]}")
     lines.append(f"  => {cert.get('headline', s.get('status'))}")
