@@ -42,3 +42,15 @@ def test_symbolic_limits_come_from_the_scenario(tmp_path: Path) -> None:
     bench = _bench(tmp_path, "C2C-QA-05")
     assert measure_all(bench, "refreshes", 3, clock_jumps=3)
     assert not measure_all(bench, "refreshes", 2, clock_jumps=3)
+
+
+def test_an_earlier_steps_figure_fails_its_own_item_not_the_scenario(tmp_path: Path) -> None:
+    """A status figure out of limits (STAT-02) must not be re-raised by a later delivery step, or it
+    would fail every item the scenario shares (STAT-01, UPL-02) instead of its own."""
+    bench = _bench(tmp_path, "C2C-STAT-01", "C2C-STAT-02", "C2C-UPL-02")
+    assert not bench.measure("C2C-STAT-02", "remaining_bytes_error", 9_999_999, part_size=2_097_152)
+    mark = len(bench.state.measurements)
+    assert measure_all(bench, "files_lost", 0)
+    assert out_of_limits(bench, mark) == []
+    require(bench, "files_corrupt", 0, "corrupt")  # does not raise for the STAT-02 figure
+    assert out_of_limits(bench) != []  # the figure is still there: the plugin fails STAT-02 alone with it
