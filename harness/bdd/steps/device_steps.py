@@ -80,6 +80,7 @@ def pair(bench: Any) -> None:
         wait_until(lambda: (device_status(bench).get("pairing") or {}).get("state") == "paired",
                    PAIR_TIMEOUT, "the device to show itself paired")
     bench.session.paired = True
+    bench.state.notes["paired_journal_head"] = bench.session.journal_head()  # later checks start here
 
 
 def _pending_code_shown(bench: Any) -> str:
