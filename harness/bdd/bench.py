@@ -432,7 +432,7 @@ class Bench:
         passed = m.check(value, **context)
         limits = m.describe()
         for key, val in context.items():
-            limits = limits.replace(key, f"{val:g}")
+            limits = limits.replace(key, f"{int(val)}" if float(val).is_integer() else f"{val:g}")
         self.state.measurements.append(
             {"item": item, "name": name, "value": value, "unit": m.unit, "low": m.low, "high": m.high,
              "limits": limits, "passed": passed, "context": context}
