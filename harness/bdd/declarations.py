@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from harness.bdd.steps.workflow_oracle_steps import max_overlap, part_put_spans
+from harness.bdd.measures import max_overlap, part_put_spans
 from harness.device.profile import DeviceProfile
 
 REALTIME_PARTS = "/realtime_upload/parts"

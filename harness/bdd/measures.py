@@ -120,3 +120,34 @@ def accepted_uploads(journal: Iterable[Mapping[str, Any]], after_id: int) -> int
     """Upload requests the cloud accepted (2xx) with a journal id after `after_id`."""
     return sum(1 for r in journal if int(r.get("id") or 0) > after_id and 200 <= _status(r) < 300
                and is_upload_request(r))
+
+
+def part_put_spans(journal: Iterable[Mapping[str, Any]]) -> list[tuple[str, float, float]]:
+    """(asset id, start, end) of every part PUT that reached the cloud, in emulator time.
+
+    start = `started_at` (the request reached the emulator), end = start + `duration_ms`;
+    rows from an older journal without them fall back to the recording time `t`.
+    """
+    spans: list[tuple[str, float, float]] = []
+    for r in journal:
+        m = S3_PART.match(_path(r))
+        if r.get("method") != "PUT" or not m:
+            continue
+        t = float(r.get("t") or 0.0)
+        start = r.get("started_at")
+        duration = r.get("duration_ms")
+        begin = float(start) if start is not None else t
+        end = begin + float(duration) / 1000.0 if duration is not None else max(begin, t)
+        spans.append((m.group(1), begin, end))
+    return spans
+
+
+def max_overlap(spans: list[tuple[float, float]]) -> int:
+    """Largest number of [start, end) intervals open at the same instant (a part that ends
+    exactly when the next starts is serial, not parallel)."""
+    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans], key=lambda e: (e[0], e[1]))
+    best = cur = 0
+    for _, d in events:
+        cur += d
+        best = max(best, cur)
+    return best

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from pytest_bdd import parsers, then
 
 from harness.bdd.bench import Bench
-from harness.bdd.measures import delivery_counts, retries_seen
+from harness.bdd.measures import S3_PART, delivery_counts, retries_seen
 from harness.bdd.recovery import fault_ends, poll_recovery
 from harness.bdd.steps.cloud_steps import refreshes
 from harness.bdd.steps.common import device_status, hold_for, wait_until
@@ -283,9 +282,6 @@ def _not_blocked(bench: Bench) -> None:
     assert not blocked, f"queue blocked behind the corrupted file: {blocked}"
 
 
-S3_PART = re.compile(r"/s3/parts/([^/?]+)/(\d+)/")
-
-
 def _await_device_idle(bench: Any, seconds: float = 60) -> None:
     """Until the device reports nothing uploading (a device without status counts as idle)."""
     def idle() -> bool:
@@ -302,7 +298,7 @@ def _bytes_to_stored_parts(bench: Any, assets: set[str]) -> int:
     stored: set[tuple[str, str]] = set()
     total = 0
     for r in sorted(bench.journal(), key=lambda r: int(r.get("id") or 0)):
-        m = S3_PART.search(str(r.get("path") or ""))
+        m = S3_PART.match(str(r.get("path") or "").split("?", 1)[0])
         if r.get("method") != "PUT" or not m or m.group(1) not in assets:
             continue
         key = (m.group(1), m.group(2))

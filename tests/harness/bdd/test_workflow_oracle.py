@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.bdd.steps.workflow_oracle_steps import (
-    finished_before,
-    first_parts,
-    max_overlap,
-    outside_project,
-    part_put_spans,
-)
+from harness.bdd.measures import max_overlap, part_put_spans
+from harness.bdd.steps.workflow_oracle_steps import finished_before, first_parts, outside_project
 from harness.errors import BenchFailure
 
 
