@@ -124,6 +124,7 @@ def _grant_revoked(bench: Any, seconds: int) -> None:
                      if _journal_path(r).endswith("/v2/auth/revoke") and r.get("status") == 200), None)
     row = wait_until(revoked, seconds, "the device to revoke the grant it was issued (POST /v2/auth/revoke)")
     grant["revoked_t"] = float(row["t"])
+    bench.measure("C2C-AUTH-03", "revoke_s", round(max(0.0, grant["revoked_t"] - float(grant["issued_t"])), 2))
 
 
 def _bearer(row: dict[str, Any]) -> bool:
@@ -180,11 +181,13 @@ def _grant_unused(bench: Any, seconds: int) -> None:
         uses = grant_uses(bench.cloud.journal(since=grant["issued_id"]), bench.cloud.devices(), sockets(),
                           device_id, revoked_t)
         if uses:
+            bench.measure("C2C-AUTH-03", "grant_uses_after_revoke", len(uses))
             raise DeviceFailure("the device kept using the grant after cancelling the pairing: " + "; ".join(uses[:5]),
                                 item="C2C-AUTH-03")
     hold_for(GRANT_GRACE_S)
     hold_for(seconds, check, interval=1.0)
     still_open = [s for s in sockets() if str(s.get("device_id")) == device_id and not s.get("closed_at")]
+    bench.measure("C2C-AUTH-03", "grant_uses_after_revoke", len(still_open))
     if still_open:
         raise DeviceFailure(f"{len(still_open)} status socket(s) opened with the cancelled grant still open",
                             item="C2C-AUTH-03")
