@@ -6,11 +6,15 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from harness.faults.network.link import NetworkLink
 from harness.faults.network.server import ToxiproxyServer
+from harness.timeline import Timeline
+from tests.harness.faults.network.tls_server import TlsServer
 from tests.waiting import wait_until as wait_for  # noqa: F401 - re-exported to the tests
 
 
@@ -162,3 +166,17 @@ def make_proxy(api: httpx.Client) -> Callable[..., int]:
         return port_of(response.json()["listen"])
 
     return make
+
+
+@pytest.fixture
+def tls(tmp_path: Path) -> Iterator[TlsServer]:
+    """A TLS server with the bench CA's certificate: the upstream a NetworkLink fronts."""
+    srv = TlsServer(tmp_path)
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def link(server: ToxiproxyServer, tls: TlsServer) -> Iterator[NetworkLink]:
+    with NetworkLink(tls.address, api_url=server.api_url, timeline=Timeline()) as net:
+        yield net

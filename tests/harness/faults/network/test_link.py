@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,6 @@ from harness.faults.network import NetworkLink
 from harness.faults.network.client import ToxiproxyClient
 from harness.faults.network.server import ToxiproxyServer
 from harness.protocols import Network
-from harness.timeline import Timeline
 from tests.harness.faults.network.conftest import (
     EchoServer,
     SinkServer,
@@ -25,19 +23,6 @@ from tests.harness.faults.network.conftest import (
     wait_for,
 )
 from tests.harness.faults.network.tls_server import TlsServer
-
-
-@pytest.fixture
-def tls(tmp_path: Path) -> Iterator[TlsServer]:
-    srv = TlsServer(tmp_path)
-    yield srv
-    srv.close()
-
-
-@pytest.fixture
-def link(server: ToxiproxyServer, tls: TlsServer) -> Iterator[NetworkLink]:
-    with NetworkLink(tls.address, api_url=server.api_url, timeline=Timeline()) as net:
-        yield net
 
 
 def https_get(link: NetworkLink, tls: TlsServer) -> httpx.Response:

@@ -4,31 +4,13 @@ to the https:// host:port it was given is recorded and refused; TLS passes untou
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 
 from harness.faults.network import NetworkLink
 from harness.faults.network.proxy import plain_http_request
-from harness.faults.network.server import ToxiproxyServer
 from harness.protocols import PlainHttpTrap
-from harness.timeline import Timeline
 from tests.harness.faults.network.tls_server import TlsServer
-
-
-@pytest.fixture
-def tls(tmp_path: Path) -> Iterator[TlsServer]:
-    srv = TlsServer(tmp_path)
-    yield srv
-    srv.close()
-
-
-@pytest.fixture
-def link(server: ToxiproxyServer, tls: TlsServer) -> Iterator[NetworkLink]:
-    with NetworkLink(tls.address, api_url=server.api_url, timeline=Timeline()) as net:
-        yield net
 
 
 def test_first_bytes_tell_http_from_tls() -> None:
