@@ -150,6 +150,11 @@ class FakeBench:
         self.cloud, self.device, self.session = cloud, device, FakeSession(cloud)
         self.timeline, self.prompt = FakeTimeline(), FakePrompt()
         self.state = type("S", (), {"pairing_code": "123456", "notes": {}})()
+        self.measured: dict[str, float] = {}
+
+    def measure(self, item: str, name: str, value: float, **context: float) -> bool:
+        self.measured[name] = value
+        return True
 
 
 def _cancel(bench: FakeBench) -> None:
@@ -172,6 +177,7 @@ def test_after_approval_approves_waits_for_tokens_then_cancels() -> None:
     auth_oracle_steps._grant_revoked(bench, 1)
     assert bench.state.notes["grant"]["revoked_t"] == 3.0
     auth_oracle_steps._grant_unused(bench, 1)
+    assert bench.measured == {"revoke_s": 1.0, "grant_uses_after_revoke": 0}
 
 
 def test_a_device_that_never_collects_its_tokens_fails_before_the_cancel() -> None:
