@@ -31,6 +31,7 @@ from typing import Any
 
 from tests.mutants.patching import Mutant, replace
 from tests.mutants.status_mutants import STATUS_MUTANTS
+from tests.mutants.tether_mutants import TETHER_MUTANTS
 from tests.mutants.witness_mutants import WITNESS_MUTANTS
 
 
@@ -321,7 +322,7 @@ _CORE: tuple[Mutant, ...] = (
 
 
 # More defects, one table per concern; each module lists its own tuple.
-MUTANTS: tuple[Mutant, ...] = _CORE + STATUS_MUTANTS + WITNESS_MUTANTS
+MUTANTS: tuple[Mutant, ...] = _CORE + STATUS_MUTANTS + WITNESS_MUTANTS + TETHER_MUTANTS
 
 
 def get_mutant(name: str) -> Mutant:
