@@ -158,6 +158,7 @@ class SessionBench:
     paired: bool = False
     device_generation: int = 0
     journal_cursor: int = 0
+    captured_names: set[str] = field(default_factory=set)  # every capture of the run's earlier scenarios
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     @property
@@ -333,6 +334,8 @@ class Bench:
 
     def cleanup(self) -> None:
         """Undo what the scenario changed on the shared bench (faults, settings, pause, proxy)."""
+        # a later scenario's ledger excuses these (a tethered camera's frames are in no media manifest)
+        self.session.captured_names.update(c.name for c in self.state.captures)
         steps: list[Callable[[], None]] = [self.stop_interceptor]
         mode = self.state.notes.get("restore_mode")
         if mode and self.session._device is not None:
@@ -412,7 +415,8 @@ class Bench:
             rows = [r for r in rows if r.get("name") in names]
         # this device's assets created in this scenario's window (emulator time) that match no
         # capture are `unexpected`; files the bench gave it in other scenarios are excused
-        known = {str(e.get("name") or Path(str(e.get("path", ""))).name) for e in self.media.manifest()} - names
+        manifest = {str(e.get("name") or Path(str(e.get("path", ""))).name) for e in self.media.manifest()}
+        known = (manifest | self.session.captured_names) - names
         status = self.device.status() or {}
         return build_ledger(
             [c.row() for c in self.state.captures], rows, device_files=status.get("files", []),

@@ -143,9 +143,13 @@ def window_start(journal: Iterable[Mapping[str, Any]]) -> float:
     """The scenario's window start in emulator time: when its first request reached the cloud.
 
     Emulator time, not the bench's clock: the emulator's clock may have been advanced by an
-    earlier scenario. No request yet means no asset can be this scenario's (+inf).
+    earlier scenario. No request yet means no asset can be this scenario's (+inf). A WebSocket
+    is journaled when it closes, often scenarios after it opened: its start would reach back
+    into an earlier scenario (and call that scenario's uploads this one's "unexpected"
+    assets), so a socket counts from when it closed.
     """
-    times = [float(r.get("started_at") or r.get("t") or 0.0) for r in journal]
+    times = [float((r.get("t") if r.get("method") == "WS" else r.get("started_at")) or r.get("t") or 0.0)
+             for r in journal]
     times = [t for t in times if t > 0]
     return min(times) if times else float("inf")
 

@@ -140,3 +140,13 @@ def test_window_start_is_the_first_request_in_emulator_time() -> None:
 
     assert window_start([{"t": T0 + 9, "started_at": T0 + 8}, {"t": T0 + 3, "started_at": None}]) == T0 + 3
     assert window_start([]) == float("inf")
+
+
+def test_window_start_ignores_when_a_long_lived_socket_opened() -> None:
+    """A status socket opened in the previous scenario and closed in this one (journaled at its
+    close) must not pull the previous scenario's uploads into this window."""
+    from harness.certify.ledger import window_start
+
+    socket = {"t": T0 + 12, "started_at": T0 + 1, "method": "WS"}
+    assert window_start([socket, {"t": T0 + 5, "started_at": T0 + 4, "method": "POST"}]) == T0 + 4
+    assert window_start([socket]) == T0 + 12
