@@ -139,6 +139,8 @@ def table(results: Sequence[dict[str, Any]], *, full: bool, seconds: float) -> d
 SLOW_MUTANTS = frozenset({"pairing-not-cancellable", "blocks-on-corrupt", "never-refreshes",
                           "no-network-status", "stale-project-name", "no-heartbeat", "beats-once"})
 SLOW_QUICK_TIMEOUT_S = 540.0
+# the slow ones that spend their time waiting on a quiet device, not computing
+IDLE_MUTANTS = frozenset({"no-heartbeat", "beats-once"})
 
 
 def write_table(out: Path, doc: dict[str, Any]) -> None:
