@@ -213,6 +213,10 @@ class SessionBench:
         self.paired = False
         return self._device
 
+    def started_network(self) -> Network | None:
+        """The network link if this run started one."""
+        return self._network
+
     def started_cloud(self) -> Cloud | None:
         """The emulator if this run started one (evidence is read from it, never started for it)."""
         return self._cloud

@@ -33,6 +33,7 @@ from harness.certify.verdicts import (
     scenario_verdict,
     verdict_for_skip,
 )
+from harness.protocols import PlainHttpTrap
 
 if TYPE_CHECKING:
     from harness.bdd.bench import Bench, SessionBench
@@ -94,6 +95,7 @@ def c2c_session(request: pytest.FixtureRequest) -> Iterator[Any]:
     """The session bench: emulator, network, media and device, built lazily on first use."""
     from harness.bdd.bench import session_bench
     from harness.bdd.declarations import contradictions
+    from harness.bdd.run_witness import run_findings
     from harness.device.profile import load_profile
 
     config = request.config
@@ -113,6 +115,7 @@ def c2c_session(request: pytest.FixtureRequest) -> Iterator[Any]:
         yield session
         rows = _whole_journal(session, store)
         store["contradictions"] = [c.row() for c in contradictions(profile, rows, _items_exercised(store))]
+        store["run_findings"] = run_findings(rows, _plain_http_of_run(session))
 
 
 @pytest.fixture
@@ -330,6 +333,17 @@ def _whole_journal(session: SessionBench, store: dict[str, Any]) -> list[dict[st
     return rows
 
 
+def _plain_http_of_run(session: SessionBench) -> list[dict[str, Any]]:
+    """Every plain-HTTP request of the run: the link's trap on the API port and the emulator's listener."""
+    found: list[dict[str, Any]] = []
+    network, cloud = session.started_network(), session.started_cloud()
+    if isinstance(network, PlainHttpTrap):
+        found += network.plain_http_attempts()
+    if cloud is not None:
+        found += cloud.plain_http_attempts()
+    return found
+
+
 def _items_exercised(store: dict[str, Any]) -> set[str]:
     """Items with a scenario that ran to a verdict on the device (not skipped, not a bench error)."""
     return {i for r in store["results"] if r.get("outcome") != "skipped" and r.get("verdict") != ERROR
@@ -440,6 +454,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
            "network": config.getoption("--c2c-network"), "interactive": config.getoption("--c2c-interactive"),
            "selection": _selection(config, store), "expected": store.get("expected", {}),
            "contradictions": store.get("contradictions", []),
+           "run_findings": store.get("run_findings", {}),
            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     results = store["results"]
     prior = config.getoption("--c2c-prior", default=None)

@@ -101,6 +101,7 @@ def item_verdicts(
     smoke: bool = False,
     expected: Mapping[str, Sequence[str]] | None = None,
     selected_only: bool = False,
+    run_findings: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Fold scenario records into one entry per checklist item.
 
@@ -108,6 +109,8 @@ def item_verdicts(
     the selection ran); without it, only the checklist's own scenario list is checked.
     `selected_only`: the run chose a subset (smoke, --item, -m, -k), so an item with no record
     is "not-run"; in a whole run it is the checklist's not_run verdict (the bench lost it).
+    `run_findings`: what the whole run's journal shows against an item whose rule holds for
+    every request (HTTPS only, the version header): a fail whatever its own scenario saw.
     """
     declared_na: Mapping[str, str] = device.get("not_applicable", {})
     kind = str(device.get("kind", ""))
@@ -129,6 +132,9 @@ def item_verdicts(
         verdict, reason = _entry_verdict(item, records, verdict_of, kind=kind, declared_na=declared_na,
                                          missing=missing, not_run=not_run, measurements=measurements,
                                          precedence=checklist.precedence)
+        finding = (run_findings or {}).get(item.id)
+        if finding and (not kind or item.applies_to(kind)):
+            verdict, reason = FAIL, "; ".join(x for x in (f"whole run: {finding}", reason if verdict == FAIL else "") if x)
         items[item.id] = {
             "title": item.title, "section": item.section, "how_verified": list(item.how_verified),
             "optional": item.optional, "automatable": item.automatable,
@@ -215,7 +221,7 @@ def build_certificate(
     run = dict(run or {})
     selection = run.get("selection") or {}
     items = item_verdicts(checklist, results, device, smoke=bool(run.get("smoke")), expected=run.get("expected"),
-                          selected_only=int(selection.get("deselected", 0)) > 0)
+                          selected_only=int(selection.get("deselected", 0)) > 0, run_findings=run.get("run_findings"))
     for item_id, attempts in attempts_by_item(run, results).items():
         entry = items[item_id]
         entry["attempts"] = attempts

@@ -20,11 +20,11 @@ from pytest_bdd import then
 
 from harness.bdd.bench import Bench
 from harness.bdd.evidence import TOKEN_PATTERNS
+from harness.bdd.run_witness import api_requests, bad_version_headers
 from harness.bdd.steps.pairing_steps import witness
 from harness.errors import CloudError, FaultInjectionError, OperatorUnavailable, ProtocolViolation
 from harness.protocols import PlainHttpTrap
 
-SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 MAX_SCAN_BYTES = 20 * 1024 * 1024
 CONSOLE = "device console"
 
@@ -33,9 +33,8 @@ CONSOLE = "device console"
 @then("every HTTPS request carried a semver x-client-version header")
 def _version_header(bench: Bench) -> None:
     """x-client-version on every API call, a semantic version (S3 part PUTs excluded)."""
-    rows = [r for r in bench.journal() if r.get("scheme", "https") == "https" and r.get("method") != "PUT"]
-    bad = [f"{r.get('method')} {str(r.get('path') or '').split('?', 1)[0]}: {r.get('client_version')!r}"
-           for r in rows if not SEMVER.match(str(r.get("client_version") or ""))]
+    rows = api_requests(bench.journal())
+    bad = bad_version_headers(rows)
     audited = bench.measure("C2C-HDR-01", "requests_audited", len(rows))
     clean = bench.measure("C2C-HDR-01", "requests_bad_header", len(bad))
     assert audited, "requests_audited=0 (limit >= 1): the cloud saw no API request in this scenario"

@@ -9,9 +9,10 @@ import re
 import pytest
 
 from harness.bdd.evidence import TOKEN_PATTERNS
+from harness.bdd.run_witness import SEMVER
 from harness.bdd.steps.pairing_steps import own_successful_polls, poll_intervals
 from harness.bdd.steps.presence_steps import longest_gap
-from harness.bdd.steps.security_steps import SEMVER, encodings, leaks
+from harness.bdd.steps.security_steps import encodings, leaks
 
 
 # --- C2C-SOCK-01 -------------------------------------------------------------------------------

@@ -209,3 +209,20 @@ def test_runs_that_start_together_share_one_new_key(tmp_path: Path, monkeypatch:
         keys = list(pool.map(lambda _: key_id(bench_key().public_key()), range(16)))
     assert len(set(keys)) == 1
     assert sorted(p.name for p in (tmp_path / "fresh").iterdir()) == ["seal.key"]
+
+
+def test_a_rule_for_every_request_fails_on_a_violation_outside_its_own_scenario() -> None:
+    """A device that sends one plain-HTTP request in another scenario than SEC-01's (a one-off
+    connectivity check at its first upload) passed SEC-01's own window; the whole run catches it."""
+    from harness.bdd.run_witness import run_findings
+
+    journal = [{"method": "POST", "path": "/v2/devices/assets", "scheme": "https", "client_version": "1.0.0"},
+               {"method": "GET", "path": "/v2/devices/me", "scheme": "https", "client_version": "1.00"}]
+    findings = run_findings(journal, [{"method": "GET", "path": "/v2/devices/me?x=1"}])
+    assert set(findings) == {"C2C-HDR-01", "C2C-SEC-01"} and "GET /v2/devices/me" in findings["C2C-SEC-01"]
+    cert = build_certificate(whole_run(), CAMERA, checklist=CHECKLIST, run={"run_findings": findings})
+    for item in ("C2C-HDR-01", "C2C-SEC-01"):
+        assert cert["items"][item]["verdict"] == "fail" and cert["items"][item]["reason"].startswith("whole run:")
+    assert cert["summary"]["status"] == "NOT CERTIFIED"
+    assert run_findings(journal[:1], []) == {}
+    assert run_findings([{"method": "GET", "path": "/health", "scheme": "https"}], []) == {}  # the bench's probe
