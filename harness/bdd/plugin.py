@@ -114,7 +114,7 @@ def c2c_session(request: pytest.FixtureRequest) -> Iterator[Any]:
         store["bound"] = {"profile_sha256": profile_digest(profile.path, profile.summary())}
         yield session
         rows = _whole_journal(session, store)
-        store["contradictions"] = [c.row() for c in contradictions(profile, rows, _items_exercised(store))]
+        store["contradictions"] = [c.row() for c in contradictions(profile, rows, _scenarios_exercised(store))]
         store["run_findings"] = run_findings(rows, _plain_http_of_run(session))
 
 
@@ -344,10 +344,9 @@ def _plain_http_of_run(session: SessionBench) -> list[dict[str, Any]]:
     return found
 
 
-def _items_exercised(store: dict[str, Any]) -> set[str]:
-    """Items with a scenario that ran to a verdict on the device (not skipped, not a bench error)."""
-    return {i for r in store["results"] if r.get("outcome") != "skipped" and r.get("verdict") != ERROR
-            for i in r.get("items", ())}
+def _scenarios_exercised(store: dict[str, Any]) -> set[str]:
+    """Scenarios (outline names) that ran to a verdict on the device (not skipped, not a bench error)."""
+    return {str(r.get("outline")) for r in store["results"] if r.get("outcome") != "skipped" and r.get("verdict") != ERROR}
 
 
 def _reason(exc: BaseException | None) -> str:

@@ -103,10 +103,11 @@ def test_smoke_certification_through_the_real_stack(device: str, tmp_path: Path,
     items = cert["items"]
     assert set(items) >= {"C2C-UPL-01", "C2C-HDR-01", "C2C-QUE-03"}
     ran = {i: e for i, e in items.items() if e["verdict"] != "not-run"}
-    # a smoke run is a partial selection: it never certifies, and its exit status says so (3)
-    assert cert["summary"]["partial"] and cert["summary"]["status"] == "INCOMPLETE"
-    assert done.returncode == cert["summary"]["exit_code"] == 3, done.stdout
+    # a smoke run is a partial selection: it never certifies, and the exit status is the certificate's
+    assert cert["summary"]["partial"] and not cert["summary"]["certified"]
+    assert done.returncode == cert["summary"]["exit_code"], done.stdout
     if device == "reference":
+        assert cert["summary"]["status"] == "INCOMPLETE" and done.returncode == 3, done.stdout
         assert "error" not in {e["verdict"] for e in ran.values()}, {i: e["reason"] for i, e in ran.items() if e["verdict"] == "error"}
         assert {e["verdict"] for e in ran.values()} <= {"pass", "not-applicable"}, done.stdout
         assert all(s["verdict"] == "pass" for e in items.values() for s in e["scenarios"]), done.stdout
