@@ -73,7 +73,9 @@ def _entry_verdict(item: Item, records: Sequence[Mapping[str, Any]], verdict_of:
             return not_run, "no scenario ran for this item"
         return NOT_RUN, f"not run in this selection: {'; '.join(missing)}"
     verdict = combine((verdict_of(r) for r in records), precedence) or ERROR
-    reasons = [f"{r.get('scenario')}: {r.get('reason')}" for r in records if verdict_of(r) == verdict and r.get("reason")]
+    # a passing item has no reason to give (a scenario's reason may be another item's failure)
+    reasons = [f"{r.get('scenario')}: {r.get('reason')}" for r in records
+               if verdict != PASS and verdict_of(r) == verdict and r.get("reason")]
     if verdict == FAIL and not reasons:
         reasons = [f"{m.get('name')}={m.get('value')} outside {m.get('limits')}" for m in measurements
                    if m.get("passed") is False]
@@ -190,6 +192,7 @@ def summarize(items: Mapping[str, Mapping[str, Any]], run: Mapping[str, Any]) ->
         "automatable_ok": not failing and not any(required[i]["verdict"] == ERROR for i in unverified),
         "partial": partial,
         "failing": failing,
+        "optional_failing": sorted(i for i, e in items.items() if e["optional"] and e["verdict"] == FAIL),
         "contradicted": contradicted,
         "unverified": unverified,
         "errors": sorted(i for i, e in items.items() if e["verdict"] == ERROR),

@@ -111,8 +111,8 @@ def summary_text(cert: dict[str, Any], reports: Path) -> str:
     dev = cert["device"]
     lines = [f"C2C certification of {dev.get('id', dev.get('name'))} (firmware {dev.get('firmware')}, kind {dev.get('kind')})",
              "  " + ", ".join(f"{k}: {v}" for k, v in sorted(s["counts"].items()))]
-    for label, key in (("FAIL", "failing"), ("ERROR (bench)", "errors"), ("OPERATOR (needs a person)", "operator"),
-                       ("NOT RUN", "not_run")):
+    for label, key in (("FAIL", "failing"), ("FAIL (optional item)", "optional_failing"), ("ERROR (bench)", "errors"),
+                       ("OPERATOR (needs a person)", "operator"), ("NOT RUN", "not_run")):
         ids = s.get(key) or []
         if ids and key == "not_run" and s.get("partial"):
             lines.append(f"  NOT RUN: {len(ids)} item(s) outside this selection")
