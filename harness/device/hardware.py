@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 
 from harness.device.operator import OperatorPrompt
-from harness.device.power import ManualPower, relay_power
 from harness.device.profile import DeviceProfile, default_values, render_template
 from harness.device.software import wait_for
 from harness.errors import DeviceFailure, OperatorUnavailable
+from harness.faults.power import ManualPower, relay_power
 from harness.protocols import Power
 from harness.timeline import Timeline
 

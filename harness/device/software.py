@@ -28,7 +28,6 @@ from typing import Any
 import httpx
 
 from harness.device.operator import OperatorPrompt
-from harness.device.power import ManualPower, ProcessGroupPower, relay_power
 from harness.device.profile import DeviceProfile, default_values, placeholders_in, render_template
 from harness.errors import (
     ConfigError,
@@ -37,6 +36,7 @@ from harness.errors import (
     MediaError,
     OperatorUnavailable,
 )
+from harness.faults.power import ManualPower, ProcessGroupPower, relay_power
 from harness.protocols import Power
 from harness.timeline import Timeline
 

@@ -1,6 +1,7 @@
-"""Power faults, labgrid-style: relay-board drivers (LCUS, Numato, KMTronic, DTR/RTS lines)
-over a pyserial port, `RelayPower` / `ProcessPower` / `ManualPower` implementing
-`harness.protocols.Power`, and a simulated relay board on a pty (`c2c-relay-sim`)."""
+"""Power, labgrid-style, one backend a module: relay-board drivers (LCUS, Numato, KMTronic,
+DTR/RTS lines) over a pyserial port, `RelayPower` / `ProcessPower` / `ProcessGroupPower` /
+`ManualPower` implementing `harness.protocols.Power`, and a simulated relay board on a pty
+(`c2c-relay-sim`). The one home of power: device drivers (harness.device) take theirs from here."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from harness.faults.power.lcus import LcusBoard
 from harness.faults.power.manual import ManualPower
 from harness.faults.power.modemlines import ModemLineRelay
 from harness.faults.power.numato import NumatoBoard
-from harness.faults.power.process import ProcessPower
-from harness.faults.power.relay import RelayPower
+from harness.faults.power.process import ProcessGroupPower, ProcessPower
+from harness.faults.power.relay import RelayPower, relay_power
 from harness.faults.power.simulator import RelaySimulator
 
 BOARDS = {"lcus": LcusBoard, "numato": NumatoBoard, "kmtronic": KmtronicBoard,
@@ -25,8 +26,10 @@ __all__ = [
     "ManualPower",
     "ModemLineRelay",
     "NumatoBoard",
+    "ProcessGroupPower",
     "ProcessPower",
     "RelayBoard",
     "RelayPower",
     "RelaySimulator",
+    "relay_power",
 ]

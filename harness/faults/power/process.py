@@ -5,6 +5,16 @@ can be cut at once; `off()` SIGKILLs the whole group — never a polite shutdown
 real power cut gives the device no chance to flush — and waits until no live member is
 left. Group membership is read from /proc, ignoring zombies, because PID 1 in a container
 may never reap orphaned grandchildren.
+
+`ProcessGroupPower` is what a software device profile gets: `ProcessPower` plus the files
+written before each boot ([launch.files]), the bench's socket drop after a cut, and flips
+on the fault timeline.
+
+Profile example (fixtures/devices/reference.toml; needs a [launch] command):
+
+    [power]
+    driver = "process"
+    off_time = 0.5        # seconds the process group stays dead on a cycle
 """
 
 from __future__ import annotations
@@ -14,11 +24,12 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
 from harness.errors import ConfigError, FaultInjectionError
+from harness.timeline import Timeline
 
 KILL_TIMEOUT = 10.0
 
@@ -107,6 +118,10 @@ class ProcessPower:
         proc = self._proc
         return proc is not None and bool(live_group_members(proc.pid))
 
+    def exit_code(self) -> int | None:
+        """The leader's exit code if it has exited (without reaping the group); None otherwise."""
+        return self._proc.poll() if self._proc is not None else None
+
     def _reap(self) -> None:
         if self._proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -118,3 +133,75 @@ class ProcessPower:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+class ProcessGroupPower:
+    """A device process whose supply is its process group: `off` is SIGKILL, never a polite stop.
+
+    Wraps `ProcessPower` and adds what a profile needs: files written before each boot
+    ([launch.files]) and power flips on the fault timeline.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        console: Path,
+        timeline: Timeline | None = None,
+        off_time: float = 0.5,
+        before_on: Callable[[], None] | None = None,
+        after_off: Callable[[], None] | None = None,
+    ) -> None:
+        self.console = console
+        self.timeline = timeline
+        self.before_on = before_on
+        self.after_off = after_off
+        self._inner = ProcessPower(list(argv), env={**os.environ, **dict(env or {})}, cwd=cwd,
+                                   log_path=console, default_off_time=off_time)
+
+    @property
+    def pid(self) -> int | None:
+        return self._inner.pid
+
+    def on(self) -> None:
+        if self.is_on():
+            return
+        if self.before_on:
+            self.before_on()
+        self._inner.on()
+        if self.timeline:
+            self.timeline.record("power", "device", "flip", state="on", pid=self._inner.pid)
+
+    def off(self) -> None:
+        pid = self._inner.pid
+        self._inner.off()
+        if self.after_off and pid is not None:
+            # SIGKILL leaves the kernel alive, flushing the dead device's socket buffers (MBs
+            # of a part) to the cloud; a real power cut loses them. `after_off` drops them.
+            self.after_off()
+        if self.timeline and pid is not None:
+            self.timeline.record("power", "device", "flip", state="off", pid=pid)
+
+    def cycle(self, off_time: float | None = None) -> None:
+        if self.timeline:
+            with self.timeline.window("power", "cut"):
+                self._cycle(off_time)
+        else:
+            self._cycle(off_time)
+
+    def _cycle(self, off_time: float | None) -> None:
+        self.off()
+        wait = self._inner.default_off_time if off_time is None else off_time
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:  # the supply stays off for off_time: a real-time wait
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        self.on()
+
+    def is_on(self) -> bool | None:
+        return bool(self._inner.is_on())
+
+    def exit_code(self) -> int | None:
+        """The group leader's exit code once it died on its own; None while it runs."""
+        return self._inner.exit_code()

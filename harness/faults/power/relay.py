@@ -4,6 +4,16 @@ The minimum off-time protects both the device (supplies and flash controllers ne
 to discharge before a clean restart) and the meaning of a test (a 50 ms glitch is not a
 power cut): `on()` waits until the relay has been open at least `min_off_time`. Every
 flip is recorded on the fault timeline so reports can show it beside the uploads.
+
+Profile example (a device profile's relay channel; the board's own options are in
+lcus.py, numato.py, kmtronic.py, modemlines.py):
+
+    [power]
+    driver = "relay"
+    board = "lcus"        # lcus (default), numato, kmtronic, modemlines
+    port = "/dev/ttyUSB0"
+    channel = 1
+    off_time = 2.0        # the minimum off-time
 """
 
 from __future__ import annotations
@@ -122,3 +132,10 @@ def relay_power_from_config(config: dict[str, object], *, timeline: Timeline | N
     except BaseException:
         board.close()
         raise
+
+
+def relay_power(port: str, channel: int, board: str | None, timeline: Timeline | None,
+                off_time: float = 2.0) -> RelayPower:
+    """`RelayPower` on one channel of a relay board, opened by board name (a profile's `[power]`)."""
+    relay = open_board(board or "lcus", port, channel=channel)
+    return RelayPower(relay, channel, min_off_time=off_time, timeline=timeline)

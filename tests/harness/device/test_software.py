@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from harness.device.operator import OperatorDevice, OperatorPrompt
-from harness.device.power import ManualPower
 from harness.device.profile import parse_profile
 from harness.device.software import SoftwareDevice, wait_for
 from harness.errors import DeviceFailure, MediaError, OperatorUnavailable
+from harness.faults.power.manual import ManualPower
 
 SECRET = "s3cr3t-value-for-the-test-0123456789"
 

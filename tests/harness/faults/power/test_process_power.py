@@ -160,14 +160,18 @@ def test_simulator_cli_powers_device(tmp_path: Path) -> None:
 
 
 def test_manual_power_refuses_when_nobody_is_there() -> None:
-    with pytest.raises(OperatorUnavailable, match="not an interactive run"):
-        ManualPower("REF-1", interactive=False).off()
+    with pytest.raises(OperatorUnavailable, match="run with --c2c-interactive"):
+        ManualPower(None).off()
+    with pytest.raises(OperatorUnavailable, match="--c2c-interactive"):
+        ManualPower.at_terminal(interactive=False).off()
+    with pytest.raises(OperatorUnavailable, match="operator did not cut"):
+        ManualPower(lambda question: False).off()
     asked: list[str] = []
     timeline = Timeline()
-    power = ManualPower("REF-1", interactive=True, ask=asked.append, timeline=timeline,
-                        default_off_time=0)
+    power = ManualPower.at_terminal(interactive=True, ask=asked.append, timeline=timeline,
+                                    default_off_time=0)
     power.cycle()
-    assert asked[0].startswith("Cut the power of REF-1") and "Switch ON" in asked[1]
+    assert "cut the device's power" in asked[0] and "switch the device ON" in asked[1]
     assert power.is_on() is None
     assert [e.details["state"] for e in timeline.events] == ["off", "on"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from harness.device.power import ProcessGroupPower
+from harness.faults.power.process import ProcessGroupPower
 from harness.timeline import Timeline
 
 
