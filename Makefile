@@ -76,7 +76,7 @@ device: $(STAMP)
 
 bench: $(STAMP)
 	@mkdir -p reports/bench
-	@$(VPY) -m harness.bench all --out reports/bench
+	@$(VPY) -m harness.benchmarks all --out reports/bench
 
 mutants: $(STAMP)
 	@$(VENV)/bin/c2c-certify mutants --full --out reports/mutants.json

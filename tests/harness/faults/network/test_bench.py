@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.bench.faults import TARGET_MBPS, run
+from harness.benchmarks.faults import TARGET_MBPS, run
 
 
 def test_bench_report_shape(tmp_path: Path) -> None:

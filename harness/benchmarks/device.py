@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from harness.bench import machine_params, result, write_report
+from harness.benchmarks import machine_params, result, write_report
 from harness.cloud.control import ssl_context
 from harness.cloud.runner import EmulatorProcess
 from harness.errors import CloudError, DeliveryFailure, DeviceTimeout

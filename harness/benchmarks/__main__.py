@@ -1,4 +1,4 @@
-"""`python -m harness.bench {cloud,device,faults,all} [--out DIR]`.
+"""`python -m harness.benchmarks {cloud,device,faults,all} [--out DIR]`.
 
 Each benchmark writes reports/bench/<name>.json ({"benchmark", "results": [{name, value,
 unit, params}]}). Modules are imported lazily and one that fails is reported without hiding
@@ -19,18 +19,18 @@ BENCHMARKS = ("cloud", "device", "faults")
 
 
 def _available(name: str) -> bool:
-    return importlib.util.find_spec(f"harness.bench.{name}") is not None
+    return importlib.util.find_spec(f"harness.benchmarks.{name}") is not None
 
 
 def run_one(name: str, out_dir: Path) -> dict[str, Any] | None:
     """Run one benchmark module's `run(out_dir)`; None when the module does not exist."""
     if not _available(name):
-        print(f"skipping {name}: harness.bench.{name} is not available in this checkout")
+        print(f"skipping {name}: harness.benchmarks.{name} is not available in this checkout")
         return None
-    module = importlib.import_module(f"harness.bench.{name}")
+    module = importlib.import_module(f"harness.benchmarks.{name}")
     runner = getattr(module, "run", None)
     if not callable(runner):
-        raise RuntimeError(f"harness.bench.{name} has no run(out_dir) function")
+        raise RuntimeError(f"harness.benchmarks.{name} has no run(out_dir) function")
     return runner(out_dir)
 
 
@@ -45,7 +45,7 @@ def _summary(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m harness.benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("which", choices=[*BENCHMARKS, "all"], help="benchmark to run")
     parser.add_argument("--out", type=Path, default=Path("reports/bench"), help="directory for <name>.json")
     args = parser.parse_args(argv)

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from harness.bench.device import _make_file, _vm_hwm, run
+from harness.benchmarks.device import _make_file, _vm_hwm, run
 
 
 def test_make_file_is_sparse_and_hashed(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.bench import __main__ as bench_main
-from harness.bench import machine_params, result, write_report
-from harness.bench.cloud import (
+from harness.benchmarks import __main__ as bench_main
+from harness.benchmarks import machine_params, result, write_report
+from harness.benchmarks.cloud import (
     MIB,
     TARGET_CREATE_P99_MS,
     TARGET_INGEST_MBPS,
@@ -94,7 +94,7 @@ def test_main_skips_missing_benchmarks_and_reports_broken_ones(
     def fake_run_one(name: str, out_dir: Path) -> dict | None:
         calls.append(name)
         if name == "device":
-            return None  # what run_one answers when harness.bench.device is absent
+            return None  # what run_one answers when harness.benchmarks.device is absent
         if name == "faults":
             raise RuntimeError("proxy port taken")
         return write_report(out_dir, name, [result("ingest_MBps", 1.0, "MB/s", clients=1, meets_target=False)])
@@ -113,7 +113,7 @@ def test_run_one_skips_a_module_that_does_not_exist(
 ) -> None:
     monkeypatch.setattr(bench_main, "_available", lambda name: False)
     assert bench_main.run_one("device", tmp_path) is None
-    assert "skipping device: harness.bench.device is not available" in capsys.readouterr().out
+    assert "skipping device: harness.benchmarks.device is not available" in capsys.readouterr().out
 
 
 def test_unknown_subcommand_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
@@ -124,7 +124,7 @@ def test_unknown_subcommand_is_refused(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_errors_in_the_report_never_carry_url_signatures() -> None:
-    from harness.bench.cloud import _describe
+    from harness.benchmarks.cloud import _describe
 
     url = "https://127.0.0.1:1/s3/parts/k?X-Amz-Credential=a&X-Amz-Signature=deadbeef"
     text = _describe(RuntimeError(f"Client error '403 Forbidden' for url '{url}'"))
@@ -135,7 +135,7 @@ def test_errors_in_the_report_never_carry_url_signatures() -> None:
 def test_raw_client_speaks_keep_alive_https_and_reports_refusals(tmp_path: Path) -> None:
     from urllib.parse import urlsplit
 
-    from harness.bench.cloud import _Connection, _emulator, _head, _HttpError, _tls_context
+    from harness.benchmarks.cloud import _Connection, _emulator, _head, _HttpError, _tls_context
 
     with _emulator(tmp_path) as emulator:
         url = urlsplit(emulator.api_url)
@@ -156,7 +156,7 @@ def test_raw_client_speaks_keep_alive_https_and_reports_refusals(tmp_path: Path)
 
 
 def test_warmup_creates_run_but_are_not_sampled(tmp_path: Path) -> None:
-    from harness.bench.cloud import _emulator, _run_load
+    from harness.benchmarks.cloud import _emulator, _run_load
 
     with _emulator(tmp_path) as emulator:
         load = _run_load(emulator, 2, MIB, 0.5, False, 1, warmup=0.4)

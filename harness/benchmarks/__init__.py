@@ -7,7 +7,7 @@ writes `<out_dir>/<name>.json` in the shape
 
 and returns that dict. Targets go into `params` with a `meets_target` flag; nothing here
 asserts them, because a loaded 2-core bench machine must still produce a report.
-`python -m harness.bench all --out reports/bench` runs every module that exists.
+`python -m harness.benchmarks all --out reports/bench` runs every module that exists.
 """
 
 from __future__ import annotations

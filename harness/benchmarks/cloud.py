@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from harness.bench import machine_params, result, write_report
+from harness.benchmarks import machine_params, result, write_report
 from harness.errors import BenchFailure, CloudError
 
 TARGET_INGEST_MBPS = 125.0  # 1 Gbps

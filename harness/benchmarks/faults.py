@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.bench import machine_params, result, write_report
+from harness.benchmarks import machine_params, result, write_report
 from harness.faults.network.client import ToxiproxyClient, ToxiproxyProcess, our_server_command
 
 TARGET_MBPS = 125.0  # megabytes per second = 1 Gbps
