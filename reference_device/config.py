@@ -14,13 +14,11 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from reference_device.errors import ConfigError
-
-if TYPE_CHECKING:
-    from reference_device.sources.tether import TetherConfig
+from reference_device.sources.tether_config import TetherConfig
 
 MIB = 1024 * 1024
 MIN_PART = 5 * MIB
@@ -324,8 +322,6 @@ def _tether_table(sources: Any, switch: Any) -> dict[str, Any] | None:
 def tether_config(table: dict[str, Any], state_dir: Path, media_dirs: list[Path], base: Path) -> TetherConfig:
     """Check `[sources.tether]` and fill the defaults: dest = first media dir or STATE_DIR/tether,
     state_dir (the download ledger) = the device state dir."""
-    from reference_device.sources.tether import TetherConfig
-
     known = [f.name for f in dataclasses.fields(TetherConfig)]
     unknown = sorted(set(table) - set(known))
     if unknown:

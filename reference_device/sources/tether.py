@@ -14,7 +14,7 @@ After a power cut between hand-over and record the same local path is handed ove
 so the queue must treat a re-enqueue of the same path and content as a no-op.
 
 Bench use (VCAMERADIR selects libgphoto2's virtual camera; set it in the environment):
-    python -m reference_device.sources.tether --dest DIR --state DIR [--trigger-every S] [--max N]
+    python -m reference_device.sources.tether_cli --dest DIR --state DIR [--trigger-every S] [--max N]
 """
 
 from __future__ import annotations
@@ -24,12 +24,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from reference_device.errors import ConfigError
 from reference_device.sources.base import CapturedFile, OnFile
 from reference_device.sources.camera import (
     CameraAdapter,
@@ -38,64 +36,14 @@ from reference_device.sources.camera import (
     CameraPath,
     Gphoto2Camera,
 )
+from reference_device.sources.tether_config import TetherConfig
 from reference_device.sources.tether_files import atomic_write, safe_name, sha256_file
 from reference_device.sources.tether_ledger import LedgerEntry, TetherLedger, identity
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-CARD_POLICIES = ("keep", "until_confirmed", "delete")
 BASELINE_KEY = "__baseline__"
 CLAIM_MESSAGE = "another program holds the camera (gvfs-gphoto2-volume-monitor?): could not claim the USB device"
-
-
-@dataclass
-class TetherConfig:
-    """Config keys of `[sources.tether]`; `from_mapping` names any bad key."""
-
-    dest: Path
-    state_dir: Path
-    camera: str | None = None  # model name as autodetect shows it; None = the first camera
-    port: str | None = None  # e.g. "usb:001,004"
-    card_files: str = "keep"  # keep | until_confirmed | delete (right after download)
-    import_existing: bool = False  # on the very first connection, also download what is on the card
-    event_timeout_ms: int = 200
-    event_budget: float = 1.0  # seconds of event pumping before the loop does other work
-    redetect_interval: float = 2.0
-    busy_retries: int = 20
-    busy_backoff: float = 0.01
-    busy_backoff_max: float = 0.5
-    trigger_every: float | None = None
-
-    def __post_init__(self) -> None:
-        self.dest = Path(self.dest)
-        self.state_dir = Path(self.state_dir)
-        if self.card_files not in CARD_POLICIES:
-            raise ConfigError("tether.card_files",
-                              f"{self.card_files!r} is not one of {', '.join(CARD_POLICIES)}")
-        for name in ("event_budget", "redetect_interval", "busy_backoff", "busy_backoff_max"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"tether.{name}", f"must be > 0, got {getattr(self, name)!r}")
-        if self.event_timeout_ms < 1:
-            raise ConfigError("tether.event_timeout_ms", f"must be >= 1, got {self.event_timeout_ms!r}")
-        if self.busy_retries < 0:
-            raise ConfigError("tether.busy_retries", f"must be >= 0, got {self.busy_retries!r}")
-        if self.trigger_every is not None and self.trigger_every <= 0:
-            raise ConfigError("tether.trigger_every", f"must be > 0, got {self.trigger_every!r}")
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> TetherConfig:
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ConfigError(f"tether.{unknown[0]}",
-                              f"unknown config key(s) {', '.join(unknown)}; known: {', '.join(known)}")
-        for required in ("dest", "state_dir"):
-            if required not in data:
-                raise ConfigError(f"tether.{required}", "required")
-        try:
-            return cls(**dict(data))
-        except TypeError as exc:
-            raise ConfigError("tether", str(exc)) from exc
 
 
 class TetherError(Exception):
@@ -518,9 +466,3 @@ class TetherSource:
             with self._status_lock:
                 self._pending_deletes.pop(0)
                 self._status["pending_deletes"] = len(self._pending_deletes)
-
-
-if __name__ == "__main__":
-    from reference_device.sources.tether_cli import main
-
-    raise SystemExit(main())

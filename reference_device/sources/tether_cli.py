@@ -1,4 +1,4 @@
-"""`python -m reference_device.sources.tether`: run the tether source alone on a bench.
+"""`python -m reference_device.sources.tether_cli`: run the tether source alone on a bench.
 
 Prints one JSON line per downloaded file on stdout and status changes on stderr; exits 0
 after --max files, 3 on --timeout. Set VCAMERADIR to use libgphoto2's virtual camera.
@@ -16,14 +16,15 @@ from pathlib import Path
 
 from reference_device.errors import ConfigError
 from reference_device.sources.base import CapturedFile
-from reference_device.sources.tether import CARD_POLICIES, TetherConfig, TetherSource
+from reference_device.sources.tether import TetherSource
+from reference_device.sources.tether_config import CARD_POLICIES, TetherConfig
 from reference_device.sources.tether_files import sha256_file
 
 
 def main(argv: list[str] | None = None) -> int:
     """Bench/test runner: prints one JSON line per downloaded file, exits after --max files."""
     ap = argparse.ArgumentParser(
-        prog="python -m reference_device.sources.tether", description=__doc__.split("\n")[0]
+        prog="python -m reference_device.sources.tether_cli", description=__doc__.split("\n")[0]
     )
     ap.add_argument("--dest", type=Path, required=True, help="where downloaded frames are written")
     ap.add_argument("--state", type=Path, required=True, help="state dir (download ledger)")
@@ -102,3 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         source.stop()
     print(json.dumps({"event": "status", **source.status(), "exit": rc}), flush=True)
     return rc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -62,7 +62,7 @@ def run_tether(
     cmd = [
         sys.executable,
         "-m",
-        "reference_device.sources.tether",
+        "reference_device.sources.tether_cli",
         "--dest",
         str(tmp_path / "dest"),
         "--state",
@@ -178,7 +178,7 @@ def test_power_cut_of_the_rig_loses_and_duplicates_nothing(vcam: Path, tmp_path:
     cmd = [
         sys.executable,
         "-m",
-        "reference_device.sources.tether",
+        "reference_device.sources.tether_cli",
         "--dest",
         str(tmp_path / "dest"),
         "--state",
