@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.certify.ledger import Ledger
+from harness.cloud.paths import S3_PART
 
 # Requests that move an upload forward: asset creation, real-time part URLs, part PUTs to S3.
 UPLOAD_REQUEST = re.compile(r"^(?:/v2/(?:devices/)?assets(?:/[^/?]+/realtime_upload/parts)?|/s3/parts/)")
-# An S3 part URL is /s3/parts/{asset}/{number}/{generation}: a new URL for the same part
-# (after an expired one) is the same request retried, and so is the same part of the same
-# file under a new asset (a device may answer an expired URL with a new asset).
-S3_PART = re.compile(r"^/s3/parts/([^/?]+)/(\d+)(?:/[^?]*)?")
+# S3_PART (harness.cloud.paths): a new URL for the same part (after an expired one) is the
+# same request retried, and so is the same part of the same file under a new asset (a device
+# may answer an expired URL with a new asset).
 # Pairing and refresh answer errors by design (authorization_pending): not retries of a failure.
 AUTH_PATH = re.compile(r"^/v2/(?:auth|device)/")
 

@@ -11,15 +11,14 @@ of the PUTs' active intervals [started_at, started_at + duration_ms].
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.cloud.paths import S3_PART_URL
 from harness.errors import BenchFailure
 
 # A part PUT to the emulator's S3 endpoint (harness/cloud/s3.py PART_PATH), query and all.
-S3_PART_PATH = re.compile(r"^/s3/parts/[0-9a-f-]{36}/\d+/\d+(?:\?|$)")
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ def part_upload_rate(journal: Iterable[Mapping[str, Any]]) -> UploadRate:
     """
     intervals: list[Interval] = []
     for row in journal:
-        if row.get("method") != "PUT" or not S3_PART_PATH.match(str(row.get("path") or "")):
+        if row.get("method") != "PUT" or not S3_PART_URL.match(str(row.get("path") or "")):
             continue
         started, duration_ms = row.get("started_at"), row.get("duration_ms")
         if started is None or duration_ms is None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from harness.cloud.blobs import BlobStore
 from harness.cloud.ca import CertPaths, ensure_certs
+from harness.cloud.paths import TOKEN_PATH
 from harness.cloud.settings import CloudSettings, dump_toml
 from harness.cloud.store import Store, new_id
 from harness.errors import ConfigError
@@ -26,7 +27,6 @@ FAULT_KINDS = ("slowdown", "internal_error", "request_timeout", "expired_url",
                "conflict_slow_down", "conflict_invalid_client")
 # Kinds answered by a route handler rather than FaultMiddleware: they need the parsed body.
 HANDLER_KINDS = ("slow_down",)
-TOKEN_PATH = "/v2/auth/token"
 # Bounds of the in-memory witness records (an 8-hour shift of 30 s tokens is ~1000 pairs).
 MAX_TOKENS_PER_DEVICE = 4000
 MAX_POLL_RECORDS = 20000

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from harness.cloud.paths import ASSET_CREATE_PATH, TOKEN_RULE
 from harness.errors import ConfigError
 from harness.faults.http.responses import ALL_KINDS, check_kind
 from harness.protocols import Cloud
@@ -30,9 +31,6 @@ S3_KINDS = ALL_KINDS
 """slowdown, internal_error, request_timeout, expired_url, too_many_requests, unauthorized, drop,
 and the API-only conflict_slow_down, conflict_invalid_client (refused for target s3)."""
 
-TOKEN_PATH = r"^/v2/auth/token"
-ASSET_CREATE_PATH = r"^/v2/(devices/)?assets$"
-"""Both asset-create routes (c2c-api.md §3.8: the deprecated alias behaves the same)."""
 CONFLICT_MESSAGES = ("slow_down", "invalid_client")
 """The `message` of the spec's other 409s on asset creation -> kind `conflict_<message>`."""
 EVERY_TIME = 1_000_000
@@ -89,7 +87,7 @@ class CloudFaults:
         while it is active; inject it once the device is paired.
         """
         return self._add_rule("auth", "refresh-failure",
-                              fault_rule("api", kind, count=count, path=TOKEN_PATH, method="POST"))
+                              fault_rule("api", kind, count=count, path=TOKEN_RULE, method="POST"))
 
     def revoke(self, device_id: str) -> None:
         """Revoke the device's authorization; it must notice and go back to pairing."""

@@ -10,6 +10,7 @@ from pytest_bdd import given, parsers, when
 from harness.bdd.bench import Bench
 from harness.bdd.steps.common import hold_for, wait_until
 from harness.bdd.steps.pairing_steps import witness
+from harness.cloud.paths import ASSET_CREATE_PATH
 from harness.errors import CloudError
 
 # Token-poll answers the AUTH-04 outline asks for -> how the emulator is made to give them.
@@ -170,7 +171,6 @@ def _partial(bench: Any) -> None:
 
 # The spec's other 409 answers on asset creation (c2c-api.md §3.8, §11.7) -> fault kind.
 ASSET_CONFLICTS = {"slow_down": "conflict_slow_down", "invalid_client": "conflict_invalid_client"}
-ASSET_CREATE_PATH = r"^/v2/(devices/)?assets$"
 
 
 @given(parsers.re(r'the cloud answers the next (?P<count>\d+) asset creations? with 409 "(?P<message>[a-z_]+)"$'))
