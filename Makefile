@@ -14,6 +14,9 @@ DEVICE  ?= reference
 SMOKE   ?=
 NETWORK ?=
 SEED    ?= 1
+# make test: whole files per xdist worker, the mutant matrix's file first (tests/conftest.py);
+# one worker runs the matrix (itself several certifications at once), two share the rest
+TEST_PARALLEL ?= -n 3 --dist loadfile --no-loadscope-reorder
 export ALLURE_NO_ANALYTICS := true
 
 # Python >= 3.12 found on its own: an explicit PYTHON, pyenv's 3.12/3.13, then working python3.1x.
@@ -56,7 +59,7 @@ lint: $(STAMP)
 
 test: $(STAMP) sysdeps $(NODEDIR)/node_modules/.bin/allure
 	@$(VENV)/bin/ruff check harness reference_device tests
-	@$(VPY) -m pytest tests -q
+	@$(VPY) -m pytest tests -q $(TEST_PARALLEL)
 
 # the HTML report is written whatever the verdict (a failed certification needs it most,
 # not after a usage error); the exit status is the certificate's: 0 CERTIFIED, 1 NOT CERTIFIED,
