@@ -5,9 +5,8 @@ expensive); `Bench` is the per-scenario view steps receive, with the scenario's 
 captures, journal cursor and measurements, so scenarios sharing one emulator never read
 each other's evidence.
 
-The parts come from the colleagues' packages through three seams, each replaceable:
-`start_cloud`, `start_network`, `make_media`. A missing part is a BenchFailure (verdict
-"error"), never a device failure.
+The parts are started by `start_cloud`, `start_network`, `make_media`; a part that fails
+to start is a BenchFailure (verdict "error"), never a device failure.
 """
 
 from __future__ import annotations
@@ -23,24 +22,24 @@ from urllib.parse import urlsplit
 
 from harness.certify.checklist import Checklist, load_checklist
 from harness.certify.ledger import Ledger, build_ledger, window_start
+from harness.cloud.runner import EmulatorProcess
 from harness.device.hardware import HardwareDevice
 from harness.device.operator import OperatorPrompt
 from harness.device.profile import DeviceProfile
 from harness.device.software import SoftwareDevice
 from harness.errors import CloudError, FaultInjectionError
+from harness.faults.http.interceptor import Interceptor, interception
+from harness.faults.media.manifest import MediaKit
+from harness.faults.network.link import NetworkLink
 from harness.protocols import Cloud, Device, Media, Network, Power
 from harness.timeline import Timeline
 
 PROJECT_NAME = "c2c-bench certification"
 
 
-# --- seams to the colleagues' packages -------------------------------------------------------
+# --- the parts ------------------------------------------------------------------------------
 def start_cloud(data_dir: Path) -> tuple[Cloud, Callable[[], None]]:
     """Start the emulator (harness.cloud.runner.EmulatorProcess) and return its control client."""
-    try:
-        from harness.cloud.runner import EmulatorProcess  # type: ignore[import-not-found]
-    except ImportError as exc:
-        raise CloudError(f"cloud emulator not available: {exc}") from exc
     proc: Any = EmulatorProcess(data_dir)
     started = proc.start()
     cloud = getattr(proc, "control", None) or started
@@ -51,45 +50,8 @@ def start_cloud(data_dir: Path) -> tuple[Cloud, Callable[[], None]]:
     return cloud, proc.close
 
 
-class DirectNetwork:
-    """No fault proxy: the device talks to the emulator directly; faults are a BenchFailure."""
-
-    def __init__(self, api_url: str) -> None:
-        self._url = api_url
-
-    @property
-    def device_api_url(self) -> str:
-        return self._url
-
-    def _unavailable(self, what: str) -> None:
-        raise FaultInjectionError(f"network fault {what!r} needs harness.faults.network (not available)")
-
-    def apply_profile(self, name: str) -> None:
-        if name != "hardline":
-            self._unavailable(f"profile {name}")
-
-    def link_down(self) -> None:
-        self._unavailable("link_down")
-
-    def link_up(self) -> None:
-        self._unavailable("link_up")
-
-    def switch_path(self) -> None:
-        self._unavailable("switch_path")
-
-    def drop_connections(self) -> None:
-        return None  # no proxy holds the device's connections: nothing to drop
-
-    def clear(self) -> None:
-        return None
-
-
 def start_network(cloud: Cloud, timeline: Timeline, seed: int) -> tuple[Network, Callable[[], None]]:
     """A Toxiproxy-compatible link in front of the emulator (harness.faults.network.link)."""
-    try:
-        from harness.faults.network.link import NetworkLink
-    except ImportError:
-        return DirectNetwork(cloud.api_url), lambda: None
     upstream = urlsplit(cloud.api_url).netloc
     link = NetworkLink(upstream, timeline=timeline, seed=seed)
     return link, link.close
@@ -97,10 +59,6 @@ def start_network(cloud: Cloud, timeline: Timeline, seed: int) -> tuple[Network,
 
 def make_media(seed: int, manifest: Path) -> Media:
     """The media kit (harness.faults.media.MediaKit)."""
-    try:
-        from harness.faults.media.manifest import MediaKit
-    except ImportError as exc:
-        raise FaultInjectionError(f"media kit not available: {exc}") from exc
     return MediaKit(seed=seed, manifest_path=manifest)
 
 
@@ -306,10 +264,6 @@ class Bench:
         `untrusted-ca`: a fresh CA the device has never seen. `wrong-host` / `expired`: signed
         by the bench CA the device trusts (its key lies beside the CA bundle, ca-key.pem).
         """
-        try:
-            from harness.faults.http.interceptor import Interceptor, interception
-        except ImportError as exc:
-            raise FaultInjectionError(f"TLS interceptor unavailable: {exc}") from exc
         link: Any = self.network
         if not hasattr(link, "api") or not hasattr(link, "upstream"):
             raise FaultInjectionError("TLS interception needs the Toxiproxy network link")

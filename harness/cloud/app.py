@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 from harness.cloud.core import CloudCore
 from harness.cloud.middleware import ClientVersionMiddleware, FaultMiddleware, JournalMiddleware
 from harness.cloud.openapi import openapi
+from harness.cloud.pages import page_routes
 from harness.cloud.responses import detailed
 from harness.cloud.routes_auth import auth_routes
 from harness.cloud.routes_control import control_routes
@@ -36,10 +37,6 @@ async def fallback_pair(request: Request) -> Response:
 
 
 def page_routes_or_fallback() -> list[BaseRoute]:
-    try:
-        from harness.cloud.pages import page_routes  # type: ignore[import-not-found]
-    except ImportError:
-        return [Route("/pair", fallback_pair, methods=["GET"])]
     try:
         return list(page_routes())
     except Exception:  # a broken page module must not take the API down

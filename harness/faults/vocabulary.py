@@ -39,6 +39,7 @@ from harness.errors import ConfigError
 from harness.faults.cloud import ASSET_CREATE_PATH, EVERY_TIME, S3_KINDS, CloudFaults
 from harness.faults.http.flawed_certs import SIGNED_FLAWS
 from harness.faults.http.responses import API_ONLY_KINDS, check_kind
+from harness.faults.network.profiles import PROFILES
 from harness.protocols import Cloud, Media, Network, Power
 from harness.timeline import Timeline
 
@@ -240,11 +241,6 @@ def active(fault: Fault | str, targets: FaultTargets) -> Iterator[ActiveFault]:
 
 # --- network -------------------------------------------------------------------------------
 def _network_profiles() -> tuple[str, ...]:
-    try:
-        from harness.faults.network.profiles import PROFILES
-    except ImportError:  # the network package is optional for this vocabulary
-        return ("hardline", "bonded-cellular", "cellular", "hotspot", "mesh-roam",
-                "direct-modem", "isp-outage", "blackout")
     return tuple(PROFILES)
 
 

@@ -11,6 +11,7 @@ from harness.bdd.recovery import fault_ending, pending_uploads
 from harness.bdd.steps.common import hold_for
 from harness.bdd.steps.media_steps import capture_kind
 from harness.errors import BenchFailure
+from harness.faults.network.profiles import NetworkProfile, shaped
 
 
 @given(parsers.parse('the network profile "{name}"'))
@@ -27,12 +28,6 @@ def _rate_limit(bench: Any, mbps: int) -> None:
     Real links are faster than their names on loopback only when the rate is not shaped;
     a per-connection limit makes every part take a known time, whatever the parallelism.
     """
-    from harness.errors import FaultInjectionError
-
-    try:
-        from harness.faults.network.profiles import NetworkProfile, shaped
-    except ImportError as exc:
-        raise FaultInjectionError(f"rate limiting needs harness.faults.network: {exc}") from exc
     profile = NetworkProfile(f"limited-{mbps}mbps", f"{mbps} Mbps up per connection / 20 ms",
                              shaped(mbps, 100, 20))
     bench.network.apply_profile(profile)
