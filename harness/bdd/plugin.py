@@ -167,6 +167,44 @@ def _checklist_ids(item: pytest.Item) -> list[str]:
     return sorted({m.name for m in item.iter_markers() if ITEM_ID.match(m.name)})
 
 
+# --- applicability, decided before a scenario starts -----------------------------------------
+_APPLICABILITY = pytest.StashKey[Any]()
+
+
+def _device_codes(config: pytest.Config) -> Any:
+    """The device's codes (kind, capabilities) for the applicability expressions, read once per
+    run; None when the profile cannot be loaded (the session fixture then reports why)."""
+    if _APPLICABILITY not in config.stash:
+        from harness.certify.checklist import codes
+        from harness.device.profile import load_profile
+        from harness.errors import ConfigError
+
+        try:
+            profile = load_profile(config.getoption("--c2c-device"))
+            config.stash[_APPLICABILITY] = codes(profile.kind, profile.capabilities)
+        except ConfigError:
+            config.stash[_APPLICABILITY] = None
+    return config.stash[_APPLICABILITY]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A scenario none of whose items applies to the device, or that the bench can only run on
+    devices with a capability this one lacks (checklist `[scenario_applies]`), is skipped as
+    not applicable before any fixture starts an emulator or a device."""
+    ids = _checklist_ids(item)
+    if not ids:
+        return
+    device = _device_codes(item.config)
+    if device is None:
+        return
+    from harness.certify.verdicts import NOT_APPLICABLE_SKIP
+
+    reason = load_checklist().scenario_not_applicable(_outline_name(item), ids, device)
+    if reason:
+        pytest.skip(f"{NOT_APPLICABLE_SKIP}{reason}")
+
+
 @pytest.hookimpl(trylast=True, optionalhook=True)
 def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
     """Checklist IDs as Allure labels; device id and firmware as Allure parameters (history per device)."""

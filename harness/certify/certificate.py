@@ -18,7 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.certify.checklist import Checklist, Item, load_checklist
+from harness.certify.applies import ProfileCodes
+from harness.certify.checklist import Checklist, Item, codes, load_checklist
 from harness.certify.retry import attempts_by_item
 from harness.certify.seal import verify
 from harness.certify.verdicts import (
@@ -54,18 +55,19 @@ def missing_scenarios(item: Item, records: Sequence[Mapping[str, Any]], expected
     return missing
 
 
-def _entry_verdict(item: Item, records: Sequence[Mapping[str, Any]], verdict_of: Any, *, kind: str,
+def _entry_verdict(item: Item, records: Sequence[Mapping[str, Any]], verdict_of: Any, *, device: ProfileCodes,
                    declared_na: Mapping[str, str], missing: Sequence[str], not_run: str,
                    measurements: Sequence[Mapping[str, Any]], precedence: Sequence[str]) -> tuple[str, str]:
     """(verdict, reason) of one item, in the order a conformance lab decides it.
 
-    Applicability first (the checklist's kinds); then what ran: a scenario that ran and failed
+    Applicability first (the item's `applies` expression over the device's kind and
+    capabilities, decided before the run and sticky); then what ran: a scenario that ran and failed
     is a fail whatever the profile declares; the profile's "not applicable" stands only where
     no scenario could decide; a missing capability on a required item needs a person; an item
     whose listed scenarios did not all run cannot pass.
     """
-    if kind and not item.applies_to(kind):
-        return NOT_APPLICABLE, f"applies to {', '.join(item.kinds)}, device is {kind}"
+    if not item.applies.evaluate(device):
+        return NOT_APPLICABLE, f"the checklist applies it when {item.applies}; {device.describe()}"
     if not records:
         if item.id in declared_na:
             return NOT_APPLICABLE, f"declared not applicable: {declared_na[item.id]}"
@@ -115,7 +117,8 @@ def item_verdicts(
     every request (HTTPS only, the version header): a fail whatever its own scenario saw.
     """
     declared_na: Mapping[str, str] = device.get("not_applicable", {})
-    kind = str(device.get("kind", ""))
+    caps = device.get("capabilities")
+    dev = codes(str(device.get("kind", "")), None if caps is None else [str(c) for c in caps])
     not_run = NOT_RUN if smoke or selected_only else checklist.not_run_verdict
     items: dict[str, dict[str, Any]] = {}
     for item in checklist:
@@ -131,14 +134,15 @@ def item_verdicts(
         ]
         measurements = [m for r in records for m in r.get("measurements", ()) if m.get("item") in (None, item.id)]
         missing = missing_scenarios(item, records, (expected or {}).get(item.id))
-        verdict, reason = _entry_verdict(item, records, verdict_of, kind=kind, declared_na=declared_na,
+        verdict, reason = _entry_verdict(item, records, verdict_of, device=dev, declared_na=declared_na,
                                          missing=missing, not_run=not_run, measurements=measurements,
                                          precedence=checklist.precedence)
         finding = (run_findings or {}).get(item.id)
-        if finding and (not kind or item.applies_to(kind)):
+        if finding and item.applies.evaluate(dev):
             verdict, reason = FAIL, "; ".join(x for x in (f"whole run: {finding}", reason if verdict == FAIL else "") if x)
         items[item.id] = {
             "title": item.title, "section": item.section, "how_verified": list(item.how_verified),
+            "applies": str(item.applies),
             "optional": item.optional, "automatable": item.automatable,
             "verdict": verdict, "reason": reason,
             "scenarios": scenarios, "missing_scenarios": missing, "measurements": measurements,

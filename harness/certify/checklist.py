@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.certify.applies import ALL, Expr, ProfileCodes, parse_applies
 from harness.certify.verdicts import PRECEDENCE
 from harness.errors import ConfigError
 
 DEFAULT_CHECKLIST = Path(__file__).with_name("checklist.toml")
 ITEM_ID = re.compile(r"^C2C-[A-Z]+-\d{2}$")
-KINDS = frozenset({"all", "camera", "encoder", "audio", "app"})
 HOW_VERIFIED = frozenset({"oracle", "status", "operator", "declared"})
 VERDICTS = PRECEDENCE
 # Symbolic limits resolved per scenario (the part size depends on the file under test; the
@@ -86,16 +86,17 @@ class Item:
     id: str
     title: str
     section: str
-    kinds: tuple[str, ...]
     how_verified: tuple[str, ...]
     stimulus: str
     optional: bool
     scenarios: tuple[ScenarioRef, ...]
     measurements: tuple[Measurement, ...] = ()
+    applies: Expr = ALL  # which devices the item is about, decided before anything runs
 
-    def applies_to(self, kind: str) -> bool:
-        """Whether the item applies to a device of this kind (camera, encoder, audio, app)."""
-        return "all" in self.kinds or kind in self.kinds
+    def applies_to(self, kind: str, capabilities: Iterable[str] | None = None) -> bool:
+        """Whether the item applies to a device of this kind with these capabilities
+        (None: capabilities unknown, so only the kind can exclude it)."""
+        return self.applies.evaluate(codes(kind, capabilities))
 
     @property
     def automatable(self) -> bool:
@@ -117,6 +118,9 @@ class Checklist:
     not_run_verdict: str = "error"
     precedence: tuple[str, ...] = VERDICTS
     path: Path | None = field(default=None, compare=False)
+    # scenarios the bench can only exercise on some devices (a tethered camera, proxies):
+    # a scenario whose expression is false is skipped as not applicable before it starts
+    scenario_applies: Mapping[str, Expr] = field(default_factory=dict)
 
     def __getitem__(self, item_id: str) -> Item:
         for item in self.items:
@@ -136,6 +140,20 @@ class Checklist:
     @property
     def ids(self) -> list[str]:
         return [item.id for item in self.items]
+
+    def scenario_not_applicable(self, scenario: str, item_ids: Iterable[str], device: ProfileCodes) -> str | None:
+        """Why a scenario does not apply to the device, decided before it runs (None: it applies).
+
+        It does not apply when its own `[scenario_applies]` expression is false (the bench cannot
+        exercise it on this device), or when none of the items it is tagged with applies.
+        """
+        expr = self.scenario_applies.get(scenario)
+        if expr is not None and not expr.evaluate(device):
+            return f"the scenario applies when {expr}; {device.describe()}"
+        items = [self[i] for i in item_ids if i in self]
+        if items and not any(i.applies.evaluate(device) for i in items):
+            return "; ".join(f"{i.id} applies when {i.applies}" for i in items) + f"; {device.describe()}"
+        return None
 
 
 def _require(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -180,9 +198,12 @@ def _item(raw: Any, index: int) -> Item:
     where = f"item {item_id}"
     if not ITEM_ID.match(item_id):
         raise ConfigError(f"{where}: field 'id' must look like C2C-ABC-01")
-    kinds = tuple(_require(raw, "kinds", list, where))
-    if not kinds or set(kinds) - KINDS:
-        raise ConfigError(f"{where}: field 'kinds' must be a non-empty subset of {sorted(KINDS)}, got {list(kinds)}")
+    applies = parse_applies(_require(raw, "applies", str, where), f"{where} field 'applies'")
+    optional = _require(raw, "optional", bool, where) if "optional" in raw else False
+    if applies.capabilities and not optional:
+        raise ConfigError(f"{where}: field 'applies' = {str(applies)!r} reads capabilities "
+                          f"{sorted(applies.capabilities)}, but the item is required: a profile that leaves a "
+                          "capability out must not drop a required item (only the kind may exclude it)")
     how = tuple(_require(raw, "how_verified", list, where))
     if not how or set(how) - HOW_VERIFIED:
         raise ConfigError(f"{where}: field 'how_verified' must be a non-empty subset of {sorted(HOW_VERIFIED)}, got {list(how)}")
@@ -197,20 +218,39 @@ def _item(raw: Any, index: int) -> Item:
     measurements = tuple(
         _measurement(m, f"{where} measurement[{n}]") for n, m in enumerate(raw.get("measurements", []))
     )
-    unknown = set(raw) - {"id", "title", "section", "kinds", "how_verified", "stimulus", "optional", "scenarios", "measurements"}
+    unknown = set(raw) - {"id", "title", "section", "applies", "how_verified", "stimulus", "optional", "scenarios", "measurements"}
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}")
     return Item(
         id=item_id,
         title=_require(raw, "title", str, where),
         section=_require(raw, "section", str, where),
-        kinds=kinds,
         how_verified=how,
         stimulus=str(raw.get("stimulus", "")),
-        optional=bool(raw.get("optional", False)),
+        optional=optional,
         scenarios=tuple(scenarios),
         measurements=measurements,
+        applies=applies,
     )
+
+
+def codes(kind: str, capabilities: Iterable[str] | None = None) -> ProfileCodes:
+    """A device's codes as the applicability expressions read them."""
+    return ProfileCodes(kind=kind, capabilities=None if capabilities is None else frozenset(capabilities))
+
+
+def _scenario_applies(raw: Any, items: list[Item]) -> dict[str, Expr]:
+    """`[scenario_applies]`: scenario name -> expression, for scenarios only some devices can run."""
+    if not isinstance(raw, dict):
+        raise ConfigError("checklist: [scenario_applies] must be a table of scenario name = expression")
+    listed = {ref.name for item in items for ref in item.scenarios}
+    out: dict[str, Expr] = {}
+    for name, text in raw.items():
+        where = f"scenario_applies {name!r}"
+        if name not in listed:
+            raise ConfigError(f"{where}: no item lists a scenario of that name")
+        out[name] = parse_applies(text, where)
+    return out
 
 
 def _with_shared_measurements(items: list[Item], shared: Any) -> list[Item]:
@@ -265,7 +305,8 @@ def parse_checklist(data: Mapping[str, Any], path: Path | None = None) -> Checkl
     not_run = rules.get("not_run", "error")
     if not_run not in VERDICTS:
         raise ConfigError(f"verdict_rules: field 'not_run' must be one of {list(VERDICTS)}")
-    return Checklist(items=tuple(items), not_run_verdict=not_run, precedence=precedence, path=path)
+    return Checklist(items=tuple(items), not_run_verdict=not_run, precedence=precedence, path=path,
+                     scenario_applies=_scenario_applies(data.get("scenario_applies", {}), items))
 
 
 def load_checklist(path: Path | str | None = None) -> Checklist:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.certify.applies import DEVICE_KINDS as KINDS
 from harness.certify.checklist import load_checklist
 from harness.errors import ConfigError
 
@@ -36,7 +37,7 @@ PLACEHOLDERS = frozenset(
      "plain_http_url", "vcamera_dir"}
 )
 SECRET_PLACEHOLDERS = frozenset({"client_secret"})
-DEVICE_KINDS = frozenset({"camera", "encoder", "audio", "app"})
+DEVICE_KINDS = KINDS  # the codes applicability expressions read (harness.certify.applies)
 POWER_DRIVERS = frozenset({"process", "relay", "manual"})
 CAPTURE_DRIVERS = frozenset({"watch-folder", "gphoto2", "command", "operator"})
 STATUS_DRIVERS = frozenset({"http-json", "none"})

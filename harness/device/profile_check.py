@@ -10,8 +10,14 @@ adds what is readable but inconsistent, each finding naming the field:
 - capabilities that contradict the drivers (`status` without a status driver, a control
   capability with no control driver, `tether` without a tethered capture);
 - a launch command whose program cannot be found on this bench;
-- (a note, not a refusal) a not-applicable declaration on an item the checklist's kinds
-  already exclude: harmless, but the reason will never be printed.
+- (notes, not refusals) the items whose `applies` expression excludes this device (they will
+  be "not-applicable" without running), a not-applicable declaration on an item the checklist
+  already excludes (harmless, but the reason will never be printed), and a device given a
+  status port while its profile says it has no status (the bench probes that port: a status
+  API found there is a contradicted declaration).
+
+A [not_applicable] declaration on an item that applies needs its reason (parsing refuses an
+empty one); with it, it stands only where no scenario could decide (harness.certify.certificate).
 """
 
 from __future__ import annotations
@@ -21,23 +27,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.certify.checklist import Checklist, load_checklist
+from harness.certify.applies import CAPABILITIES
+from harness.certify.checklist import Checklist, codes, load_checklist
 from harness.device.profile import DeviceProfile
+from harness.device.software import profile_placeholders
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# What each capability code tells the bench (scenarios read these; anything else is a typo).
-CAPABILITIES = {
-    "status": "serves a status the bench can read ([status] driver)",
-    "local-api": "takes user actions through a control API ([control] driver)",
-    "url-pairing": "shows verification_uri_complete (link or QR)",
-    "parallel": "uploads parts of a file in parallel",
-    "realtime": "uploads a growing file while it is recorded",
-    "priority": "lets the user prioritise files or file types",
-    "manual-mode": "has a manual upload mode (upload a selection)",
-    "cancel": "lets the user cancel uploads",
-    "tether": "tethers a camera over USB/PTP (libgphoto2)",
-    "proxies": "makes proxies of the hero files it records",
-}
 NEEDS_CONTROL = frozenset({"local-api", "priority", "manual-mode", "cancel"})
 
 
@@ -69,11 +64,21 @@ def review(profile: DeviceProfile, checklist: Checklist | None = None) -> list[F
             found.append(Finding("capabilities", f"declares {cap!r} but [control] driver is 'none' (the bench cannot act)"))
     if "tether" in caps and profile.launch is None and profile.capture.driver != "gphoto2":
         found.append(Finding("capabilities", "declares 'tether' but captures with neither gphoto2 nor a launched device"))
+    device = codes(profile.kind, profile.capabilities)
+    excluded = [item for item in checklist if not item.applies.evaluate(device)]
+    if excluded:
+        found.append(Finding("kind/capabilities", f"{len(excluded)} item(s) do not apply to this device and will not run: "
+                             + ", ".join(f"{i.id} ({i.applies})" for i in excluded), refuses=False))
     for item_id in sorted(profile.not_applicable):
-        if profile.kind and not checklist[item_id].applies_to(profile.kind):
+        item = checklist[item_id]
+        if not item.applies.evaluate(device):
             found.append(Finding(f"not_applicable.{item_id}",
-                                 f"the checklist already excludes a {profile.kind} ({', '.join(checklist[item_id].kinds)} only); "
+                                 f"the checklist already excludes this device (applies when {item.applies}); "
                                  "the declaration is never used", refuses=False))
+    if profile.status.driver == "none" and "status_port" in profile_placeholders(profile):
+        found.append(Finding("status.driver", "is 'none' but the launch gives the device {status_port}: the bench probes "
+                             "that port, and a status API found there is listed as a contradicted declaration",
+                             refuses=False))
     if profile.launch is not None and profile.launch.command:
         program = profile.launch.command[0].replace("{python}", sys.executable).replace("{repo}", str(REPO_ROOT))
         if "{" not in program and not (Path(program).is_file() or shutil.which(program)):

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 from pytest_bdd import given, parsers, then, when
 
 from harness.bdd.bench import Bench
@@ -34,7 +33,6 @@ from harness.bdd.steps.status_oracle import (
     state_mismatches,
 )
 from harness.certify.throughput import part_upload_rate
-from harness.certify.verdicts import NOT_APPLICABLE_SKIP
 from harness.errors import BenchFailure, DeviceFailure, DeviceTimeout
 
 PAIR_TIMEOUT = 60.0
@@ -133,12 +131,8 @@ def _paired_device(bench: Any) -> None:
 
 @given("a paired device that makes proxies")
 def _proxy_device(bench: Any) -> None:
-    """A paired device with the `proxies` capability; without it the proxy items are not applicable."""
-    if "proxies" not in bench.profile.capabilities:
-        items = [*bench.state.notes.get("items", []), "C2C-WF-04"]
-        reason = next((bench.profile.not_applicable[i] for i in items if i in bench.profile.not_applicable),
-                      "the profile declares no 'proxies' capability")
-        pytest.skip(f"{NOT_APPLICABLE_SKIP}{reason}")
+    """A paired device that makes proxies. A device without the `proxies` capability never gets
+    here: the checklist's `[scenario_applies]` skips these scenarios as not applicable first."""
     _paired_device(bench)
 
 

@@ -60,7 +60,7 @@ def _bad(mutate) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_validation_names_the_bad_field() -> None:
-    assert "kinds" in _bad(lambda d: d["item"][0].update(kinds=["toaster"]))
+    assert "applies" in _bad(lambda d: d["item"][0].update(applies="kind == toaster"))
     assert "how_verified" in _bad(lambda d: d["item"][0].update(how_verified=["vibes"]))
     assert "scenarios" in _bad(lambda d: d["item"][0].update(scenarios=[]))
     assert "'id'" in _bad(lambda d: d["item"][0].update(id="UPL-1"))

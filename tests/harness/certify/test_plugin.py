@@ -27,10 +27,15 @@ FEATURE = textwrap.dedent('''
         Given the device profile
         Then the profile declares "C2C-NETW-02" with evidence
 
-      @C2C-WF-01 @operator
+      @C2C-STAT-01 @operator
       Scenario: Recording trigger
         Given the device profile
         Then the operator confirms "Does recording start on the SDI trigger?"
+
+      @C2C-WF-01
+      Scenario: An encoder's SDI trigger
+        Given the device profile
+        Then the bench breaks
 
       @C2C-QA-03
       Scenario: A step that breaks the bench
@@ -79,19 +84,22 @@ def test_declared_operator_and_error_verdicts(pytester: pytest.Pytester) -> None
     reports = pytester.path / "reports"
     result = pytester.runpytest_subprocess(*plugin_args(), "--strict-markers", "--c2c-device=reference",
                                            f"--c2c-reports={reports}", "-p", "no:allure_pytest_bdd")
-    result.assert_outcomes(passed=2, failed=2)
+    result.assert_outcomes(passed=2, failed=2, skipped=1)
     cert = json.loads((reports / "certificate.json").read_text())
     items = cert["items"]
     # the profile's word is "declared" with its evidence, never "pass"
     assert items["C2C-NETW-02"]["verdict"] == "declared" and items["C2C-NETW-02"]["declared"]
     assert cert["summary"]["declared"] == 1 and cert["summary"]["measured"] == 0
-    assert items["C2C-WF-01"]["verdict"] == "not-applicable"  # WF-01 applies to encoders; the reference is a camera
+    # WF-01 applies to encoders, the reference is a camera: decided before the scenario ran (it would break the bench)
+    assert items["C2C-WF-01"]["verdict"] == "not-applicable" and "kind == encoder" in items["C2C-WF-01"]["reason"]
     assert items["C2C-QA-03"]["verdict"] == "error" and "[emulator] CloudError: emulator went away" in items["C2C-QA-03"]["reason"]
     # a scenario with no Then step has judged nothing: an error of the bench, never a pass
     assert items["C2C-QA-04"]["verdict"] == "error" and "[no-verdict]" in items["C2C-QA-04"]["reason"]
     results = json.loads((reports / "results.json").read_text())["results"]
     by_name = {r["scenario"]: r for r in results}
     assert by_name["Recording trigger"]["verdict"] == "operator"
+    assert by_name["An encoder's SDI trigger"]["verdict"] == "not-applicable"
+    assert "applies when kind == encoder" in by_name["An encoder's SDI trigger"]["reason"]
     assert by_name["WPA2 Wi-Fi or Ethernet"]["feature"] == "items.feature"
     assert cert["device"]["name"] == "reference" and cert["device"]["firmware"] == "1.0.0"
     assert (reports / "progress.jsonl").exists()

@@ -50,3 +50,24 @@ def test_each_inconsistent_profile_is_refused_with_its_own_message(case: str, tm
 def test_shipped_profiles_are_fit_to_certify(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-profile", name]) == 0
     assert "fit to certify" in capsys.readouterr().out
+
+
+def test_check_profile_lists_the_items_that_do_not_apply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Applicability is decided from the profile's codes before the run, and shown first."""
+    text = REFERENCE_TEXT.replace('"parallel", ', "", 1).replace('"priority", ', "", 1).replace('name = "reference"', 'name = "serial"', 1)
+    path = tmp_path / "serial.toml"
+    path.write_text(text, encoding="utf-8")
+    assert main(["check-profile", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "C2C-OPT-05 (has(parallel))" in out and "C2C-OPT-03 (has(priority))" in out
+    assert "C2C-WF-01 (kind == encoder)" in out and "fit to certify" in out
+
+
+def test_not_applicable_without_a_reason_is_refused_naming_the_field(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    text = REFERENCE_TEXT.replace('"C2C-WF-05" = "the reference device makes no proxies"', '"C2C-WF-05" = "  "', 1)
+    assert text != REFERENCE_TEXT
+    path = tmp_path / "no-reason.toml"
+    path.write_text(text, encoding="utf-8")
+    assert main(["check-profile", str(path)]) == 2
+    assert "[not_applicable] C2C-WF-05 needs a reason" in capsys.readouterr().err
