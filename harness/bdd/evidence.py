@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from harness.certify.plot import throughput_svg
-from harness.protocols import StackDumps
+from harness.protocols import Cloud, CloudWitness, StackDumps
 
 JOURNAL_EXCERPT = 200
 CONSOLE_EXCERPT = 64 * 1024  # characters: the end of what the device printed in the scenario
@@ -42,6 +42,24 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     for shape in _TOKEN_SHAPES:
         text = shape.sub(r"\1[redacted]", text)
     return text
+
+
+def known_secrets(cloud: Cloud) -> list[str]:
+    """What the bench knows is secret: the client secret and every token the emulator issued.
+
+    A vendor device may print a token bare (no "Bearer", no "access_token="), which no shape
+    catches; the exact values are redacted whatever surrounds them. Best effort: a cloud that
+    cannot answer leaves the shapes to do the work.
+    """
+    secrets: list[str] = []
+    try:
+        secrets.append(cloud.client_secret())
+        if isinstance(cloud, CloudWitness):
+            for device in cloud.devices():
+                secrets.extend(cloud.issued_tokens(str(device["id"])))
+    except Exception:  # evidence never raises: the token shapes still apply
+        pass
+    return [s for s in secrets if s]
 
 
 def _attachment_types() -> tuple[Any, Any, Any]:
@@ -103,8 +121,8 @@ def collect_evidence(bench: Any, *, failed: bool = False) -> dict[str, tuple[str
     try:
         console = bench.device_console()
         if console:
-            secrets = [bench.cloud.client_secret()]
-            out["device console (this scenario)"] = (redact(console[-CONSOLE_EXCERPT:], secrets), text_t)
+            out["device console (this scenario)"] = (redact(console[-CONSOLE_EXCERPT:], known_secrets(bench.cloud)),
+                                                     text_t)
     except Exception as exc:
         out["device console (unavailable)"] = (f"{type(exc).__name__}: {exc}", text_t)
     if bench.prompt.answers:
