@@ -6,13 +6,25 @@ the whole request journal. A declaration is only judged when a scenario that exe
 ran (a partial run that never uploaded a burst says nothing about `parallel`). Each
 contradiction goes into the sealed results and the certificate ("declaration
 contradicted", with its evidence) and keeps the device from being CERTIFIED.
+
+Besides capabilities, two more declarations are checked:
+
+- `[not_applicable]` on an item while the journal shows the behaviour the item is about
+  (`NOT_APPLICABLE_SHOWN`: only items the journal can prove; the rest cannot be judged);
+- `[status] driver = "none"` while the device serves a status API. The bench can only see
+  that where it told the device where to serve one: a launch that uses `{status_port}`.
+  That port is probed (GET /status.json, the contract's path) after each scenario; a JSON
+  object answered there is the evidence. A device that serves status on a port of its own
+  choosing, or on hardware, cannot be observed without a person and is not judged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+
+import httpx
 
 from harness.bdd.measures import max_overlap, part_put_spans
 from harness.device.profile import DeviceProfile
@@ -58,4 +70,89 @@ def contradictions(profile: DeviceProfile, journal: Sequence[Mapping[str, Any]],
             found.append(Contradiction(
                 "capabilities: realtime",
                 "never asked for a real-time part URL (realtime_upload/parts), not even for a growing file"))
+    found += _not_applicable_shown(profile, journal)
     return found
+
+
+def _ok(row: Mapping[str, Any]) -> bool:
+    try:
+        return 200 <= int(row.get("status") or 0) < 300 or int(row.get("status") or 0) == 101
+    except (TypeError, ValueError):
+        return False
+
+
+def _overlapping_parts(journal: Sequence[Mapping[str, Any]]) -> str | None:
+    spans = [(a, b) for _, a, b in part_put_spans(journal)]
+    most = max_overlap(spans)
+    return f"{most} part uploads were in flight at once ({len(spans)} part PUTs)" if most >= 2 else None
+
+
+def _realtime_parts(journal: Sequence[Mapping[str, Any]]) -> str | None:
+    n = sum(1 for r in journal if REALTIME_PARTS in str(r.get("path") or "") and _ok(r))
+    return f"the cloud answered {n} real-time part URL request(s) (realtime_upload/parts)" if n else None
+
+
+def _status_channel(journal: Sequence[Mapping[str, Any]]) -> str | None:
+    sockets = sum(1 for r in journal if str(r.get("path") or "").startswith("/devices/websocket") and _ok(r))
+    beats = sum(1 for r in journal if str(r.get("path") or "").startswith("/v2/devices/heartbeat") and _ok(r))
+    if not sockets and not beats:
+        return None
+    return f"{sockets} status websocket(s) accepted and {beats} heartbeat(s) answered"
+
+
+@dataclass(frozen=True)
+class ShownBehaviour:
+    """An item whose behaviour the journal can prove: declaring it not applicable and doing it is a contradiction."""
+
+    item: str
+    behaviour: str
+    shown: Callable[[Sequence[Mapping[str, Any]]], str | None]  # evidence text, or None when not seen
+
+
+NOT_APPLICABLE_SHOWN = (
+    ShownBehaviour("C2C-OPT-05", "parallel part uploads", _overlapping_parts),
+    ShownBehaviour("C2C-UPL-01", "real-time upload of a growing file", _realtime_parts),
+    ShownBehaviour("C2C-SOCK-01", "real-time status (websocket or heartbeats)", _status_channel),
+)
+
+
+def _not_applicable_shown(profile: DeviceProfile, journal: Sequence[Mapping[str, Any]]) -> list[Contradiction]:
+    """Items the profile declares not applicable although the journal shows the device doing them."""
+    found: list[Contradiction] = []
+    for rule in NOT_APPLICABLE_SHOWN:
+        if rule.item not in profile.not_applicable:
+            continue
+        evidence = rule.shown(journal)
+        if evidence:
+            found.append(Contradiction(f"not_applicable: {rule.item} ({profile.not_applicable[rule.item]})",
+                                       f"the journal shows {rule.behaviour}: {evidence}"))
+    return found
+
+
+def status_port_to_probe(profile: DeviceProfile, placeholders: Iterable[str], port: int | None) -> int | None:
+    """The port to probe for a status API the profile says the device does not have: only where the
+    launch told the device `{status_port}` (anything else the bench cannot see)."""
+    if profile.status.driver != "none" or port is None or "status_port" not in set(placeholders):
+        return None
+    return port
+
+
+def probe_status_api(port: int, *, timeout: float = 1.0) -> str | None:
+    """GET http://127.0.0.1:PORT/status.json: the evidence when a JSON object answers, else None."""
+    url = f"http://127.0.0.1:{port}/status.json"
+    try:
+        # trust_env=False: a bench's HTTP proxy settings must not send a loopback probe elsewhere
+        with httpx.Client(timeout=timeout, trust_env=False) as client:
+            answer = client.get(url)
+        data = answer.json() if answer.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    schema = data.get("schema")
+    return f"GET {url} answered 200 with a JSON status" + (f" (schema {schema})" if schema else "")
+
+
+def status_contradiction(evidence: str | None) -> list[Contradiction]:
+    """The `[status] driver = "none"` declaration, contradicted when a probe found a status API."""
+    return [Contradiction("status: driver = none (no status API)", evidence)] if evidence else []

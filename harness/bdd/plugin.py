@@ -94,7 +94,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def c2c_session(request: pytest.FixtureRequest) -> Iterator[Any]:
     """The session bench: emulator, network, media and device, built lazily on first use."""
     from harness.bdd.bench import session_bench
-    from harness.bdd.declarations import contradictions
+    from harness.bdd.declarations import contradictions, status_contradiction
     from harness.bdd.run_witness import run_findings
     from harness.device.profile import load_profile
 
@@ -114,7 +114,8 @@ def c2c_session(request: pytest.FixtureRequest) -> Iterator[Any]:
         store["bound"] = {"profile_sha256": profile_digest(profile.path, profile.summary())}
         yield session
         rows = _whole_journal(session, store)
-        store["contradictions"] = [c.row() for c in contradictions(profile, rows, _scenarios_exercised(store))]
+        found = contradictions(profile, rows, _scenarios_exercised(store)) + status_contradiction(store.get("status_api_seen"))
+        store["contradictions"] = [c.row() for c in found]
         store["run_findings"] = run_findings(rows, _plain_http_of_run(session))
 
 
@@ -134,7 +135,26 @@ def bench(request: pytest.FixtureRequest, c2c_session: Any) -> Iterator[Any]:
         b.mark_console()
     request.node.stash[BENCH] = b
     yield b
+    with contextlib.suppress(Exception):  # evidence gathering must never change this scenario's verdict
+        _probe_status_api(c2c_session, request.config.stash[RESULTS])
     b.cleanup()
+
+
+def _probe_status_api(session: SessionBench, store: dict[str, Any]) -> None:
+    """A profile that says "no status API" but launched the device with {status_port}: look there
+    once per scenario while the device is still up; the first answer is the evidence."""
+    if store.get("status_api_seen"):
+        return
+    from harness.bdd.declarations import probe_status_api, status_port_to_probe
+    from harness.device.software import SoftwareDevice, profile_placeholders
+
+    device = getattr(session, "_device", None)  # never start a device just to probe it
+    if not isinstance(device, SoftwareDevice):
+        return
+    port = status_port_to_probe(session.profile, profile_placeholders(session.profile), device.status_port)
+    evidence = probe_status_api(port) if port is not None else None
+    if evidence:
+        store["status_api_seen"] = evidence
 
 
 @pytest.fixture

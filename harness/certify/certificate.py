@@ -234,6 +234,8 @@ def build_certificate(
         entry["attempts"] = attempts
         count = len({a["attempt"] for a in attempts})
         entry["reason"] = (f"{entry['verdict']} after {count} attempts; " + entry["reason"]).rstrip("; ")
+    for c in run.get("contradictions") or []:
+        _mark_contradicted(items, c)
     summary = summarize(items, run)
     public_device = {k: v for k, v in device.items() if k not in {"not_applicable"}}
     public_device["not_applicable"] = dict(device.get("not_applicable", {}))
@@ -247,6 +249,20 @@ def build_certificate(
         "items": items,
         "summary": summary,
     }
+
+
+def _mark_contradicted(items: dict[str, dict[str, Any]], contradiction: Mapping[str, Any]) -> None:
+    """A contradicted [not_applicable] declaration shows on its item too: the reason it gave no longer stands."""
+    declaration = str(contradiction.get("declaration", ""))
+    if not declaration.startswith("not_applicable: "):
+        return
+    item_id = declaration.removeprefix("not_applicable: ").split(" ", 1)[0]
+    entry = items.get(item_id)
+    if entry is None:
+        return
+    entry["contradicted"] = str(contradiction.get("evidence", ""))
+    entry["reason"] = (f"declaration contradicted: {entry['contradicted']}; " + entry["reason"].replace(
+        "declared not applicable: ", "declared not applicable (contradicted): ", 1)).rstrip("; ")
 
 
 def read_results(reports: Path) -> dict[str, Any]:
