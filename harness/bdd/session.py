@@ -1,0 +1,181 @@
+"""The session bench: what lives for the whole run (emulator, network link, media kit, device).
+
+Built once per pytest session, because the emulator, the proxy and the device process are
+expensive; `harness.bdd.bench.Bench` is the per-scenario view steps receive. Each part is
+started on first use by `start_cloud`, `start_network`, `make_media`; a part that fails to
+start is a BenchFailure (verdict "error"), never a device failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from harness.certify.checklist import Checklist, load_checklist
+from harness.cloud.runner import EmulatorProcess
+from harness.device.hardware import HardwareDevice
+from harness.device.operator import OperatorPrompt
+from harness.device.profile import DeviceProfile
+from harness.device.software import SoftwareDevice
+from harness.errors import CloudError
+from harness.faults.media.manifest import MediaKit
+from harness.faults.network.link import NetworkLink
+from harness.protocols import Cloud, Device, Media, Network
+from harness.timeline import Timeline
+
+PROJECT_NAME = "c2c-bench certification"
+
+
+# --- the parts ------------------------------------------------------------------------------
+def start_cloud(data_dir: Path) -> tuple[Cloud, Callable[[], None]]:
+    """Start the emulator (harness.cloud.runner.EmulatorProcess) and return its control client."""
+    proc: Any = EmulatorProcess(data_dir)
+    started = proc.start()
+    cloud = getattr(proc, "control", None) or started
+    if callable(cloud) and not isinstance(cloud, Cloud):
+        cloud = cloud()
+    if not isinstance(cloud, Cloud):
+        raise CloudError("EmulatorProcess gave no Cloud control client")
+    return cloud, proc.close
+
+
+def start_network(cloud: Cloud, timeline: Timeline, seed: int) -> tuple[Network, Callable[[], None]]:
+    """A Toxiproxy-compatible link in front of the emulator (harness.faults.network.link)."""
+    upstream = urlsplit(cloud.api_url).netloc
+    link = NetworkLink(upstream, timeline=timeline, seed=seed)
+    return link, link.close
+
+
+def make_media(seed: int, manifest: Path) -> Media:
+    """The media kit (harness.faults.media.MediaKit)."""
+    return MediaKit(seed=seed, manifest_path=manifest)
+
+
+@dataclass
+class SessionBench:
+    """Everything that lives for the whole run."""
+
+    profile: DeviceProfile
+    workdir: Path
+    seed: int
+    prompt: OperatorPrompt
+    timeline: Timeline
+    checklist: Checklist
+    network_profile: str | None = None
+    _cloud: Cloud | None = None
+    _network: Network | None = None
+    _media: Media | None = None
+    _device: Device | None = None
+    project: dict[str, Any] | None = None
+    paired: bool = False
+    device_generation: int = 0
+    journal_cursor: int = 0
+    captured_names: set[str] = field(default_factory=set)  # every capture of the run's earlier scenarios
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def cloud(self) -> Cloud:
+        if self._cloud is None:
+            self._cloud, close = start_cloud(self.workdir / "cloud")
+            self._closers.append(close)
+        return self._cloud
+
+    @property
+    def network(self) -> Network:
+        if self._network is None:
+            self._network, close = start_network(self.cloud, self.timeline, self.seed)
+            self._closers.append(close)
+            if self.network_profile:
+                self._network.apply_profile(self.network_profile)
+        return self._network
+
+    @property
+    def media(self) -> Media:
+        if self._media is None:
+            self._media = make_media(self.seed, self.workdir / "media-manifest.json")
+        return self._media
+
+    @property
+    def device(self) -> Device:
+        if self._device is None:
+            self._device = self._make_device()
+        return self._device
+
+    def _make_device(self) -> Device:
+        self.device_generation += 1
+        workdir = self.workdir / f"device-{self.device_generation}"
+        if self.profile.launch is None:
+            return HardwareDevice(self.profile, prompt=self.prompt, timeline=self.timeline)
+        cloud = self.cloud
+        return SoftwareDevice(
+            self.profile, api_url=self.network.device_api_url, ca_bundle=Path(cloud.ca_bundle),
+            client_secret=cloud.client_secret, workdir=workdir, timeline=self.timeline, prompt=self.prompt,
+            plain_http_url=getattr(cloud, "plain_http_url", ""), seed=self.seed,
+            on_power_loss=self.network.drop_connections,
+        )
+
+    def fresh_device(self) -> Device:
+        """Throw away the device's state (a factory reset): new state dir, new client id."""
+        if self._device is not None:
+            _close_device(self._device)
+            old = getattr(self._device, "workdir", None)
+            if isinstance(old, Path):
+                shutil.rmtree(old, ignore_errors=True)
+        self._device = self._make_device()
+        self.paired = False
+        return self._device
+
+    def started_network(self) -> Network | None:
+        """The network link if this run started one."""
+        return self._network
+
+    def started_cloud(self) -> Cloud | None:
+        """The emulator if this run started one (evidence is read from it, never started for it)."""
+        return self._cloud
+
+    def journal_head(self) -> int:
+        """Id of the newest journal row (pages through the journal from the last known head)."""
+        while True:
+            rows = self.cloud.journal(since=self.journal_cursor)
+            if not rows:
+                return self.journal_cursor
+            self.journal_cursor = max(int(r.get("id", 0)) for r in rows)
+
+    def ensure_project(self) -> dict[str, Any]:
+        if self.project is None:
+            self.project = self.cloud.create_project(PROJECT_NAME)
+        return self.project
+
+    def close(self) -> None:
+        if self._device is not None:
+            with contextlib.suppress(Exception):
+                _close_device(self._device)
+        for close in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                close()
+
+
+def _close_device(device: Device) -> None:
+    """Stop the device and release what its drivers hold (relay port locks, HTTP clients)."""
+    closer = getattr(device, "close", None)
+    (closer if callable(closer) else device.stop)()
+
+
+@contextlib.contextmanager
+def session_bench(
+    profile: DeviceProfile, workdir: Path, *, seed: int, interactive: bool, network_profile: str | None = None,
+) -> Iterator[SessionBench]:
+    """Build the session bench and tear everything down (device first) at the end."""
+    bench = SessionBench(
+        profile=profile, workdir=workdir, seed=seed, prompt=OperatorPrompt(interactive=interactive),
+        timeline=Timeline(), checklist=load_checklist(), network_profile=network_profile,
+    )
+    try:
+        yield bench
+    finally:
+        bench.close()
