@@ -51,9 +51,11 @@ class Contradiction:
 
 
 def contradictions(profile: DeviceProfile, journal: Sequence[Mapping[str, Any]],
-                   scenarios_run: Iterable[str]) -> list[Contradiction]:
+                   scenarios_run: Iterable[str], *, sockets: Sequence[Mapping[str, Any]] = ()) -> list[Contradiction]:
     """Every capability the profile declares that the journal shows the device did not live up to
-    (`scenarios_run`: the Gherkin names of the scenarios that ran to a verdict on the device)."""
+    (`scenarios_run`: the Gherkin names of the scenarios that ran to a verdict on the device), and
+    every item it declares not applicable that the journal (or the emulator's socket sessions,
+    `sockets`: a socket still open is journaled only when it closes) shows it doing."""
     ran = set(scenarios_run)
     found: list[Contradiction] = []
     caps = profile.capabilities
@@ -70,7 +72,7 @@ def contradictions(profile: DeviceProfile, journal: Sequence[Mapping[str, Any]],
             found.append(Contradiction(
                 "capabilities: realtime",
                 "never asked for a real-time part URL (realtime_upload/parts), not even for a growing file"))
-    found += _not_applicable_shown(profile, journal)
+    found += _not_applicable_shown(profile, Observed(journal, sockets))
     return found
 
 
@@ -81,20 +83,29 @@ def _ok(row: Mapping[str, Any]) -> bool:
         return False
 
 
-def _overlapping_parts(journal: Sequence[Mapping[str, Any]]) -> str | None:
-    spans = [(a, b) for _, a, b in part_put_spans(journal)]
+@dataclass(frozen=True)
+class Observed:
+    """What the oracle saw over the run: the request journal and the emulator's socket sessions."""
+
+    journal: Sequence[Mapping[str, Any]]
+    sockets: Sequence[Mapping[str, Any]] = ()
+
+
+def _overlapping_parts(seen: Observed) -> str | None:
+    spans = [(a, b) for _, a, b in part_put_spans(seen.journal)]
     most = max_overlap(spans)
     return f"{most} part uploads were in flight at once ({len(spans)} part PUTs)" if most >= 2 else None
 
 
-def _realtime_parts(journal: Sequence[Mapping[str, Any]]) -> str | None:
-    n = sum(1 for r in journal if REALTIME_PARTS in str(r.get("path") or "") and _ok(r))
+def _realtime_parts(seen: Observed) -> str | None:
+    n = sum(1 for r in seen.journal if REALTIME_PARTS in str(r.get("path") or "") and _ok(r))
     return f"the cloud answered {n} real-time part URL request(s) (realtime_upload/parts)" if n else None
 
 
-def _status_channel(journal: Sequence[Mapping[str, Any]]) -> str | None:
-    sockets = sum(1 for r in journal if str(r.get("path") or "").startswith("/devices/websocket") and _ok(r))
-    beats = sum(1 for r in journal if str(r.get("path") or "").startswith("/v2/devices/heartbeat") and _ok(r))
+def _status_channel(seen: Observed) -> str | None:
+    closed = sum(1 for r in seen.journal if str(r.get("path") or "").startswith("/devices/websocket") and _ok(r))
+    sockets = max(closed, len(seen.sockets))
+    beats = sum(1 for r in seen.journal if str(r.get("path") or "").startswith("/v2/devices/heartbeat") and _ok(r))
     if not sockets and not beats:
         return None
     return f"{sockets} status websocket(s) accepted and {beats} heartbeat(s) answered"
@@ -106,7 +117,7 @@ class ShownBehaviour:
 
     item: str
     behaviour: str
-    shown: Callable[[Sequence[Mapping[str, Any]]], str | None]  # evidence text, or None when not seen
+    shown: Callable[[Observed], str | None]  # evidence text, or None when not seen
 
 
 NOT_APPLICABLE_SHOWN = (
@@ -116,13 +127,13 @@ NOT_APPLICABLE_SHOWN = (
 )
 
 
-def _not_applicable_shown(profile: DeviceProfile, journal: Sequence[Mapping[str, Any]]) -> list[Contradiction]:
+def _not_applicable_shown(profile: DeviceProfile, seen: Observed) -> list[Contradiction]:
     """Items the profile declares not applicable although the journal shows the device doing them."""
     found: list[Contradiction] = []
     for rule in NOT_APPLICABLE_SHOWN:
         if rule.item not in profile.not_applicable:
             continue
-        evidence = rule.shown(journal)
+        evidence = rule.shown(seen)
         if evidence:
             found.append(Contradiction(f"not_applicable: {rule.item} ({profile.not_applicable[rule.item]})",
                                        f"the journal shows {rule.behaviour}: {evidence}"))

@@ -114,7 +114,8 @@ def c2c_session(request: pytest.FixtureRequest) -> Iterator[Any]:
         store["bound"] = {"profile_sha256": profile_digest(profile.path, profile.summary())}
         yield session
         rows = _whole_journal(session, store)
-        found = contradictions(profile, rows, _scenarios_exercised(store)) + status_contradiction(store.get("status_api_seen"))
+        found = (contradictions(profile, rows, _scenarios_exercised(store), sockets=_sockets_of_run(session))
+                 + status_contradiction(store.get("status_api_seen")))
         store["contradictions"] = [c.row() for c in found]
         store["run_findings"] = run_findings(rows, _plain_http_of_run(session))
 
@@ -389,6 +390,18 @@ def _whole_journal(session: SessionBench, store: dict[str, Any]) -> list[dict[st
     sha, count = journal_digest(page)
     store["bound"].update(journal_sha256=sha, journal_rows=count)
     return rows
+
+
+def _sockets_of_run(session: SessionBench) -> list[dict[str, Any]]:
+    """The emulator's status socket sessions (open ones too: the journal has a socket only once it closes)."""
+    cloud = session.started_cloud()
+    reader = getattr(cloud, "websockets", None)
+    if not callable(reader):
+        return []
+    try:
+        return list(reader())
+    except Exception:  # evidence gathering must never break the run's records
+        return []
 
 
 def _plain_http_of_run(session: SessionBench) -> list[dict[str, Any]]:

@@ -84,6 +84,9 @@ def test_not_applicable_while_the_journal_shows_the_behaviour_is_contradicted() 
     assert found["C2C-OPT-05"].declaration == "not_applicable: C2C-OPT-05 (uploads one part at a time)"
     # the journal not showing it says nothing (no scenario may have asked for it): no contradiction
     assert contradictions(claims, SERIAL, set()) == []
+    # a socket still open is not in the journal yet: the emulator's socket sessions show it
+    [open_socket] = contradictions(claims, [], set(), sockets=[{"device_id": "d", "connected_at": 1.0, "closed_at": None}])
+    assert "1 status websocket(s) accepted" in open_socket.evidence
     # a refused real-time request is not the behaviour
     refused = [{"method": "POST", "path": "/v2/devices/assets/g/realtime_upload/parts", "status": 404, "t": 1.0}]
     assert contradictions(claims, refused, set()) == []
