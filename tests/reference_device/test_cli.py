@@ -8,8 +8,8 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import pytest
 from reference_device.cli import STATUS_URL_FILE, build_parser, main
 from reference_device.status_server import StatusServer
 from tests.reference_device.fakes import FakeEngine
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -162,45 +163,38 @@ def test_run_with_bad_config_exits_2_without_traceback(tmp_path: Path) -> None:
     assert r.returncode == 2 and "invalid TOML" in r.stderr and "Traceback" not in r.stderr
 
 
-def _poll(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+@contextmanager
+def _device_run(*args: str, secret: str, **popen: Any) -> Iterator[subprocess.Popen[str]]:
+    """`python -m reference_device run ARGS` in its own process group, killed whole on the way out."""
+    proc = subprocess.Popen([sys.executable, "-m", "reference_device", "run", "--no-tui", *args], cwd=ROOT,
+                            env=dict(os.environ, C2C_CLIENT_SECRET=secret), text=True, start_new_session=True,
+                            **popen)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def test_run_serves_status_and_controls_in_a_real_process(tmp_path: Path) -> None:
     """`run` against an API nobody answers: the faces still work and SIGTERM stops cleanly."""
     state, media = tmp_path / "state", tmp_path / "media"
     media.mkdir()
-    env = dict(os.environ, C2C_CLIENT_SECRET="cli-test-secret-value")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reference_device", "run", "--no-tui", "--api-url",
-         "https://127.0.0.1:9", "--state-dir", str(state), "--media-dir", str(media),
-         "--status-port", "0", "--name", "CLI-TEST"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
-    )
-    try:
+    with _device_run("--api-url", "https://127.0.0.1:9", "--state-dir", str(state), "--media-dir", str(media),
+                     "--status-port", "0", "--name", "CLI-TEST", secret="cli-test-secret-value",
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         url_file = state / STATUS_URL_FILE
-        url = _poll(lambda: url_file.exists() and url_file.read_text().strip(), 30, "status-url")
-        status = _poll(lambda: _try_status(url), 30, "status.json")
+        url = wait_until(lambda: url_file.exists() and url_file.read_text().strip(), 30, "status-url")
+        status = wait_until(lambda: _try_status(url), 30, "status.json")
         assert status["schema"] == "c2c-status/1" and status["device"]["name"] == "CLI-TEST"
         r = subprocess.run([sys.executable, "-m", "reference_device", "mode", "manual",
                             "--state-dir", str(state)], cwd=ROOT, capture_output=True, text=True,
                            timeout=30)
         assert r.returncode == 0, r.stderr
-        _poll(lambda: (_try_status(url) or {}).get("mode") == "manual", 10, "manual mode")
+        wait_until(lambda: (_try_status(url) or {}).get("mode") == "manual", 10, "manual mode")
         os.killpg(proc.pid, signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 0, err
     assert f"STATUS {url}/status.json" in out
     assert "status pairing=" in out and "mode=manual" in out
@@ -227,17 +221,12 @@ def test_run_against_the_emulator_shows_code_and_pairs(
     media.mkdir()
     secret = control.client_secret()
     out_path = tmp_path / "out.txt"
-    with open(out_path, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "reference_device", "run", "--no-tui",
-             "--api-url", emulator.api_url, "--ca-bundle", str(emulator.ca_bundle),
-             "--state-dir", str(state), "--media-dir", str(media), "--status-port", "0"],
-            cwd=ROOT, env=dict(os.environ, C2C_CLIENT_SECRET=secret), stdout=out,
-            stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        )
-    try:
-        line = _poll(lambda: re.search(r"PAIRING CODE (\d{6}) ", out_path.read_text()), 60,
-                     "the pairing code on stdout")
+    with open(out_path, "w") as out, _device_run(
+            "--api-url", emulator.api_url, "--ca-bundle", str(emulator.ca_bundle), "--state-dir", str(state),
+            "--media-dir", str(media), "--status-port", "0", secret=secret, stdout=out,
+            stderr=subprocess.STDOUT) as proc:
+        line = wait_until(lambda: re.search(r"PAIRING CODE (\d{6}) ", out_path.read_text()), 60,
+                          "the pairing code on stdout")
         code = line.group(1)
         url = (state / STATUS_URL_FILE).read_text().strip()
         status = _try_status(url)
@@ -246,18 +235,14 @@ def test_run_against_the_emulator_shows_code_and_pairs(
         page = httpx.get(url + "/", timeout=5).text
         assert code[:3] + " " + code[3:] in page and "<svg" in page
         control.approve(code, project["id"])
-        _poll(lambda: (_try_status(url) or {}).get("project", {}).get("name") == "CLI <Project>",
-              60, "the project name after pairing")
+        wait_until(lambda: (_try_status(url) or {}).get("project", {}).get("name") == "CLI <Project>",
+                   60, "the project name after pairing")
         assert "CLI &lt;Project&gt;" in httpx.get(url + "/", timeout=5).text
         r = subprocess.run([sys.executable, "-m", "reference_device", "status", "--state-dir",
                             str(state)], cwd=ROOT, capture_output=True, text=True, timeout=30)
         assert r.returncode == 0 and "project='CLI <Project>'" in r.stdout
         os.killpg(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     text = out_path.read_text()
     assert secret not in text and "Traceback" not in text
     assert "pairing=paired" in text
@@ -284,26 +269,24 @@ def test_run_dumps_every_thread_stack_on_sigusr1_and_keeps_running(tmp_path: Pat
     state, media = tmp_path / "state", tmp_path / "media"
     media.mkdir()
     err_path = tmp_path / "stderr.txt"
-    with open(err_path, "w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "reference_device", "run", "--no-tui", "--api-url", "https://127.0.0.1:9",
-             "--state-dir", str(state), "--media-dir", str(media), "--status-port", "0"],
-            cwd=ROOT, env=dict(os.environ, C2C_CLIENT_SECRET="dump-test-secret"), stdout=subprocess.DEVNULL,
-            stderr=err, start_new_session=True)
-    try:
-        url = _poll(lambda: (state / STATUS_URL_FILE).exists() and (state / STATUS_URL_FILE).read_text().strip(),
-                    30, "status-url")
-        os.kill(proc.pid, signal.SIGUSR1)
-        dump = _poll(lambda: "in _run" in (text := err_path.read_text()) and "heartbeat.py" in text and text, 10,
-                     "the stack dump on stderr")
+    with open(err_path, "w") as err, _device_run(
+            "--api-url", "https://127.0.0.1:9", "--state-dir", str(state), "--media-dir", str(media),
+            "--status-port", "0", secret="dump-test-secret", stdout=subprocess.DEVNULL, stderr=err) as proc:
+        url = wait_until(lambda: (state / STATUS_URL_FILE).exists() and (state / STATUS_URL_FILE).read_text().strip(),
+                         30, "status-url")
+        def dumped() -> str | None:
+            # the status URL is written before the engine starts its threads: ask again until the
+            # dump shows the presence thread (every SIGUSR1 appends a whole dump)
+            text = err_path.read_text()
+            if "in _run" in text and "heartbeat.py" in text:
+                return text
+            os.kill(proc.pid, signal.SIGUSR1)
+            return None
+        dump = wait_until(dumped, 10, "a stack dump on stderr naming the presence thread", interval=0.2)
         assert "(most recent call first):" in dump and "Current thread" in dump
         assert proc.poll() is None and _try_status(url) is not None  # the dump stops nothing
         os.killpg(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert not (state / "thread-stacks.txt").exists()  # without the TUI the dump goes to stderr
 
 
