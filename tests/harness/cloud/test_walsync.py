@@ -17,6 +17,7 @@ import pytest
 
 from harness.cloud import walsync
 from harness.cloud.store import Store
+from tests.waiting import wait_until
 
 
 class GatedSync:
@@ -159,10 +160,8 @@ def test_checkpoint_thread_moves_the_wal_into_the_database(
             store.set_meta(f"key{i}", "x" * 2000)
         store.flush()
         db_file = tmp_path / "state.sqlite3"
-        deadline = time.monotonic() + 10
-        while db_file.stat().st_size < 400 * 2000:  # rows only reach the main file by checkpoint
-            assert time.monotonic() < deadline, "no checkpoint copied the WAL into the database"
-            time.sleep(0.02)
+        # rows only reach the main file by checkpoint
+        wait_until(lambda: db_file.stat().st_size >= 400 * 2000, 10, "a checkpoint copying the WAL into the database")
     finally:
         store.close()
     with sqlite3.connect(tmp_path / "state.sqlite3") as db:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from harness.faults.http.addons import ErrorInjector
 from harness.faults.power.process import ProcessPower
 from harness.faults.vocabulary import LAYERS, REGISTRY, Fault, FaultTargets, active, inject
 from harness.timeline import Timeline
+from tests.waiting import wait_until
 
 from .test_cloud_faults import FakeCloud
 
@@ -191,9 +191,7 @@ def test_power_cut_kills_a_real_process_group(tmp_path: Path) -> None:
     power.on()
     timeline = Timeline()
     try:
-        deadline = time.monotonic() + 10
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(marker.exists, 10, "the device process to write its pid")
         first = int(marker.read_text())
         with active("power:cut", FaultTargets(timeline=timeline, power=power)):
             assert not power.is_on()
