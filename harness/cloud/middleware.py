@@ -19,8 +19,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from harness.cloud.core import CloudCore
+from harness.cloud.fault_responses import API_ONLY_KINDS, api_error
 from harness.cloud.responses import detailed, simple
-from harness.faults.http.responses import API_ONLY_KINDS, api_error
 
 REDACTED = "[redacted]"
 SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie"}

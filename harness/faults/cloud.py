@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from harness.cloud.fault_responses import ALL_KINDS, check_kind
 from harness.cloud.paths import ASSET_CREATE_PATH, TOKEN_RULE
 from harness.errors import ConfigError
-from harness.faults.http.responses import ALL_KINDS, check_kind
 from harness.protocols import Cloud
 from harness.timeline import Timeline
 

@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness.cloud.fault_responses import API_ONLY_KINDS, check_kind
 from harness.errors import ConfigError
 from harness.faults.cloud import ASSET_CREATE_PATH, EVERY_TIME, S3_KINDS, CloudFaults
 from harness.faults.http.flawed_certs import SIGNED_FLAWS
-from harness.faults.http.responses import API_ONLY_KINDS, check_kind
 from harness.faults.network.profiles import PROFILES
 from harness.protocols import Cloud, Media, Network, Power
 from harness.timeline import Timeline

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.cloud.fault_responses import TARGETS, check_kind, error_response
 from harness.errors import ConfigError
-from harness.faults.http.responses import TARGETS, check_kind, error_response
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,7 @@ import json
 import httpx
 import pytest
 
-from harness.cloud.testing import api, cloud, cloud_process, paired_device  # noqa: F401
-from harness.errors import ConfigError
-from harness.faults.cloud import ASSET_CREATE_PATH, CloudFaults, fault_rule
-from harness.faults.http.addons import ErrorInjector
-from harness.faults.http.responses import (
+from harness.cloud.fault_responses import (
     ALL_KINDS,
     API_ONLY_KINDS,
     api_error,
@@ -20,6 +16,10 @@ from harness.faults.http.responses import (
     error_response,
     s3_error,
 )
+from harness.cloud.testing import api, cloud, cloud_process, paired_device  # noqa: F401
+from harness.errors import ConfigError
+from harness.faults.cloud import ASSET_CREATE_PATH, CloudFaults, fault_rule
+from harness.faults.http.addons import ErrorInjector
 from harness.faults.vocabulary import REGISTRY, Fault, FaultTargets, active, inject
 from harness.timeline import Timeline
 
