@@ -19,6 +19,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +110,8 @@ def c2c_session(request: pytest.FixtureRequest) -> Iterator[Any]:
         profile, workdir, seed=config.getoption("--c2c-seed"),
         interactive=config.getoption("--c2c-interactive"), network_profile=config.getoption("--c2c-network"),
     ) as session:
+        if reports:  # attached operator evidence goes beside the results: the signed manifest hashes it
+            session.prompt.evidence_dir = Path(reports) / "operator-evidence"
         store = config.stash[RESULTS]
         store["device"] = profile.summary() | {"not_applicable": dict(profile.not_applicable)}
         store["bound"] = {"profile_sha256": profile_digest(profile.path, profile.summary())}
@@ -367,11 +370,11 @@ def _label_verdict(verdict: str, declared: dict[str, str], answers: list[dict[st
 
 
 def _operator_answers(b: Bench | None) -> list[dict[str, Any]]:
-    """What the bench's person answered during this scenario: who, when, the question, the answer."""
+    """What the bench's person answered during this scenario: who, when, the question, the answer
+    (pass / fail / not-applicable), the evidence file attached, and a timeout if nobody answered."""
     if b is None:
         return []
-    return [{"question": a.question, "answer": a.answer, "operator": a.operator, "at": a.at, "attests": a.attests}
-            for a in b.session.prompt.answers[b.state.operator_mark:]]
+    return [asdict(a) for a in b.session.prompt.answers[b.state.operator_mark:]]
 
 
 def _whole_journal(session: SessionBench, store: dict[str, Any]) -> list[dict[str, Any]]:

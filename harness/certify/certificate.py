@@ -296,14 +296,27 @@ def _evidence_html(entry: Mapping[str, Any]) -> str:
     """What an item's verdict rests on besides measurements: declarations, people, compressions."""
     e = html.escape
     parts = [f"<i>declared:</i> {e(text)}" for text in entry.get("declared", [])]
-    parts += [f"<i>operator {e(str(a.get('operator')))} at "
-              f"{e(time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(float(a.get('at', 0)))))} UTC:</i> "
-              f"{e(str(a.get('question')))} &rarr; {e(str(a.get('answer')))}" for a in entry.get("operator_answers", [])]
+    parts += [_operator_html(a) for a in entry.get("operator_answers", [])]
     parts += [f"<i>exercised:</i> {e(text)}" for text in entry.get("exercised", [])]
     parts += [f"<i>not run:</i> {e(name)}" for name in entry.get("missing_scenarios", [])]
     parts += [f"<i>attempt {e(str(a.get('attempt')))}:</i> {e(str(a.get('verdict')))} {e(str(a.get('scenario')))}"
               for a in entry.get("attempts", [])]
     return "<br>".join(parts)
+
+
+def _operator_html(a: Mapping[str, Any]) -> str:
+    """One operator answer as a manual test step: who, when, the question, the answer, the evidence."""
+    e = html.escape
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(a.get("at", 0))))
+    if a.get("timed_out"):
+        answer = "<b>no answer (timed out)</b>"
+    else:
+        answer = e(str(a.get("verdict") or a.get("answer")))
+        if a.get("source") == "answer file":
+            answer += " (answer file)"
+    evidence = (f"; evidence <code>{e(str(a['evidence']))}</code> sha256 <code>{e(str(a.get('evidence_sha256', ''))[:16])}</code>"
+                if a.get("evidence") else "; no evidence attached")
+    return f"<i>operator {e(str(a.get('operator')))} at {e(when)} UTC:</i> {e(str(a.get('question')))} &rarr; {answer}{evidence}"
 
 
 def render_html(cert: Mapping[str, Any]) -> str:

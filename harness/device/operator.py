@@ -1,24 +1,49 @@
 """The person on the bench: prompts with an audit trail, and a device they drive by hand.
 
+Operator items work like Matter's manual test steps: the question, the answer (pass / fail /
+not-applicable), who answered (`--operator NAME`, else $C2C_OPERATOR, else the login), when,
+and the evidence file the operator attached (copied into the reports folder, so the signed
+manifest hashes it, with its SHA-256 in the answer). A person who does not answer within the
+timeout is a bench error (cause operator-timeout), recorded too.
+
 Non-interactive runs never pass an operator item silently: every prompt raises
-OperatorUnavailable, which the certificate turns into the verdict "operator".
+OperatorUnavailable, which the certificate turns into the verdict "operator" -- unless an
+answer file ($C2C_OPERATOR_ANSWERS, TOML, for CI and labs that record answers ahead) answers
+that question:
+
+    operator = "Ana Diaz"                       # optional; else --operator / $C2C_OPERATOR
+    [[answer]]
+    question = "Does recording start on the SDI trigger?"   # the question as the bench asks it
+    answer = "pass"                             # pass | fail | n/a   (yes/no for actions)
+    evidence = "/lab/2026-12-06/sdi-trigger.mp4"   # optional
 """
 
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
+import re
 import select
+import shutil
 import sys
 import time
+import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from harness.certify.verdicts import FAIL, NOT_APPLICABLE, PASS, NotApplicable
 from harness.device.profile import DeviceProfile
-from harness.errors import OperatorTimeout, OperatorUnavailable
+from harness.errors import ConfigError, OperatorTimeout, OperatorUnavailable
 from harness.protocols import Power
+
+ANSWERS_ENV = "C2C_OPERATOR_ANSWERS"
+# What a person may type for each verdict of an attested item.
+VERDICT_WORDS = {PASS: frozenset({"pass", "p", "y", "yes"}), FAIL: frozenset({"fail", "f", "n", "no"}),
+                 NOT_APPLICABLE: frozenset({"n/a", "na", "not-applicable", "not applicable"})}
+ATTEST_CHOICES = "[pass/fail/n/a]"
 
 
 @dataclass
@@ -30,29 +55,111 @@ class OperatorAnswer:
     operator: str
     at: float
     attests: bool = False  # the answer is the evidence for a verdict, not an action on the bench
+    verdict: str | None = None  # pass | fail | not-applicable, for an attested item
+    evidence: str | None = None  # the attached file, relative to the reports folder
+    evidence_sha256: str | None = None
+    source: str = "terminal"  # terminal | answer file
+    timed_out: bool = False  # nobody answered within the timeout (the scenario is a bench error)
+
+
+@dataclass(frozen=True)
+class FileAnswer:
+    """One prepared answer from the answer file."""
+
+    question: str
+    answer: str
+    evidence: str | None = None
+
+
+def _norm(question: str) -> str:
+    return re.sub(r"\s+", " ", question.removesuffix(ATTEST_CHOICES).removesuffix("[y/n]")).strip().casefold()
+
+
+def load_answer_file(path: Path) -> tuple[str | None, list[FileAnswer]]:
+    """Read an answer file (operator name, answers); ConfigError naming the bad field."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{ANSWERS_ENV}: answer file {path} not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{ANSWERS_ENV}: {path} is not valid TOML: {exc}") from exc
+    name = data.get("operator")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise ConfigError(f"{path}: field 'operator' must be a non-empty string")
+    out: list[FileAnswer] = []
+    for n, raw in enumerate(data.get("answer", [])):
+        where = f"{path}: answer[{n}]"
+        if not isinstance(raw, dict) or not isinstance(raw.get("question"), str) or not isinstance(raw.get("answer"), str):
+            raise ConfigError(f"{where}: needs string fields 'question' and 'answer'")
+        evidence = raw.get("evidence")
+        if evidence is not None and not isinstance(evidence, str):
+            raise ConfigError(f"{where}: field 'evidence' must be a path string")
+        out.append(FileAnswer(raw["question"], raw["answer"], evidence))
+    return name, out
+
+
+def attest_verdict(answer: str) -> str | None:
+    """The verdict a typed answer means (None: not one of the words)."""
+    word = answer.strip().casefold()
+    return next((v for v, words in VERDICT_WORDS.items() if word in words), None)
+
+
+def _default_operator() -> str:
+    return os.environ.get("C2C_OPERATOR") or getpass.getuser()
+
+
+def _answer_file() -> Path | None:
+    value = os.environ.get(ANSWERS_ENV)
+    return Path(value) if value else None
 
 
 @dataclass
 class OperatorPrompt:
-    """Asks the bench operator on a terminal; refuses when the run is not interactive."""
+    """Asks the bench operator on a terminal (or reads the answer file); refuses when nobody can answer."""
 
     interactive: bool = False
     stdin: IO[str] = field(default_factory=lambda: sys.stdin)
     stdout: IO[str] = field(default_factory=lambda: sys.stdout)
-    operator: str = field(default_factory=lambda: os.environ.get("C2C_OPERATOR") or getpass.getuser())
+    operator: str = field(default_factory=_default_operator)
     answers: list[OperatorAnswer] = field(default_factory=list)
     timeout: float | None = 600.0  # seconds a person has to answer; then the bench gives up (error)
+    evidence_dir: Path | None = None  # where attached files are copied (the reports folder's operator-evidence/)
+    answer_file: Path | None = field(default_factory=_answer_file)
+    _prepared: list[FileAnswer] | None = field(default=None, repr=False)
 
-    def _ask(self, question: str, *, attests: bool = False) -> str:
+    def _from_file(self, question: str) -> FileAnswer | None:
+        """The answer file's answer to this question, if it has one (first match by normalised text)."""
+        if self.answer_file is None:
+            return None
+        if self._prepared is None:
+            name, self._prepared = load_answer_file(self.answer_file)
+            if name and not os.environ.get("C2C_OPERATOR"):
+                self.operator = name
+        want = _norm(question)
+        return next((a for a in self._prepared if _norm(a.question) == want), None)
+
+    def _read_line(self, question: str, *, attests: bool, optional: bool = False) -> str:
         if not self.interactive:
             raise OperatorUnavailable(f"needs an operator: {question}")
         self.stdout.write(f"\n[c2c-bench operator {self.operator}] {question}\n> ")
         self.stdout.flush()
-        self._wait_for_answer(question)
+        try:
+            self._wait_for_answer(question)
+        except OperatorTimeout:
+            self.answers.append(OperatorAnswer(question, "", self.operator, time.time(), attests, timed_out=True))
+            raise
         line = self.stdin.readline()
-        if not line:
+        if not line and not optional:
             raise OperatorUnavailable(f"no answer from the operator: {question}")
-        answer = line.strip()
+        return line.strip()
+
+    def _ask(self, question: str, *, attests: bool = False) -> str:
+        prepared = self._from_file(question)
+        if prepared is not None:
+            answer = prepared.answer.strip()
+            self.answers.append(OperatorAnswer(question, answer, self.operator, time.time(), attests, source="answer file"))
+            return answer
+        answer = self._read_line(question, attests=attests)
         self.answers.append(OperatorAnswer(question, answer, self.operator, time.time(), attests))
         return answer
 
@@ -66,20 +173,58 @@ class OperatorPrompt:
             raise OperatorTimeout(f"no answer from operator {self.operator} within {self.timeout:g} s: {question}")
 
     def confirm(self, question: str) -> bool:
-        """Yes/no question; True only on an explicit yes."""
+        """Yes/no question about an action on the bench; True only on an explicit yes."""
         return self._ask(f"{question} [y/n]").lower() in {"y", "yes"}
 
     def attest(self, question: str) -> bool:
-        """A yes/no question whose answer is the verdict's evidence: a scenario that passes on it
-        is "operator-confirmed" (with who answered, when and the question), never "pass"."""
-        return self._ask(f"{question} [y/n]", attests=True).lower() in {"y", "yes"}
+        """A question whose answer is the verdict's evidence, as a manual test step: pass (True),
+        fail (False) or not-applicable (raises NotApplicable), then the evidence file. A scenario
+        that passes on it is "operator-confirmed" (with who answered, when, the question and the
+        evidence), never "pass"."""
+        asked = f"{question} {ATTEST_CHOICES}"
+        answer = self._ask(asked, attests=True)
+        record = self.answers[-1]
+        verdict = attest_verdict(answer)
+        if verdict is None and record.source == "terminal":
+            answer = self._ask(f"Please answer pass, fail or n/a. {asked}", attests=True)
+            record = self.answers[-1]
+            verdict = attest_verdict(answer)
+        if verdict is None:
+            raise OperatorUnavailable(f"answer {answer!r} is not pass, fail or n/a: {question}")
+        record.verdict = verdict
+        self._attach(record, question)
+        if verdict == NOT_APPLICABLE:
+            raise NotApplicable(f"operator {self.operator}: not applicable: {question}")
+        return verdict == PASS
+
+    def _attach(self, record: OperatorAnswer, question: str) -> None:
+        """Ask for (or read) the evidence file and copy it into the reports folder, hashed."""
+        if record.source == "answer file":
+            prepared = self._from_file(record.question)
+            path = prepared.evidence if prepared else None
+        else:
+            path = self._read_line("Evidence file to attach (a path; Enter for none)", attests=False, optional=True) or None
+        if not path:
+            return
+        source = Path(path).expanduser()
+        if not source.is_file():
+            raise OperatorUnavailable(f"evidence file {source} for {question!r} does not exist")
+        record.evidence_sha256 = hashlib.sha256(source.read_bytes()).hexdigest()
+        if self.evidence_dir is None:
+            record.evidence = str(source)
+            return
+        self.evidence_dir.mkdir(parents=True, exist_ok=True)
+        # named by its digest: a later run or retry into the same folder never overwrites another file
+        target = self.evidence_dir / f"{record.evidence_sha256[:12]}-{source.name}"
+        shutil.copyfile(source, target)
+        record.evidence = str(Path(self.evidence_dir.name) / target.name)
 
     def ask(self, question: str) -> str:
         """Free-text answer (a pairing code read off a screen, a firmware version...)."""
         return self._ask(question)
 
     def evidence(self) -> list[dict[str, Any]]:
-        return [a.__dict__ for a in self.answers]
+        return [asdict(a) for a in self.answers]
 
 
 class OperatorDevice:

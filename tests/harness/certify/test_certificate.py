@@ -150,3 +150,18 @@ def test_a_measurement_fails_only_its_own_item() -> None:
     assert cert["items"]["C2C-QUE-03"]["scenarios"][0]["verdict"] == "pass"
     assert cert["items"]["C2C-QUE-03"]["verdict"] in ("pass", "not-run")  # not-run: its other scenarios
     assert cert["items"]["C2C-CTL-01"]["verdict"] == "fail"
+
+
+def test_operator_answers_show_as_manual_steps_with_evidence_and_timeouts() -> None:
+    from harness.certify.certificate import render_html
+
+    answered = {"question": "Does recording start on the SDI trigger? [pass/fail/n/a]", "answer": "pass", "verdict": "pass",
+                "operator": "Ana Diaz", "at": 1.0, "attests": True, "evidence": "operator-evidence/ab12-sdi.mp4",
+                "evidence_sha256": "ab12" * 16, "source": "terminal", "timed_out": False}
+    silent = {**answered, "answer": "", "verdict": None, "evidence": None, "evidence_sha256": None, "timed_out": True}
+    cert = {"items": {"C2C-WF-01": {"title": "t", "verdict": "operator-confirmed", "reason": "",
+                                    "operator_answers": [answered, silent]}}, "summary": {}, "device": {}}
+    page = render_html(cert)
+    assert "operator Ana Diaz at 1970-01-01 00:00:01 UTC:</i> Does recording start" in page
+    assert "&rarr; pass; evidence <code>operator-evidence/ab12-sdi.mp4</code> sha256 <code>ab12ab12ab12ab12</code>" in page
+    assert "no answer (timed out)" in page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import textwrap
@@ -115,15 +116,20 @@ def test_an_operators_yes_is_operator_confirmed_with_who_and_when(pytester: pyte
     (pytester.path / "features" / "items.feature").write_text(FEATURE, encoding="utf-8")
     pytester.makepyfile(test_items=MODULE)
     reports = pytester.path / "reports"
+    clip = pytester.path / "sdi-trigger.txt"
+    clip.write_text("recording started on the SDI flag\n", encoding="utf-8")
     result = pytester.run(sys.executable, "-m", "pytest", *plugin_args(), "--strict-markers", "--c2c-device=reference",
                           f"--c2c-reports={reports}", "-p", "no:allure_pytest_bdd", "--c2c-interactive", "-s",
-                          "-k", "Recording", stdin=b"y\n")
+                          "-k", "Recording", stdin=f"pass\n{clip}\n".encode())
     assert result.ret == 0, result.stdout.str()[-2000:]
     results = json.loads((reports / "results.json").read_text())["results"]
     [record] = results
     assert record["verdict"] == "operator-confirmed"
     [answer] = record["operator_answers"]
-    assert answer["question"].startswith("Does recording start") and answer["answer"] == "y" and answer["operator"]
+    assert answer["question"].startswith("Does recording start") and answer["verdict"] == "pass" and answer["operator"]
+    # the evidence file is copied into the reports folder (the manifest hashes it) with its digest in the record
+    assert (reports / answer["evidence"]).read_bytes() == clip.read_bytes()
+    assert answer["evidence_sha256"] == hashlib.sha256(clip.read_bytes()).hexdigest()
     cert = json.loads((reports / "certificate.json").read_text())
     assert cert["summary"]["partial"]  # -k left the other scenarios out
 
