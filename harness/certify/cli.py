@@ -160,7 +160,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     reports.mkdir(parents=True, exist_ok=True)
     for stale in ("progress.jsonl", "results.json", "certificate.json", "certificate.html"):
         (reports / stale).unlink(missing_ok=True)
-    shutil.rmtree(reports / "allure-results", ignore_errors=True)
+    for stale_dir in ("allure-results", "operator-evidence"):  # the manifest lists only this run's files
+        shutil.rmtree(reports / stale_dir, ignore_errors=True)
     argv = pytest_command(args.device, reports=reports, smoke=args.smoke, network=args.network, seed=args.seed,
                           interactive=args.interactive, items=args.item or (), extra=args.pytest_args or ())
     env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "PYTHONPATH": os.pathsep.join(
