@@ -166,6 +166,10 @@ class CloudWitness(Protocol):
         """{"now": cloud time, "beats": [{"t", "kind"}]}: socket beats and heartbeats since `since`."""
         ...
 
+    def websockets(self) -> list[dict[str, Any]]:
+        """Every status socket session, open ones too (the journal has a socket once it closes)."""
+        ...
+
 
 @runtime_checkable
 class PlainHttpTrap(Protocol):

@@ -81,7 +81,7 @@ def scenario_failed(exc: BaseException | None, measurements: Iterable[dict[str, 
 def stack_dump_evidence(bench: Any) -> dict[str, tuple[str, Any]]:
     """The device's thread stacks, when the device in use offers them (never starts one)."""
     _, text_t, _ = _attachment_types()
-    device = bench.session._device
+    device = bench.session.started_device()
     if not isinstance(device, StackDumps):
         return {}
     try:

@@ -25,8 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.certify.checklist import ITEM_ID, load_checklist
-from harness.certify.seal import journal_digest, profile_digest, seal
+from harness.bdd.run_record import RunRecord, plain_http_of_run, sockets_of_run
+from harness.bdd.scenario_ids import (
+    checklist_ids,
+    expected_scenarios,
+    feature_file,
+    outline_name,
+    scenario_name,
+)
+from harness.certify.checklist import load_checklist
+from harness.certify.seal import profile_digest, seal
 from harness.certify.verdicts import (
     ERROR,
     error_cause,
@@ -34,13 +42,12 @@ from harness.certify.verdicts import (
     scenario_verdict,
     verdict_for_skip,
 )
-from harness.protocols import PlainHttpTrap
 
 if TYPE_CHECKING:
-    from harness.bdd.bench import Bench, SessionBench
+    from harness.bdd.bench import Bench
 
 FEATURES_DIR = Path(__file__).resolve().parents[2] / "features"
-RESULTS = pytest.StashKey[dict[str, Any]]()
+RESULTS = pytest.StashKey[RunRecord]()
 BENCH = pytest.StashKey[Any]()
 _TAG_LINE = re.compile(r"^\s*@")
 BUILTIN_TAGS = {
@@ -87,7 +94,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{tag}: {BUILTIN_TAGS.get(tag, 'feature tag')}")
     for tag, doc in BUILTIN_TAGS.items():
         config.addinivalue_line("markers", f"{tag}: {doc}")
-    config.stash[RESULTS] = {"results": [], "used": False}
+    config.stash[RESULTS] = RunRecord()
 
 
 # --- fixtures ------------------------------------------------------------------------------
@@ -100,7 +107,7 @@ def c2c_session(request: pytest.FixtureRequest) -> Iterator[Any]:
     from harness.device.profile import load_profile
 
     config = request.config
-    config.stash[RESULTS]["used"] = True
+    config.stash[RESULTS].used = True
     profile = load_profile(config.getoption("--c2c-device"))
     reports = config.getoption("--c2c-reports")
     base = Path(reports) / "work" if reports else Path(tempfile.mkdtemp(prefix="c2c-bench-"))
@@ -112,15 +119,15 @@ def c2c_session(request: pytest.FixtureRequest) -> Iterator[Any]:
     ) as session:
         if reports:  # attached operator evidence goes beside the results: the signed manifest hashes it
             session.prompt.evidence_dir = Path(reports) / "operator-evidence"
-        store = config.stash[RESULTS]
-        store["device"] = profile.summary() | {"not_applicable": dict(profile.not_applicable)}
-        store["bound"] = {"profile_sha256": profile_digest(profile.path, profile.summary())}
+        record = config.stash[RESULTS]
+        record.device = profile.summary() | {"not_applicable": dict(profile.not_applicable)}
+        record.bound = {"profile_sha256": profile_digest(profile.path, profile.summary())}
         yield session
-        rows = _whole_journal(session, store)
-        found = (contradictions(profile, rows, _scenarios_exercised(store), sockets=_sockets_of_run(session))
-                 + status_contradiction(store.get("status_api_seen")))
-        store["contradictions"] = [c.row() for c in found]
-        store["run_findings"] = run_findings(rows, _plain_http_of_run(session))
+        rows = record.whole_journal(session)
+        found = (contradictions(profile, rows, record.scenarios_exercised(), sockets=sockets_of_run(session))
+                 + status_contradiction(record.status_api_seen))
+        record.contradictions = [c.row() for c in found]
+        record.run_findings = run_findings(rows, plain_http_of_run(session))
 
 
 @pytest.fixture
@@ -129,7 +136,7 @@ def bench(request: pytest.FixtureRequest, c2c_session: Any) -> Iterator[Any]:
     from harness.bdd.bench import Bench, ScenarioState
 
     state = ScenarioState()
-    state.notes["items"] = _checklist_ids(request.node)  # steps name the item a skip is about
+    state.notes["items"] = checklist_ids(request.node)  # steps name the item a skip is about
     b = Bench(c2c_session, state)
     state.operator_mark = len(c2c_session.prompt.answers)
     with contextlib.suppress(Exception):
@@ -140,25 +147,8 @@ def bench(request: pytest.FixtureRequest, c2c_session: Any) -> Iterator[Any]:
     request.node.stash[BENCH] = b
     yield b
     with contextlib.suppress(Exception):  # evidence gathering must never change this scenario's verdict
-        _probe_status_api(c2c_session, request.config.stash[RESULTS])
+        request.config.stash[RESULTS].probe_status_api(c2c_session)
     b.cleanup()
-
-
-def _probe_status_api(session: SessionBench, store: dict[str, Any]) -> None:
-    """A profile that says "no status API" but launched the device with {status_port}: look there
-    once per scenario while the device is still up; the first answer is the evidence."""
-    if store.get("status_api_seen"):
-        return
-    from harness.bdd.declarations import probe_status_api, status_port_to_probe
-    from harness.device.software import SoftwareDevice, profile_placeholders
-
-    device = getattr(session, "_device", None)  # never start a device just to probe it
-    if not isinstance(device, SoftwareDevice):
-        return
-    port = status_port_to_probe(session.profile, profile_placeholders(session.profile), device.status_port)
-    evidence = probe_status_api(port) if port is not None else None
-    if evidence:
-        store["status_api_seen"] = evidence
 
 
 @pytest.fixture
@@ -186,11 +176,6 @@ def timeline(bench: Any) -> Any:
     return bench.timeline
 
 
-# --- allure labels and evidence -----------------------------------------------------------------
-def _checklist_ids(item: pytest.Item) -> list[str]:
-    return sorted({m.name for m in item.iter_markers() if ITEM_ID.match(m.name)})
-
-
 # --- applicability, decided before a scenario starts -----------------------------------------
 _APPLICABILITY = pytest.StashKey[Any]()
 
@@ -216,7 +201,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """A scenario none of whose items applies to the device, or that the bench can only run on
     devices with a capability this one lacks (checklist `[scenario_applies]`), is skipped as
     not applicable before any fixture starts an emulator or a device."""
-    ids = _checklist_ids(item)
+    ids = checklist_ids(item)
     if not ids:
         return
     device = _device_codes(item.config)
@@ -224,7 +209,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         return
     from harness.certify.verdicts import NOT_APPLICABLE_SKIP
 
-    reason = load_checklist().scenario_not_applicable(_outline_name(item), ids, device)
+    reason = load_checklist().scenario_not_applicable(outline_name(item), ids, device)
     if reason:
         pytest.skip(f"{NOT_APPLICABLE_SKIP}{reason}")
 
@@ -232,12 +217,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(trylast=True, optionalhook=True)
 def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
     """Checklist IDs as Allure labels; device id and firmware as Allure parameters (history per device)."""
-    if not _checklist_ids(request.node):
+    if not checklist_ids(request.node):
         return
     try:
         import allure
 
-        for item_id in _checklist_ids(request.node):
+        for item_id in checklist_ids(request.node):
             allure.dynamic.label("checklist", item_id)
         config = request.config
         allure.dynamic.parameter("device", config.getoption("--c2c-device"))
@@ -293,10 +278,10 @@ _STEP_ERROR = pytest.StashKey[BaseException]()
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
-    ids = _checklist_ids(item)
+    ids = checklist_ids(item)
     if not ids:
         return
-    store = item.config.stash[RESULTS]
+    record_of_run = item.config.stash[RESULTS]
     failed_setup = report.when == "setup" and not report.passed
     if report.when != "call" and not failed_setup:
         return
@@ -331,9 +316,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         reason = f"[{cause}] {reason}"
     record = {
         "nodeid": item.nodeid,
-        "feature": _feature_file(item),
-        "scenario": _scenario_name(item),
-        "outline": _outline_name(item),
+        "feature": feature_file(item),
+        "scenario": scenario_name(item),
+        "outline": outline_name(item),
         "items": ids,
         "outcome": report.outcome,
         "verdict": verdict,
@@ -348,7 +333,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "duration_s": round(report.duration, 3),
         "finished_at": time.time(),
     }
-    store["results"].append(record)
+    record_of_run.results.append(record)
     _label_verdict(verdict, declared, answers)
     _progress(item.config, {"event": "scenario", **{k: record[k] for k in ("nodeid", "scenario", "verdict", "items", "reason")}})
 
@@ -377,90 +362,12 @@ def _operator_answers(b: Bench | None) -> list[dict[str, Any]]:
     return [asdict(a) for a in b.session.prompt.answers[b.state.operator_mark:]]
 
 
-def _whole_journal(session: SessionBench, store: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every journal row of the run (what the oracle saw), read once: its digest goes into the
-    seal, the rows into the check of the profile's declarations against behaviour."""
-    cloud = session.started_cloud()
-    rows: list[dict[str, Any]] = []
-    if cloud is None:
-        store["bound"].update(journal_sha256="", journal_rows=0)
-        return rows
-
-    def page(since: int) -> list[dict[str, Any]]:
-        batch = cloud.journal(since=since)
-        rows.extend(batch)
-        return batch
-    sha, count = journal_digest(page)
-    store["bound"].update(journal_sha256=sha, journal_rows=count)
-    return rows
-
-
-def _sockets_of_run(session: SessionBench) -> list[dict[str, Any]]:
-    """The emulator's status socket sessions (open ones too: the journal has a socket only once it closes)."""
-    cloud = session.started_cloud()
-    reader = getattr(cloud, "websockets", None)
-    if not callable(reader):
-        return []
-    try:
-        return list(reader())
-    except Exception:  # evidence gathering must never break the run's records
-        return []
-
-
-def _plain_http_of_run(session: SessionBench) -> list[dict[str, Any]]:
-    """Every plain-HTTP request of the run: the link's trap on the API port and the emulator's listener."""
-    found: list[dict[str, Any]] = []
-    network, cloud = session.started_network(), session.started_cloud()
-    if isinstance(network, PlainHttpTrap):
-        found += network.plain_http_attempts()
-    if cloud is not None:
-        found += cloud.plain_http_attempts()
-    return found
-
-
-def _scenarios_exercised(store: dict[str, Any]) -> set[str]:
-    """Scenarios (outline names) that ran to a verdict on the device (not skipped, not a bench error)."""
-    return {str(r.get("outline")) for r in store["results"] if r.get("outcome") != "skipped" and r.get("verdict") != ERROR}
-
-
 def _reason(exc: BaseException | None) -> str:
     if exc is None:
         return ""
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
     return f"{type(exc).__name__}: {first}"[:500] if first else type(exc).__name__
-
-
-def _template(item: pytest.Item) -> Any:
-    try:
-        from pytest_bdd.scenario import scenario_wrapper_template_registry
-    except ImportError:  # pragma: no cover
-        return None
-    return scenario_wrapper_template_registry.get(getattr(item, "obj", None))
-
-
-def _outline_name(item: pytest.Item) -> str:
-    """The scenario's Gherkin name without its Examples row (the name checklist.toml lists)."""
-    template = _template(item)
-    return item.name if template is None else str(template.name)
-
-
-def _scenario_name(item: pytest.Item) -> str:
-    """The Gherkin scenario name, with the Examples row of an outline."""
-    template = _template(item)
-    if template is None:
-        return item.name
-    name = str(template.name)
-    example = getattr(getattr(item, "callspec", None), "params", {}).get("_pytest_bdd_example")
-    if example:
-        name += " [" + ", ".join(f"{k}={v}" for k, v in example.items()) + "]"
-    return name
-
-
-def _feature_file(item: pytest.Item) -> str:
-    template = _template(item)
-    feature = getattr(template, "feature", None)
-    return Path(str(getattr(feature, "filename", "") or getattr(feature, "rel_filename", ""))).name or Path(str(item.path)).name
 
 
 def _progress(config: pytest.Config, event: dict[str, Any]) -> None:
@@ -476,38 +383,29 @@ def _progress(config: pytest.Config, event: dict[str, Any]) -> None:
 def pytest_deselected(items: list[pytest.Item]) -> None:
     """Remember what a -m / -k selection left out: those scenarios are expected but not run."""
     if items:
-        store = items[0].config.stash.get(RESULTS, None)
-        if store is not None:
-            store.setdefault("deselected", []).extend(items)
+        run = items[0].config.stash.get(RESULTS, None)
+        if run is not None:
+            run.deselected.extend(items)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    n = sum(1 for i in session.items if _checklist_ids(i))
+    n = sum(1 for i in session.items if checklist_ids(i))
     if n:
         _progress(session.config, {"event": "collected", "scenarios": n})
-    store = session.config.stash.get(RESULTS, None)
-    if store is not None:
-        store["expected"] = _expected_scenarios([*session.items, *store.get("deselected", [])])
-        store["selected"] = sum(1 for i in session.items if _checklist_ids(i))
+    run = session.config.stash.get(RESULTS, None)
+    if run is not None:
+        run.expected = expected_scenarios([*session.items, *run.deselected])
+        run.selected = sum(1 for i in session.items if checklist_ids(i))
 
 
-def _expected_scenarios(items: list[pytest.Item]) -> dict[str, list[str]]:
-    """Per checklist item, every scenario (and outline example) the suite has for it."""
-    expected: dict[str, set[str]] = {}
-    for item in items:
-        for item_id in _checklist_ids(item):
-            expected.setdefault(item_id, set()).add(_scenario_name(item))
-    return {k: sorted(v) for k, v in sorted(expected.items())}
-
-
-def _selection(config: pytest.Config, store: dict[str, Any]) -> dict[str, Any]:
+def _selection(config: pytest.Config, record: RunRecord) -> dict[str, Any]:
     """How this run chose its scenarios: the full argv, -m and -k, and what they left out."""
-    deselected = [i for i in store.get("deselected", []) if _checklist_ids(i)]
+    deselected = [i for i in record.deselected if checklist_ids(i)]
     return {
         "argv": [str(a) for a in config.invocation_params.args],
         "markexpr": str(config.getoption("markexpr", "") or ""),
         "keyword": str(config.getoption("keyword", "") or ""),
-        "selected": int(store.get("selected", 0)),
+        "selected": record.selected,
         "deselected": len(deselected),
     }
 
@@ -515,29 +413,29 @@ def _selection(config: pytest.Config, store: dict[str, Any]) -> dict[str, Any]:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Write results.json and the certificate when scenarios ran and --c2c-reports is set."""
     config = session.config
-    store = config.stash.get(RESULTS, None)
+    record = config.stash.get(RESULTS, None)
     reports = config.getoption("--c2c-reports", default=None)
-    if not store or not store["results"] or not reports:
+    if record is None or not record.results or not reports:
         return
     out = Path(reports)
     out.mkdir(parents=True, exist_ok=True)
-    device = store.get("device") or {"name": config.getoption("--c2c-device")}
+    device = record.device or {"name": config.getoption("--c2c-device")}
     run = {"device_arg": config.getoption("--c2c-device"), "seed": config.getoption("--c2c-seed"),
            "smoke": config.getoption("--c2c-smoke"),
            "network": config.getoption("--c2c-network"), "interactive": config.getoption("--c2c-interactive"),
-           "selection": _selection(config, store), "expected": store.get("expected", {}),
-           "contradictions": store.get("contradictions", []),
-           "run_findings": store.get("run_findings", {}),
+           "selection": _selection(config, record), "expected": record.expected,
+           "contradictions": record.contradictions,
+           "run_findings": record.run_findings,
            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    results = store["results"]
+    results = record.results
     prior = config.getoption("--c2c-prior", default=None)
     if prior:
         from harness.certify.retry import carry_forward
 
-        results = carry_forward(Path(prior), results, run, deselected=[_scenario_name(i) for i in store.get("deselected", [])
-                                                                          if _checklist_ids(i)])
+        results = carry_forward(Path(prior), results, run, deselected=[scenario_name(i) for i in record.deselected
+                                                                          if checklist_ids(i)])
     document = {"device": device, "run": run, "results": results,
-                "seal": seal(device, run, results, store.get("bound", {}))}
+                "seal": seal(device, run, results, record.bound)}
     (out / "results.json").write_text(json.dumps(document, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     try:
         from harness.certify.certificate import write_certificate

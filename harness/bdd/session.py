@@ -134,6 +134,10 @@ class SessionBench:
         """The network link if this run started one."""
         return self._network
 
+    def started_device(self) -> Device | None:
+        """The device if this run launched one (evidence is read from it, never started for it)."""
+        return self._device
+
     def started_cloud(self) -> Cloud | None:
         """The emulator if this run started one (evidence is read from it, never started for it)."""
         return self._cloud

@@ -13,6 +13,8 @@ from typing import Any
 from pytest_bdd import parsers, then
 
 from harness.bdd.steps.common import hold_for, wait_until
+from harness.errors import BenchFailure
+from harness.protocols import CloudWitness
 
 # --- the spec's other 409s on asset creation: slow_down, invalid_client (C2C-RTY-03) -----
 ASSET_CREATE = re.compile(r"^/v2/(devices/)?assets(?:\?|$)")
@@ -172,10 +174,13 @@ def _grant_unused(bench: Any, seconds: int) -> None:
     grant = _grant(bench)
     device_id = grant["device_id"]
     revoked_t = float(grant.get("revoked_t") or grant["issued_t"])
-    sockets_of = getattr(bench.cloud, "websockets", None)
+    cloud = bench.cloud
+    if not isinstance(cloud, CloudWitness):  # without the socket sessions an open socket would go unseen
+        raise BenchFailure("this cloud cannot list status socket sessions: the cancelled grant's sockets "
+                           "cannot be checked")
 
     def sockets() -> list[dict[str, Any]]:
-        return sockets_of() if callable(sockets_of) else []
+        return cloud.websockets()
 
     def check() -> None:
         uses = grant_uses(bench.cloud.journal(since=grant["issued_id"]), bench.cloud.devices(), sockets(),

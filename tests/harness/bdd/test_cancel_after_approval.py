@@ -13,7 +13,7 @@ import pytest
 
 from harness.bdd.steps import auth_oracle_steps, device_steps
 from harness.bdd.steps.auth_oracle_steps import grant_uses
-from harness.errors import DeviceFailure, DeviceTimeout
+from harness.errors import BenchFailure, DeviceFailure, DeviceTimeout
 
 REPO = Path(__file__).resolve().parents[3]
 DEV = "dev-1"
@@ -103,6 +103,16 @@ class FakeCloud:
 
     def websockets(self) -> list[dict[str, Any]]:
         return [dict(self.socket)]
+
+    # the rest of what the emulator witnesses (CloudWitness); these steps read only the sockets
+    def issued_tokens(self, device_id: str) -> list[str]:
+        return []
+
+    def token_polls(self, client_id: str | None = None) -> list[dict[str, Any]]:
+        return []
+
+    def status_beats(self, device_id: str, since: float = 0.0) -> dict[str, Any]:
+        return {"now": 0.0, "beats": []}
 
 
 class FakeDevice:
@@ -243,3 +253,16 @@ def test_reference_device_passes_through_the_real_stack(tmp_path: Path) -> None:
     assert [s["verdict"] for s in item["scenarios"]] == ["pass"], item
     # -k ran one of AUTH-03's scenarios: the item itself is not decided by a partial run
     assert item["verdict"] == "not-run" and item["missing_scenarios"], item
+
+
+def test_a_cloud_that_cannot_list_sockets_is_a_bench_error() -> None:
+    """Without the socket sessions an open socket would go unseen: never a pass."""
+    class Blind(FakeCloud):
+        websockets = None  # type: ignore[assignment]
+
+    cloud = Blind()
+    bench = FakeBench(cloud, FakeDevice(cloud))
+    _cancel(bench)
+    auth_oracle_steps._grant_revoked(bench, 1)
+    with pytest.raises(BenchFailure, match="cannot list status socket sessions"):
+        auth_oracle_steps._grant_unused(bench, 1)

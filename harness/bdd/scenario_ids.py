@@ -1,0 +1,53 @@
+"""What a collected pytest item is, in the checklist's words: its item IDs and its Gherkin names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_bdd.scenario import scenario_wrapper_template_registry
+
+from harness.certify.checklist import ITEM_ID
+
+
+def checklist_ids(item: pytest.Item) -> list[str]:
+    """The checklist IDs a scenario is tagged with (its @C2C-... markers)."""
+    return sorted({m.name for m in item.iter_markers() if ITEM_ID.match(m.name)})
+
+
+def _template(item: pytest.Item) -> Any:
+    return scenario_wrapper_template_registry.get(getattr(item, "obj", None))
+
+
+def outline_name(item: pytest.Item) -> str:
+    """The scenario's Gherkin name without its Examples row (the name checklist.toml lists)."""
+    template = _template(item)
+    return item.name if template is None else str(template.name)
+
+
+def scenario_name(item: pytest.Item) -> str:
+    """The Gherkin scenario name, with the Examples row of an outline."""
+    template = _template(item)
+    if template is None:
+        return item.name
+    name = str(template.name)
+    example = getattr(getattr(item, "callspec", None), "params", {}).get("_pytest_bdd_example")
+    if example:
+        name += " [" + ", ".join(f"{k}={v}" for k, v in example.items()) + "]"
+    return name
+
+
+def feature_file(item: pytest.Item) -> str:
+    """The .feature file's name (the test module's name for a plain test)."""
+    feature = getattr(_template(item), "feature", None)
+    return Path(str(getattr(feature, "filename", "") or getattr(feature, "rel_filename", ""))).name or Path(str(item.path)).name
+
+
+def expected_scenarios(items: list[pytest.Item]) -> dict[str, list[str]]:
+    """Per checklist item, every scenario (and outline example) the suite has for it."""
+    expected: dict[str, set[str]] = {}
+    for item in items:
+        for item_id in checklist_ids(item):
+            expected.setdefault(item_id, set()).add(scenario_name(item))
+    return {k: sorted(v) for k, v in sorted(expected.items())}
