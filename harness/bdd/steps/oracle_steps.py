@@ -32,13 +32,14 @@ DEADLINE_GRACE = 0.25
 
 
 def _settle(bench: Bench, seconds: int, done: Callable[[Ledger], bool], what: str,
-            watched: set[str] | None = None) -> tuple[Ledger, float | None]:
+            watched: set[str] | None = None, awaited: set[str] | None = None) -> tuple[Ledger, float | None]:
     """Poll the ledger until `done`, then classify with the deadline reached (drained).
 
     Returns the ledger and the seconds from the start of the wait until `done` first held
     (None when it never did). Waits up to the deadline plus DEADLINE_GRACE, so a late
     delivery is measured as late. Stops early when the device has shown an undelivered
-    capture as "failed" (it gave up: only an operator retry moves it) for GAVE_UP_GRACE_S,
+    capture it is `awaited` for (all when None) as "failed" (it gave up: only an operator retry
+    moves it) for GAVE_UP_GRACE_S — a bad file the device rightly gave up on ends no wait —,
     or once a `watched` file (all when None) is corrupt, duplicated or leaked for good.
     Polls the journal for recovery after faults (harness/bdd/recovery.py) meanwhile.
     """
@@ -54,7 +55,8 @@ def _settle(bench: Bench, seconds: int, done: Callable[[Ledger], bool], what: st
             return True
         if any(f.outcome in FINAL_FAILURES and (watched is None or f.name in watched) for f in lg.files):
             return True  # a corrupt, duplicated or leaked file stays so: same verdict, no wait
-        if any(f.device_state in {"failed", "cancelled"} and f.outcome not in {"intact", "withheld"} for f in lg.files):
+        if any(f.device_state in {"failed", "cancelled"} and f.outcome not in {"intact", "withheld"}
+               and (awaited is None or f.name in awaited) for f in lg.files):
             gave_up_since[:] = gave_up_since or [time.monotonic()]
             return time.monotonic() - gave_up_since[0] >= GAVE_UP_GRACE_S
         gave_up_since.clear()
@@ -120,7 +122,7 @@ def _deliver(bench: Bench, seconds: int, expected: set[str], what: str, *, all_p
     """
     mark = len(bench.state.measurements)
     ledger, took = _settle(bench, seconds, lambda lg: all(f.outcome == "intact" for f in lg.files if f.name in expected),
-                           what, None if all_problems else expected)
+                           what, None if all_problems else expected, awaited=expected)
     counts = delivery_counts(ledger, expected)
     measure_all(bench, "files_intact", counts.intact, expected_files=len(expected))
     measure_all(bench, "files_lost", counts.lost + counts.pending)
