@@ -87,6 +87,9 @@ def _entry_verdict(item: Item, records: Sequence[Mapping[str, Any]], verdict_of:
         return verdict, "; ".join(reasons)
     if item.id in declared_na and verdict in (OPERATOR, NOT_APPLICABLE):
         return NOT_APPLICABLE, f"declared not applicable: {declared_na[item.id]}"
+    if verdict == NOT_APPLICABLE and not item.optional and missing:
+        # only a scenario that does not apply ran (a partial selection): the others decide, not a person
+        return NOT_RUN, f"{len(missing)} listed scenario(s) not run: {'; '.join(missing)}"
     if verdict == NOT_APPLICABLE and not item.optional:
         return OPERATOR, ("; ".join(reasons) + "; a required item: declare it not applicable with a reason in the "
                           "profile, or have a person verify it").lstrip("; ")

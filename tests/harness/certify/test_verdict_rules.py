@@ -72,6 +72,18 @@ def test_a_missing_capability_on_a_required_item_needs_a_person_unless_declared(
     assert declared["summary"]["declared_not_applicable"]["C2C-WF-04"] == "makes no proxies"
 
 
+def test_a_partial_run_whose_only_scenario_did_not_apply_is_not_run_not_operator() -> None:
+    """An --item run of UPL-01 on a device without 'tether' ran only the tethered scenario of
+    QUE-03 (skipped: not applicable): QUE-03's own scenarios decide it, they were not run."""
+    tethered = next(ref.name for ref in CHECKLIST["C2C-QUE-03"].scenarios if "Tethered" in ref.name)
+    results = [record(["C2C-UPL-01", "C2C-QUE-03", "C2C-RES-01"], "not-applicable", scenario=tethered,
+                      reason="not-applicable: the scenario applies when has(tether)")]
+    cert = build_certificate(results, CAMERA, checklist=CHECKLIST, run={"selection": {"deselected": 50}})
+    assert cert["items"]["C2C-QUE-03"]["verdict"] == "not-run"
+    assert cert["items"]["C2C-RES-01"]["verdict"] == "not-run"
+    assert "C2C-QUE-03" not in cert["summary"]["operator"]
+
+
 def test_an_item_passes_only_when_every_listed_scenario_and_example_ran() -> None:
     """Point 3: one passing scenario of AUTH-03 used to pass the item; a -k run went unnoticed."""
     _first, second = (ref.name for ref in CHECKLIST["C2C-AUTH-03"].scenarios)
