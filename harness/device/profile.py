@@ -355,16 +355,28 @@ def parse_profile(data: Mapping[str, Any], *, path: Path | None = None) -> Devic
     )
 
 
+# Devices a mutant can be seeded into, by the module their profile runs with `-m`; a mutant
+# named "<profile>-<defect>" (console-forget-queue) is a defect of that profile's device.
+MUTABLE_MODULES = {"reference": "reference_device", "console": "tests.console_device.device"}
+
+
+def mutant_base(mutant: str) -> str:
+    """The profile a mutant's defect is seeded into: "console-..." -> console, else reference."""
+    head = mutant.split("-", 1)[0]
+    return head if head != mutant and head in MUTABLE_MODULES else "reference"
+
+
 def with_mutant(profile: DeviceProfile, mutant: str) -> DeviceProfile:
-    """The reference profile launched through tests/mutants/launch.py with one seeded defect."""
+    """The profile launched through tests/mutants/launch.py with one seeded defect."""
     if profile.launch is None:
         raise ConfigError(f"profile {profile.name}: a mutant needs a [launch] command")
     command = list(profile.launch.command)
     # "{python} -m reference_device ARGS" -> "{python} -m tests.mutants.launch NAME -- ARGS"
+    module = MUTABLE_MODULES.get(profile.name, "reference_device")
     try:
-        at = command.index("reference_device")
+        at = command.index(module)
     except ValueError as exc:
-        raise ConfigError(f"profile {profile.name}: mutants patch `-m reference_device`, not {command!r}") from exc
+        raise ConfigError(f"profile {profile.name}: mutants patch `-m {module}`, not {command!r}") from exc
     command[at:at + 1] = ["tests.mutants.launch", mutant, "--"]
     env = {**profile.launch.env, "C2C_MUTANT": mutant, "C2C_PLAIN_HTTP_URL": "{plain_http_url}"}
     # replace(): the rest of the launch (files, ready timeout, stack dumps) stays the reference's
@@ -376,12 +388,14 @@ def load_profile(name_or_path: str | Path, *, directory: Path = PROFILE_DIR) -> 
     """Load a profile by name (fixtures/devices/NAME.toml), path, or `mutant:NAME`."""
     text = str(name_or_path)
     if text.startswith("mutant:"):
-        return with_mutant(load_profile("reference", directory=directory), text.split(":", 1)[1])
+        name = text.split(":", 1)[1]
+        return with_mutant(load_profile(mutant_base(name), directory=directory), name)
     path = Path(text)
     if path.suffix != ".toml":
         path = directory / f"{text}.toml"
     if text.startswith("mutant-") and not path.exists():
-        return with_mutant(load_profile("reference", directory=directory), text.removeprefix("mutant-"))
+        name = text.removeprefix("mutant-")
+        return with_mutant(load_profile(mutant_base(name), directory=directory), name)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:

@@ -1,7 +1,9 @@
-"""Launch the reference device with one seeded defect: `python -m tests.mutants.launch NAME -- ARGS`.
+"""Launch a device with one seeded defect: `python -m tests.mutants.launch NAME -- ARGS`.
 
-ARGS are the reference device's own arguments (`run --config FILE`). The patch is applied
-in this process before reference_device.cli.main runs, so reference_device/ stays clean.
+ARGS are the device's own arguments (the reference's `run --config FILE`, or the console
+stand-in's `--api ... --state ...`). For the reference device the patch is applied in this
+process before reference_device.cli.main runs, so reference_device/ stays clean; a console
+mutant (`device="console"`) is the stand-in's own defective build, chosen by its env.
 An unknown mutant or a patch target that no longer exists exits with status 3 and a
 message naming it: a broken mutant must never look like a passing device.
 """
@@ -37,7 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     except (AttributeError, ImportError) as exc:
         print(f"mutant launcher: {name}: cannot patch {mutant.target}: {exc}", file=sys.stderr)
         return 3
-    print(f"mutant launcher: running reference device with defect {name!r} ({mutant.what})", file=sys.stderr, flush=True)
+    print(f"mutant launcher: running {mutant.device} device with defect {name!r} ({mutant.what})", file=sys.stderr,
+          flush=True)
+    if mutant.device == "console":
+        from tests.console_device.device import main as console_main
+
+        return int(console_main(rest) or 0)
     from reference_device.cli import main as device_main
 
     return int(device_main(rest) or 0)

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.mutants.console_mutants import CONSOLE_MUTANTS
 from tests.mutants.media_mutants import MEDIA_MUTANTS
 from tests.mutants.patching import Mutant, replace
 from tests.mutants.status_mutants import STATUS_MUTANTS
@@ -323,7 +324,7 @@ _CORE: tuple[Mutant, ...] = (
 
 
 # More defects, one table per concern; each module lists its own tuple.
-MUTANTS: tuple[Mutant, ...] = _CORE + STATUS_MUTANTS + WITNESS_MUTANTS + TETHER_MUTANTS + MEDIA_MUTANTS
+MUTANTS: tuple[Mutant, ...] = _CORE + STATUS_MUTANTS + WITNESS_MUTANTS + TETHER_MUTANTS + CONSOLE_MUTANTS + MEDIA_MUTANTS
 
 
 def get_mutant(name: str) -> Mutant:

@@ -107,3 +107,13 @@ def test_render_template_refuses_unknown_placeholders() -> None:
     assert render_template("{a}-{b}", {"a": 1, "b": "x"}) == "1-x"
     with pytest.raises(ConfigError, match="unknown placeholder"):
         render_template("{a}{c}", {"a": 1})
+
+
+def test_a_console_mutant_runs_the_console_stand_in_through_the_launcher() -> None:
+    """`mutant:console-NAME` is a defect of fixtures/devices/console.toml; other names the reference's."""
+    console = load_profile("mutant:console-forget-queue")
+    assert console.name == "console" and console.device_id == "console+console-forget-queue"
+    assert console.launch is not None
+    assert list(console.launch.command[1:5]) == ["-m", "tests.mutants.launch", "console-forget-queue", "--"]
+    assert "--api" in console.launch.command and console.launch.env["C2C_MUTANT"] == "console-forget-queue"
+    assert load_profile("mutant:restart-from-zero").name == "reference"
