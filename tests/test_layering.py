@@ -21,7 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     CORE: set(),
     "harness.cloud": {CORE},
     "harness.faults": {CORE, "harness.cloud"},
-    "harness.device": {CORE, "harness.faults", "harness.certify", "harness.bdd"},
+    "harness.device": {CORE, "harness.faults", "harness.certify"},
     "harness.certify": {CORE, "harness.cloud", "harness.device", "harness.bdd"},
     "harness.bdd": {CORE, "harness.cloud", "harness.faults", "harness.device", "harness.certify"},
     "harness.benchmarks": {CORE, "harness.cloud", "harness.faults", "reference_device"},
@@ -34,8 +34,6 @@ FORBIDDEN = {
     ("harness.faults", "harness.device"), ("*", "harness.benchmarks"),
 }
 KNOWN_BACK_EDGES = {
-    # harness.device.software -> harness.bdd.evidence (stack dumps): move that helper below bdd
-    ("harness.device", "harness.bdd"),
     # harness.device.profile(_check) -> harness.certify.checklist/applies: item applicability
     # belongs with the checklist data, which the profile reads; split a certify.items floor
     ("harness.device", "harness.certify"),

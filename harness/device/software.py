@@ -409,7 +409,7 @@ class SoftwareDevice:
         return self._redact(stack_dump_lines(text))
 
     def _redact(self, text: str) -> str:
-        from harness.bdd.evidence import redact  # the report's one definition of a token's shape
+        from harness.redaction import redact  # the report's one definition of a token's shape
 
         try:
             secrets = [self._secret()]

@@ -19,11 +19,11 @@ import re
 from pytest_bdd import then
 
 from harness.bdd.bench import Bench
-from harness.bdd.evidence import TOKEN_PATTERNS
 from harness.bdd.run_witness import api_requests, bad_version_headers
 from harness.bdd.steps.pairing_steps import witness
 from harness.errors import CloudError, FaultInjectionError, OperatorUnavailable, ProtocolViolation
 from harness.protocols import PlainHttpTrap
+from harness.redaction import TOKEN_PATTERNS
 
 MAX_SCAN_BYTES = 20 * 1024 * 1024
 CONSOLE = "device console"

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.bdd.bench import Bench, ScenarioState, SessionBench
-from harness.bdd.evidence import collect_evidence, redact
+from harness.bdd.evidence import collect_evidence
+from harness.redaction import redact
 from harness.timeline import Timeline
 
 SECRET = "s3cr3t-client-secret-value"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from harness.bdd.evidence import known_secrets, redact
+from harness.bdd.evidence import known_secrets
 from harness.cloud.control import CloudControl
 from harness.cloud.testing import PairedDevice, cloud, cloud_process, paired_device  # noqa: F401
+from harness.redaction import redact
 
 
 def test_tokens_printed_bare_are_redacted_by_value(cloud: CloudControl, paired_device: PairedDevice) -> None:  # noqa: F811

@@ -8,11 +8,11 @@ import re
 
 import pytest
 
-from harness.bdd.evidence import TOKEN_PATTERNS
 from harness.bdd.run_witness import SEMVER
 from harness.bdd.steps.pairing_steps import own_successful_polls, poll_intervals
 from harness.bdd.steps.presence_steps import longest_gap
 from harness.bdd.steps.security_steps import encodings, leaks
+from harness.redaction import TOKEN_PATTERNS
 
 
 # --- C2C-SOCK-01 -------------------------------------------------------------------------------
