@@ -4,8 +4,12 @@ Pure decisions live here; the HTTP layer only parses bodies and shapes answers.
 
 Decisions where the docs are silent (§11.24): names are kept exactly as sent (unicode,
 spaces, `../`), up to `max_name_length` (255) characters; longer names or control
-characters are refused with 422. Body-level problems (malformed JSON/form, wrong encoding
-for real-time) are 400; field problems are 422; both in the detailed error shape. Path
+characters are refused as invalid. Body-level problems (malformed JSON/form, wrong encoding
+for real-time) are 400. A field problem is raised as a *validation* error whose status the
+endpoint decides, because the contract names it per endpoint: 400 on real-time parts
+(§3.10 [SPEC]) and comments (§3.11 [DOC]), the `asset_create_invalid_status` setting on
+asset create (§3.8 "400/422" [INF], default 422) and `channel_invalid_status` on channel
+connect ([INF]); all in the detailed error shape. Path
 separators in a name are shown as `_` in the Cloud Devices tree, and nothing on disk is
 ever named after a name.
 
@@ -45,15 +49,27 @@ ROUTES = {
 class AssetError(Exception):
     """A request the cloud refuses; carries the HTTP status and the detailed-error title."""
 
-    def __init__(self, status: int, title: str, detail: str) -> None:
+    def __init__(self, status: int, title: str, detail: str, *, validation: bool = False) -> None:
         super().__init__(detail)
         self.status = status
         self.title = title
         self.detail = detail
+        self.validation = validation  # a field problem: the endpoint's contract names the status
+
+    def answered_as(self, status: int) -> AssetError:
+        """This error with the status the endpoint's contract names for validation problems."""
+        if not self.validation or status == self.status:
+            return self
+        return AssetError(status, VALIDATION_TITLES.get(status, "Bad Request"), self.detail,
+                          validation=True)
+
+
+VALIDATION_TITLES = {400: "Bad Request", 422: "Unprocessable Entity"}
 
 
 def invalid(detail: str) -> AssetError:
-    return AssetError(422, "Unprocessable Entity", detail)
+    """A field problem; 422 until the endpoint maps it (AssetError.answered_as)."""
+    return AssetError(422, "Unprocessable Entity", detail, validation=True)
 
 
 def asset_type_for(name: str, filetype: str) -> str:

@@ -213,7 +213,7 @@ def refresh(core: CloudCore, form: dict[str, str], scope: dict[str, Any]) -> Res
     if row["grant_revoked"] or row["device_revoked"] or now >= row["expires_at"]:
         return not_authorized()
     if row["used_at"] is not None:
-        return simple("invalid_request")
+        return simple("invalid_request", core.settings.refresh_reuse_status)
     access, new_refresh = core.store.issue_tokens(
         device_pk=row["device_pk"], client_id=client_id, grant_id=row["grant_id"], now=now,
         access_lifetime=core.settings.access_token_lifetime,

@@ -19,6 +19,9 @@ from harness.cloud.routes_auth import authenticate, base_url, core_of
 from harness.cloud.s3 import part_url
 
 MAX_BODY = 1024 * 1024
+# Validation answers the contract names (no setting: a bench must not switch a documented status).
+REALTIME_INVALID_STATUS = 400  # c2c-api.md §3.10 [SPEC]: bad sizes/numbers, missing asset_filesize
+COMMENT_INVALID_STATUS = 400  # c2c-api.md §3.11 [DOC]: errors 400, 401, 404, 429
 Handler = Callable[[Request, dict[str, Any]], Awaitable[Response]]
 
 
@@ -79,6 +82,10 @@ def project_device(core: CloudCore, device: dict[str, Any]) -> dict[str, Any]:
         "updated_at": iso(device["updated_at"]), "path_name": device["name"][:50],
         "path_asset_type": "VIDEO", "required_metadata_attributes": [],
     }
+
+
+def refused(exc: rules.AssetError) -> Response:
+    return detailed(exc.status, exc.title, exc.detail)
 
 
 def authed(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -161,7 +168,7 @@ async def create_asset(request: Request, device: dict[str, Any]) -> Response:
             raise rules.invalid(f"channel {req.channel} is not connected to this device")
         asset = rules.create_asset(core.store, device, req, core.now(), core.settings)
     except rules.AssetError as exc:
-        return detailed(exc.status, exc.title, exc.detail)
+        return refused(exc.answered_as(core.settings.asset_create_invalid_status))
     if asset["realtime"]:
         return JSONResponse({"id": asset["id"], "name": asset["name"]})
     base = base_url(request)
@@ -211,7 +218,7 @@ async def realtime_parts(request: Request, device: dict[str, Any]) -> Response:
                                                                core.settings)
             gens = rules.register_parts(core.store, asset, specs, filesize, name, device)
     except rules.AssetError as exc:
-        return detailed(exc.status, exc.title, exc.detail)
+        return refused(exc.answered_as(REALTIME_INVALID_STATUS))
     asset = core.store.one("SELECT * FROM assets WHERE id=?", asset["id"]) or asset
     base = base_url(request)
     urls = [part_url(core, base=base, asset=asset, number=n, gen=g, part_count=None)
@@ -234,7 +241,7 @@ async def comment(request: Request, device: dict[str, Any]) -> Response:
         if not text:
             raise rules.invalid("text is required")
     except rules.AssetError as exc:
-        return detailed(exc.status, exc.title, exc.detail)
+        return refused(exc.answered_as(COMMENT_INVALID_STATUS))
     now = core.now()
     row = {"id": str(uuid.uuid4()), "asset_id": asset["id"], "device_pk": device["id"],
            "text": text, "timestamp": stamp, "created_at": now}
@@ -256,7 +263,7 @@ async def connect_channel(request: Request, device: dict[str, Any]) -> Response:
         if not client_id or not model_id:
             raise rules.invalid("client_id and device_model_id are required")
     except rules.AssetError as exc:
-        return detailed(exc.status, exc.title, exc.detail)
+        return refused(exc.answered_as(core.settings.channel_invalid_status))
     channels = core.store.channels(device["id"], connected_only=False)
     if any(ch["client_id"] == client_id and ch["connected"] for ch in channels):
         return detailed(409, "Conflict", "this channel is already connected")

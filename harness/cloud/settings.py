@@ -64,6 +64,13 @@ class CloudSettings:
     max_name_length: int = 255
     # Largest accepted file (5 TiB, spec).
     max_filesize: int = 5_497_558_138_880
+    # Answers the contract leaves to inference (see ANSWER_EVIDENCE): a bench can switch them.
+    # [INF] §3.8 "400/422": status of a field-validation error on asset create.
+    asset_create_invalid_status: int = 422
+    # [INF] §3.12 (lists only 401/409): status of a bad channel-connect body.
+    channel_invalid_status: int = 422
+    # [DOC] body / [INF] status, §2.2, §11.8: a re-used refresh token is {"error":"invalid_request"}.
+    refresh_reuse_status: int = 400
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -93,6 +100,11 @@ class CloudSettings:
             raise ConfigError("setting default_part_size must be >= min_part_size >= 0")
         if not 1 <= self.max_parts <= 10000:
             raise ConfigError("setting max_parts must be within 1..10000")
+        for name, allowed in (("asset_create_invalid_status", (400, 422)),
+                              ("channel_invalid_status", (400, 422)),
+                              ("refresh_reuse_status", (400, 401))):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"setting {name} must be one of {allowed}")
         if self.upload_base_url and not self.upload_base_url.startswith(("http://", "https://")):
             raise ConfigError("setting upload_base_url must start with http:// or https://")
         for name in (
@@ -142,6 +154,32 @@ class CloudSettings:
         if count == 1:
             return 1, filesize
         return count, math.ceil(filesize / count)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """How firm the contract is about a behaviour: its c2c-api.md tag and section."""
+
+    tag: str  # DOC | SPEC | SDK | OBS | INF
+    section: str
+    note: str
+
+
+# The settings whose default answers a point the contract marks (partly) as inference, with
+# the evidence beside them: docs/contract.md cites this table, a bench switches the value.
+ANSWER_EVIDENCE: dict[str, Evidence] = {
+    "asset_create_invalid_status": Evidence("INF", "§3.8", "validation on asset create: 400/422"),
+    "channel_invalid_status": Evidence("INF", "§3.12", "bad channel-connect body: not listed"),
+    "refresh_reuse_status": Evidence("INF", "§2.2, §11.8", "re-used refresh token: status"),
+    "offset_sign": Evidence("INF", "§11.12", "negative offset: abs() or 400"),
+    "strict_client_version": Evidence("INF", "§2.1, §11.23", "non-semver version: accept or 400"),
+    "strict_poll_secret": Evidence("INF", "§11.2", "poll without client_secret"),
+    "honour_parts": Evidence("OBS", "§3.8, §11.11", "camera-chosen parts count"),
+    "default_part_size": Evidence("INF", "§5.2, §11.10", "server part size"),
+    "status_mode": Evidence("OBS", "§3.14, §11.17", "status socket offered"),
+    "websocket_timeout": Evidence("OBS", "§3.14", "socket closed after 60 s silence"),
+    "upload_url_lifetime": Evidence("OBS", "§5.3", "X-Amz-Expires=86400"),
+}
 
 
 def _coerce(key: str, annotation: Any, value: Any) -> Any:

@@ -134,7 +134,7 @@ def test_comment_and_trigger(api: httpx.Client, cloud: CloudControl,
                       json={"text": "good take", "timestamp": 24}, headers=paired_device.headers)
     assert answer.status_code == 200 and answer.json()["text"] == "good take"
     assert_detailed(api.post(f"/v2/devices/assets/{asset['id']}/comments", json={},
-                             headers=paired_device.headers), 422)
+                             headers=paired_device.headers), 400)  # §3.11 [DOC]: 400
     assert_detailed(api.post("/v2/devices/assets/00000000-0000-0000-0000-000000000000/comments",
                              json={"text": "x"}, headers=paired_device.headers), 404)
     channel = api.get("/v2/devices/me", headers=paired_device.headers).json()["channels"][0]

@@ -97,39 +97,41 @@ def test_name_kept_when_not_placeholder(api: httpx.Client, cloud: CloudControl,
 
 
 @pytest.mark.parametrize(("body", "status", "words"), [
-    ({"parts": []}, 422, "non-empty"),
-    ({"parts": "x"}, 422, "non-empty"),
-    ({}, 422, "non-empty"),
-    ({"parts": [part(1, MIN - 1)]}, 422, "minimum"),
-    ({"parts": [part(0, MIN)]}, 422, "1..10000"),
-    ({"parts": [part(10001, MIN)]}, 422, "1..10000"),
-    ({"parts": [part(-3, MIN)]}, 422, "1..10000"),
-    ({"parts": [part(1, 6 * 1024**3)]}, 422, "5 GiB"),
-    ({"parts": [part(1, 5, True)]}, 422, "asset_filesize is required"),
-    ({"parts": [part(1, 5, True)], "asset_filesize": 6}, 422, "sum"),
-    ({"parts": [part(1, 5, True)], "asset_filesize": 0}, 422, "asset_filesize"),
-    ({"parts": [part(1, 0, True)], "asset_filesize": 1}, 422, ">= 1"),
-    ({"parts": [part(1, MIN), part(1, MIN)]}, 422, "twice"),
-    ({"parts": [part(1, 5, True), part(2, 5, True)], "asset_filesize": 10}, 422, "one part"),
-    ({"parts": [part(2, 5, True), part(3, MIN)], "asset_filesize": 10}, 422, "after"),
-    ({"parts": [{"number": "1", "size": MIN, "is_final": False}]}, 422, "integer"),
-    ({"parts": [{"number": 1, "size": MIN}]}, 422, "needs"),
-    ({"parts": [7]}, 422, "object"),
-    ({"parts": [part(1, 5, True)], "asset_filesize": 5, "asset_name": "noext"}, 422, "extension"),
+    ({"parts": []}, 400, "non-empty"),
+    ({"parts": "x"}, 400, "non-empty"),
+    ({}, 400, "non-empty"),
+    ({"parts": [part(1, MIN - 1)]}, 400, "minimum"),
+    ({"parts": [part(0, MIN)]}, 400, "1..10000"),
+    ({"parts": [part(10001, MIN)]}, 400, "1..10000"),
+    ({"parts": [part(-3, MIN)]}, 400, "1..10000"),
+    ({"parts": [part(1, 6 * 1024**3)]}, 400, "5 GiB"),
+    ({"parts": [part(1, 5, True)]}, 400, "asset_filesize is required"),
+    ({"parts": [part(1, 5, True)], "asset_filesize": 6}, 400, "sum"),
+    ({"parts": [part(1, 5, True)], "asset_filesize": 0}, 400, "asset_filesize"),
+    ({"parts": [part(1, 0, True)], "asset_filesize": 1}, 400, ">= 1"),
+    ({"parts": [part(1, MIN), part(1, MIN)]}, 400, "twice"),
+    ({"parts": [part(1, 5, True), part(2, 5, True)], "asset_filesize": 10}, 400, "one part"),
+    ({"parts": [part(2, 5, True), part(3, MIN)], "asset_filesize": 10}, 400, "after"),
+    ({"parts": [{"number": "1", "size": MIN, "is_final": False}]}, 400, "integer"),
+    ({"parts": [{"number": 1, "size": MIN}]}, 400, "needs"),
+    ({"parts": [7]}, 400, "object"),
+    ({"parts": [part(1, 5, True)], "asset_filesize": 5, "asset_name": "noext"}, 400, "extension"),
 ])
+@pytest.mark.parametrize("path", ["/v2/devices/assets", "/v2/assets"])
 def test_part_rules(api: httpx.Client, cloud: CloudControl, paired_device: PairedDevice,
-                    body: dict, status: int, words: str) -> None:
+                    body: dict, status: int, words: str, path: str) -> None:
+    """Every validation error on realtime parts is 400 (c2c-api.md §3.10 [SPEC]), legacy twin too."""
     asset = realtime_asset(api, paired_device)
-    answer = api.post(f"/v2/devices/assets/{asset['id']}/realtime_upload/parts",
+    answer = api.post(f"{path}/{asset['id']}/realtime_upload/parts",
                       headers=paired_device.headers, json=body)
-    assert words in assert_detailed(answer, status)["errors"][0]["detail"]
+    assert words in assert_detailed(answer, status, "Bad Request")["errors"][0]["detail"]
 
 
 def test_parts_after_final_are_refused(api: httpx.Client, paired_device: PairedDevice) -> None:
     asset = realtime_asset(api, paired_device)
     assert register(api, paired_device, asset["id"], [part(2, 3, True)],
                     asset_filesize=3).status_code == 200
-    assert_detailed(register(api, paired_device, asset["id"], [part(3, MIN)]), 422)
+    assert_detailed(register(api, paired_device, asset["id"], [part(3, MIN)]), 400)
 
 
 def test_not_realtime_unknown_and_foreign_assets(api: httpx.Client, cloud: CloudControl,
