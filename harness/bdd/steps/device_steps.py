@@ -588,6 +588,9 @@ def _watch_alerts(bench: Any) -> None:
 def _no_alert(bench: Any) -> None:
     """Token refreshes were silent: never repair_needed, never an auth error, over every status
     sample of the scenario (user_alerts == 0)."""
+    if not bench.has_status and bench.profile.pairing.source == "console":
+        _no_alert_on_console(bench)
+        return
     if not bench.has_status:
         if not bench.prompt.confirm("Did the device run without any sign-in/authorization alert?"):
             raise DeviceFailure("operator saw an authorization alert")
@@ -603,6 +606,17 @@ def _no_alert(bench: Any) -> None:
     alerts = len(seen["alerts"])
     ok = bench.measure("C2C-NET-02", "user_alerts", alerts, samples=seen["samples"])
     assert ok, f"{alerts} status sample(s) showed an authorization alert: {seen['alerts'][:3]}"
+
+
+def _no_alert_on_console(bench: Any) -> None:
+    """A device whose only screen is its console can ask the user to act on its authorization in
+    one way only: a new pairing code, which it must request from the cloud. The journal tells,
+    no person needed: every POST /v2/auth/device/code after the pairing is an alert."""
+    after = int(bench.state.notes.get("paired_journal_head", 0))
+    codes = sum(1 for r in bench.journal() if str(r.get("path") or "").split("?", 1)[0].endswith("/v2/auth/device/code")
+                and int(r.get("id") or 0) > after)
+    ok = bench.measure("C2C-NET-02", "user_alerts", codes, samples=0)
+    assert ok, f"user_alerts={codes} (limit 0): the device asked for {codes} new pairing code(s) while refreshing"
 
 
 @then("the captured files are still in the device's local storage")
