@@ -164,8 +164,10 @@ class AssetRequest:
     extra: dict[str, Any]
 
 
+# Fields with their own column; everything else a device sends (auto_version_id [SPEC],
+# tokenized-path metadata §11.20, firmware extras) is accepted and kept in `extra`.
 KNOWN_FIELDS = {"name", "filetype", "filesize", "offset", "channel", "is_realtime_upload",
-                "extension", "parts", "auto_version_id"}
+                "extension", "parts"}
 
 
 def parse_asset_request(
