@@ -1,7 +1,7 @@
 Feature: Networks the device must work on
   Each network configuration from the integrator checklist, as a shaped link.
 
-  @C2C-NETW-01
+  @C2C-NETW-01 @evidence-doc
   Scenario: Upload speed reaches 50 Mbps when the network allows
     Given a paired device
     And the network profile "hardline"
@@ -9,6 +9,7 @@ Feature: Networks the device must work on
     Then every captured file arrives intact within 120 seconds
     And the measured upload throughput is at least 50 Mbps
 
+  @evidence-doc
   Scenario Outline: Uploads complete on every network configuration
     Given a paired device
     And the network profile "<profile>"
@@ -46,23 +47,23 @@ Feature: Networks the device must work on
       | profile      | kind | count | seconds |
       | direct-modem | jpg  | 2     | 0       |
 
-  @C2C-RES-03
+  @C2C-RES-03 @evidence-doc
   Scenario: The device survives ISP issues
     Given a paired device
     When the network profile "isp-outage" is applied for 15 seconds while 3 "jpg" files are captured
     Then every captured file arrives intact within 240 seconds
 
-  @C2C-NETW-02 @declared
+  @C2C-NETW-02 @declared @evidence-doc
   Scenario: WPA2 Wi-Fi or Ethernet
     Given the device profile
     Then the profile declares "C2C-NETW-02" with evidence
 
-  @C2C-NETW-03 @declared
+  @C2C-NETW-03 @declared @evidence-doc
   Scenario: DHCP and static IP
     Given the device profile
     Then the profile declares "C2C-NETW-03" with evidence
 
-  @C2C-NETW-06 @declared
+  @C2C-NETW-06 @declared @evidence-doc
   Scenario: Known Wi-Fi networks are remembered
     Given the device profile
     Then the profile declares "C2C-NETW-06" with evidence

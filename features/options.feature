@@ -1,7 +1,7 @@
 Feature: User upload options
   Manual mode, file selection, prioritisation and cancel.
 
-  @C2C-OPT-01 @C2C-OPT-02
+  @C2C-OPT-01 @C2C-OPT-02 @evidence-doc
   Scenario: Manual mode uploads only what the user selects
     Given a paired device
     And the device is in "manual" upload mode
@@ -14,7 +14,7 @@ Feature: User upload options
     And 1 "jpg" file is captured
     Then every captured file arrives intact within 120 seconds
 
-  @C2C-OPT-03
+  @C2C-OPT-03 @evidence-doc
   Scenario: Files of a prioritised type are uploaded first
     Given a paired device
     And the device is in "manual" upload mode
@@ -25,7 +25,7 @@ Feature: User upload options
     Then every captured file arrives intact within 180 seconds
     And the ".jpg" files were uploaded before the other files
 
-  @C2C-OPT-04
+  @C2C-OPT-04 @evidence-doc
   Scenario: A reprioritised file is uploaded first
     Given a paired device
     And the device is in "manual" upload mode
@@ -35,7 +35,7 @@ Feature: User upload options
     Then every captured file arrives intact within 180 seconds
     And the last captured file was uploaded first
 
-  @C2C-OPT-06
+  @C2C-OPT-06 @evidence-doc
   Scenario: Cancelled uploads stop
     Given a paired device
     And the upload link is limited to 8 Mbps per connection

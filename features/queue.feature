@@ -1,7 +1,7 @@
 Feature: Upload queue
   The queue holds everything that is not yet uploaded, in parallel, across cuts and boots.
 
-  @C2C-QUE-01 @C2C-OPT-05
+  @C2C-QUE-01 @C2C-OPT-05 @evidence-doc
   Scenario: A burst of captures is uploaded concurrently
     Given a paired device
     And the network profile "cellular"
@@ -12,7 +12,7 @@ Feature: Upload queue
     And the queue took every capture made while it was uploading
     And the cloud saw part uploads in parallel
 
-  @C2C-QUE-02 @C2C-RTY-01 @C2C-RES-02
+  @C2C-QUE-02 @C2C-RTY-01 @C2C-RES-02 @evidence-doc
   Scenario: The queue survives a network interruption
     Given a paired device
     And the network profile "cellular"
@@ -22,7 +22,7 @@ Feature: Upload queue
     And the link goes down for 10 seconds
     Then every captured file arrives intact within 180 seconds
 
-  @C2C-QUE-03 @C2C-RTY-02 @C2C-CTL-01 @smoke
+  @C2C-QUE-03 @C2C-RTY-02 @C2C-CTL-01 @smoke @evidence-doc
   Scenario: The queue survives a power cut and resumes from the last part
     Given a paired device
     And the network profile "bonded-cellular"
@@ -33,7 +33,7 @@ Feature: Upload queue
     Then every captured file arrives intact within 300 seconds
     And the bytes re-sent per power cut are at most one part
 
-  @C2C-RES-01 @C2C-QUE-03
+  @C2C-RES-01 @C2C-QUE-03 @evidence-doc
   Scenario: The device survives power cuts at random points
     Given a paired device
     And the network profile "bonded-cellular"
@@ -42,7 +42,7 @@ Feature: Upload queue
     And the power is cut 3 times at random points
     Then every captured file arrives intact within 300 seconds
 
-  @C2C-RES-05
+  @C2C-RES-05 @evidence-doc
   Scenario: Assets created offline are uploaded on reconnection
     Given a paired device
     When the link goes down

@@ -2,7 +2,7 @@ Feature: Upload status on the device
   The device shows what is left to upload, what is uploading and how each upload ended.
   Verified from the device's machine-readable status when it has one, else by an operator.
 
-  @C2C-STAT-01 @C2C-STAT-02 @C2C-UPL-02 @smoke
+  @C2C-STAT-01 @C2C-STAT-02 @C2C-UPL-02 @smoke @evidence-doc
   Scenario: The device shows the remaining file count and size
     Given a paired device
     And the network profile "cellular"
@@ -18,7 +18,7 @@ Feature: Upload status on the device
     And every captured file arrives intact within 120 seconds
     And the device shows 0 files remaining
 
-  @C2C-STAT-03
+  @C2C-STAT-03 @evidence-doc
   Scenario: The device shows the progress of the current upload
     Given a paired device
     And the network profile "cellular"
@@ -26,7 +26,7 @@ Feature: Upload status on the device
     Then the device shows the current file's upload progress
     And every captured file arrives intact within 300 seconds
 
-  @C2C-STAT-04 @C2C-UPL-02
+  @C2C-STAT-04 @C2C-UPL-02 @evidence-doc
   Scenario: The device shows completed, queued and failed uploads
     Given a paired device
     When 2 "jpg" files are captured
@@ -34,7 +34,7 @@ Feature: Upload status on the device
     Then every intact captured file arrives within 120 seconds
     And the device shows the completed, queued and failed uploads
 
-  @C2C-NET-01 @C2C-NETW-04
+  @C2C-NET-01 @C2C-NETW-04 @evidence-doc
   Scenario: The device shows its network connection status
     Given a paired device
     And the network profile "cellular"

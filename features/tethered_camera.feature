@@ -7,7 +7,7 @@ Feature: Tethered camera to cloud
   the rig has settled (nothing in flight, nothing new for a few seconds): the cloud must hold
   one asset per shutter press, each captured frame once, and no frame under another name.
 
-  @C2C-UPL-01 @C2C-QUE-03 @C2C-RES-01
+  @C2C-UPL-01 @C2C-QUE-03 @C2C-RES-01 @evidence-doc
   Scenario: Tethered camera -> cloud, with a power cut of the rig mid-transfer and nothing lost
     Given a paired "reference" device with a tethered virtual camera
     When the camera captures 5 photos

@@ -1,26 +1,26 @@
 Feature: Automatic upload and error handling
   What a device captures reaches the cloud intact, once, whatever the cloud answers.
 
-  @C2C-UPL-01 @C2C-QA-01 @smoke
+  @C2C-UPL-01 @C2C-QA-01 @smoke @evidence-doc
   Scenario: Captured media is uploaded automatically
     Given a paired device
     When 3 "jpg" files are captured
     Then every captured file arrives intact within 120 seconds
 
-  @C2C-UPL-01
+  @C2C-UPL-01 @evidence-doc
   Scenario: A growing file is uploaded while it is being recorded or when it completes
     Given a paired device
     When a growing file of 12 MB is recorded over 6 seconds
     Then every captured file arrives intact within 180 seconds
 
-  @C2C-UPL-03
+  @C2C-UPL-03 @evidence-doc
   Scenario: Captured media is kept in user-accessible local storage
     Given a paired device
     When 2 "jpg" files are captured
     Then every captured file arrives intact within 120 seconds
     And the captured files are still in the device's local storage
 
-  @C2C-CTL-02
+  @C2C-CTL-02 @evidence-doc
   Scenario: Media captured while the device is paused is withheld
     Given a paired device
     When the cloud pauses the device
@@ -30,7 +30,7 @@ Feature: Automatic upload and error handling
     Then the files captured after the pause arrive intact within 120 seconds
     And the files captured while paused are withheld
 
-  @C2C-CTL-03
+  @C2C-CTL-03 @evidence-doc
   Scenario Outline: AWS non-fatal errors are retried
     Given a paired device
     And the cloud answers the next 3 part uploads with "<kind>"
@@ -44,7 +44,7 @@ Feature: Automatic upload and error handling
       | internal_error  |
       | expired_url     |
 
-  @C2C-RTY-03
+  @C2C-RTY-03 @evidence-doc
   Scenario Outline: Non-fatal API errors are retried
     Given a paired device
     And the cloud answers the next 2 API calls with "<kind>"
@@ -57,7 +57,7 @@ Feature: Automatic upload and error handling
       | too_many_requests  |
       | unauthorized       |
 
-  @C2C-RTY-03
+  @C2C-RTY-03 @evidence-doc
   Scenario: Expired access tokens are refreshed and the upload continues
     Given a paired device
     When the cloud expires the device's access tokens
@@ -69,7 +69,7 @@ Feature: Automatic upload and error handling
   # Each bad object holds when the bench runs as root: a dangling symlink, a folder and a FIFO
   # named like a clip, and a clip deleted the moment the device opens it. Mode 000 only stops a
   # bench that is not root; on a root bench that example says it does not apply (never a pass).
-  @C2C-CTL-04 @C2C-RES-04
+  @C2C-CTL-04 @C2C-RES-04 @evidence-doc
   Scenario Outline: Corrupted or unreadable media does not block other uploads
     Given a paired device
     When a "<how>" bad "<kind>" file is captured first
@@ -88,7 +88,7 @@ Feature: Automatic upload and error handling
       | fifo             | mov  |
       | unreadable       | jpg  |
 
-  @C2C-RTY-03
+  @C2C-RTY-03 @evidence-inferred
   Scenario: Asset creation answered 409 slow_down is retried after backing off
     Given a paired device
     And the cloud answers the next 5 asset creations with 409 "slow_down"
@@ -96,7 +96,7 @@ Feature: Automatic upload and error handling
     Then every captured file arrives intact within 180 seconds
     And the device backed off at least 1 second across the slow_down answers
 
-  @C2C-RTY-03
+  @C2C-RTY-03 @evidence-inferred
   Scenario: Asset creation answered 409 invalid_client refreshes the token and replays
     Given a paired device
     And the cloud answers the next 1 asset creation with 409 "invalid_client"

@@ -6,7 +6,8 @@ autouse, and results are only written when a scenario actually used the bench an
 `--c2c-reports` is given.
 
 Options: --c2c-device=PROFILE (default reference), --c2c-network=PROFILE, --c2c-seed=N,
---c2c-interactive, --c2c-reports=DIR, --c2c-smoke (marks the run as a smoke run).
+--c2c-interactive, --c2c-reports=DIR, --c2c-smoke (marks the run as a smoke run),
+--c2c-strict (a failure resting only on inferred expectations blocks CERTIFIED).
 Fixtures: bench, cloud, network, device, media, timeline (and c2c_session).
 """
 
@@ -37,7 +38,11 @@ from harness.certify.checklist import load_checklist
 from harness.certify.seal import profile_digest, seal
 from harness.certify.verdicts import (
     ERROR,
+    EVIDENCE_LEVELS,
+    EVIDENCE_TAG,
+    by_evidence,
     error_cause,
+    evidence_levels,
     item_verdicts,
     scenario_verdict,
     verdict_for_skip,
@@ -56,6 +61,7 @@ BUILTIN_TAGS = {
     "operator": "needs a person on the bench",
     "slow": "long-running scenario",
     "tethered": "tethered camera scenarios",
+    **{f"{EVIDENCE_TAG}{level}": f"enforces a [{level.upper()}] point of c2c-api.md" for level in EVIDENCE_LEVELS},
 }
 
 
@@ -67,6 +73,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--c2c-interactive", action="store_true", help="ask the operator for operator-verified items")
     group.addoption("--c2c-reports", default=None, help="directory for results.json and the certificate")
     group.addoption("--c2c-smoke", action="store_true", help="record the run as a smoke run")
+    group.addoption("--c2c-strict", action="store_true",
+                    help="a failure resting only on inferred (@evidence-inferred) expectations blocks CERTIFIED")
     group.addoption("--c2c-prior", default=None,
                     help="results.json of an earlier run this one retries: its other records are carried forward")
 
@@ -224,6 +232,8 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, sce
 
         for item_id in checklist_ids(request.node):
             allure.dynamic.label("checklist", item_id)
+        for level in scenario_evidence(request.node):
+            allure.dynamic.label("evidence", level)
         config = request.config
         allure.dynamic.parameter("device", config.getoption("--c2c-device"))
         with contextlib.suppress(Exception):
@@ -311,6 +321,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if verdict == "fail" and not reason:
             bad = [m for m in measurements if m.get("passed") is False]
             reason = "; ".join(f"{m['name']}={m['value']} outside {m['limits']}" for m in bad)
+    evidence = scenario_evidence(item)
+    verdict = by_evidence(verdict, evidence)
+    per_item = {i: by_evidence(v, evidence) for i, v in per_item.items()}
     cause = ("skipped" if report.skipped else error_cause(exc if report.failed else None)) if verdict == ERROR else None
     if cause:
         reason = f"[{cause}] {reason}"
@@ -329,6 +342,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "measurements": measurements,
         "exercised": list(b.state.exercised) if b is not None else [],
         "declared": declared,
+        "evidence": evidence,
         "operator_answers": answers,
         "duration_s": round(report.duration, 3),
         "finished_at": time.time(),
@@ -338,6 +352,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     _progress(item.config, {"event": "scenario", **{k: record[k] for k in ("nodeid", "scenario", "verdict", "items", "reason")}})
 
 
+def scenario_evidence(item: pytest.Item) -> list[str]:
+    """How firm the expectations a scenario enforces are: its @evidence-* tags (c2c-api.md levels)."""
+    return evidence_levels(m.name for m in item.iter_markers())
+
+
 def _label_verdict(verdict: str, declared: dict[str, str], answers: list[dict[str, Any]]) -> None:
     """The certificate's verdict as an Allure label and tag, so a report never shows a declaration
     or a person's yes as a plain green pass."""
@@ -345,7 +364,7 @@ def _label_verdict(verdict: str, declared: dict[str, str], answers: list[dict[st
         import allure
 
         allure.dynamic.label("c2c-verdict", verdict)
-        if verdict == "operator-confirmed":
+        if verdict in ("operator-confirmed", "fail (inferred)"):
             allure.dynamic.tag(verdict)
         for item_id, text in declared.items():
             allure.dynamic.parameter(f"declared {item_id}", text)
@@ -423,6 +442,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run = {"device_arg": config.getoption("--c2c-device"), "seed": config.getoption("--c2c-seed"),
            "smoke": config.getoption("--c2c-smoke"),
            "network": config.getoption("--c2c-network"), "interactive": config.getoption("--c2c-interactive"),
+           "strict": bool(config.getoption("--c2c-strict", default=False)),
            "selection": _selection(config, record), "expected": record.expected,
            "contradictions": record.contradictions,
            "run_findings": record.run_findings,

@@ -26,6 +26,7 @@ from harness.certify.verdicts import (
     DECLARED,
     ERROR,
     FAIL,
+    FAIL_INFERRED,
     NOT_APPLICABLE,
     NOT_RUN,
     OPERATOR,
@@ -132,7 +133,7 @@ def item_verdicts(
 
         scenarios = [
             {"name": r.get("scenario"), "feature": r.get("feature"), "nodeid": r.get("nodeid"),
-             "verdict": verdict_of(r), "reason": r.get("reason", "")}
+             "verdict": verdict_of(r), "reason": r.get("reason", ""), "evidence": list(r.get("evidence") or [])}
             for r in records
         ]
         measurements = [m for r in records for m in r.get("measurements", ()) if m.get("item") in (None, item.id)]
@@ -152,6 +153,8 @@ def item_verdicts(
             "declared": sorted({str(r["declared"][item.id]) for r in records if item.id in (r.get("declared") or {})}),
             "operator_answers": [a for r in records for a in r.get("operator_answers", ()) if a.get("attests")],
             "exercised": sorted({str(x) for r in records for x in r.get("exercised", ())}),
+            # how firm the expectations its scenarios enforce are (c2c-api.md tags, @evidence-*)
+            "evidence": sorted({str(x) for r in records for x in r.get("evidence") or ()}),
         }
     return items
 
@@ -169,14 +172,21 @@ def accepted(entry: Mapping[str, Any]) -> bool:
 
 
 def summarize(items: Mapping[str, Mapping[str, Any]], run: Mapping[str, Any]) -> dict[str, Any]:
-    """Counts, the status line and the exit status that goes with it (they never disagree)."""
+    """Counts, the status line and the exit status that goes with it (they never disagree).
+
+    A required item that failed only inferred expectations ("fail (inferred)") is listed apart:
+    it blocks CERTIFIED only in a strict run (`run["strict"]`), where it counts as failing.
+    """
     counts: dict[str, int] = {}
     for entry in items.values():
         counts[entry["verdict"]] = counts.get(entry["verdict"], 0) + 1
+    strict = bool(run.get("strict"))
     required = {i: e for i, e in items.items() if not e["optional"]}
-    failing = sorted(i for i, e in required.items() if e["verdict"] == FAIL)
+    inferred = sorted(i for i, e in required.items() if e["verdict"] == FAIL_INFERRED)
+    failing = sorted(i for i, e in required.items() if e["verdict"] == FAIL or (strict and i in inferred))
     # a bench error says nothing about the device: the run is incomplete, not the device failed
-    unverified = sorted(i for i, e in required.items() if e["verdict"] != FAIL and not accepted(e))
+    unverified = sorted(i for i, e in required.items()
+                        if e["verdict"] not in (FAIL, FAIL_INFERRED) and not accepted(e))
     selection = run.get("selection") or {}
     partial = bool(run.get("smoke")) or int(selection.get("deselected", 0)) > 0 or any(
         e.get("missing_scenarios") for e in items.values() if e["verdict"] != NOT_APPLICABLE)
@@ -199,7 +209,9 @@ def summarize(items: Mapping[str, Mapping[str, Any]], run: Mapping[str, Any]) ->
         "automatable_ok": not failing and not any(required[i]["verdict"] == ERROR for i in unverified),
         "partial": partial,
         "failing": failing,
-        "optional_failing": sorted(i for i, e in items.items() if e["optional"] and e["verdict"] == FAIL),
+        "strict": strict,
+        "inferred_failing": inferred,
+        "optional_failing": sorted(i for i, e in items.items() if e["optional"] and e["verdict"] in (FAIL, FAIL_INFERRED)),
         "contradicted": contradicted,
         "unverified": unverified,
         "errors": sorted(i for i, e in items.items() if e["verdict"] == ERROR),
@@ -215,7 +227,10 @@ def headline(summary: Mapping[str, Any]) -> str:
             f"{summary['operator_confirmed']} operator-confirmed, {summary['not_applicable']} not applicable "
             f"({len(summary.get('declared_not_applicable', {}))} by declaration) of {summary['items']} items"
             + (" (partial run)" if summary.get("partial") else "")
-            + (f"; {len(summary['contradicted'])} declaration(s) contradicted" if summary.get("contradicted") else ""))
+            + (f"; {len(summary['contradicted'])} declaration(s) contradicted" if summary.get("contradicted") else "")
+            + (f"; {len(summary['inferred_failing'])} failed only inferred expectations"
+               + (" (strict: blocking)" if summary.get("strict") else " (not blocking; --strict makes them block)")
+               if summary.get("inferred_failing") else ""))
 
 
 def build_certificate(
@@ -291,7 +306,7 @@ def write_certificate(reports: Path, checklist: Checklist | None = None) -> dict
     return cert
 
 
-_COLOURS = {PASS: "#1a7f37", FAIL: "#cf222e", ERROR: "#9a6700", OPERATOR: "#0969da",
+_COLOURS = {PASS: "#1a7f37", FAIL: "#cf222e", FAIL_INFERRED: "#bc4c00", ERROR: "#9a6700", OPERATOR: "#0969da",
             OPERATOR_CONFIRMED: "#0550ae", DECLARED: "#8250df", NOT_APPLICABLE: "#6e7781", NOT_RUN: "#6e7781"}
 
 
@@ -335,10 +350,13 @@ def render_html(cert: Mapping[str, Any]) -> str:
             + ("" if m.get("passed") is not False else " <b>OUT OF LIMITS</b>")
             for m in entry.get("measurements", [])
         )
-        scen = "<br>".join(e(f"{s.get('verdict')}: {s.get('name')}") for s in entry.get("scenarios", []))
+        scen = "<br>".join(e(f"{s.get('verdict')}: {s.get('name')}")
+                           + (f" <small>[{e(', '.join(s['evidence']))}]</small>" if s.get("evidence") else "")
+                           for s in entry.get("scenarios", []))
         rows.append(
             f"<tr><td><code>{e(item_id)}</code></td><td>{e(entry.get('title', ''))}</td>"
             f"<td style='color:{colour};font-weight:bold'>{e(entry['verdict'])}</td>"
+            f"<td>{e(', '.join(entry.get('evidence', [])))}</td>"
             f"<td>{scen}</td><td>{meas}</td><td>{e(str(entry.get('reason', '')))}"
             f"{'<br>' if entry.get('reason') else ''}{_evidence_html(entry)}</td></tr>"
         )
@@ -346,6 +364,11 @@ def render_html(cert: Mapping[str, Any]) -> str:
     na = "".join(f"<li><code>{e(i)}</code>: {e(r)}</li>" for i, r in summary.get("declared_not_applicable", {}).items())
     contradicted = "".join(f"<li><code>{e(str(c.get('declaration')))}</code>: {e(str(c.get('evidence')))}</li>"
                            for c in summary.get("contradicted", []))
+    inferred = "".join(f"<li><code>{e(i)}</code>: {e(str(cert['items'][i].get('reason', '')))}</li>"
+                       for i in summary.get("inferred_failing", []))
+    inferred_note = ("A strict run: these block CERTIFIED." if summary.get("strict") else
+                     "Each rests only on [INF] expectations of the contract; the device may be right about the "
+                     "real service. Not blocking; <code>c2c-certify run --strict</code> makes them block.")
     seal = cert.get("seal", {})
     seal_text = (f"Sealed ({e(str(seal.get('scheme')))}, bench key {e(str(seal.get('key_id')))}): results "
                  f"<code>{e(str(seal.get('results_sha256', ''))[:16])}</code>, journal "
@@ -367,7 +390,8 @@ Generated {e(str(cert.get('generated_at', '')))}; seed {e(str(cert.get('run', {}
 <p>Selection: <code>{e(argv) or 'whole suite'}</code>; {e(str(selection.get('deselected', 0)))} scenario(s) left out.</p>
 <h2>Declared not applicable</h2><ul>{na or '<li>none</li>'}</ul>
 <h2>Declarations contradicted</h2><ul>{contradicted or '<li>none</li>'}</ul>
-<table><tr><th>Item</th><th>Requirement</th><th>Verdict</th><th>Scenarios</th><th>Measurements</th><th>Why</th></tr>
+<h2>Failed only inferred expectations</h2><p>{inferred_note}</p><ul>{inferred or '<li>none</li>'}</ul>
+<table><tr><th>Item</th><th>Requirement</th><th>Verdict</th><th>Evidence</th><th>Scenarios</th><th>Measurements</th><th>Why</th></tr>
 {''.join(rows)}
 </table></body></html>
 """

@@ -49,7 +49,7 @@ def plugin_args() -> list[str]:
 
 def pytest_command(
     device: str, *, reports: Path, smoke: bool = False, network: str | None = None, seed: int = 1,
-    interactive: bool = False, items: Sequence[str] = (), extra: Sequence[str] = (),
+    interactive: bool = False, items: Sequence[str] = (), extra: Sequence[str] = (), strict: bool = False,
 ) -> list[str]:
     """The pytest argv for one certification run."""
     argv = [sys.executable, "-m", "pytest", str(SUITE), *plugin_args(), "-q", "-rN", "--no-header",
@@ -66,6 +66,8 @@ def pytest_command(
         argv += ["-m", " or ".join(selection)]
     if smoke:
         argv.append("--c2c-smoke")
+    if strict:
+        argv.append("--c2c-strict")
     return [*argv, *extra]
 
 
@@ -80,7 +82,7 @@ def _progress(reports: Path, proc: subprocess.Popen[bytes], quiet: bool) -> None
 
     console = Console(stderr=True)
     colours = {"pass": "green", "fail": "red", "error": "yellow", "operator": "blue", "not-applicable": "dim",
-               "declared": "magenta", "operator-confirmed": "cyan", "not-run": "dim"}
+               "declared": "magenta", "operator-confirmed": "cyan", "not-run": "dim", "fail (inferred)": "dark_orange"}
     offset = 0
     with Progress(TextColumn("[bold]certifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.description}"), console=console) as progress:
@@ -111,7 +113,9 @@ def summary_text(cert: dict[str, Any], reports: Path) -> str:
     dev = cert["device"]
     lines = [f"C2C certification of {dev.get('id', dev.get('name'))} (firmware {dev.get('firmware')}, kind {dev.get('kind')})",
              "  " + ", ".join(f"{k}: {v}" for k, v in sorted(s["counts"].items()))]
-    for label, key in (("FAIL", "failing"), ("FAIL (optional item)", "optional_failing"), ("ERROR (bench)", "errors"),
+    inferred_label = "FAIL (inferred only; strict: blocking)" if s.get("strict") else "FAIL (inferred only; not blocking)"
+    for label, key in (("FAIL", "failing"), (inferred_label, "inferred_failing"),
+                       ("FAIL (optional item)", "optional_failing"), ("ERROR (bench)", "errors"),
                        ("OPERATOR (needs a person)", "operator"), ("NOT RUN", "not_run")):
         ids = s.get(key) or []
         if ids and key == "not_run" and s.get("partial"):
@@ -163,7 +167,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for stale_dir in ("allure-results", "operator-evidence"):  # the manifest lists only this run's files
         shutil.rmtree(reports / stale_dir, ignore_errors=True)
     argv = pytest_command(args.device, reports=reports, smoke=args.smoke, network=args.network, seed=args.seed,
-                          interactive=args.interactive, items=args.item or (), extra=args.pytest_args or ())
+                          interactive=args.interactive, items=args.item or (), extra=args.pytest_args or (),
+                          strict=args.strict)
     env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "PYTHONPATH": os.pathsep.join(
         p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
     if args.operator:
@@ -313,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--interactive", action="store_true", help="prompt the operator for operator items")
     run.add_argument("--operator", default=None, help="name of the person answering (default: $C2C_OPERATOR or the user)")
     run.add_argument("--item", action="append", help="only scenarios tagged with this checklist ID")
+    run.add_argument("--strict", action="store_true",
+                     help="a failure resting only on inferred (@evidence-inferred) expectations blocks CERTIFIED")
     run.add_argument("--quiet", action="store_true", help="no progress display")
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments after --")
     run.set_defaults(func=cmd_run)

@@ -6,6 +6,14 @@ breakage (BenchFailure, or any other exception: a harness bug) is "error", never
 What the bench did not see for itself is never "pass": the profile's word is "declared",
 a person's yes is "operator-confirmed", an item that needs a person and gets none is
 "operator", and an item whose scenarios did not all run is "not-run".
+
+How firm an expectation is comes from the contract (c2c-api.md tags every fact [DOC], [SPEC],
+[SDK], [OBS] or [INF]); each scenario carries the tag of the contract point it enforces as a
+Gherkin tag (@evidence-doc ... @evidence-inferred). A failure of a scenario whose expectations
+are all inferred is "fail (inferred)": the device may be right about the real service. It
+ranks below "fail", "error", "operator" and "not-run" (those still decide an item) and above
+every verdict that accepts an item, so it never counts as a pass; it does not block
+CERTIFIED unless the run is strict (`c2c-certify run --strict`).
 """
 
 from __future__ import annotations
@@ -27,9 +35,17 @@ from harness.errors import (
 
 PASS, FAIL, ERROR, OPERATOR, NOT_APPLICABLE, NOT_RUN = "pass", "fail", "error", "operator", "not-applicable", "not-run"
 DECLARED, OPERATOR_CONFIRMED = "declared", "operator-confirmed"
+FAIL_INFERRED = "fail (inferred)"
 # Worst first: per item the worst scenario verdict wins. A declaration or a person's word
 # is weaker evidence than a measurement, so either one makes a passing item less than "pass".
-PRECEDENCE = (FAIL, ERROR, OPERATOR, NOT_RUN, OPERATOR_CONFIRMED, DECLARED, PASS, NOT_APPLICABLE)
+# A failure resting only on inferred expectations is weaker than a firm one and than a bench
+# that could not decide, and worse than anything that accepts the item.
+PRECEDENCE = (FAIL, ERROR, OPERATOR, NOT_RUN, FAIL_INFERRED, OPERATOR_CONFIRMED, DECLARED, PASS,
+              NOT_APPLICABLE)
+# Evidence levels of the contract (c2c-api.md §0), as Gherkin tags "@evidence-<level>".
+EVIDENCE_TAG = "evidence-"
+INFERRED = "inferred"
+EVIDENCE_LEVELS = ("doc", "spec", "sdk", "obs", INFERRED)
 # Reasons a step skips a scenario on purpose (pytest.skip(f"{OPERATOR_SKIP}..."))
 OPERATOR_SKIP = "operator: "
 NOT_APPLICABLE_SKIP = "not-applicable: "
@@ -115,6 +131,24 @@ def item_verdicts(items: Sequence[str], exc: BaseException | None,
             if m.get("passed") is False and m.get("item") in out:
                 out[m["item"]] = FAIL
     return out
+
+
+def evidence_levels(tags: Iterable[str]) -> list[str]:
+    """The evidence levels named by a scenario's tags (`evidence-doc` -> `doc`), sorted."""
+    return sorted({t.removeprefix(EVIDENCE_TAG) for t in tags
+                   if t.startswith(EVIDENCE_TAG) and t.removeprefix(EVIDENCE_TAG) in EVIDENCE_LEVELS})
+
+
+def by_evidence(verdict: str, evidence: Iterable[str]) -> str:
+    """A "fail" whose scenario enforces only inferred expectations is "fail (inferred)".
+
+    A scenario with no evidence tag, or with any firm one beside [INF], stays a plain fail:
+    only a failure that rests on inference alone is softened.
+    """
+    levels = set(evidence)
+    if verdict == FAIL and levels and levels <= {INFERRED}:
+        return FAIL_INFERRED
+    return verdict
 
 
 def combine(verdicts: Iterable[str], precedence: Sequence[str] = PRECEDENCE) -> str | None:
