@@ -87,6 +87,11 @@ class DeviceProcess:
         env.update(self.extra_env)
         if self.client_secret:
             env["C2C_CLIENT_SECRET"] = self.client_secret
+        # what a killed run left behind describes a dead process: a wait on the new one must
+        # not be answered by the old status snapshot or reach for the old status port
+        for stale in (self.status_file, self.state_dir / "status-url"):
+            if stale is not None:
+                stale.unlink(missing_ok=True)
         out = open(self.output_path, "ab")  # noqa: SIM115 - handed to the child
         try:
             self.proc = subprocess.Popen(
