@@ -228,6 +228,8 @@ def cmd_retry(args: argparse.Namespace) -> int:
     argv = ["run", "--device", plan["device"], "--seed", str(plan["seed"]), "--reports", str(out), "--quiet"]
     if plan["network"]:
         argv += ["--network", str(plan["network"])]
+    if plan["strict"]:  # the same policy for inferred failures as the run it retries
+        argv.append("--strict")
     for item in plan["items"]:
         argv += ["--item", item]
     return main([*argv, "--", f"--c2c-prior={plan['prior']}"])

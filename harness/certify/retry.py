@@ -19,7 +19,7 @@ from typing import Any
 from harness.certify.seal import digest, profile_digest, verify
 from harness.errors import ConfigError
 
-RETRYABLE = ("fail", "error", "not-run", "operator")
+RETRYABLE = ("fail", "error", "not-run", "operator", "fail (inferred)")
 
 
 def _attempt(record: Mapping[str, Any]) -> int:
@@ -102,4 +102,5 @@ def retry_plan(reports: Path, only: Sequence[str], current_commit: str) -> dict[
         raise ConfigError(f"retry: {reports} is another certification ({'; '.join(differ)}); run it anew")
     items = sorted(i for i, e in cert.get("items", {}).items() if e.get("verdict") in only)
     return {"device": device_arg, "seed": int(run.get("seed", 1)), "network": run.get("network"), "items": items,
+            "strict": bool(run.get("strict", False)),
             "prior": reports / "results.json", "prior_digest": digest(sealed)}

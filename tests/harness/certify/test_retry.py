@@ -79,12 +79,12 @@ def test_a_retry_reruns_only_the_failed_item_and_keeps_both_attempts(pytester: p
     assert after["run"]["history"][0]["seal_results_sha256"] == before["seal"]["results_sha256"]
 
 
-def _sealed_run(tmp_path: Path, profile_path: Path) -> Path:
+def _sealed_run(tmp_path: Path, profile_path: Path, *, strict: bool = False) -> Path:
     profile = load_profile(profile_path)
     device = profile.summary()
     results = [{"scenario": "Every request carries a semver firmware version header", "items": ["C2C-HDR-01"],
                 "verdict": "fail", "reason": "x-client-version: 1.00", "measurements": []}]
-    run = {"device_arg": str(profile_path), "seed": 4, "selection": {"argv": [], "deselected": 60}}
+    run = {"device_arg": str(profile_path), "seed": 4, "selection": {"argv": [], "deselected": 60}, "strict": strict}
     bound = {"profile_sha256": profile_digest(profile.path, device)}
     reports = tmp_path / "earlier"
     reports.mkdir()
@@ -100,6 +100,15 @@ def test_retry_plans_the_failed_items_with_the_earlier_seed(tmp_path: Path) -> N
     profile.write_text((PROFILE_DIR / "reference.toml").read_text().replace('name = "reference"', 'name = "dut"'))
     plan = retry_plan(_sealed_run(tmp_path, profile), ("fail",), str(bench_version()["commit"]))
     assert plan["items"] == ["C2C-HDR-01"] and plan["seed"] == 4 and plan["device"] == str(profile)
+    assert not plan["strict"]
+
+
+def test_a_strict_run_is_retried_strict(tmp_path: Path) -> None:
+    """The policy for inferred failures is part of the certification: a retry keeps it."""
+    profile = tmp_path / "dut.toml"
+    profile.write_text((PROFILE_DIR / "reference.toml").read_text().replace('name = "reference"', 'name = "dut"'))
+    plan = retry_plan(_sealed_run(tmp_path, profile, strict=True), ("fail",), str(bench_version()["commit"]))
+    assert plan["strict"]
 
 
 def test_retry_refuses_another_firmware(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
