@@ -20,6 +20,7 @@ from harness.cloud.routes_auth import auth_routes
 from harness.cloud.routes_control import control_routes
 from harness.cloud.routes_devices import device_routes
 from harness.cloud.s3 import s3_routes
+from harness.cloud.security import BenchGuard, SessionStore
 from harness.cloud.websocket import websocket_routes
 
 log = logging.getLogger("harness.cloud")
@@ -59,7 +60,12 @@ async def server_error(request: Request, exc: Exception) -> Response:
     return detailed(500, "Internal Server Error", "the emulator hit an internal error")
 
 
-def build_app(core: CloudCore) -> ASGIApp:
+def build_app(core: CloudCore, *, token: str, names: frozenset[str]) -> ASGIApp:
+    """The whole emulator; `token` unlocks the control plane, `names` are the Hosts it serves.
+
+    BenchGuard sits inside the journal (a refused device call is still device traffic on
+    record) and outside everything else, so no route is reached before it decided.
+    """
     routes: list[BaseRoute] = [
         *auth_routes(),
         *device_routes(),
@@ -74,5 +80,6 @@ def build_app(core: CloudCore) -> ASGIApp:
         exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error},
     )
     app.state.core = core
+    app.state.sessions = SessionStore()
     inner: ASGIApp = ClientVersionMiddleware(FaultMiddleware(app, core), core)
-    return JournalMiddleware(inner, core)
+    return JournalMiddleware(BenchGuard(inner, token, names, app.state.sessions), core)

@@ -229,6 +229,19 @@ class Page:
             " s.dispatchEvent(new Event('change', {bubbles: true})); })()"
         )
 
+    def sign_in(self, base_url: str, token_file: Path, timeout: float = 30.0) -> None:
+        """Sign this browser in to the emulator as its operator would: the /login form.
+
+        The token goes from its file to the page as keyboard input over DevTools; it is
+        never put in a URL or a message. The session cookie then serves every tab.
+        """
+        token = Path(token_file).read_text(encoding="ascii").strip()
+        self.goto(f"{base_url.rstrip('/')}/login?next=/", timeout=timeout)
+        self.type_text("#token", token, timeout=timeout)
+        self.click("#sign-in", timeout=timeout)
+        self.wait_for("location.pathname === '/' && document.readyState === 'complete'",
+                      timeout=timeout, what="the sign-in to land on the home page")
+
     def screenshot(self, path: Path) -> Path:
         """Save a full-page PNG screenshot."""
         data = self._cdp.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})

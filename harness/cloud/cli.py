@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--settings", type=Path, help="TOML file of emulator settings")
     serve.add_argument("--ready-file", type=Path, help="JSON written once both ports listen")
     serve.add_argument("--quiet", action="store_true", help="no startup lines")
+    serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="another Host name the pages and control API answer to (loopback "
+                            "names and --host always do); repeatable")
 
     approve = sub.add_parser("approve", help="approve a pairing code for a project")
     approve.add_argument("code")
@@ -49,12 +52,18 @@ def main(argv: list[str] | None = None) -> int:
 
             settings = CloudSettings.from_toml(args.settings) if args.settings else CloudSettings()
             ready = args.ready_file or (args.data_dir / "ready.json")
-            run(args.data_dir, args.host, args.port, args.http_port, settings, ready, args.quiet)
+            run(args.data_dir, args.host, args.port, args.http_port, settings, ready, args.quiet,
+                tuple(args.allow_host))
             return 0
         from harness.cloud.control import CloudControl
 
         facts = find_ready(args)
-        with CloudControl(str(facts["api_url"]), Path(str(facts["ca_bundle"]))) as cloud:
+        token_file = facts.get("token_file") or (args.data_dir and args.data_dir / "bench-token")
+        if not token_file:
+            raise SystemExit("c2c-cloud approve: the ready file names no bench token file; "
+                             "give --data-dir")
+        with CloudControl(str(facts["api_url"]), Path(str(facts["ca_bundle"])),
+                          token_file=Path(str(token_file))) as cloud:
             project = next((p for p in cloud.projects() if p["name"] == args.project), None)
             project = project or cloud.create_project(args.project)
             cloud.approve(args.code, project["id"])

@@ -10,6 +10,7 @@ import os
 import ssl
 import tomllib
 import uuid
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -48,15 +49,55 @@ def ssl_context(ca_bundle: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca_bundle))
 
 
+class BenchTokenAuth(httpx.Auth):
+    """`Authorization: Bearer <bench token>` read from the emulator's token file.
+
+    The value stays in memory only (never in a URL, argv or message). A 401 re-reads the
+    file once and retries: a restarted emulator has written a new token to the same place.
+    """
+
+    def __init__(self, token_file: Path) -> None:
+        self.token_file = Path(token_file)
+        self._token: str | None = None
+
+    def _read(self) -> str:
+        try:
+            return self.token_file.read_text(encoding="ascii").strip()
+        except OSError as exc:
+            raise CloudError(f"cannot read the bench token file {self.token_file}: "
+                             f"{exc.strerror}") from None
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if self._token is None:
+            self._token = self._read()
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        response = yield request
+        if response.status_code == 401:
+            fresh = self._read()
+            if fresh != self._token:
+                self._token = fresh
+                request.headers["Authorization"] = f"Bearer {fresh}"
+                yield request
+
+    def __repr__(self) -> str:
+        return f"BenchTokenAuth({str(self.token_file)!r})"
+
+
 class CloudControl:
     def __init__(self, api_url: str, ca_bundle: Path, *, plain_http_url: str = "",
-                 client_secret_file: Path | None = None, timeout: float = 30.0) -> None:
+                 client_secret_file: Path | None = None, token_file: Path | None = None,
+                 timeout: float = 30.0) -> None:
         self.api_url = api_url.rstrip("/")
         self.ca_bundle = Path(ca_bundle)
         self.plain_http_url = plain_http_url
         self.client_secret_file = client_secret_file
+        self.token_file = Path(token_file) if token_file is not None else None
+        self.auth: httpx.Auth | None = (BenchTokenAuth(self.token_file)
+                                        if self.token_file is not None else None)
+        """For a raw httpx call to /_bench (tests): `client.get(url, auth=cloud.auth)`."""
         self._http = httpx.Client(base_url=f"{self.api_url}/_bench/v1",
-                                  verify=ssl_context(self.ca_bundle), timeout=timeout)
+                                  verify=ssl_context(self.ca_bundle), timeout=timeout,
+                                  auth=self.auth)
 
     def __enter__(self) -> CloudControl:
         return self

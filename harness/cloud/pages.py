@@ -24,6 +24,9 @@ __all__ = ["page_routes"]
 
 _USER_CODE = re.compile(r"[0-9]{6}")
 _NAV = (("/", "Home"), ("/pair", "Connect a device"), ("/projects", "Projects"), ("/docs", "API"))
+# Shown by common.js when the control API answers 401: the operator signs in first.
+_SIGNIN = ('<div id="signin" class="msg info" role="alert" hidden>This browser is not signed in '
+           'to the bench. <a id="signin-link" href="/login">Sign in with the bench token</a>.</div>')
 
 
 @cache
@@ -65,7 +68,7 @@ def _render(title: str, active: str, body: str, scripts: tuple[str, ...], status
         "</head>\n<body>\n"
         '<header class="top"><a class="brand" href="/">c2c-bench cloud</a>'
         f'<nav aria-label="Main">{nav}</nav></header>\n'
-        f"<main>\n{body}\n</main>\n"
+        f"<main>\n{_SIGNIN}\n{body}\n</main>\n"
         "<footer>Local Frame.io Camera-to-Cloud emulator — not connected to Frame.io.</footer>\n"
         f'<script nonce="{nonce}">\n{code}\n</script>\n'
         "</body>\n</html>\n"
@@ -97,12 +100,17 @@ async def docs_page(request: Request) -> Response:
     return _render("Control API", "/docs", _asset("docs.html"), ("docs.js",))
 
 
+async def login_page(request: Request) -> Response:
+    """GET /login: the operator trades the bench token for a session cookie (login.js)."""
+    return _render("Sign in", "/login", _asset("login.html"), ("login.js",))
+
+
 async def projects_slash(request: Request) -> Response:
     return RedirectResponse("/projects", status_code=308)
 
 
 def page_routes() -> list[BaseRoute]:
-    """Routes the emulator app mounts for people: /, /pair, /projects, /projects/{id}, /docs."""
+    """Routes the emulator app mounts for people: /, /pair, /projects, /projects/{id}, /docs, /login."""
     return [
         Route("/", home_page, methods=["GET", "HEAD"], name="home"),
         Route("/pair", pair_page, methods=["GET", "HEAD"], name="pair"),
@@ -110,4 +118,5 @@ def page_routes() -> list[BaseRoute]:
         Route("/projects/", projects_slash, methods=["GET", "HEAD"]),
         Route("/projects/{project_id}", project_page, methods=["GET", "HEAD"], name="project"),
         Route("/docs", docs_page, methods=["GET", "HEAD"], name="docs"),
+        Route("/login", login_page, methods=["GET", "HEAD"], name="login"),
     ]

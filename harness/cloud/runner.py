@@ -53,6 +53,11 @@ class EmulatorProcess:
         return Path(self.ready["client_secret_file"])
 
     @property
+    def token_file(self) -> Path:
+        """The bench token of this run (0600): what the control API wants as its bearer."""
+        return Path(self.ready["token_file"])
+
+    @property
     def ready_file(self) -> Path:
         return self.data_dir / "ready.json"
 
@@ -108,7 +113,8 @@ class EmulatorProcess:
             self.control.close()
         self.control = CloudControl(self.api_url, self.ca_bundle,
                                     plain_http_url=self.plain_http_url,
-                                    client_secret_file=self.client_secret_file)
+                                    client_secret_file=self.client_secret_file,
+                                    token_file=self.token_file)
 
     def _healthy(self) -> bool:
         try:

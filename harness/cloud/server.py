@@ -17,7 +17,9 @@ import uvicorn
 
 from harness.cloud.app import build_app
 from harness.cloud.core import CloudCore
+from harness.cloud.limits import GuardedHttpToolsProtocol
 from harness.cloud.plain import start_plain_listener
+from harness.cloud.security import MAX_JSON_BODY, issue_token, served_names
 from harness.cloud.settings import CloudSettings
 
 
@@ -42,15 +44,18 @@ def write_ready(path: Path, facts: dict[str, object]) -> None:
 
 
 async def serve(data_dir: Path, host: str, port: int, http_port: int,
-                settings: CloudSettings, ready_file: Path | None, quiet: bool) -> None:
+                settings: CloudSettings, ready_file: Path | None, quiet: bool,
+                allow_hosts: tuple[str, ...] = ()) -> None:
     core = CloudCore(data_dir, settings)
-    app = build_app(core)
+    token, token_file = issue_token(data_dir)  # per run; only its path is ever shown
+    app = build_app(core, token=token, names=served_names(host, allow_hosts))
     sock = bind(host, port)
     api_port = sock.getsockname()[1]
     config = uvicorn.Config(
         app, ssl_certfile=str(core.certs.server_cert), ssl_keyfile=str(core.certs.server_key),
-        http="httptools", ws="websockets-sansio", lifespan="off", access_log=False,
+        http=GuardedHttpToolsProtocol, ws="websockets-sansio", lifespan="off", access_log=False,
         log_level="warning", timeout_keep_alive=75, ws_ping_interval=None,
+        ws_max_size=MAX_JSON_BODY,
         server_header=False, date_header=True, timeout_graceful_shutdown=3,
     )
     server = uvicorn.Server(config)
@@ -70,7 +75,7 @@ async def serve(data_dir: Path, host: str, port: int, http_port: int,
         "api_url": api_url, "plain_http_url": f"http://{url_host(host)}:{plain_port}",
         "control_url": f"{api_url}/_bench/v1", "pairing_url": f"{api_url}/pair",
         "ca_bundle": str(core.certs.ca_cert), "client_secret_file": str(core.client_secret_file),
-        "pid": os.getpid(),
+        "token_file": str(token_file), "pid": os.getpid(),
     }
     if ready_file is not None:
         write_ready(ready_file, facts)
@@ -82,6 +87,8 @@ async def serve(data_dir: Path, host: str, port: int, http_port: int,
               flush=True)
         print(f"  plain HTTP trap  {facts['plain_http_url']}  (records, never serves)", flush=True)
         print(f"  client secret in {facts['client_secret_file']}", flush=True)
+        print(f"  bench token in   {facts['token_file']}  (control API bearer; sign in at "
+              f"{api_url}/login)", flush=True)
 
     # Startup objects (app, routes, settings, certs) never die: keep them out of every GC
     # pass, and collect young objects less often, so no request waits on a full collection.
@@ -117,7 +124,7 @@ async def serve(data_dir: Path, host: str, port: int, http_port: int,
 
 
 def run(data_dir: Path, host: str, port: int, http_port: int, settings: CloudSettings,
-        ready_file: Path | None, quiet: bool) -> None:
+        ready_file: Path | None, quiet: bool, allow_hosts: tuple[str, ...] = ()) -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="c2c-cloud %(levelname)s %(name)s: %(message)s")
     try:
@@ -127,4 +134,5 @@ def run(data_dir: Path, host: str, port: int, http_port: int, settings: CloudSet
     except ImportError:
         runner = asyncio.Runner()
     with runner:
-        runner.run(serve(data_dir, host, port, http_port, settings, ready_file, quiet))
+        runner.run(serve(data_dir, host, port, http_port, settings, ready_file, quiet,
+                         allow_hosts))

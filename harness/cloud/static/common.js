@@ -2,6 +2,27 @@
 /* Shared helpers. Every string from the API reaches the DOM through textContent, never
    innerHTML, so hostile names (<script>, ../../x, unicode) render as text. */
 const CONTROL = "/_bench/v1";
+const SESSION = "/_bench/session";
+const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+let csrfToken = null;
+
+/* The session's CSRF token (same-origin read: another origin's page cannot get it). */
+async function csrf() {
+  if (csrfToken) return csrfToken;
+  const response = await fetch(SESSION, { cache: "no-store", credentials: "same-origin" });
+  if (!response.ok) throw new ApiError(response.status, "Not signed in.");
+  csrfToken = (await response.json()).csrf;
+  return csrfToken;
+}
+
+/* Without a session the control API answers 401: offer the sign-in page, then come back. */
+function askToSignIn() {
+  const box = document.getElementById("signin");
+  if (!box) return;
+  const link = document.getElementById("signin-link");
+  link.setAttribute("href", "/login?next=" + encodeURIComponent(location.pathname + location.search));
+  box.hidden = false;
+}
 
 class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
@@ -21,7 +42,13 @@ function errorText(status, body) {
 }
 
 async function api(method, path, body) {
-  const init = { method, headers: { "accept": "application/json" }, cache: "no-store" };
+  const init = { method, headers: { "accept": "application/json" }, cache: "no-store", credentials: "same-origin" };
+  if (UNSAFE.has(method)) {
+    try { init.headers["x-c2c-csrf"] = await csrf(); } catch (err) {
+      if (err.status === 401) askToSignIn();
+      throw err;
+    }
+  }
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -35,6 +62,7 @@ async function api(method, path, body) {
   const text = await response.text();
   let data = null;
   if (text) { try { data = JSON.parse(text); } catch (_) { data = text; } }
+  if (response.status === 401) askToSignIn();
   if (!response.ok) throw new ApiError(response.status, errorText(response.status, data));
   return data;
 }

@@ -74,11 +74,11 @@ def test_range_requests_and_sha_header(api: httpx.Client, cloud: CloudControl,
     data = os.urandom(5000)
     asset = upload(api, paired_device, data)
     url = f"/_bench/v1/assets/{asset['id']}/content"
-    whole = api.get(url)
+    whole = api.get(url, auth=cloud.auth)
     assert whole.status_code == 200 and whole.content == data
     assert whole.headers["x-asset-sha256"] == hashlib.sha256(data).hexdigest()
     assert whole.headers["content-type"] == "application/octet-stream"
-    head = api.get(url, headers={"Range": "bytes=100-199"})
+    head = api.get(url, headers={"Range": "bytes=100-199"}, auth=cloud.auth)
     assert head.status_code == 206 and head.content == data[100:200]
 
 
@@ -110,7 +110,7 @@ def test_incomplete_asset_is_404_and_writes_nothing(api: httpx.Client, cloud: Cl
                                                     tmp_path: Path) -> None:
     cloud.update_settings(**SMALL_PARTS)
     asset = upload(api, paired_device, os.urandom(9000), parts=3, upto=1)
-    raw = api.get(f"/_bench/v1/assets/{asset['id']}/content")
+    raw = api.get(f"/_bench/v1/assets/{asset['id']}/content", auth=cloud.auth)
     assert raw.status_code == 404
     assert "1 of 3 registered parts stored" in raw.json()["error"]
     dest = tmp_path / "clip.mp4"
@@ -123,7 +123,7 @@ def test_incomplete_asset_is_404_and_writes_nothing(api: httpx.Client, cloud: Cl
                                       "..%2F..%2Fstate.sqlite3", "%00"])
 def test_unknown_asset_is_404(api: httpx.Client, cloud: CloudControl, asset_id: str,
                               tmp_path: Path) -> None:
-    raw = api.get(f"/_bench/v1/assets/{asset_id}/content")
+    raw = api.get(f"/_bench/v1/assets/{asset_id}/content", auth=cloud.auth)
     assert raw.status_code == 404
     assert raw.json()["error"]
     with pytest.raises(CloudError, match="404"):

@@ -190,9 +190,9 @@ def test_control_errors_and_state(api: httpx.Client, cloud: CloudControl) -> Non
     with pytest.raises(CloudError, match="no such device"):
         cloud.pause_device("missing")
     bad = api.post("/_bench/v1/projects", content=b"{oops",
-                   headers={"content-type": "application/json"})
+                   headers={"content-type": "application/json"}, auth=cloud.auth)
     assert bad.status_code == 400 and "JSON" in bad.json()["error"]
-    assert api.get("/_bench/v1/nothing").status_code == 404
+    assert api.get("/_bench/v1/nothing", auth=cloud.auth).status_code == 404
     cloud.create_project("P")
     state = cloud.state()
     assert state["projects"] == 1 and state["clock_offset"] == 0

@@ -56,6 +56,6 @@ def test_control_api_never_500(api: httpx.Client, cloud: CloudControl) -> None:
         method, path = rng.choice(targets)
         body = {rng.choice(["name", "seconds", "target", "kind", "device_id", "offset_sign",
                             "count", "path", "socket_status"]): rng.choice(NASTY)}
-        answer = api.request(method, "/_bench/v1" + path, json=body)
+        answer = api.request(method, "/_bench/v1" + path, json=body, auth=cloud.auth)
         assert answer.status_code < 500, (method, path, body, answer.text)
     assert api.get("/health").status_code == 200

@@ -61,7 +61,8 @@ def pages() -> PagesClient:
     return PagesClient()
 
 
-@pytest.mark.parametrize("path", ["/", "/pair", "/pair?code=123456", "/projects", "/projects/abc", "/docs"])
+@pytest.mark.parametrize("path", ["/", "/pair", "/pair?code=123456", "/projects", "/projects/abc", "/docs",
+                                  "/login"])
 def test_pages_are_self_contained_html_with_strict_csp(pages: PagesClient, path: str) -> None:
     answer = pages.get(path)
     assert answer.status_code == 200
@@ -200,6 +201,7 @@ def chromium() -> str:
 def browser(emulator: Any, chromium: str) -> Iterator[Browser]:
     server_pem = Path(emulator.ca_bundle).parent / "server.pem"
     with Browser.launch(chromium, spki_pins=[spki_fingerprint(server_pem)]) as launched:
+        launched.new_page().sign_in(emulator.api_url, emulator.token_file)  # the operator's session
         yield launched
 
 
