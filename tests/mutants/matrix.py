@@ -35,22 +35,24 @@ REPO = Path(__file__).resolve().parents[2]
 # so they need no scenario of their own here. The other @smoke scenarios cost a power cut each.
 SMOKE_ITEMS: tuple[str, ...] = ("C2C-UPL-01",)
 QUICK_TIMEOUT_S = 300.0
+# what flags a mutant on an item (its own or, as collateral, another one)
+FAILING = frozenset({"fail", "fail (inferred)"})
 FULL_TIMEOUT_S = 1800.0
 
 
 def _failing(entry: dict[str, Any]) -> set[Any]:
     """The nodeids of an item's scenarios that failed."""
-    return {s.get("nodeid") for s in entry.get("scenarios", ()) if s.get("verdict") == "fail"}
+    return {s.get("nodeid") for s in entry.get("scenarios", ()) if s.get("verdict") in FAILING}
 
 
 def judge(mutant: Mutant, cert: dict[str, Any]) -> dict[str, Any]:
     """Whether the certificate flags the mutant's item, nothing it should not, and had no bench error."""
     items = cert["items"]
     ran = {i for i, e in items.items() if e.get("scenarios")}
-    failed = sorted(i for i, e in items.items() if e["verdict"] == "fail")
+    failed = sorted(i for i, e in items.items() if e["verdict"] in FAILING)
     errors = sorted(i for i, e in items.items() if e["verdict"] == "error" and i in ran)
     own = items.get(mutant.item, {})
-    caught = own.get("verdict") == "fail"
+    caught = own.get("verdict") == mutant.expect
     allowed = {mutant.item, *mutant.also}
     # a scenario tagged with several items fails all of them at once: when every failing scenario
     # of another item is also a scenario of an allowed item, that failure is the mutant's own catch
@@ -60,7 +62,7 @@ def judge(mutant: Mutant, cert: dict[str, Any]) -> dict[str, Any]:
     collateral = [i for i in failed if i not in allowed and i not in shared and items[i].get("automatable")]
     notes = []
     if not caught:
-        notes.append(f"{mutant.item} was {own.get('verdict')!r}, not 'fail': {str(own.get('reason', ''))[:200]}")
+        notes.append(f"{mutant.item} was {own.get('verdict')!r}, not {mutant.expect!r}: {str(own.get('reason', ''))[:200]}")
     if collateral:
         notes.append(f"also failed {collateral}: " + " | ".join(str(items[i].get("reason", ""))[:160] for i in collateral))
     if errors:

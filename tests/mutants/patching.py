@@ -30,6 +30,9 @@ class Mutant:
     # the device the defect is seeded into: "reference" (patched at launch) or "console" (the
     # stand-in of tests/console_device, built with its own --defect switch through `env`)
     device: str = "reference"
+    # the verdict that catches it: "fail (inferred)" for a defect only an inferred expectation
+    # (c2c-api.md [INF]) can see; it must never come out plain "fail" (nor pass)
+    expect: str = "fail"
 
 
 def _resolve(target: str) -> tuple[Any, str, Any]:

@@ -108,6 +108,19 @@ def _no_retry_api() -> None:
     replace("reference_device.api:classify_api_error", wrap)
 
 
+def _slow_down_is_fatal() -> None:
+    from reference_device.errors import FatalUploadError, RetryableError
+
+    def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
+        def classify(resp: Any) -> Any:
+            err = orig(resp)
+            if isinstance(err, RetryableError) and err.code == "slow_down":
+                return FatalUploadError(str(err), status=resp.status_code)
+            return err
+        return classify
+    replace("reference_device.api:classify_api_error", wrap)
+
+
 def _uploads_paused_media() -> None:
     replace("reference_device.uploader:Uploader._offset", lambda orig: lambda self, rec: 0.0)
 
@@ -271,6 +284,9 @@ _CORE: tuple[Mutant, ...] = (
     Mutant("no-retry-api", "C2C-RTY-03", "API 500/429 are fatal (no retry)",
            "reference_device.api:classify_api_error", _no_retry_api,
            quick_k="not nonfatal_api or internal_error"),
+    Mutant("slow-down-is-fatal", "C2C-RTY-03", "a 409 slow_down on asset create fails the file (an [INF] answer)",
+           "reference_device.api:classify_api_error", _slow_down_is_fatal,
+           expect="fail (inferred)"),  # no quick_k: an item with a scenario not run is not-run, which outranks it
     Mutant("uploads-paused-media", "C2C-CTL-02", "sends offset 0, so media captured while paused is uploaded",
            "reference_device.uploader:Uploader._offset", _uploads_paused_media),
     Mutant("restart-from-zero", "C2C-CTL-01", "never records finished parts: re-uploads the whole file after a cut",

@@ -82,6 +82,18 @@ def test_judge_requires_the_item_and_nothing_else() -> None:
     assert judge(loses, _cert({"C2C-QUE-03": "fail", "C2C-RTY-02": "fail"}))["ok"]
 
 
+def test_an_inferred_defect_is_caught_only_as_fail_inferred() -> None:
+    """A defect only an [INF] expectation sees must come out 'fail (inferred)': a plain fail would
+    mean a firm expectation caught it (wrongly tagged), a pass that the bench missed it."""
+    m = get_mutant("slow-down-is-fatal")
+    assert m.expect == "fail (inferred)"
+    assert judge(m, _cert({"C2C-RTY-03": "fail (inferred)"}))["ok"]
+    assert not judge(m, _cert({"C2C-RTY-03": "fail"}))["ok"]
+    assert not judge(m, _cert({}))["ok"]
+    collateral = judge(get_mutant("logs-token"), _cert({"C2C-SEC-04": "fail", "C2C-RTY-03": "fail (inferred)"}))
+    assert collateral["collateral"] == ["C2C-RTY-03"]
+
+
 def test_judge_attributes_a_scenario_shared_with_the_own_item() -> None:
     """A scenario tagged with QUE-03 and UPL-01 fails both; only an own-item-free failure is collateral."""
     loses = get_mutant("loses-queue")
