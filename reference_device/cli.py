@@ -56,7 +56,10 @@ class DeviceClient:
 
     def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
+        token = os.environ.get("C2C_STATUS_TOKEN")  # a status port beyond loopback wants it
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False,
+                                  headers=headers)
 
     def close(self) -> None:
         self._http.close()
@@ -137,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar="DIR", help="watch folder (repeatable)")
     run.add_argument("--state-dir", type=Path, help="queue, credentials, client_id")
     run.add_argument("--status-port", type=_port, help="local status/control port (0 = any)")
+    run.add_argument("--status-host", default="127.0.0.1",
+                     help="address of the status/control port (default 127.0.0.1); beyond "
+                          "loopback it needs a token in $C2C_STATUS_TOKEN or "
+                          "--status-token-file (never on the command line)")
+    run.add_argument("--status-token-file", type=Path,
+                     help="file holding the status port's bearer token")
     run.add_argument("--firmware", help="firmware version sent as x-client-version")
     run.add_argument("--name", help="device name")
     run.add_argument("--mode", choices=("auto", "manual"), help="upload mode")
@@ -283,6 +292,23 @@ def _setup_logging(config: Any, *, to_stderr: bool, verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _status_listen(host: str, token_file: Path | None) -> tuple[str, str | None]:
+    """Where the status port listens and its token (None on loopback without one)."""
+    token = os.environ.get("C2C_STATUS_TOKEN") or None
+    if token_file is not None:
+        token = Path(token_file).read_text(encoding="utf-8").strip() or None
+    if token:
+        redact_token(token)
+    return host, token
+
+
+def redact_token(token: str) -> None:
+    """The status token is a secret like the client secret: never in the device's logs."""
+    from reference_device.credentials import redactor
+
+    redactor.add(token)
+
+
 def _write_status_url(state_dir: Path, url: str) -> Path:
     path = state_dir / STATUS_URL_FILE
     tmp = path.with_name(f".{STATUS_URL_FILE}.{os.getpid()}.tmp")
@@ -307,7 +333,8 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def serve(config: Any, *, use_tui: bool, stop: threading.Event | None = None) -> int:
+def serve(config: Any, *, use_tui: bool, stop: threading.Event | None = None,
+          status_host: str = "127.0.0.1", status_token_file: Path | None = None) -> int:
     """Run engine + status server + terminal face until `stop` (or a signal)."""
     from reference_device.credentials import redactor
     from reference_device.engine import Engine
@@ -317,7 +344,8 @@ def serve(config: Any, *, use_tui: bool, stop: threading.Event | None = None) ->
     stop = stop or threading.Event()
     redactor.add(getattr(config, "client_secret", None))
     engine = Engine(config)
-    server = StatusServer(engine, port=config.status_port)
+    host, token = _status_listen(status_host, status_token_file)
+    server = StatusServer(engine, host=host, port=config.status_port, token=token)
     server.start()  # bind first: a taken port is a clear error before any cloud traffic
     url_file = _write_status_url(config.state_dir, server.url)
     print(f"STATUS {server.url}/status.json", flush=True)
@@ -359,7 +387,8 @@ def _run(args: argparse.Namespace) -> int:
     use_tui = not args.no_tui and sys.stdout.isatty() and sys.stdin.isatty()
     _setup_logging(config, to_stderr=not use_tui, verbose=args.verbose)
     enable_stack_dumps(config.state_dir, to_stderr=not use_tui)
-    return serve(config, use_tui=use_tui)
+    return serve(config, use_tui=use_tui, status_host=args.status_host,
+                 status_token_file=args.status_token_file)
 
 
 # -- entry point -----------------------------------------------------------------------------

@@ -8,10 +8,16 @@ with every value escaped (file names are hostile input).
 Browsers are kept out of the control API unless they are on the page itself: the Host
 header must be a loopback name (DNS rebinding) and POSTs must be `application/json`
 (a cross-site form or no-cors fetch cannot send that without a CORS preflight).
+
+Loopback by default. Listening beyond loopback (a rig where the harness runs on another
+host) needs a token: every request then carries `Authorization: Bearer <token>`, and the
+Host may also be the address listened on. The token never comes from argv (cli.py reads
+it from C2C_STATUS_TOKEN or a file).
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import json
 import logging
@@ -185,7 +191,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _host_ok(self) -> bool:
         host = self.headers.get("Host", "")
         name = urlsplit("//" + host).hostname or ""
-        if not _is_loopback_host(name):
+        token = self.server.token
+        if token is not None:
+            given = self.headers.get("Authorization", "")
+            if not (given[:7].lower() == "bearer "
+                    and hmac.compare_digest(given[7:].strip().encode(), token.encode())):
+                self._error(401, "this status port listens beyond loopback: send "
+                                 "Authorization: Bearer <status token>")
+                return False
+        if not _is_loopback_host(name) and name != self.server.bind_name:
             self._error(403, f"Host {host!r} is not a loopback address; use 127.0.0.1")
             return False
         origin = self.headers.get("Origin")
@@ -299,8 +313,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], engine: DeviceEngine) -> None:
+    def __init__(self, address: tuple[str, int], engine: DeviceEngine,
+                 token: str | None = None) -> None:
         self.engine = engine
+        self.token = token
+        self.bind_name = address[0].strip("[]").lower()
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
 
@@ -319,10 +336,15 @@ class StatusServer:
     ...     httpx.get(srv.url + "/status.json")
     """
 
-    def __init__(self, engine: DeviceEngine, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        if not _is_loopback_host(host):
-            raise ValueError(f"status server host {host!r} is not loopback; it must stay local")
+    def __init__(self, engine: DeviceEngine, *, host: str = "127.0.0.1", port: int = 0,
+                 token: str | None = None) -> None:
+        if not _is_loopback_host(host) and not token:
+            raise ValueError(f"status server host {host!r} is not loopback; it must stay local "
+                             "unless a status token is configured")
+        if token is not None and len(token) < 16:
+            raise ValueError("a status token must be at least 16 characters")
         self._engine = engine
+        self._token = token
         self._address = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -344,7 +366,7 @@ class StatusServer:
         if self._server is not None:
             return
         try:
-            self._server = _Server(self._address, self._engine)
+            self._server = _Server(self._address, self._engine, self._token)
         except OSError as exc:
             raise OSError(
                 exc.errno, f"cannot listen on {self._address[0]}:{self._address[1]}: {exc.strerror}"
