@@ -19,7 +19,9 @@ from urllib.parse import parse_qsl, quote_plus
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Message, Receive
 
+from harness.cloud.blobs import Received
 from harness.cloud.core import CloudCore
 from harness.cloud.responses import s3_error
 
@@ -87,6 +89,50 @@ FAULT_ANSWERS = {
     "too_many_requests": (429, "SlowDown", "Please reduce your request rate."),
     "unauthorized": (401, "Unauthorized", "Unauthorized"),
 }
+
+
+def ingest_fifo(state: Any) -> asyncio.Lock:
+    """The one lock of `serial_ingest_rate`, kept on the app's state (one per server process).
+
+    asyncio.Lock wakes its waiters in arrival order, so queued part bodies are taken in the
+    order their PUTs reached the emulator, like packets through a narrow uplink.
+    """
+    lock = getattr(state, "ingest_fifo", None)
+    if lock is None:
+        lock = asyncio.Lock()
+        state.ingest_fifo = lock
+    return lock
+
+
+def paced(receive: Receive, rate: int) -> Receive:
+    """`receive` that hands over body bytes no faster than `rate` bytes/s on average.
+
+    Why: with the FIFO this makes one part's body take size/rate seconds, so parts complete
+    one after another at a rate the bench chose, whatever the device's own link speed.
+    """
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    taken = 0
+
+    async def next_message() -> Message:
+        nonlocal taken
+        message = await receive()
+        taken += len(message.get("body", b""))
+        delay = start + taken / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return message
+
+    return next_message
+
+
+async def receive_body(request: Request, core: CloudCore, expected: int, dest: Any) -> Received:
+    """The part body to `dest`: side by side at link speed, or through the ingest FIFO."""
+    rate = core.settings.serial_ingest_rate
+    if rate <= 0:
+        return await core.blobs.receive_part(request.receive, expected, dest)
+    async with ingest_fifo(request.app.state):
+        return await core.blobs.receive_part(paced(request.receive, rate), expected, dest)
 
 
 async def drain(request: Request) -> None:
@@ -174,7 +220,7 @@ async def put_part(request: Request) -> Response:
     dest = core.blobs.part_path(asset_id, number)
     if asset["state"] == "complete" and not asset["realtime"]:
         dest = dest.with_name(dest.name + f".{gen}.late")
-    received = await core.blobs.receive_part(request.receive, expected, dest)
+    received = await receive_body(request, core, expected, dest)
     if not received.complete:
         core.store.run("UPDATE parts SET bytes_received=bytes_received+?,"
                        " bytes_incomplete=bytes_incomplete+? WHERE asset_id=? AND number=?",

@@ -64,6 +64,11 @@ class CloudSettings:
     max_name_length: int = 255
     # Largest accepted file (5 TiB, spec).
     max_filesize: int = 5_497_558_138_880
+    # Bench knob, not a contract question: > 0 takes part bodies in one at a time, first come
+    # first served, at most this many bytes/s in all (a narrow uplink in front of the cloud), so
+    # parts complete one after another whatever a device's parallelism and a power cut can land
+    # mid-file (features/queue.feature). 0 = bodies read side by side at link speed.
+    serial_ingest_rate: int = 0
     # Answers the contract leaves to inference (see ANSWER_EVIDENCE): a bench can switch them.
     # [INF] §3.8 "400/422": status of a field-validation error on asset create.
     asset_create_invalid_status: int = 422
@@ -117,6 +122,7 @@ class CloudSettings:
             "websocket_timeout",
             "max_name_length",
             "max_filesize",
+            "serial_ingest_rate",
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"setting {name} must be >= 0")
