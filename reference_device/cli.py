@@ -383,6 +383,7 @@ def enable_stack_dumps(state_dir: Path, *, to_stderr: bool) -> Path | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    os.umask(0o077)  # logs, queue, credentials, client id: nothing the device writes is for others
     config = _config_from_args(args)
     use_tui = not args.no_tui and sys.stdout.isatty() and sys.stdin.isatty()
     _setup_logging(config, to_stderr=not use_tui, verbose=args.verbose)

@@ -262,6 +262,7 @@ def load_config(
     _validate(cfg)
     try:
         cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cfg.state_dir.chmod(0o700)  # one made earlier by someone else keeps its mode otherwise
     except OSError as exc:
         raise ConfigError("state_dir", f"cannot create ({exc.strerror})") from None
     if cfg.client_secret is None and cfg.client_secret_file is not None:

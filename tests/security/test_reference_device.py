@@ -65,10 +65,6 @@ def modes(state_dir: Path) -> dict[str, int]:
             for p in [state_dir, *state_dir.rglob("*")]}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue #17 finding: device.log, queue.sqlite3 and client_id are created 0644 and an existing "
-    "state dir keeps its mode; fix outside this change's files (os.umask(0o077) in "
-    "reference_device.cli._run, or explicit modes in engine/config), then drop this mark"))
 def test_state_dir_0700_and_state_files_0600(cloud: CloudControl, tmp_path: Path) -> None:
     """A paired device's state dir is 0700 and holds no file others can read."""
     values = device_config(cloud, tmp_path)
