@@ -26,6 +26,7 @@ Feature: Upload queue
   Scenario: The queue survives a power cut and resumes from the last part
     Given a paired device
     And the network profile "bonded-cellular"
+    And the cloud takes in one part at a time at 4 MB/s
     When a large file of 40 MB is captured
     And 2 "jpg" files are captured
     And the power is cut once the cloud has received part of the upload

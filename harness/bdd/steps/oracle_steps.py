@@ -19,6 +19,7 @@ from harness.bdd.measures import S3_PART, delivery_counts, retries_seen
 from harness.bdd.recovery import fault_ends, poll_recovery
 from harness.bdd.steps.cloud_steps import refreshes
 from harness.bdd.steps.common import device_status, hold_for, wait_until
+from harness.bdd.steps.power_steps import CUT_HITS
 from harness.certify.ledger import Ledger
 from harness.certify.throughput import part_upload_rate
 from harness.errors import BenchFailure, DeliveryFailure, DeviceTimeout
@@ -315,8 +316,12 @@ def _bytes_to_stored_parts(bench: Any, assets: set[str]) -> int:
 def _resent(bench: Any) -> None:
     """Resume from the last part: duplicate bytes per power cut <= one part (measured)."""
     ledger = bench.ledger(drained=True)
-    cuts = max(1, sum(1 for w in bench.timeline.windows() if w["layer"] == "power" and w["start"] >= bench.state.started_at))
-    names = {c.name for c in bench.state.captures}
+    # the files the cut step landed in mid-transfer, one per cut (a cut that came after its file
+    # was complete was retried on another file and is not judged); else every capture, every cut
+    hits = bench.state.notes.get(CUT_HITS) or []
+    cuts = len(hits) or max(1, sum(1 for w in bench.timeline.windows()
+                                   if w["layer"] == "power" and w["start"] >= bench.state.started_at))
+    names = set(hits) or {c.name for c in bench.state.captures}
     rows = [r for r in bench.cloud.ledger() if r.get("name") in names]
     part = max((int(r.get("filesize") or 0) / max(1, int(r.get("parts_expected") or 1)) for r in rows), default=0)
     # re-sent = bytes sent again to a part the cloud had already stored (complete or cut short:
