@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness.certify.checklist import Checklist, load_checklist
-from harness.cloud.runner import EmulatorProcess
+from harness.cloud.runner import EmulatorProcess, forget_secrets
 from harness.device.hardware import HardwareDevice
 from harness.device.operator import OperatorPrompt
 from harness.device.profile import DeviceProfile
@@ -41,7 +41,12 @@ def start_cloud(data_dir: Path) -> tuple[Cloud, Callable[[], None]]:
         cloud = cloud()
     if not isinstance(cloud, Cloud):
         raise CloudError("EmulatorProcess gave no Cloud control client")
-    return cloud, proc.close
+
+    def close() -> None:
+        # the run's scratch stays beside its reports (logs, state): the keys and secrets do not
+        proc.close()
+        forget_secrets(data_dir)
+    return cloud, close
 
 
 def start_network(cloud: Cloud, timeline: Timeline, seed: int) -> tuple[Network, Callable[[], None]]:

@@ -169,4 +169,21 @@ class EmulatorProcess:
         self.close()
 
 
-__all__ = ["ConfigError", "EmulatorProcess"]
+# What in a data dir only the emulator may read: the client secret, the bench token, the CA's
+# and server's private keys, the S3 signing key (relative to the data dir).
+SECRET_FILES = ("bench-client.toml", "bench-token", "ca/ca-key.pem", "ca/server-key.pem", "s3-signing.key")
+
+
+def forget_secrets(data_dir: Path) -> list[str]:
+    """Delete the secrets of a data dir that will not be served again (a finished certification's
+    scratch, kept for its logs and state): what was removed, relative to `data_dir`."""
+    removed = []
+    for name in SECRET_FILES:
+        path = data_dir / name
+        if path.exists():
+            path.unlink()
+            removed.append(name)
+    return removed
+
+
+__all__ = ["SECRET_FILES", "ConfigError", "EmulatorProcess", "forget_secrets"]
