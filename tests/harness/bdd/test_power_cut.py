@@ -171,6 +171,16 @@ def test_a_cut_that_never_lands_mid_file_is_a_bench_error_after_the_bounded_atte
     assert len(bench.state.captures) == power_steps.CUT_ATTEMPTS and "off" not in rig.events
 
 
+def test_a_file_sent_as_one_part_is_a_bench_error_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Upload, "row", lambda self: {"name": self.name, "parts_expected": 1,
+                                                     "parts_received": 1, "completed_at": 1.0})
+    rig = FakeRig([1])
+    bench = _bench(tmp_path, rig)
+    with pytest.raises(BenchFailure, match="as one part"):
+        power_steps._cut_mid_upload(bench)
+    assert rig.events == [] and len(bench.state.captures) == 1
+
+
 def test_a_two_part_file_is_cut_after_its_first_part() -> None:
     assert power_steps.parts_needed({"parts_expected": 2}) == 1
     assert power_steps.parts_needed({"parts_expected": 3}) == 2
