@@ -105,10 +105,16 @@ class Device:
                 try:
                     st = path.stat()  # follows a symlink: a dangling one raises
                 except OSError as exc:
+                    if self.defect == "stall-behind-bad-file":  # seeded defect: every name is a clip
+                        self._queue_blindly(key, path)
+                        continue
                     self._skip_once(key, (-1, -1), f"cannot stat ({exc.strerror or type(exc).__name__})")
                     continue
                 sig = (st.st_size, st.st_mtime_ns)
                 if not stat.S_ISREG(st.st_mode):
+                    if self.defect == "stall-behind-bad-file":
+                        self._queue_blindly(key, path)
+                        continue
                     self._skip_once(key, sig, "not a regular file")
                     continue
                 seen = self._candidates.get(key)
@@ -126,6 +132,13 @@ class Device:
                                      filetype=filetype_of(path.name)))
                 log(f"QUEUED {key} ({st.st_size} bytes); {self._summary()}")
                 self._wake.set()
+
+    def _queue_blindly(self, key: str, path: Path) -> None:
+        """The stall defect's naive scan: whatever stands in the folder is queued as a clip
+        (a dangling symlink, a folder, a FIFO), and its upload is then retried forever."""
+        self.queue.add(Entry(key=key, name=path.name, size=0, mtime=time.time(), filetype=filetype_of(path.name)))
+        log(f"QUEUED {key} (unchecked); {self._summary()}")
+        self._wake.set()
 
     # --- uploads -----------------------------------------------------------------------------
     def uploader(self) -> None:

@@ -10,8 +10,9 @@ resolves to fixtures/devices/console.toml: see harness.device.profile.load_profi
   re-PUTs every part of the asset it was uploading.
 - console-forget-queue: the queue lives in memory only; after a power cut it uploads the
   whole watch folder again (duplicates) and the interrupted file from its first part.
-- console-stall-behind-bad-file: retries the first unreadable media object forever at the
-  head of its queue; nothing captured after it is uploaded.
+- console-stall-behind-bad-file: queues whatever stands in the folder as a clip (a dangling
+  symlink, a folder, a FIFO) and retries the first it cannot read forever at the head of
+  its queue; nothing captured after it is uploaded (caught as root too: no mode-000 needed).
 
 Why each `also`: forget-queue's power-cut scenarios are shared by QUE-03, RTY-02, CTL-01 and
 RES-01 (as the reference's loses-queue); stall-behind-bad-file's scenario is RES-04's too.
@@ -39,5 +40,5 @@ CONSOLE_MUTANTS: tuple[Mutant, ...] = (
              also=("C2C-RTY-02", "C2C-CTL-01", "C2C-RES-01")),
     _console("console-stall-behind-bad-file", "C2C-CTL-04",
              "console stand-in: blocks its queue behind the first unreadable media object",
-             also=("C2C-RES-04",), quick_k="not corrupted or unreadable"),
+             also=("C2C-RES-04",), quick_k="not corrupted or dangling"),
 )
