@@ -129,6 +129,16 @@ def _delivered(row: dict[str, Any]) -> bool:
     return row.get("state") in {"complete", "completed", "done", "uploaded"} or bool(row.get("completed_at"))
 
 
+def _in_flight(row: dict[str, Any], assets: list[dict[str, Any]]) -> bool:
+    """Not delivered yet, unless it is an empty asset another asset of its name superseded: a cut
+    between the create answer and the device recording it leaves one behind (as on Frame.io)."""
+    if _delivered(row):
+        return False
+    superseded = not int(row.get("bytes_received") or 0) and any(
+        _delivered(r) for r in assets if r.get("name") == row.get("name") and r is not row)
+    return not superseded
+
+
 def _wait_settled(bench: Any, timeout: float = SETTLE_TIMEOUT_S, quiet: float = SETTLE_QUIET_S) -> None:
     """Wait until no upload is in flight and nothing new appeared for `quiet` seconds.
 
@@ -140,7 +150,7 @@ def _wait_settled(bench: Any, timeout: float = SETTLE_TIMEOUT_S, quiet: float = 
 
     def settled() -> bool:
         assets = _window_assets(bench)
-        busy = any(not _delivered(r) for r in assets)
+        busy = any(_in_flight(r, assets) for r in assets)
         status = device_status(bench) if bench.has_status else {}
         queue = status.get("queue") or {}
         busy = busy or bool(queue.get("remaining_count"))

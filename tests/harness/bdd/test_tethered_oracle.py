@@ -118,3 +118,17 @@ def test_settling_waits_for_a_late_copy_and_then_for_quiet(tmp_path: Path) -> No
     assert time.monotonic() - start >= 2.1
     with pytest.raises(DeliveryFailure, match=r"GPH_0099_1\.JPG"):
         _every_frame_once(bench)  # type: ignore[arg-type]
+
+
+def test_an_empty_asset_left_by_a_cut_does_not_keep_the_rig_busy(tmp_path: Path) -> None:
+    """A cut between the create answer and the device recording it leaves an empty asset of a name
+    that a later asset delivers: settled. The same asset with bytes on it is an upload in flight."""
+    empty = {**asset("GPH_0107.JPG", state="created"), "asset_id": "id-abandoned", "bytes_received": 0}
+    cloud = Cloud([empty, asset("GPH_0107.JPG")])
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _wait_settled(_bench(tmp_path / "a", cloud, ["GPH_0107.JPG"]), timeout=5.0, quiet=0.3)  # type: ignore[arg-type]
+    partial = {**empty, "bytes_received": 21168}
+    with pytest.raises(DeviceTimeout, match="settle"):
+        _wait_settled(_bench(tmp_path / "b", Cloud([partial, asset("GPH_0107.JPG")]), ["GPH_0107.JPG"]),  # type: ignore[arg-type]
+                      timeout=1.0, quiet=0.3)
