@@ -129,14 +129,15 @@ def _delivered(row: dict[str, Any]) -> bool:
     return row.get("state") in {"complete", "completed", "done", "uploaded"} or bool(row.get("completed_at"))
 
 
-def _in_flight(row: dict[str, Any], assets: list[dict[str, Any]]) -> bool:
-    """Not delivered yet, unless it is an empty asset another asset of its name superseded: a cut
-    between the create answer and the device recording it leaves one behind (as on Frame.io)."""
-    if _delivered(row):
-        return False
-    superseded = not int(row.get("bytes_received") or 0) and any(
+def _superseded(row: dict[str, Any], assets: list[dict[str, Any]]) -> bool:
+    """An empty, undelivered asset whose name another asset delivered: a cut between the create
+    answer and the device recording it leaves one behind (as on Frame.io); no upload, no copy."""
+    return not _delivered(row) and not int(row.get("bytes_received") or 0) and any(
         _delivered(r) for r in assets if r.get("name") == row.get("name") and r is not row)
-    return not superseded
+
+
+def _in_flight(row: dict[str, Any], assets: list[dict[str, Any]]) -> bool:
+    return not _delivered(row) and not _superseded(row, assets)
 
 
 def _wait_settled(bench: Any, timeout: float = SETTLE_TIMEOUT_S, quiet: float = SETTLE_QUIET_S) -> None:
@@ -169,7 +170,8 @@ def _every_frame_once(bench: Any) -> None:
     sha, _ = camera_frame(bench)
     shots = int(bench.state.notes.get(SHOTS, 0))
     captured = {c.name for c in bench.state.captures}
-    assets = _window_assets(bench)
+    every = _window_assets(bench)
+    assets = [r for r in every if not _superseded(r, every)]
     names = Counter(str(r.get("name")) for r in assets)
     frames = [r for r in assets if r.get("sha256") == sha]
     problems = [f"{n}: uploaded {k} times" for n, k in sorted(names.items()) if n in captured and k > 1]

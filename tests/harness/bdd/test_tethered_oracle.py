@@ -132,3 +132,11 @@ def test_an_empty_asset_left_by_a_cut_does_not_keep_the_rig_busy(tmp_path: Path)
     with pytest.raises(DeviceTimeout, match="settle"):
         _wait_settled(_bench(tmp_path / "b", Cloud([partial, asset("GPH_0107.JPG")]), ["GPH_0107.JPG"]),  # type: ignore[arg-type]
                       timeout=1.0, quiet=0.3)
+
+
+def test_an_empty_asset_left_by_a_cut_is_no_second_upload(tmp_path: Path) -> None:
+    names = ["GPH_0105.JPG", "GPH_0107.JPG"]
+    empty = {**asset("GPH_0107.JPG", state="created"), "asset_id": "id-abandoned", "bytes_received": 0, "sha256": None}
+    bench = _bench(tmp_path, Cloud([asset("GPH_0105.JPG"), empty, asset("GPH_0107.JPG")]), names)
+    _every_frame_once(bench)  # type: ignore[arg-type]
+    assert bench.state.measurements == []
