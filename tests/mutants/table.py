@@ -32,6 +32,7 @@ from typing import Any
 from tests.mutants.console_mutants import CONSOLE_MUTANTS
 from tests.mutants.media_mutants import MEDIA_MUTANTS
 from tests.mutants.patching import Mutant, replace
+from tests.mutants.power_mutants import POWER_MUTANTS
 from tests.mutants.status_mutants import STATUS_MUTANTS
 from tests.mutants.tether_mutants import TETHER_MUTANTS
 from tests.mutants.witness_mutants import WITNESS_MUTANTS
@@ -341,6 +342,7 @@ _CORE: tuple[Mutant, ...] = (
 
 # More defects, one table per concern; each module lists its own tuple.
 MUTANTS: tuple[Mutant, ...] = _CORE + STATUS_MUTANTS + WITNESS_MUTANTS + TETHER_MUTANTS + CONSOLE_MUTANTS + MEDIA_MUTANTS
+MUTANTS += POWER_MUTANTS
 
 
 def get_mutant(name: str) -> Mutant:
