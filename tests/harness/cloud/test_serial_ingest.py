@@ -14,6 +14,7 @@ import socket
 import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from urllib.parse import urlsplit
 
 import httpx
@@ -88,7 +89,7 @@ def test_parallel_parts_complete_one_after_another(api: httpx.Client, cloud: Clo
     rows = sorted((r for r in cloud.journal() if r["method"] == "PUT" and r["status"] == 200),
                   key=lambda r: r["t"])
     assert len(rows) == PARTS
-    gaps = [b["t"] - a["t"] for a, b in zip(rows, rows[1:], strict=False)]
+    gaps = [b["t"] - a["t"] for a, b in pairwise(rows)]
     assert min(gaps) >= 0.8 * PART / RATE, gaps  # one part at a time, never two together
     (row,) = cloud.ledger(paired_device.device_id)
     assert row["state"] == "complete" and row["sha256"] == hashlib.sha256(data).hexdigest()
