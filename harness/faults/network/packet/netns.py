@@ -1,0 +1,189 @@
+"""Namespaces, TUN devices and addresses for a packet-level link (pyroute2, no raw netlink).
+
+Layout of one link, index i (a /30 out of 10.77.0.0/16):
+
+    [namespace c2c-pl-<pid>-<n>]                 [host]
+    device  10.77.a.(b+2)/30 on TUN "c2c<pid>d<n>"  --forwarder--  TUN "c2c<pid>h<n>" 10.77.a.(b+1)/30
+
+Only the /30's own connected routes exist (no default route in the namespace, nothing beyond
+10.77/16 on the host), so the device reaches the host's services at the host address and
+nothing else. The TUN devices are not persistent: when the last file descriptor closes (the
+forwarder exits, or is killed) the kernel deletes them. Only the namespace can outlive a killed
+bench; its name carries the owner's pid, and `clean_stale_namespaces` removes those whose owner
+is dead.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import itertools
+import os
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from harness.errors import FaultInjectionError
+
+NS_PREFIX = "c2c-pl-"
+NETWORK = ipaddress.IPv4Network("10.77.0.0/16")
+TUNSETIFF = 0x400454CA
+IFF_TUN = 0x0001
+IFF_NO_PI = 0x1000
+
+_sequence = itertools.count()
+
+
+def _pyroute2():  # imported lazily: only a packet-level link needs it
+    try:
+        import pyroute2
+    except ImportError as exc:  # pragma: no cover - a dependency of the project
+        raise FaultInjectionError("packet-level links need pyroute2 (pip install pyroute2)") from exc
+    return pyroute2
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def list_bench_namespaces() -> list[str]:
+    return [name for name in _pyroute2().netns.listnetns() if name.startswith(NS_PREFIX)]
+
+
+def clean_stale_namespaces() -> list[str]:
+    """Remove the `c2c-pl-<pid>-<n>` namespaces whose bench process is gone; names them."""
+    removed = []
+    for name in list_bench_namespaces():
+        owner = name[len(NS_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and not _pid_alive(int(owner)):
+            try:
+                _pyroute2().netns.remove(name)
+            except OSError:
+                continue  # someone else removed it first
+            removed.append(name)
+    return removed
+
+
+def open_tun(name: str) -> int:
+    """A non-persistent TUN device without packet info header; its fd is its lifetime."""
+    try:
+        fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+    except OSError as exc:
+        raise FaultInjectionError(f"cannot open /dev/net/tun (need root and the tun module): {exc}") from exc
+    try:
+        fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI))
+    except OSError as exc:
+        os.close(fd)
+        raise FaultInjectionError(f"cannot create TUN device {name}: {exc}") from exc
+    return fd
+
+
+def _used_host_networks() -> set[ipaddress.IPv4Network]:
+    used = set()
+    with _pyroute2().IPRoute() as ipr:
+        for msg in ipr.get_addr(family=2):
+            address = ipaddress.IPv4Address(msg.get_attr("IFA_ADDRESS"))
+            if address in NETWORK:
+                used.add(ipaddress.IPv4Network(f"{address}/30", strict=False))
+    return used
+
+
+def pick_subnet(pid: int, seq: int) -> ipaddress.IPv4Network:
+    """A /30 of 10.77/16 no host interface uses, starting from one derived from pid and sequence."""
+    subnets = list(NETWORK.subnets(new_prefix=30))
+    used = _used_host_networks()
+    start = (pid * 64 + seq) % len(subnets)
+    for offset in range(len(subnets)):
+        candidate = subnets[(start + offset) % len(subnets)]
+        if candidate not in used:
+            return candidate
+    raise FaultInjectionError("no free /30 left in 10.77.0.0/16 for a packet-level link")
+
+
+@dataclass
+class LinkPlumbing:
+    """What `plumb` made: the namespace, both TUN fds and the two addresses."""
+
+    namespace: str
+    device_fd: int
+    host_fd: int
+    device_ifname: str
+    host_ifname: str
+    host_address: str
+    device_address: str
+    prefixlen: int = 30
+
+    def close_fds(self) -> None:
+        for fd in (self.device_fd, self.host_fd):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.device_fd = self.host_fd = -1
+
+
+def _link_index(ipr, ifname: str) -> int:
+    found = ipr.link_lookup(ifname=ifname)
+    if not found:
+        raise FaultInjectionError(f"interface {ifname} vanished while the link was being built")
+    return int(found[0])
+
+
+def plumb(mtu: int = 1500) -> LinkPlumbing:
+    """Create namespace, TUN pair and addresses. On any failure, undo what was made."""
+    pyroute2 = _pyroute2()
+    pid, seq = os.getpid(), next(_sequence)
+    namespace = f"{NS_PREFIX}{pid}-{seq}"
+    device_ifname, host_ifname = f"c2c{pid:x}d{seq}", f"c2c{pid:x}h{seq}"
+    subnet = pick_subnet(pid, seq)
+    host_address, device_address = (str(a) for a in list(subnet.hosts())[:2])
+    plumbing = LinkPlumbing(namespace, -1, -1, device_ifname, host_ifname, host_address, device_address)
+    try:
+        pyroute2.netns.create(namespace)
+        plumbing.device_fd = open_tun(device_ifname)
+        plumbing.host_fd = open_tun(host_ifname)
+        with pyroute2.IPRoute() as ipr:
+            ipr.link("set", index=_link_index(ipr, device_ifname), net_ns_fd=namespace)
+            index = _link_index(ipr, host_ifname)
+            ipr.link("set", index=index, mtu=mtu)
+            ipr.addr("add", index=index, address=host_address, prefixlen=30)
+            ipr.link("set", index=index, state="up")
+        with pyroute2.NetNS(namespace) as ns:
+            ns.link("set", index=_link_index(ns, "lo"), state="up")
+            index = _link_index(ns, device_ifname)
+            ns.link("set", index=index, mtu=mtu)
+            ns.addr("add", index=index, address=device_address, prefixlen=30)
+            ns.link("set", index=index, state="up")
+    except Exception as exc:
+        unplumb(plumbing)
+        if isinstance(exc, FaultInjectionError):
+            raise
+        raise FaultInjectionError(f"cannot build the packet-level link {namespace}: {exc}") from exc
+    return plumbing
+
+
+def unplumb(plumbing: LinkPlumbing) -> None:
+    """Close our TUN fds (the kernel deletes the devices) and delete the namespace."""
+    plumbing.close_fds()
+    try:
+        if plumbing.namespace in _pyroute2().netns.listnetns():
+            _pyroute2().netns.remove(plumbing.namespace)
+    except OSError as exc:
+        raise FaultInjectionError(f"cannot remove namespace {plumbing.namespace}: {exc}") from exc
+
+
+@contextmanager
+def plumbed(mtu: int = 1500) -> Iterator[LinkPlumbing]:
+    plumbing = plumb(mtu)
+    try:
+        yield plumbing
+    finally:
+        unplumb(plumbing)
