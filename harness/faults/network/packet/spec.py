@@ -11,6 +11,7 @@ trace gap or a roaming hand-over.
 
 from __future__ import annotations
 
+import gzip
 import itertools
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+
+TRACES_DIR = Path(__file__).resolve().parents[4] / "fixtures" / "traces"
 
 PACKET_BYTES = 1500  # bytes one delivery opportunity may carry (Mahimahi's MTU-sized packet)
 
@@ -151,11 +154,11 @@ def parse_mahimahi_trace(text: str, *, source: str = "<trace>") -> tuple[int, ..
 
 
 def load_mahimahi_trace(path: str | Path) -> tuple[int, ...]:
-    """Read a Mahimahi trace file (e.g. fixtures/traces/TMobile-LTE-short.up)."""
+    """Read a Mahimahi trace file (e.g. fixtures/traces/Verizon-LTE-short.up; `.gz` too)."""
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as exc:
+        text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read trace {path}: {exc}") from exc
     return parse_mahimahi_trace(text, source=str(path))
 
