@@ -136,6 +136,12 @@ def c2c_session(request: pytest.FixtureRequest) -> Iterator[Any]:
                  + status_contradiction(record.status_api_seen))
         record.contradictions = [c.row() for c in found]
         record.run_findings = run_findings(rows, plain_http_of_run(session))
+        cloud = session.started_cloud()
+        if reports and cloud is not None:  # the bench checks its own records while the emulator answers
+            from harness.bdd.evidence import known_secrets
+            from harness.bdd.secret_scan import scan_reports
+
+            record.secret_scan = scan_reports(Path(reports), known_secrets(cloud), [workdir / "cloud"]).row()
 
 
 @pytest.fixture
@@ -144,12 +150,12 @@ def bench(request: pytest.FixtureRequest, c2c_session: Any) -> Iterator[Any]:
     from harness.bdd.bench import Bench, ScenarioState
 
     state = ScenarioState()
-    state.notes["items"] = checklist_ids(request.node)  # steps name the item a skip is about
+    state.items = checklist_ids(request.node)  # steps name the item a skip is about
     b = Bench(c2c_session, state)
     state.operator_mark = len(c2c_session.prompt.answers)
     with contextlib.suppress(Exception):
         state.journal_since = c2c_session.journal_head()
-        state.notes["plain_http_baseline"] = len(b.cloud.plain_http_attempts())
+        state.plain_http_baseline = len(b.cloud.plain_http_attempts())
     with contextlib.suppress(Exception):
         b.mark_console()
     request.node.stash[BENCH] = b
@@ -445,7 +451,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
            "strict": bool(config.getoption("--c2c-strict", default=False)),
            "selection": _selection(config, record), "expected": record.expected,
            "contradictions": record.contradictions,
-           "run_findings": record.run_findings,
+           "run_findings": record.run_findings, "secret_scan": record.secret_scan,
            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     results = record.results
     prior = config.getoption("--c2c-prior", default=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -116,6 +117,14 @@ def test_smoke_certification_through_the_real_stack(device: str, tmp_path: Path,
         assert items["C2C-STAT-01"]["verdict"] == "operator"  # no status API, not interactive
     page = (reports / "certificate.html").read_text()
     assert "<script" not in page
+    # the bench searched its own reports (attachments, the run's scratch, device state and logs)
+    # for the client secret and every token the emulator issued, while the emulator still answered
+    scan = json.loads((reports / "results.json").read_text())["run"]["secret_scan"]
+    assert scan["files"] > 10 and scan["secrets"] >= 2, scan
+    if device == "reference":
+        assert scan["hits"] == [], scan
+    else:  # the minimal uploader keeps its tokens in plain JSON: found in its own state, nowhere else
+        assert scan["hits"] and all(re.fullmatch(r"work/run-[^/]+/device-\d+/state/.+", h) for h in scan["hits"]), scan
     results = list((reports / "allure-results").glob("*-result.json"))
     assert results
     labels = json.loads(results[0].read_text())["labels"]
