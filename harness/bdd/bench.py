@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from harness.bdd.session import (
     start_cloud,
     start_network,
 )
+from harness.bdd.state import Capture, ScenarioState
 from harness.certify.ledger import Ledger
 from harness.device.operator import OperatorPrompt
 from harness.device.profile import DeviceProfile
@@ -46,43 +46,6 @@ __all__ = [
     "start_cloud",
     "start_network",
 ]
-
-
-# --- per-scenario state ----------------------------------------------------------------------
-@dataclass
-class Capture:
-    """A file the scenario captured (the manifest row the ledger starts from)."""
-
-    name: str
-    path: Path
-    sha256: str | None
-    size: int
-    captured_at: float
-    corruption: str | None = None
-    kind: str = ""
-    paused: bool | None = None
-
-    def row(self) -> dict[str, Any]:
-        return {"name": self.name, "path": str(self.path), "sha256": self.sha256, "size": self.size,
-                "captured_at": self.captured_at, "corruption": self.corruption, "paused": self.paused}
-
-
-@dataclass
-class ScenarioState:
-    """What one scenario did: captures, start time, journal cursor, measurements, notes."""
-
-    started_at: float = field(default_factory=time.time)
-    journal_since: int = 0
-    captures: list[Capture] = field(default_factory=list)
-    measurements: list[dict[str, Any]] = field(default_factory=list)
-    pairing_code: str | None = None
-    codes_seen: list[str] = field(default_factory=list)
-    notes: dict[str, Any] = field(default_factory=dict)
-    exercised: list[str] = field(default_factory=list)
-    declared: dict[str, str] = field(default_factory=dict)  # item -> the profile's evidence text
-    operator_mark: int = 0  # operator answers before this index belong to earlier scenarios
-    interception: TlsInterception | None = None  # the TLS interceptor this scenario started
-
 
 
 class Bench:
@@ -152,7 +115,7 @@ class Bench:
         # a later scenario's ledger excuses these (a tethered camera's frames are in no media manifest)
         self.session.captured_names.update(c.name for c in self.state.captures)
         steps: list[Callable[[], None]] = [self.stop_interceptor]
-        mode = self.state.notes.get("restore_mode")
+        mode = self.state.restore_mode
         if mode and self.session._device is not None:
             device = self.session._device
             steps.append(lambda: device.control("mode", mode=mode) or None)
@@ -161,10 +124,10 @@ class Bench:
         if self.session._cloud is not None:
             cloud = self.session._cloud
             steps.append(cloud.clear_faults)
-            restore = self.state.notes.get("restore_settings")
+            restore = self.state.restore_settings
             if restore:
                 steps.append(lambda: cloud.update_settings(**restore))
-            if self.state.notes.get("paused_now"):
+            if self.state.paused_now:
                 steps.append(lambda: self._resume_after_failure(cloud))
         for step in steps:
             with contextlib.suppress(Exception):
@@ -177,7 +140,7 @@ class Bench:
             cloud.resume_device(self.cloud_device_id())
         finally:
             self.timeline.record("cloud", "pause", "stop", cleanup=True)
-            self.state.notes["paused_now"] = False
+            self.state.paused_now = False
 
     # identity of our device in the cloud
     def cloud_device(self) -> dict[str, Any] | None:
@@ -192,7 +155,7 @@ class Bench:
         device = self.session._device
         read = getattr(device, "console_text", None)
         if callable(read):
-            self.state.notes["console_mark"] = (id(device), len(read()))
+            self.state.console_mark = (id(device), len(read()))
 
     def device_console(self) -> str:
         """What the device printed during this scenario ('' when it keeps no console log)."""
@@ -201,7 +164,7 @@ class Bench:
         if not callable(read):
             return ""
         text = str(read())
-        mark = self.state.notes.get("console_mark")
+        mark = self.state.console_mark
         if mark and mark[0] == id(device) and len(text) >= mark[1]:
             return text[mark[1]:]
         return text  # a device started (or restarted) during the scenario: all of it

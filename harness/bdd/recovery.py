@@ -14,28 +14,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from harness.bdd.bench import Bench
 from harness.bdd.measures import accepted_uploads
+from harness.bdd.state import FaultEnd
 
-NOTE = "fault_ends"
-
-
-@dataclass
-class FaultEnd:
-    """One fault's end: what it was, where the journal stood, whether uploads were pending."""
-
-    what: str
-    journal_id: int
-    pending: list[str]
-    ended: float = 0.0  # monotonic, right after the fault ended
-    recovered: float | None = None  # monotonic, when an accepted upload was first seen after it
-    resumed: int = 0  # accepted upload requests after it (at the last poll)
-
-    @property
-    def time_to_recover_s(self) -> float | None:
-        return None if self.recovered is None else round(max(0.0, self.recovered - self.ended), 1)
+__all__ = ["FaultEnd", "fault_ending", "fault_ends", "pending_uploads", "poll_recovery"]
 
 
 def pending_uploads(bench: Bench) -> list[str]:
@@ -50,11 +34,11 @@ def fault_ending(bench: Bench, what: str) -> Iterator[None]:
     end = FaultEnd(what=what, journal_id=bench.session.journal_head(), pending=pending_uploads(bench))
     yield
     end.ended = time.monotonic()
-    bench.state.notes.setdefault(NOTE, []).append(end)
+    bench.state.fault_ends.append(end)
 
 
 def fault_ends(bench: Bench) -> list[FaultEnd]:
-    return list(bench.state.notes.get(NOTE, []))
+    return list(bench.state.fault_ends)
 
 
 def poll_recovery(bench: Bench) -> None:

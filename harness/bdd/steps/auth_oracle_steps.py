@@ -12,6 +12,8 @@ from typing import Any
 
 from pytest_bdd import parsers, then
 
+from harness.bdd.bench import Bench
+from harness.bdd.state import Grant
 from harness.bdd.steps.common import hold_for, wait_until
 from harness.errors import BenchFailure
 from harness.protocols import CloudWitness
@@ -73,7 +75,7 @@ def invalid_client_recovery(rows: list[dict[str, Any]]) -> str | None:
 
 def _since_conflict(bench: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The 409 fault the Given armed and the journal rows recorded after it was armed."""
-    conflict = bench.state.notes.get("asset_conflict")
+    conflict = bench.state.asset_conflict
     assert conflict, "no 409 fault on asset creation was armed in this scenario"
     return conflict, bench.cloud.journal(since=int(conflict["since"]))
 
@@ -106,8 +108,8 @@ def _invalid_client_recovered(bench: Any) -> None:
 GRANT_GRACE_S = 3.0
 
 
-def _grant(bench: Any) -> dict[str, Any]:
-    grant = bench.state.notes.get("grant")
+def _grant(bench: Bench) -> Grant:
+    grant = bench.state.grant
     assert grant, "no grant was issued to the device in this scenario (was the code approved?)"
     return grant
 
@@ -122,11 +124,11 @@ def _grant_revoked(bench: Any, seconds: int) -> None:
     grant = _grant(bench)
 
     def revoked() -> dict[str, Any] | None:
-        return next((r for r in bench.cloud.journal(since=grant["issued_id"])
+        return next((r for r in bench.cloud.journal(since=grant.issued_id)
                      if _journal_path(r).endswith("/v2/auth/revoke") and r.get("status") == 200), None)
     row = wait_until(revoked, seconds, "the device to revoke the grant it was issued (POST /v2/auth/revoke)")
-    grant["revoked_t"] = float(row["t"])
-    bench.measure("C2C-AUTH-03", "revoke_s", round(max(0.0, grant["revoked_t"] - float(grant["issued_t"])), 2))
+    grant.revoked_t = float(row["t"])
+    bench.measure("C2C-AUTH-03", "revoke_s", round(max(0.0, grant.revoked_t - grant.issued_t), 2))
 
 
 def _bearer(row: dict[str, Any]) -> bool:
@@ -172,8 +174,8 @@ def _grant_unused(bench: Any, seconds: int) -> None:
     from harness.errors import DeviceFailure
 
     grant = _grant(bench)
-    device_id = grant["device_id"]
-    revoked_t = float(grant.get("revoked_t") or grant["issued_t"])
+    device_id = grant.device_id
+    revoked_t = float(grant.revoked_t or grant.issued_t)
     cloud = bench.cloud
     if not isinstance(cloud, CloudWitness):  # without the socket sessions an open socket would go unseen
         raise BenchFailure("this cloud cannot list status socket sessions: the cancelled grant's sockets "
@@ -183,7 +185,7 @@ def _grant_unused(bench: Any, seconds: int) -> None:
         return cloud.websockets()
 
     def check() -> None:
-        uses = grant_uses(bench.cloud.journal(since=grant["issued_id"]), bench.cloud.devices(), sockets(),
+        uses = grant_uses(bench.cloud.journal(since=grant.issued_id), bench.cloud.devices(), sockets(),
                           device_id, revoked_t)
         if uses:
             bench.measure("C2C-AUTH-03", "grant_uses_after_revoke", len(uses))

@@ -17,6 +17,7 @@ from typing import Any
 from pytest_bdd import given, parsers, then, when
 
 from harness.bdd.bench import Bench
+from harness.bdd.state import AlertWatch, Grant
 from harness.bdd.steps.common import (
     control_or_operator,
     device_status,
@@ -78,7 +79,7 @@ def pair(bench: Any) -> None:
         wait_until(lambda: (device_status(bench).get("pairing") or {}).get("state") == "paired",
                    PAIR_TIMEOUT, "the device to show itself paired")
     bench.session.paired = True
-    bench.state.notes["paired_journal_head"] = bench.session.journal_head()  # later checks start here
+    bench.state.paired_journal_head = bench.session.journal_head()  # later checks start here
 
 
 def _pending_code_shown(bench: Any) -> str:
@@ -140,7 +141,7 @@ def _proxy_device(bench: Any) -> None:
 def _mode_given(bench: Any, mode: str) -> None:
     """Switch automatic/manual upload through the device's control, or by the operator."""
     control_or_operator(bench, "mode", f"Set the device to {mode} upload mode. Done?", mode=mode)
-    bench.state.notes["restore_mode"] = "auto"
+    bench.state.restore_mode = "auto"
 
 
 @given("the device profile")
@@ -172,18 +173,18 @@ def _cancel_pairing(bench: Any, moment: str) -> None:
                     "device now, before it finishes setting up. Done?")
     control_or_operator(bench, "cancel_pairing", question)
     bench.timeline.record("device", "cancel_pairing", "mark", moment=moment)
-    bench.state.notes["cancelled_at"] = bench.timeline.events[-1].at
+    bench.state.cancelled_at = bench.timeline.events[-1].at
 
 
 def _path(row: dict[str, Any]) -> str:
     return str(row.get("path") or "").split("?", 1)[0]
 
 
-def approve_and_await_tokens(bench: Any) -> dict[str, Any]:
+def approve_and_await_tokens(bench: Bench) -> Grant:
     """Approve the shown code and wait until the cloud has issued the device its tokens.
 
     The grant (the device it belongs to, when and at which journal row it was issued) is
-    kept in `notes["grant"]` for the oracle steps that follow the cancel.
+    kept in `state.grant` for the oracle steps that follow the cancel.
     """
     code = bench.state.pairing_code
     assert code, "the device showed no pairing code to approve"
@@ -196,8 +197,8 @@ def approve_and_await_tokens(bench: Any) -> dict[str, Any]:
         return next((r for r in bench.cloud.journal(since=before)
                      if _path(r).endswith("/v2/auth/token") and r.get("status") == 200 and r.get("device_id")), None)
     row = wait_until(issued, PAIR_TIMEOUT, "the device to collect its tokens after the approval")
-    grant = {"device_id": str(row["device_id"]), "issued_id": int(row["id"]), "issued_t": float(row["t"])}
-    bench.state.notes["grant"] = grant
+    grant = Grant(device_id=str(row["device_id"]), issued_id=int(row["id"]), issued_t=float(row["t"]))
+    bench.state.grant = grant
     return grant
 
 
@@ -205,7 +206,7 @@ def approve_and_await_tokens(bench: Any) -> dict[str, Any]:
 def _set_mode(bench: Any, mode: str) -> None:
     """Switch automatic/manual upload mode as the user would."""
     control_or_operator(bench, "mode", f"Set the device to {mode} upload mode. Done?", mode=mode)
-    bench.state.notes["restore_mode"] = "auto"
+    bench.state.restore_mode = "auto"
 
 
 @when("the user uploads all files")
@@ -268,7 +269,7 @@ def _uploading(bench: Any) -> None:
 def _cancel_all(bench: Any) -> None:
     """Cancel every upload (bulk cancel)."""
     control_or_operator(bench, "cancel", "Cancel all uploads on the device. Done?", all=True)
-    bench.state.notes["cancelled_at"] = bench.timeline.events[-1].at if bench.timeline.events else None
+    bench.state.cancelled_at = bench.timeline.events[-1].at if bench.timeline.events else None
 
 
 @when("the user logs out")
@@ -389,12 +390,12 @@ FOLLOW_AFTER_S = 3.0  # samples after the cloud has every file: beyond the 1 s l
 
 def _remaining_sampler(bench: Bench) -> RemainingSampler:
     """One sampler per scenario (its oracle history spans the scenario's status steps)."""
-    sampler = bench.state.notes.get("remaining_sampler")
-    if not isinstance(sampler, RemainingSampler):
+    sampler = bench.state.remaining_sampler
+    if sampler is None:
         def oracle() -> Remaining:
             return remaining(bench.state.captures, bench.cloud.ledger(bench.cloud_device_id()))
         sampler = RemainingSampler(oracle, lambda: device_status(bench))
-        bench.state.notes["remaining_sampler"] = sampler
+        bench.state.remaining_sampler = sampler
     return sampler
 
 
@@ -565,23 +566,22 @@ def _watch_alerts(bench: Any) -> None:
     token/pairing state that asks the user to act is an alert."""
     if not bench.has_status:
         return
-    stop = threading.Event()
-    seen: dict[str, Any] = {"samples": 0, "alerts": []}
+    watch = AlertWatch(stop=threading.Event())
 
-    def watch() -> None:
+    def sample() -> None:
         deadline = time.monotonic() + ALERT_WATCH_MAX_S  # a scenario that failed early never stops it
-        while not stop.wait(0.25) and time.monotonic() < deadline:
+        while not watch.stop.wait(0.25) and time.monotonic() < deadline:
             st = bench.device.status() or {}
             if not st:
                 continue
-            seen["samples"] += 1
+            watch.samples += 1
             token = (st.get("token") or {}).get("state")
             pairing = (st.get("pairing") or {}).get("state")
             if token == "repair_needed" or pairing in {"repair_needed", "error", "expired"}:
-                seen["alerts"].append({"token": token, "pairing": pairing, "at": time.time()})
-    thread = threading.Thread(target=watch, name="alert-watch", daemon=True)
-    thread.start()
-    bench.state.notes["alert_watch"] = (stop, thread, seen)
+                watch.alerts.append({"token": token, "pairing": pairing, "at": time.time()})
+    watch.thread = threading.Thread(target=sample, name="alert-watch", daemon=True)
+    watch.thread.start()
+    bench.state.alert_watch = watch
 
 
 @then("the device showed no user alert about authorization")
@@ -595,24 +595,24 @@ def _no_alert(bench: Any) -> None:
         if not bench.prompt.confirm("Did the device run without any sign-in/authorization alert?"):
             raise DeviceFailure("operator saw an authorization alert")
         return
-    watch = bench.state.notes.get("alert_watch")
+    watch = bench.state.alert_watch
     if watch is None:
         raise BenchFailure("the device's status was not watched during the scenario")
-    stop, thread, seen = watch
-    stop.set()
-    thread.join(timeout=5)
-    if seen["samples"] < 10:
-        raise BenchFailure(f"only {seen['samples']} status sample(s) taken: the scenario was not watched")
-    alerts = len(seen["alerts"])
-    ok = bench.measure("C2C-NET-02", "user_alerts", alerts, samples=seen["samples"])
-    assert ok, f"{alerts} status sample(s) showed an authorization alert: {seen['alerts'][:3]}"
+    watch.stop.set()
+    if watch.thread is not None:
+        watch.thread.join(timeout=5)
+    if watch.samples < 10:
+        raise BenchFailure(f"only {watch.samples} status sample(s) taken: the scenario was not watched")
+    alerts = len(watch.alerts)
+    ok = bench.measure("C2C-NET-02", "user_alerts", alerts, samples=watch.samples)
+    assert ok, f"{alerts} status sample(s) showed an authorization alert: {watch.alerts[:3]}"
 
 
 def _no_alert_on_console(bench: Any) -> None:
     """A device whose only screen is its console can ask the user to act on its authorization in
     one way only: a new pairing code, which it must request from the cloud. The journal tells,
     no person needed: every POST /v2/auth/device/code after the pairing is an alert."""
-    after = int(bench.state.notes.get("paired_journal_head", 0))
+    after = bench.state.paired_journal_head
     codes = sum(1 for r in bench.journal() if str(r.get("path") or "").split("?", 1)[0].endswith("/v2/auth/device/code")
                 and int(r.get("id") or 0) > after)
     ok = bench.measure("C2C-NET-02", "user_alerts", codes, samples=0)

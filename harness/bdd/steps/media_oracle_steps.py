@@ -94,7 +94,7 @@ def _proxy_uploaded(bench: Any, seconds: int) -> None:
         rows = [r for r in bench.cloud.ledger(bench.cloud_device_id())
                 if str(r.get("name", "")).startswith(stem) and r.get("name") != hero.name and r.get("completed_at")]
         return rows[0] if rows else None
-    bench.state.notes["proxy_row"] = wait_until(proxy, seconds, f"a proxy of {hero.name} in the cloud")
+    bench.state.proxy_row = wait_until(proxy, seconds, f"a proxy of {hero.name} in the cloud")
 
 
 @runtime_checkable
@@ -117,11 +117,19 @@ def _asset_bytes(bench: Any, row: dict[str, Any], scratch: Any) -> Any:
     return fetch(str(row["asset_id"]), scratch / f"{row['asset_id']}{suffix}")
 
 
+def _proxy_row(bench: Bench) -> dict[str, Any]:
+    """The proxy the earlier step found; none is a scenario written out of order (a bench error)."""
+    row = bench.state.proxy_row
+    if row is None:
+        raise BenchFailure("no proxy of the hero file was found earlier in this scenario")
+    return row
+
+
 @then("the uploaded proxy matches its hero file in filename, timecode and metadata")
 def _proxy_match(bench: Any) -> None:
     """Proxy and hero share base name and timecode."""
     hero = bench.state.captures[-1]
-    row = bench.state.notes["proxy_row"]
+    row = _proxy_row(bench)
     proxy_path = _asset_bytes(bench, row, bench.scratch("proxy"))
     assert str(row["name"]).startswith(hero.name.rsplit(".", 1)[0]), "proxy name does not match the hero"
     proxy = type("P", (), {"path": proxy_path, "name": row["name"]})()
@@ -135,7 +143,7 @@ def _proxy_match(bench: Any) -> None:
 @then("the uploaded proxy bitrate is between 1 and 12 Mbps")
 def _proxy_bitrate(bench: Any) -> None:
     """LTE-optimised proxy: measured bitrate within 1..12 Mbit/s."""
-    row = bench.state.notes["proxy_row"]
+    row = _proxy_row(bench)
     proxy = type("P", (), {"path": _asset_bytes(bench, row, bench.scratch("proxy")), "name": row["name"]})()
     mbps = float(_probe(bench, proxy).get("bit_rate", 0)) / 1e6
     assert bench.measure("C2C-WF-05", "proxy_Mbps", round(mbps, 2)), f"proxy bitrate {mbps:.1f} Mbit/s"

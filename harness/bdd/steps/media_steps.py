@@ -50,7 +50,7 @@ def _record(bench: Any, entry: dict[str, Any], dest: Path, *, corruption: str | 
         name=dest.name, path=dest, sha256=entry.get("sha256"), size=int(entry.get("size") or 0),
         captured_at=time.time(), corruption=corruption, kind=str(entry.get("kind") or ""),
     )
-    paused = bench.state.notes.get("paused_now")
+    paused = bench.state.paused_now
     cap.paused = bool(paused) if paused is not None else None
     bench.state.captures.append(cap)
     return cap
@@ -313,7 +313,7 @@ def _capture_hero(bench: Any, kind: str) -> None:
     """A hero/OCF recording; a proxy-making device derives and uploads its proxy."""
     hero = bench.media.generate([kind], bench.scratch("hero"), count=1)[0]
     capture_entries(bench, [hero])
-    bench.state.notes["hero"] = hero
+    bench.state.hero = hero
 
 
 @when(parsers.parse('one file of each format "{formats}" is captured'))
@@ -354,7 +354,7 @@ def _soak(bench: Any, seconds: int, every: int) -> None:
     steps = max(1, seconds // every)
     jump = 8 * 3600 / steps
     start = time.monotonic()
-    jumps: list[int] = bench.state.notes.setdefault("clock_jumps", [])
+    jumps = bench.state.clock_jumps
     for n in range(steps):
         jumps.append(bench.session.journal_head())
         bench.cloud.advance_clock(jump)

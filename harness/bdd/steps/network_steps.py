@@ -18,7 +18,7 @@ from harness.faults.network.profiles import NetworkProfile, shaped
 def _profile(bench: Any, name: str) -> None:
     """Shape the link like a real network (hardline, cellular, bonded-cellular, hotspot, mesh-roam...)."""
     bench.network.apply_profile(name)
-    bench.state.notes["network_profile"] = name
+    bench.state.network_profile = name
 
 
 @given(parsers.parse("the upload link is limited to {mbps:d} Mbps per connection"))
@@ -31,8 +31,8 @@ def _rate_limit(bench: Any, mbps: int) -> None:
     profile = NetworkProfile(f"limited-{mbps}mbps", f"{mbps} Mbps up per connection / 20 ms",
                              shaped(mbps, 100, 20))
     bench.network.apply_profile(profile)
-    bench.state.notes["network_profile"] = profile.name
-    bench.state.notes["upload_rate_mbps"] = mbps
+    bench.state.network_profile = profile.name
+    bench.state.upload_rate_mbps = mbps
 
 
 @when(parsers.parse('the network profile "{name}" is applied for {seconds:d} seconds'))
@@ -105,9 +105,9 @@ def _intercept(bench: Any, certificate: str) -> None:
     """mitmproxy in the path to the cloud, showing a certificate a correct device refuses:
     from a CA it has never seen, or from the CA it trusts but for another host or expired."""
     flaw = INTERCEPTOR_CERTIFICATES[certificate]
-    bench.state.notes["interceptor"] = bench.start_interceptor(flaw)
-    bench.state.notes["interceptor_certificate"] = certificate
-    bench.state.notes["intercept_from"] = time.time()
+    bench.state.interceptor = bench.start_interceptor(flaw)
+    bench.state.interceptor_certificate = certificate
+    bench.state.intercept_from = time.time()
 
 
 @when("the interceptor is removed")

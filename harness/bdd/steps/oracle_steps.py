@@ -19,7 +19,6 @@ from harness.bdd.measures import S3_PART, delivery_counts, retries_seen
 from harness.bdd.recovery import fault_ends, poll_recovery
 from harness.bdd.steps.cloud_steps import refreshes
 from harness.bdd.steps.common import device_status, hold_for, wait_until
-from harness.bdd.steps.power_steps import CUT_HITS
 from harness.certify.ledger import Ledger
 from harness.certify.throughput import part_upload_rate
 from harness.errors import BenchFailure, DeliveryFailure, DeviceTimeout
@@ -73,7 +72,7 @@ def _settle(bench: Bench, seconds: int, done: Callable[[Ledger], bool], what: st
 def declaring(bench: Bench, name: str) -> list[str]:
     """The scenario's items whose checklist entry declares measurement `name`."""
     out = []
-    for item_id in bench.state.notes.get("items", []):
+    for item_id in bench.state.items:
         try:
             bench.session.checklist[item_id].measurement(name)
         except KeyError:
@@ -192,7 +191,7 @@ def _measure_throughput(bench: Bench) -> None:
 
 def _note_roaming(bench: Bench) -> None:
     """On the mesh-roam profile, say how many roaming cuts the scenario's uploads met (none: not exercised)."""
-    if bench.state.notes.get("network_profile") != "mesh-roam":
+    if bench.state.network_profile != "mesh-roam":
         return
     cuts = [w for w in bench.timeline.windows() if w["layer"] == "network" and w["name"] == "phase:roaming"
             and w["start"] >= bench.state.started_at]
@@ -211,7 +210,7 @@ EXERCISED = {
 
 
 def _note_exercised(bench: Bench) -> None:
-    for item_id in bench.state.notes.get("items", []):
+    for item_id in bench.state.items:
         if item_id in EXERCISED:
             bench.exercised(EXERCISED[item_id].format(launches=bench.session.device_generation,
                                                       files=len(bench.state.captures)))
@@ -318,7 +317,7 @@ def _resent(bench: Any) -> None:
     ledger = bench.ledger(drained=True)
     # the files the cut step landed in mid-transfer, one per cut (a cut that came after its file
     # was complete was retried on another file and is not judged); else every capture, every cut
-    hits = bench.state.notes.get(CUT_HITS) or []
+    hits = bench.state.power_cut_hits
     cuts = len(hits) or max(1, sum(1 for w in bench.timeline.windows()
                                    if w["layer"] == "power" and w["start"] >= bench.state.started_at))
     names = set(hits) or {c.name for c in bench.state.captures}
@@ -366,7 +365,7 @@ def _in_flight_drain_s(bench: Any, names: set[str]) -> float:
     reaches the cloud (it cannot be recalled); on a rate-limited link that is one part's
     transfer time. Parts the device starts after the cancel are what the check forbids.
     """
-    mbps = bench.state.notes.get("upload_rate_mbps")
+    mbps = bench.state.upload_rate_mbps
     if not mbps:
         return 2.0
     rows = [r for r in bench.cloud.ledger() if r.get("name") in names]
@@ -454,9 +453,9 @@ def _revoked(bench: Bench, seconds: int) -> None:
 @then(parsers.parse("the interceptor saw no completed request from the device within {seconds:d} seconds"))
 def _interceptor(bench: Any, seconds: int) -> None:
     """The device refused the interceptor's certificate: no request completed through it."""
-    mitm = bench.state.notes.get("interceptor")
+    mitm = bench.state.interceptor
     assert mitm is not None, "no interceptor in place"
-    shown = bench.state.notes.get("interceptor_certificate", "an untrusted certificate")
+    shown = bench.state.interceptor_certificate or "an untrusted certificate"
 
     def check() -> None:
         assert not mitm.requests_seen and not mitm.established_handshakes, \
@@ -474,7 +473,7 @@ def _refreshed_per_jump(bench: Bench) -> None:
     """Each clock jump of the soak outlives the access token: a refresh must follow every jump before the
     next one (or before the end, for the last). Measured: refreshes (>= the jumps) and
     jumps_without_refresh (== 0), from the journal's order (ids), whatever the emulator clock says."""
-    jumps: list[int] = list(bench.state.notes.get("clock_jumps", []))
+    jumps = list(bench.state.clock_jumps)
     if not jumps:
         raise BenchFailure("no clock jump happened in this scenario: the shift was not exercised")
 

@@ -62,7 +62,7 @@ def _six_digits(bench: Bench) -> None:
     assert ok_issued, ("code_issued=0 (limit >= 1): the code the device shows is not a pending code the cloud "
                        "issued (made up, stale or mistyped)")
     assert ok_time, f"code_shown_s={shown_s} over its limit: the code took too long to appear"
-    bench.state.notes["issued_code"] = row
+    bench.state.issued_code = row
 
 
 # --- C2C-AUTH-02 -----------------------------------------------------------------------------
@@ -99,13 +99,13 @@ def _complete_uri(bench: Bench) -> None:
 def _code_again(bench: Bench, seconds: int) -> None:
     """After expired_token / access_denied the device requests and shows a new code (after
     slow_down, the same code is fine: the flow goes on)."""
-    error = bench.state.notes.get("poll_error")
+    error = bench.state.poll_error
     first = bench.state.pairing_code
-    if first and "code_client_id" not in bench.state.notes:
+    if first and bench.state.code_client_id is None:
         row = issued_code(bench, first)
         if row:
-            bench.state.notes["code_client_id"] = str(row.get("client_id"))
-            bench.state.notes["code_issued_at"] = float(row.get("created_at") or 0)
+            bench.state.code_client_id = str(row.get("client_id"))
+            bench.state.code_issued_at = float(row.get("created_at") or 0)
     if error == "access_denied" and first:
         bench.cloud.deny(first)
         bench.timeline.record("auth", "access_denied", "mark")
@@ -124,7 +124,7 @@ DENIAL_SELF_RETRY_S = 20.0
 def _requests_again_by_itself(bench: Bench, denied: str) -> bool:
     """Ask the oracle before a person: did the device (no status to read) request a new code
     on its own after the denial? Only if not does the bench need the user's action."""
-    client = bench.state.notes.get("code_client_id")
+    client = bench.state.code_client_id
     if not client:
         return False
 
@@ -199,7 +199,7 @@ def _pairs(bench: Bench) -> None:
     except DeviceFailure:
         seen = 0
     ok = bench.measure("C2C-AUTH-04", "own_token_poll_seen", seen)
-    if bench.state.notes.get("poll_error") == "slow_down":
+    if bench.state.poll_error == "slow_down":
         _slow_down_measured(bench, cloud.token_polls(client_id), client_id)
     assert ok, (f"own_token_poll_seen=0 (limit >= 1): within {OWN_POLL_TIMEOUT:.0f} s of the approval no token poll "
                 "of the device was answered with tokens: it never collected its grant")
@@ -210,7 +210,7 @@ def _pairs(bench: Bench) -> None:
 def _slow_down_measured(bench: Bench, polls: list[dict[str, Any]], client_id: str) -> None:
     """Measure the poll interval before and after the first slow_down answer (RFC 8628: +5 s)."""
     mine = [p for p in polls if p.get("client_id") == client_id]
-    issued_at = bench.state.notes.get("code_issued_at")
+    issued_at = bench.state.code_issued_at
     intervals = poll_intervals(mine, float(issued_at) if issued_at else None)
     if intervals is None:
         raise CloudError("no poll of the device was answered slow_down: the fault never reached it")
@@ -247,7 +247,7 @@ def _no_polls(bench: Bench, seconds: int) -> None:
 def _no_new_code(bench: Bench) -> None:
     """No POST /v2/auth/device/code during the scenario (no re-pairing), after the pairing its
     Given step may have done."""
-    after = int(bench.state.notes.get("paired_journal_head", 0))
+    after = bench.state.paired_journal_head
     codes = [r for r in bench.journal()
              if str(r.get("path", "")).endswith(DEVICE_CODE_PATH) and int(r.get("id", 0)) > after]
     assert not codes, f"the device requested {len(codes)} new pairing code(s)"

@@ -17,7 +17,6 @@ ACK_GRACE_S = 0.3  # the last parts of a fast link arrive ~1 s after the first o
 CUT_ATTEMPTS = 3  # files tried before a cut that never lands mid-transfer is a bench error
 INGEST_SETTING = "serial_ingest_rate"  # harness/cloud/settings.py
 RETRY_INGEST_RATE = 2 * 1024 * 1024  # bytes/s, for a retry in a scenario that left the knob off
-CUT_HITS = "power_cut_hits"  # bench.state.notes: the files a power cut landed in, one per cut
 
 
 def _cut(bench: Any) -> None:
@@ -43,7 +42,7 @@ def _serial_ingest(bench: Any, mb_s: float) -> None:
 
 def set_ingest_rate(bench: Any, rate: int) -> None:
     """Set `serial_ingest_rate` (bytes/s, 0 = off); the scenario's cleanup puts back the old value."""
-    restore = bench.state.notes.setdefault("restore_settings", {})
+    restore = bench.state.restore_settings
     if INGEST_SETTING not in restore:
         restore[INGEST_SETTING] = int(bench.cloud.update_settings().get(INGEST_SETTING) or 0)
     bench.cloud.update_settings(**{INGEST_SETTING: int(rate)})
@@ -112,7 +111,7 @@ def _cut_mid_upload(bench: Any) -> None:
             target = _capture_like(bench, target)
         missed = _cut_within(bench, target.name)
         if missed is None:
-            bench.state.notes.setdefault(CUT_HITS, []).append(target.name)
+            bench.state.power_cut_hits.append(target.name)
             if misses:
                 bench.exercised(f"the power cut landed mid-file on attempt {attempt} ({'; '.join(misses)}), "
                                 f"with the cloud taking in parts one at a time")

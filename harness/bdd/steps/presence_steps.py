@@ -10,7 +10,6 @@ device that beats once, or never, shows the whole silence.
 from __future__ import annotations
 
 import itertools
-from typing import Any
 
 from pytest_bdd import parsers, then
 
@@ -30,7 +29,7 @@ def longest_gap(beats: list[float], start: float, end: float) -> float:
 @then(parsers.parse("the device kept real-time status with no gap over {limit:d} seconds"))
 def _status_kept(bench: Bench, limit: int) -> None:
     """Longest gap between this device's status beats within the idle window (measured)."""
-    window: dict[str, Any] | None = bench.state.notes.get("idle_window")
+    window = bench.state.idle_window
     if not window:
         raise ConfigError("the scenario observed no idle window (the When-step did not run)")
     start, end = float(window["start"]), float(window["end"])

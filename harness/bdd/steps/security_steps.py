@@ -53,7 +53,7 @@ def _no_plain_http(bench: Bench) -> None:
         raise FaultInjectionError("the network path has no plain-HTTP trap on the API port: "
                                   "a device speaking http:// to its API address would go unseen")
     trapped = [a for a in network.plain_http_attempts() if float(a.get("t") or 0) >= bench.state.started_at]
-    listener = bench.cloud.plain_http_attempts()[int(bench.state.notes.get("plain_http_baseline", 0)):]
+    listener = bench.cloud.plain_http_attempts()[bench.state.plain_http_baseline:]
     ok_port = bench.measure("C2C-SEC-01", "plain_http_api_port", len(trapped))
     ok_listener = bench.measure("C2C-SEC-01", "plain_http_listener", len(listener))
     if not (ok_port and ok_listener):

@@ -40,7 +40,6 @@ from harness.errors import BenchFailure, DeliveryFailure, OperatorUnavailable
 # device showed anything new for this long: a frame fetched again after a restart arrives late.
 SETTLE_QUIET_S = 5.0
 SETTLE_TIMEOUT_S = 120.0
-SHOTS = "tether_shots"  # bench.state.notes: shutter presses of this scenario (the frames shot)
 
 
 def _sha256(path: Path) -> str:
@@ -90,7 +89,7 @@ def _shoot(bench: Any, count: int) -> None:
     # every file the device already lists (earlier scenarios' too) is not a new frame
     known = {c.name for c in bench.state.captures} | {str(f.get("name")) for f in device_status(bench).get("files", [])}
     control_or_operator(bench, "shutter", f"Take {count} photos on the tethered camera. Done?", count=count)
-    bench.state.notes[SHOTS] = int(bench.state.notes.get(SHOTS, 0)) + count
+    bench.state.tether_shots += count
 
     def new_frames() -> list[dict[str, Any]] | None:
         files = [f for f in device_status(bench).get("files", []) if f.get("name") not in known and f.get("path")]
@@ -168,7 +167,7 @@ def _every_frame_once(bench: Any) -> None:
     """The oracle against the camera: as many frame assets as shutter presses, each captured
     name exactly once, and no camera frame under a name that is not one of the captures."""
     sha, _ = camera_frame(bench)
-    shots = int(bench.state.notes.get(SHOTS, 0))
+    shots = bench.state.tether_shots
     captured = {c.name for c in bench.state.captures}
     every = _window_assets(bench)
     assets = [r for r in every if not _superseded(r, every)]

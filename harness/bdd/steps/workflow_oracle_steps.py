@@ -75,7 +75,7 @@ def _capture_while_busy(bench: Bench, count: int, kind: str) -> None:
         taken += [c.name for c in capture_kind(bench, kind, 1)]
     if not taken:
         raise BenchFailure("the burst was delivered before any capture could be made during it")
-    bench.state.notes["captured_while_uploading"] = taken
+    bench.state.captured_while_uploading = taken
     if len(taken) < count:  # the rest arrive once the queue is idle: still captures, still judged
         capture_kind(bench, kind, count - len(taken))
 
@@ -84,7 +84,7 @@ def _capture_while_busy(bench: Bench, count: int, kind: str) -> None:
 def _queue_took_all(bench: Bench) -> None:
     """QUE-01: every file of the burst and every file captured while uploads were in flight is
     delivered intact (measured as `undelivered_files`, and how many arrived during uploads)."""
-    during = list(bench.state.notes.get("captured_while_uploading", []))
+    during = list(bench.state.captured_while_uploading)
     if not during:
         raise BenchFailure("no file was captured while the device was uploading")
     ledger = bench.ledger(drained=True)

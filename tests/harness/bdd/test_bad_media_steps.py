@@ -9,23 +9,19 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from harness.bdd.state import ScenarioState
 from harness.bdd.steps import media_steps
 from harness.bdd.steps.media_steps import _capture_bad_first, bad_media_problems
 from harness.certify.ledger import FileVerdict
 from harness.errors import BenchFailure
 
-
-@dataclass
-class State:
-    captures: list[Any] = field(default_factory=list)
-    notes: dict[str, Any] = field(default_factory=dict)
+State = ScenarioState
 
 
 class Media:

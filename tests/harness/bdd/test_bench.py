@@ -59,7 +59,7 @@ def _bench(tmp_path: Path) -> tuple[Bench, FakeCloud, FakeDevice]:
 def test_cleanup_of_a_failed_paused_scenario_resumes_and_closes_the_window(tmp_path: Path) -> None:
     bench, cloud, _ = _bench(tmp_path)
     bench.timeline.record("cloud", "pause", "start")  # what the pause step does
-    bench.state.notes["paused_now"] = True
+    bench.state.paused_now = True
     assert bench.pause_windows()[0]["stop"] is None
     bench.cleanup()  # the scenario failed before "the cloud resumes the device"
     assert cloud.resumed == ["dev-1"]

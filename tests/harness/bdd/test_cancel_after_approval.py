@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from harness.bdd.state import Grant, ScenarioState
 from harness.bdd.steps import auth_oracle_steps, device_steps
 from harness.bdd.steps.auth_oracle_steps import grant_uses
 from harness.errors import BenchFailure, DeviceFailure, DeviceTimeout
@@ -159,7 +160,7 @@ class FakeBench:
     def __init__(self, cloud: FakeCloud, device: FakeDevice) -> None:
         self.cloud, self.device, self.session = cloud, device, FakeSession(cloud)
         self.timeline, self.prompt = FakeTimeline(), FakePrompt()
-        self.state = type("S", (), {"pairing_code": "123456", "notes": {}})()
+        self.state = ScenarioState(pairing_code="123456")
         self.measured: dict[str, float] = {}
 
     def measure(self, item: str, name: str, value: float, **context: float) -> bool:
@@ -183,9 +184,9 @@ def test_after_approval_approves_waits_for_tokens_then_cancels() -> None:
     _cancel(bench)
     assert cloud.approved == [("123456", "proj-1")]
     assert bench.device.actions == ["cancel_pairing"]
-    assert bench.state.notes["grant"] == {"device_id": DEV, "issued_id": 2, "issued_t": 2.0}
+    assert bench.state.grant == Grant(device_id=DEV, issued_id=2, issued_t=2.0)
     auth_oracle_steps._grant_revoked(bench, 1)
-    assert bench.state.notes["grant"]["revoked_t"] == 3.0
+    assert bench.state.grant.revoked_t == 3.0
     auth_oracle_steps._grant_unused(bench, 1)
     assert bench.measured == {"revoke_s": 1.0, "grant_uses_after_revoke": 0}
 

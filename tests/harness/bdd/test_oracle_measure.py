@@ -18,7 +18,7 @@ def _bench(tmp_path: Path, *items: str) -> Bench:
     session = SessionBench(profile=None, workdir=tmp_path, seed=1, prompt=None, timeline=Timeline(),  # type: ignore[arg-type]
                            checklist=load_checklist())
     state = ScenarioState()
-    state.notes["items"] = list(items)
+    state.items = list(items)
     return Bench(session, state)
 
 

@@ -130,7 +130,7 @@ def test_a_slow_device_is_cut_after_two_parts_and_before_the_last(tmp_path: Path
     power_steps._cut_mid_upload(bench)
     (row,) = [u.row() for u in rig.uploads]
     assert 2 <= row["parts_received"] < PARTS and not rig.powered
-    assert rig.events == ["off"] and bench.state.notes[power_steps.CUT_HITS] == ["BIG.bin"]
+    assert rig.events == ["off"] and bench.state.power_cut_hits == ["BIG.bin"]
     assert bench.state.exercised == []
 
 
@@ -143,9 +143,9 @@ def test_a_device_too_fast_for_the_cut_gets_another_file_and_a_slower_cloud(tmp_
     assert rig.events == [f"ingest {4 * MIB}", f"ingest {2 * MIB}", "off"]
     assert [c.name for c in bench.state.captures] == ["BIG.bin", "RETRY_1.bin"]
     assert bench.state.captures[1].size == bench.state.captures[0].size
-    assert bench.state.notes[power_steps.CUT_HITS] == ["RETRY_1.bin"]
+    assert bench.state.power_cut_hits == ["RETRY_1.bin"]
     assert "attempt 2" in bench.state.exercised[0] and "BIG.bin complete" in bench.state.exercised[0]
-    assert bench.state.notes["restore_settings"] == {"serial_ingest_rate": 0}
+    assert bench.state.restore_settings == {"serial_ingest_rate": 0}
     bench.cleanup()
     assert rig.settings["serial_ingest_rate"] == 0 and rig.events[-1] == "ingest 0"
 
@@ -160,7 +160,7 @@ def test_a_cut_that_lands_after_the_file_completed_powers_back_on_and_retries(tm
     assert rig.events.count("off") == rig.events.count("on") == power_steps.CUT_ATTEMPTS
     assert f"ingest {power_steps.RETRY_INGEST_RATE}" in rig.events
     assert f"ingest {power_steps.RETRY_INGEST_RATE // 2}" in rig.events
-    assert power_steps.CUT_HITS not in bench.state.notes
+    assert bench.state.power_cut_hits == []
 
 
 def test_a_cut_that_never_lands_mid_file_is_a_bench_error_after_the_bounded_attempts(tmp_path: Path) -> None:
@@ -210,13 +210,13 @@ def test_resent_bytes_are_judged_on_the_file_the_cut_landed_in(tmp_path: Path, m
     for _ in range(2):  # two power windows: the miss and the hit
         power_steps._cut(bench)
         power_steps._restore(bench)
-    bench.state.notes[power_steps.CUT_HITS] = ["HIT.bin"]
+    bench.state.power_cut_hits = ["HIT.bin"]
     bench.state.started_at = 0.0
     monkeypatch.setattr(Bench, "ledger", lambda self, drained=True: SimpleNamespace(files=["x"]))
     oracle_steps._resent(bench)
     (m,) = bench.state.measurements
     assert m["value"] == 3 * 5 * MIB and not m["passed"]  # 3 parts re-sent by one cut: over one part
     bench.state.measurements.clear()
-    bench.state.notes.pop(power_steps.CUT_HITS)
+    bench.state.power_cut_hits = []
     oracle_steps._resent(bench)
     assert bench.state.measurements[0]["value"] == 1.5 * 5 * MIB  # diluted over both cuts

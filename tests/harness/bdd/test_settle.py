@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.bdd.state import ScenarioState
 from harness.bdd.steps import oracle_steps
 from harness.certify.ledger import FileVerdict, Ledger
 
@@ -15,9 +16,7 @@ def _file(name: str, outcome: str, state: str | None) -> FileVerdict:
                        corruption=None, device_state=state)
 
 
-@dataclass
-class _State:
-    notes: dict[str, Any] = field(default_factory=dict)
+_State = ScenarioState
 
 
 @dataclass

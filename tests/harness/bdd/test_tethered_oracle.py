@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -13,18 +12,16 @@ from typing import Any
 import pytest
 
 from harness.bdd.bench import Capture
-from harness.bdd.steps.tethered_steps import SHOTS, _every_frame_once, _wait_settled
+from harness.bdd.state import ScenarioState
+from harness.bdd.steps.tethered_steps import _every_frame_once, _wait_settled
 from harness.certify.checklist import load_checklist
 from harness.errors import DeliveryFailure, DeviceTimeout
 
 T0 = 1_800_000_000.0
 
 
-@dataclass
-class State:
-    captures: list[Capture] = field(default_factory=list)
-    notes: dict[str, Any] = field(default_factory=lambda: {"items": ["C2C-UPL-01"]})
-    measurements: list[dict[str, Any]] = field(default_factory=list)
+def State() -> ScenarioState:
+    return ScenarioState(items=["C2C-UPL-01"])
 
 
 class Cloud:
@@ -51,7 +48,7 @@ class FakeBench:
         self.session = SimpleNamespace(checklist=self.checklist)
         self.cloud = cloud
         self.state = State()
-        self.state.notes[SHOTS] = shots
+        self.state.tether_shots = shots
 
     def journal(self) -> list[dict[str, Any]]:
         return [{"t": T0 + 1, "started_at": T0, "method": "POST"}]

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from harness.bdd.state import ScenarioState
 from harness.bdd.steps.presence_steps import _status_kept
 from harness.bdd.steps.security_steps import _no_plain_http
 from harness.certify.checklist import load_checklist
 from harness.errors import ConfigError, FaultInjectionError, ProtocolViolation
 
-
-@dataclass
-class State:
-    started_at: float = field(default_factory=time.time)
-    notes: dict[str, Any] = field(default_factory=dict)
-    measurements: list[dict[str, Any]] = field(default_factory=list)
+State = ScenarioState
 
 
 class Trap:
@@ -81,12 +76,12 @@ def test_a_path_without_a_trap_is_a_bench_error_not_a_pass() -> None:
 
 def test_status_gap_is_judged_inside_the_idle_window() -> None:
     bench = FakeBench(Trap([]))
-    bench.state.notes["idle_window"] = {"start": 1000.0, "end": 1400.0, "beats": [{"t": 900.0}, {"t": 1010.0}]}
+    bench.state.idle_window = {"start": 1000.0, "end": 1400.0, "beats": [{"t": 900.0}, {"t": 1010.0}]}
     with pytest.raises(AssertionError, match=r"heartbeat_gap_s=390\.0"):
         _status_kept(bench, 300)  # type: ignore[arg-type]
     assert _values(bench) == {"idle_window_s": 400.0, "status_beats": 1, "heartbeat_gap_s": 390.0}
     ok = FakeBench(Trap([]))
-    ok.state.notes["idle_window"] = {"start": 0.0, "end": 60.0, "beats": [{"t": float(t)} for t in range(5, 60, 10)]}
+    ok.state.idle_window = {"start": 0.0, "end": 60.0, "beats": [{"t": float(t)} for t in range(5, 60, 10)]}
     _status_kept(ok, 300)  # type: ignore[arg-type]
     assert _values(ok)["heartbeat_gap_s"] == 10.0
 
