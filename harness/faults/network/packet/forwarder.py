@@ -102,8 +102,8 @@ class Forwarder:
         now = time.monotonic()
         if op == "spec":
             spec = LinkSpec.from_dict(command["spec"])
-            self.up.configure(spec.up, now=now)
-            self.down.configure(spec.down, now=now)
+            self.up.configure(spec.up, now=now, seed=spec.seed * 2 + 1)
+            self.down.configure(spec.down, now=now, seed=spec.seed * 2 + 2)
             self.spec = spec
         elif op in ("down", "up"):
             self.up.set_down(op == "down")

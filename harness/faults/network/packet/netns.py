@@ -20,9 +20,11 @@ import ipaddress
 import itertools
 import os
 import struct
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from harness.errors import FaultInjectionError
 
@@ -69,6 +71,42 @@ def clean_stale_namespaces() -> list[str]:
                 continue  # someone else removed it first
             removed.append(name)
     return removed
+
+
+def in_namespace(name: str, work: Callable[[], Any], *, create: bool = False) -> Any:
+    """Run `work` in a thread that has entered (or created) namespace `name`, then left it.
+
+    A network namespace belongs to a thread, not a process, so a short-lived thread can enter
+    one without forking (pyroute2's own NetNS and netns.create fork, which is unsafe in the
+    bench's multi-threaded process). Netlink sockets opened in `work` see that namespace.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if create:
+                os.unshare(os.CLONE_NEWNET)
+                _pyroute2().netns.attach(name, "thread-self")  # bind-mount /var/run/netns/<name>
+            else:
+                target = os.open(f"/var/run/netns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    os.setns(target, os.CLONE_NEWNET)
+                finally:
+                    os.close(target)
+            outcome["value"] = work()
+        except BaseException as exc:
+            outcome["error"] = exc
+        finally:
+            os.setns(own, os.CLONE_NEWNET)
+            os.close(own)
+
+    thread = threading.Thread(target=run, name=f"netns-{name}", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 def open_tun(name: str) -> int:
@@ -146,22 +184,32 @@ def plumb(mtu: int = 1500) -> LinkPlumbing:
     subnet = pick_subnet(pid, seq)
     host_address, device_address = (str(a) for a in list(subnet.hosts())[:2])
     plumbing = LinkPlumbing(namespace, -1, -1, device_ifname, host_ifname, host_address, device_address)
-    try:
-        pyroute2.netns.create(namespace)
-        plumbing.device_fd = open_tun(device_ifname)
-        plumbing.host_fd = open_tun(host_ifname)
-        with pyroute2.IPRoute() as ipr:
-            ipr.link("set", index=_link_index(ipr, device_ifname), net_ns_fd=namespace)
-            index = _link_index(ipr, host_ifname)
-            ipr.link("set", index=index, mtu=mtu)
-            ipr.addr("add", index=index, address=host_address, prefixlen=30)
-            ipr.link("set", index=index, state="up")
-        with pyroute2.NetNS(namespace) as ns:
+    def lo_up() -> None:
+        with pyroute2.IPRoute() as ns:
             ns.link("set", index=_link_index(ns, "lo"), state="up")
+
+    def device_up() -> None:
+        with pyroute2.IPRoute() as ns:
             index = _link_index(ns, device_ifname)
             ns.link("set", index=index, mtu=mtu)
             ns.addr("add", index=index, address=device_address, prefixlen=30)
             ns.link("set", index=index, state="up")
+
+    try:
+        in_namespace(namespace, lo_up, create=True)
+        plumbing.device_fd = open_tun(device_ifname)
+        plumbing.host_fd = open_tun(host_ifname)
+        with pyroute2.IPRoute() as ipr:
+            ns_fd = os.open(f"/var/run/netns/{namespace}", os.O_RDONLY | os.O_CLOEXEC)
+            try:  # an fd, not the name: pyroute2 may fork to resolve a name
+                ipr.link("set", index=_link_index(ipr, device_ifname), net_ns_fd=ns_fd)
+            finally:
+                os.close(ns_fd)
+            index = _link_index(ipr, host_ifname)
+            ipr.link("set", index=index, mtu=mtu)
+            ipr.addr("add", index=index, address=host_address, prefixlen=30)
+            ipr.link("set", index=index, state="up")
+        in_namespace(namespace, device_up)
     except Exception as exc:
         unplumb(plumbing)
         if isinstance(exc, FaultInjectionError):

@@ -39,18 +39,22 @@ class DirectionShaper:
 
     def __init__(self, spec: DirectionSpec, *, now: float, seed: int) -> None:
         self.stats = DirectionStats()
-        self._rng = random.Random(seed)
+        self._rng = random.Random()
         self._queue: deque[tuple[float, bytes]] = deque()  # (arrival, packet)
         self._queued_bytes = 0
         self._head_left = 0  # bytes of the head packet still to serve
         self._in_flight: deque[tuple[float, bytes]] = deque()  # (release time, packet)
         self._down = False
-        self.configure(spec, now=now)
+        self.configure(spec, now=now, seed=seed)
 
     # --- configuration ------------------------------------------------------------------
-    def configure(self, spec: DirectionSpec, *, now: float) -> None:
-        """New parameters from `now` on; the opportunity schedule and outages restart."""
+    def configure(self, spec: DirectionSpec, *, now: float, seed: int) -> None:
+        """New parameters from `now` on; the opportunity schedule, outages and loss RNG restart.
+
+        Reseeding makes every application of a spec lose the same packets (by arrival index).
+        """
         self.spec = spec
+        self._rng.seed(seed)
         self._t0 = now
         self._k = 0  # index of the next opportunity
         self._outages = sorted((now + o.start_s, now + o.end_s) for o in spec.outages)

@@ -135,3 +135,13 @@ def test_goodput_counts_each_segment_once() -> None:
     meter.account(_tcp(3896, 0), 10.15)  # a pure ACK
     assert (meter.payload_bytes, meter.duplicate_bytes) == (2896, 1448)
     assert goodput_bps(meter.series(), 10.0, 10.2) == pytest.approx(2896 * 8 / 0.2)
+
+
+def test_the_committed_traces_load_with_their_documented_capacity() -> None:
+    from harness.faults.network.packet.spec import TRACES_DIR, load_mahimahi_trace
+
+    expected = {"Verizon-LTE-short.up": 5.95, "TMobile-LTE-short.up.gz": 13.32,
+                "ATT-LTE-driving-2016.up": 1.91, "TMobile-UMTS-driving.up": 0.94}
+    for name, mbps in expected.items():
+        trace = load_mahimahi_trace(TRACES_DIR / name)
+        assert DirectionSpec(trace_ms=trace).capacity_bps / 1e6 == pytest.approx(mbps, abs=0.01), name

@@ -1,0 +1,99 @@
+"""A real packet-level link: namespace and addresses, shaping, down/up, teardown, stale cleanup."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from harness.errors import FaultInjectionError
+from harness.faults.network.packet import LinkSpec, PacketLink, constant_trace, netns
+from tests.harness.faults.network.packet.conftest import needs_packet_links
+from tests.waiting import wait_until
+
+pytestmark = needs_packet_links
+
+CONNECT = "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])).close()"
+
+
+def _echo_server(address: str) -> tuple[socket.socket, int]:
+    server = socket.create_server((address, 0))
+    server.settimeout(0.2)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, server.getsockname()[1]
+
+
+def _connects(link: PacketLink, port: int, timeout: float = 2.0) -> bool:
+    argv = [sys.executable, "-c", CONNECT, link.host_address, str(port), str(timeout)]
+    return link.run_in_namespace(argv, timeout=timeout + 20).returncode == 0
+
+
+def test_the_device_reaches_only_the_host_address_and_everything_goes_away() -> None:
+    spec = LinkSpec.symmetric(trace_ms=constant_trace(12), delay_ms=20)
+    with PacketLink(spec) as link:
+        namespace = link.namespace
+        assert namespace.startswith("c2c-pl-") and namespace in netns.list_bench_namespaces()
+        assert link.namespace_exec_prefix() == ["ip", "netns", "exec", namespace]
+        routes = link.run_in_namespace(["ip", "-4", "route", "show"], timeout=10).stdout
+        assert "default" not in routes and routes.count("\n") == 1  # only the /30
+        server, port = _echo_server(link.host_address)
+        with server:
+            assert _connects(link, port)
+            assert not _connects(link, 9, timeout=1.0)  # nothing beyond: 127.0.0.1 is the namespace's own
+        stats = link.stats()
+        assert stats["up"]["delivered"] >= 2 and stats["down_dir"]["delivered"] >= 2
+        sleeper = link.popen_in_namespace(["sleep", "60"])
+    assert sleeper.poll() is not None  # stopped with the link
+    assert namespace not in netns.list_bench_namespaces()
+    host_links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+    assert f"c2c{__import__('os').getpid():x}" not in host_links  # both TUN devices gone
+
+
+def test_link_down_drops_and_up_restores() -> None:
+    with PacketLink(LinkSpec.symmetric(rate_bps=10e6, delay_ms=5)) as link:
+        server, port = _echo_server(link.host_address)
+        with server:
+            link.down()
+            assert not _connects(link, port, timeout=1.0)
+            assert link.stats()["up"]["down_drops"] >= 1
+            link.up()
+            assert _connects(link, port)
+
+
+def test_an_exception_inside_tears_down_and_a_stale_namespace_is_cleaned() -> None:
+    with pytest.raises(RuntimeError), PacketLink(LinkSpec.symmetric(rate_bps=1e6)) as link:
+        namespace = link.namespace
+        raise RuntimeError("the bench broke")
+    assert namespace not in netns.list_bench_namespaces()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = f"{netns.NS_PREFIX}{dead.pid}-0"
+    netns.in_namespace(stale, lambda: None, create=True)  # what a SIGKILLed bench leaves
+    try:
+        with PacketLink(LinkSpec.symmetric(rate_bps=1e6)):
+            wait_until(lambda: stale not in netns.list_bench_namespaces(), 5, "the stale namespace removed")
+    finally:
+        if stale in netns.list_bench_namespaces():
+            netns._pyroute2().netns.remove(stale)
+
+
+def test_a_closed_link_refuses_commands() -> None:
+    link = PacketLink(LinkSpec.symmetric(rate_bps=1e6))
+    with pytest.raises(FaultInjectionError):
+        link.stats()
+    with pytest.raises(FaultInjectionError):
+        _ = link.host_address
