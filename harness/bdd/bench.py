@@ -32,6 +32,7 @@ from harness.device.operator import OperatorPrompt
 from harness.device.profile import DeviceProfile
 from harness.errors import CloudError
 from harness.faults.http.interceptor import Interceptor
+from harness.faults.vocabulary import ActiveFault
 from harness.protocols import Cloud, Device, Media, Network, Power
 from harness.timeline import Timeline
 
@@ -54,6 +55,13 @@ class Bench:
     def __init__(self, session: SessionBench, state: ScenarioState | None = None) -> None:
         self.session = session
         self.state = state or ScenarioState()
+        self.faults: list[ActiveFault] = []  # running faults the scenario injected
+
+    def hold(self, fault: ActiveFault) -> ActiveFault:
+        """Keep a running fault so `cleanup` stops it (closing its timeline window) whatever
+        the scenario did; the steps inject through harness.faults.vocabulary only."""
+        self.faults.append(fault)
+        return fault
 
     # the five protocols + timeline
     @property
@@ -114,7 +122,7 @@ class Bench:
         """Undo what the scenario changed on the shared bench (faults, settings, pause, proxy)."""
         # a later scenario's ledger excuses these (a tethered camera's frames are in no media manifest)
         self.session.captured_names.update(c.name for c in self.state.captures)
-        steps: list[Callable[[], None]] = [self.stop_interceptor]
+        steps: list[Callable[[], None]] = [*(f.stop for f in reversed(self.faults)), self.stop_interceptor]
         mode = self.state.restore_mode
         if mode and self.session._device is not None:
             device = self.session._device
