@@ -120,11 +120,11 @@ class Forwarder:
         return {
             "uptime_s": time.monotonic() - self.started,
             "cpu_s": sum(os.times()[:2]),
-            "down": self.up.down,
+            "link_down": self.up.down,
             "spec": self.spec.name,
             "write_errors": self.write_errors,
             "up": self._direction(self.up),
-            "down_dir": self._direction(self.down),
+            "down": self._direction(self.down),
         }
 
 

@@ -19,6 +19,7 @@ import fcntl
 import ipaddress
 import itertools
 import os
+import signal
 import struct
 import threading
 from collections.abc import Callable, Iterator
@@ -59,12 +60,37 @@ def list_bench_namespaces() -> list[str]:
     return [name for name in _pyroute2().netns.listnetns() if name.startswith(NS_PREFIX)]
 
 
+def kill_namespace_processes(name: str) -> list[int]:
+    """SIGKILL every process living in namespace `name` (what `ip netns pids` would list)."""
+    try:
+        inode = os.stat(f"/var/run/netns/{name}").st_ino
+    except OSError:
+        return []
+    killed = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            link = os.readlink(f"/proc/{entry}/ns/net")
+        except OSError:
+            continue
+        if link == f"net:[{inode}]":
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+                killed.append(int(entry))
+            except ProcessLookupError:
+                pass
+    return killed
+
+
 def clean_stale_namespaces() -> list[str]:
-    """Remove the `c2c-pl-<pid>-<n>` namespaces whose bench process is gone; names them."""
+    """Remove the `c2c-pl-<pid>-<n>` namespaces whose bench process is gone, and the processes
+    (a device, a sender) still running in them; names the namespaces removed."""
     removed = []
     for name in list_bench_namespaces():
         owner = name[len(NS_PREFIX) :].split("-", 1)[0]
         if owner.isdigit() and not _pid_alive(int(owner)):
+            kill_namespace_processes(name)
             try:
                 _pyroute2().netns.remove(name)
             except OSError:

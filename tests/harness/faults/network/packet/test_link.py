@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -55,12 +57,12 @@ def test_the_device_reaches_only_the_host_address_and_everything_goes_away() -> 
             assert _connects(link, port)
             assert not _connects(link, 9, timeout=1.0)  # nothing beyond: 127.0.0.1 is the namespace's own
         stats = link.stats()
-        assert stats["up"]["delivered"] >= 2 and stats["down_dir"]["delivered"] >= 2
+        assert stats["up"]["delivered"] >= 2 and stats["down"]["delivered"] >= 2
         sleeper = link.popen_in_namespace(["sleep", "60"])
     assert sleeper.poll() is not None  # stopped with the link
     assert namespace not in netns.list_bench_namespaces()
     host_links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
-    assert f"c2c{__import__('os').getpid():x}" not in host_links  # both TUN devices gone
+    assert f"c2c{os.getpid():x}" not in host_links  # both TUN devices gone
 
 
 def test_link_down_drops_and_up_restores() -> None:
@@ -97,3 +99,40 @@ def test_a_closed_link_refuses_commands() -> None:
         link.stats()
     with pytest.raises(FaultInjectionError):
         _ = link.host_address
+
+
+KILLED_BENCH = """
+import sys
+from harness.faults.network.packet import LinkSpec, PacketLink
+link = PacketLink(LinkSpec.symmetric(rate_bps=1e6)).open()
+device = link.popen_in_namespace(["sleep", "120"])
+print(link.namespace, device.pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_sigkilled_bench_leaves_nothing_the_next_link_does_not_clean() -> None:
+    bench = subprocess.Popen([sys.executable, "-c", KILLED_BENCH], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        namespace, device_pid = bench.stdout.readline().split()  # type: ignore[union-attr]
+    finally:
+        bench.kill()
+        bench.wait(10)
+    assert namespace in netns.list_bench_namespaces()
+
+    def tuns_gone() -> bool:  # the orphaned forwarder saw end of file on its control socket
+        out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+        return f"c2c{bench.pid:x}h" not in out
+
+    wait_until(tuns_gone, 10, "the killed bench's forwarder to exit and its TUN devices to go")
+    with PacketLink(LinkSpec.symmetric(rate_bps=1e6)):
+        assert namespace not in netns.list_bench_namespaces()
+
+    def device_dead() -> bool:
+        try:
+            return Path(f"/proc/{device_pid}/stat").read_text().split()[2] == "Z"
+        except OSError:
+            return True
+
+    wait_until(device_dead, 5, "the device left running in the stale namespace killed")
