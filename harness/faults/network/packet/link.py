@@ -13,6 +13,7 @@ closed; a namespace left by a killed bench is removed the next time a link is op
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -40,8 +41,16 @@ def packet_links_available() -> str | None:
         import pyroute2  # noqa: F401
     except ImportError:
         return "pyroute2 is not installed"
+    return _namespace_probe()
+
+
+@functools.cache
+def _namespace_probe() -> str | None:
+    """Create and remove one namespace, once per process: `ip netns` may be refused here."""
+    name = f"{netns.NS_PREFIX}{os.getpid()}-probe"
     try:
-        netns.list_bench_namespaces()
+        netns.in_namespace(name, lambda: None, create=True)
+        netns.unplumb(netns.LinkPlumbing(name, -1, -1, "", "", "", ""))
     except Exception as exc:
         return f"network namespaces are not usable here: {exc}"
     return None

@@ -22,8 +22,7 @@ import os
 import signal
 import struct
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -210,6 +209,7 @@ def plumb(mtu: int = 1500) -> LinkPlumbing:
     subnet = pick_subnet(pid, seq)
     host_address, device_address = (str(a) for a in list(subnet.hosts())[:2])
     plumbing = LinkPlumbing(namespace, -1, -1, device_ifname, host_ifname, host_address, device_address)
+
     def lo_up() -> None:
         with pyroute2.IPRoute() as ns:
             ns.link("set", index=_link_index(ns, "lo"), state="up")
@@ -236,28 +236,21 @@ def plumb(mtu: int = 1500) -> LinkPlumbing:
             ipr.addr("add", index=index, address=host_address, prefixlen=30)
             ipr.link("set", index=index, state="up")
         in_namespace(namespace, device_up)
-    except Exception as exc:
+    except BaseException as exc:  # Ctrl-C half way through included
         unplumb(plumbing)
-        if isinstance(exc, FaultInjectionError):
+        if isinstance(exc, FaultInjectionError) or not isinstance(exc, Exception):
             raise
         raise FaultInjectionError(f"cannot build the packet-level link {namespace}: {exc}") from exc
     return plumbing
 
 
 def unplumb(plumbing: LinkPlumbing) -> None:
-    """Close our TUN fds (the kernel deletes the devices) and delete the namespace."""
+    """Close our TUN fds (the kernel deletes the devices), stop whatever still runs in the
+    namespace (a device launched with the exec prefix) and delete the namespace."""
     plumbing.close_fds()
     try:
         if plumbing.namespace in _pyroute2().netns.listnetns():
+            kill_namespace_processes(plumbing.namespace)
             _pyroute2().netns.remove(plumbing.namespace)
     except OSError as exc:
         raise FaultInjectionError(f"cannot remove namespace {plumbing.namespace}: {exc}") from exc
-
-
-@contextmanager
-def plumbed(mtu: int = 1500) -> Iterator[LinkPlumbing]:
-    plumbing = plumb(mtu)
-    try:
-        yield plumbing
-    finally:
-        unplumb(plumbing)
