@@ -179,3 +179,71 @@ class PlainHttpTrap(Protocol):
     def plain_http_attempts(self) -> list[dict[str, Any]]:
         """{t (wall clock), method, path, client} per trapped request, oldest first."""
         ...
+
+
+# --- capabilities beyond the five protocols: steps ask with isinstance, and a bench whose
+# driver lacks one raises BenchFailure (never a silent pass) -------------------------------
+@runtime_checkable
+class LargeMedia(Protocol):
+    """A media kit that makes a data file of an exact size (several upload parts)."""
+
+    def large(self, directory: Path, size: int, *, name: str | None = None) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class NamedMedia(Protocol):
+    """A media kit that makes a file under a name the scenario chooses (hostile names)."""
+
+    def generate_named(self, kind: str, directory: Path, name: str) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class GrowingMedia(Protocol):
+    """A media kit that keeps appending to a file the device already sees (a recording in
+    progress): `corrupt(path, "grow", chunk=, interval=, max_bytes=)`, then `stop_growing`."""
+
+    def corrupt(self, path: Path, how: str, **params: Any) -> dict[str, Any]: ...
+    def stop_growing(self, path: Path) -> int:
+        """Stop appending; returns the bytes appended."""
+        ...
+
+
+@runtime_checkable
+class WatchFolder(Protocol):
+    """A device the bench gives files by placing them in its capture folder."""
+
+    incoming_dir: Path  # staging on the folder's filesystem, so a rename into it is atomic
+
+    def watch_folder(self) -> Path: ...
+
+
+@runtime_checkable
+class ConsoleLog(Protocol):
+    """A device whose console output the bench keeps (evidence of a failed scenario)."""
+
+    def console_text(self) -> str: ...
+
+
+@runtime_checkable
+class ClientIdentity(Protocol):
+    """A device whose OAuth client id the bench knows (to find it among the cloud's devices)."""
+
+    client_id: str
+
+
+@runtime_checkable
+class ReroutableLink(Protocol):
+    """A network link whose upstream can be swapped (a TLS interceptor put in the path)."""
+
+    def reroute(self, upstream: str | None = None) -> None:
+        """Send the device's traffic to `upstream` (host:port); None gives back the real one."""
+        ...
+
+
+@runtime_checkable
+class RateLimitedLink(Protocol):
+    """A network link shaped to a fixed rate per connection, beyond the named profiles."""
+
+    def limit_rate(self, mbps: int) -> str:
+        """Apply the limit; returns the name of the profile it applied."""
+        ...

@@ -33,7 +33,7 @@ from harness.device.profile import DeviceProfile
 from harness.errors import CloudError
 from harness.faults.http.interceptor import Interceptor
 from harness.faults.vocabulary import ActiveFault
-from harness.protocols import Cloud, Device, Media, Network, Power
+from harness.protocols import ClientIdentity, Cloud, ConsoleLog, Device, Media, Network, Power
 from harness.timeline import Timeline
 
 __all__ = [
@@ -122,7 +122,7 @@ class Bench:
         """Undo what the scenario changed on the shared bench (faults, settings, pause, proxy)."""
         # a later scenario's ledger excuses these (a tethered camera's frames are in no media manifest)
         self.session.captured_names.update(c.name for c in self.state.captures)
-        steps: list[Callable[[], None]] = [*(f.stop for f in reversed(self.faults)), self.stop_interceptor]
+        steps: list[Callable[[], object]] = [*(f.stop for f in reversed(self.faults)), self.stop_interceptor]
         mode = self.state.restore_mode
         if mode and self.session._device is not None:
             device = self.session._device
@@ -152,7 +152,8 @@ class Bench:
 
     # identity of our device in the cloud
     def cloud_device(self) -> dict[str, Any] | None:
-        client_id = getattr(self.device, "client_id", None)
+        device = self.device
+        client_id = device.client_id if isinstance(device, ClientIdentity) else None
         rows = [d for d in self.cloud.devices() if not d.get("revoked")]
         if client_id:
             rows = [d for d in rows if d.get("client_id") == client_id]
@@ -161,17 +162,15 @@ class Bench:
     def mark_console(self) -> None:
         """Remember how much the device had printed, so evidence shows only this scenario's part."""
         device = self.session._device
-        read = getattr(device, "console_text", None)
-        if callable(read):
-            self.state.console_mark = (id(device), len(read()))
+        if isinstance(device, ConsoleLog):
+            self.state.console_mark = (id(device), len(device.console_text()))
 
     def device_console(self) -> str:
         """What the device printed during this scenario ('' when it keeps no console log)."""
         device = self.session._device
-        read = getattr(device, "console_text", None)
-        if not callable(read):
+        if not isinstance(device, ConsoleLog):
             return ""
-        text = str(read())
+        text = str(device.console_text())
         mark = self.state.console_mark
         if mark and mark[0] == id(device) and len(text) >= mark[1]:
             return text[mark[1]:]

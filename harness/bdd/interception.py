@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
 
 from harness.errors import FaultInjectionError
 from harness.faults.http.interceptor import Interceptor, interception
-from harness.protocols import Cloud, Network
+from harness.protocols import Cloud, Network, ReroutableLink
 from harness.timeline import Timeline
 
 
@@ -39,16 +38,16 @@ class TlsInterception:
         `untrusted-ca`: a fresh CA the device has never seen. `wrong-host` / `expired`: signed
         by the bench CA the device trusts (its key lies beside the CA bundle, ca-key.pem).
         """
-        link: Any = self.network
-        if not hasattr(link, "api") or not hasattr(link, "upstream"):
-            raise FaultInjectionError("TLS interception needs the Toxiproxy network link")
+        link = self.network
+        if not isinstance(link, ReroutableLink):
+            raise FaultInjectionError("TLS interception needs a network link whose upstream can be swapped")
         interceptor = Interceptor()
         ca = Path(self.cloud.ca_bundle)
         stack = contextlib.ExitStack()
         proxy = stack.enter_context(interception(self.cloud.api_url, ca, [interceptor], self.workdir,
                                                  flaw=flaw, ca_key=ca.with_name("ca-key.pem")))
         self._proxy = stack  # from here on stop() takes mitmproxy down, whatever fails next
-        link.api.update_proxy(link.name, upstream=f"127.0.0.1:{proxy.port}")
+        link.reroute(f"127.0.0.1:{proxy.port}")
         self.timeline.record("tls", f"{flaw}-interceptor", "start")
         self.flaw = flaw
         link.switch_path()
@@ -59,8 +58,9 @@ class TlsInterception:
         stack, self._proxy = self._proxy, None
         if stack is None:
             return
-        link: Any = self.network
-        link.api.update_proxy(link.name, upstream=link.upstream)
+        link = self.network
+        if isinstance(link, ReroutableLink):  # start() refused any other link
+            link.reroute(None)
         link.switch_path()
         stack.close()
         self.timeline.record("tls", f"{self.flaw}-interceptor", "stop")

@@ -33,7 +33,7 @@ class RunRecord:
     selected: int = 0
     contradictions: list[dict[str, Any]] = field(default_factory=list)
     run_findings: dict[str, Any] = field(default_factory=dict)
-    status_api_seen: dict[str, Any] | None = None  # a status API answered where the profile has none
+    status_api_seen: str | None = None  # a status API answered where the profile has none
     secret_scan: dict[str, Any] | None = None  # harness/bdd/secret_scan.py: where a known secret lies
 
     def scenarios_exercised(self) -> set[str]:

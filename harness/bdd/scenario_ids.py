@@ -17,7 +17,8 @@ def checklist_ids(item: pytest.Item) -> list[str]:
 
 
 def _template(item: pytest.Item) -> Any:
-    return scenario_wrapper_template_registry.get(getattr(item, "obj", None))
+    obj = getattr(item, "obj", None)
+    return None if obj is None else scenario_wrapper_template_registry.get(obj)
 
 
 def outline_name(item: pytest.Item) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from pytest_bdd import parsers, then
 
 from harness.bdd.bench import Bench
-from harness.bdd.state import Grant
+from harness.bdd.state import AssetConflict, Grant
 from harness.bdd.steps.common import hold_for, wait_until
 from harness.errors import BenchFailure
 from harness.protocols import CloudWitness
@@ -73,7 +73,7 @@ def invalid_client_recovery(rows: list[dict[str, Any]]) -> str | None:
     return "the device refreshed its token but never replayed the asset creation"
 
 
-def _since_conflict(bench: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _since_conflict(bench: Bench) -> tuple[AssetConflict, list[dict[str, Any]]]:
     """The 409 fault the Given armed and the journal rows recorded after it was armed."""
     conflict = bench.state.asset_conflict
     assert conflict, "no 409 fault on asset creation was armed in this scenario"
@@ -81,7 +81,7 @@ def _since_conflict(bench: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 @then(parsers.re(r"the device backed off at least (?P<seconds>\d+(?:\.\d+)?) seconds? across the slow_down answers$"))
-def _slow_down_backoff(bench: Any, seconds: str) -> None:
+def _slow_down_backoff(bench: Bench, seconds: str) -> None:
     """Every 409 slow_down was met and retried, and the retries were spread over `seconds` (not a tight loop)."""
     conflict, rows = _since_conflict(bench)
     answered, held = slow_down_backoff(rows)
@@ -93,7 +93,7 @@ def _slow_down_backoff(bench: Any, seconds: str) -> None:
 
 
 @then("the device refreshed its token and replayed the asset creation without pairing again")
-def _invalid_client_recovered(bench: Any) -> None:
+def _invalid_client_recovered(bench: Bench) -> None:
     """After 409 invalid_client: a token refresh, then the same creation again; never a new pairing code."""
     _conflict, rows = _since_conflict(bench)
     refreshed = sum(1 for r in rows if _is(r, TOKEN_CALL) and r.get("status") == 200)
@@ -119,7 +119,7 @@ def _journal_path(row: dict[str, Any]) -> str:
 
 
 @then(parsers.parse("the cloud sees the approved grant revoked within {seconds:d} seconds"))
-def _grant_revoked(bench: Any, seconds: int) -> None:
+def _grant_revoked(bench: Bench, seconds: int) -> None:
     """The device that cancelled after approval calls /v2/auth/revoke, and the cloud accepts it."""
     grant = _grant(bench)
 
@@ -168,7 +168,7 @@ def grant_uses(journal: list[dict[str, Any]], devices: list[dict[str, Any]], soc
 
 
 @then(parsers.parse("the cloud sees no call with the cancelled grant for {seconds:d} seconds"))
-def _grant_unused(bench: Any, seconds: int) -> None:
+def _grant_unused(bench: Bench, seconds: int) -> None:
     """After the revoke the grant is dead to the device too: no heartbeat, asset call, refresh or
     socket beat with it for the window, and no status socket opened with it left open."""
     from harness.errors import DeviceFailure

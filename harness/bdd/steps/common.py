@@ -10,13 +10,14 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from harness.bdd.bench import Bench
 from harness.errors import DeviceFailure, DeviceTimeout, OperatorUnavailable
 
 T = TypeVar("T")
 POLL_S = 0.25
 
 
-def wait_until[T](predicate: Callable[[], T], timeout: float, what: str, *, interval: float = POLL_S) -> T:
+def wait_until[T](predicate: Callable[[], T | None], timeout: float, what: str, *, interval: float = POLL_S) -> T:
     """Poll `predicate` until truthy; DeviceTimeout (a device failure) naming `what` otherwise."""
     deadline = time.monotonic() + timeout
     last_exc: Exception | None = None
@@ -44,7 +45,7 @@ def hold_for(seconds: float, check: Callable[[], None] | None = None, *, interva
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
 
 
-def status_or_operator(bench: Any, question: str, check: Callable[[dict[str, Any]], bool],
+def status_or_operator(bench: Bench, question: str, check: Callable[[dict[str, Any]], bool],
                        timeout: float = 30.0) -> None:
     """Verify from the device's status when it has one, else ask the operator.
 
@@ -58,7 +59,7 @@ def status_or_operator(bench: Any, question: str, check: Callable[[dict[str, Any
         raise DeviceFailure(f"operator says no: {question}")
 
 
-def control_or_operator(bench: Any, action: str, question: str, **args: Any) -> None:
+def control_or_operator(bench: Bench, action: str, question: str, **args: Any) -> None:
     """Do a user action through the device's control API, or ask the operator to do it."""
     if bench.device.control(action, **args):
         bench.timeline.record("device", action, "mark", **{k: str(v) for k, v in args.items()})
@@ -67,5 +68,5 @@ def control_or_operator(bench: Any, action: str, question: str, **args: Any) -> 
         raise OperatorUnavailable(f"operator did not: {question}")
 
 
-def device_status(bench: Any) -> dict[str, Any]:
+def device_status(bench: Bench) -> dict[str, Any]:
     return bench.device.status() or {}

@@ -39,17 +39,17 @@ from harness.errors import BenchFailure, DeviceFailure, DeviceTimeout
 PAIR_TIMEOUT = 60.0
 
 
-def _running(bench: Any) -> bool:
+def _running(bench: Bench) -> bool:
     on = bench.device.power().is_on()
     return True if on is None else bool(on)
 
 
-def ensure_running(bench: Any) -> None:
+def ensure_running(bench: Bench) -> None:
     if not _running(bench):
         bench.device.start()
 
 
-def pair(bench: Any) -> None:
+def pair(bench: Bench) -> None:
     """Run the pairing flow end to end: code shown on the device, approved in the cloud."""
     ensure_running(bench)
     st = device_status(bench)
@@ -82,7 +82,7 @@ def pair(bench: Any) -> None:
     bench.state.paired_journal_head = bench.session.journal_head()  # later checks start here
 
 
-def _pending_code_shown(bench: Any) -> str:
+def _pending_code_shown(bench: Bench) -> str:
     """The code the device shows, once the cloud holds it as pending.
 
     A code the cloud does not hold is stale (printed before a denial, an expiry or a power cut)
@@ -116,14 +116,14 @@ def _pending_code_shown(bench: Any) -> str:
 
 
 @given("a fresh unpaired device")
-def _fresh_device(bench: Any) -> None:
+def _fresh_device(bench: Bench) -> None:
     """Factory-reset the device (new state, new client id) and power it on, unpaired."""
     bench.session.fresh_device()
     bench.device.start()
 
 
 @given("a paired device")
-def _paired_device(bench: Any) -> None:
+def _paired_device(bench: Bench) -> None:
     """A running device paired to the bench project; pairs it (device code flow) if needed."""
     if bench.session.paired and _running(bench) and bench.cloud_device() is not None:
         return
@@ -131,26 +131,26 @@ def _paired_device(bench: Any) -> None:
 
 
 @given("a paired device that makes proxies")
-def _proxy_device(bench: Any) -> None:
+def _proxy_device(bench: Bench) -> None:
     """A paired device that makes proxies. A device without the `proxies` capability never gets
     here: the checklist's `[scenario_applies]` skips these scenarios as not applicable first."""
     _paired_device(bench)
 
 
 @given(parsers.parse('the device is in "{mode}" upload mode'))
-def _mode_given(bench: Any, mode: str) -> None:
+def _mode_given(bench: Bench, mode: str) -> None:
     """Switch automatic/manual upload through the device's control, or by the operator."""
     control_or_operator(bench, "mode", f"Set the device to {mode} upload mode. Done?", mode=mode)
     bench.state.restore_mode = "auto"
 
 
 @given("the device profile")
-def _profile(bench: Any) -> None:
+def _profile(bench: Bench) -> None:
     """Nothing to run: the scenario checks what the profile declares."""
 
 
 @when("the device requests a pairing code")
-def _request_code(bench: Any) -> None:
+def _request_code(bench: Bench) -> None:
     """Wait until the device shows (status, console or operator) a pairing code."""
     ensure_running(bench)
     code = bench.device.pairing_code(PAIR_TIMEOUT)
@@ -159,7 +159,7 @@ def _request_code(bench: Any) -> None:
 
 
 @when(parsers.parse("the pairing is cancelled {moment}"))
-def _cancel_pairing(bench: Any, moment: str) -> None:
+def _cancel_pairing(bench: Bench, moment: str) -> None:
     """Cancel the authorization flow at the given moment (code shown / polling / after approval)."""
     question = "Cancel the pairing on the device. Done?"
     if moment == "while polling":
@@ -203,19 +203,19 @@ def approve_and_await_tokens(bench: Bench) -> Grant:
 
 
 @when(parsers.parse('the user sets upload mode to "{mode}"'))
-def _set_mode(bench: Any, mode: str) -> None:
+def _set_mode(bench: Bench, mode: str) -> None:
     """Switch automatic/manual upload mode as the user would."""
     control_or_operator(bench, "mode", f"Set the device to {mode} upload mode. Done?", mode=mode)
     bench.state.restore_mode = "auto"
 
 
 @when("the user uploads all files")
-def _upload_all(bench: Any) -> None:
+def _upload_all(bench: Bench) -> None:
     """Select every queued file for upload (bulk selection)."""
     control_or_operator(bench, "upload", "Select all files for upload on the device. Done?", all=True)
 
 
-def _file_id(bench: Any, name: str) -> str:
+def _file_id(bench: Bench, name: str) -> str:
     def find() -> str | None:
         for f in device_status(bench).get("files", []):
             if f.get("name") == name and f.get("id"):
@@ -225,7 +225,7 @@ def _file_id(bench: Any, name: str) -> str:
 
 
 @when("the user uploads the first captured file")
-def _upload_first(bench: Any) -> None:
+def _upload_first(bench: Bench) -> None:
     """Select one file (the first captured) for upload."""
     first = bench.state.captures[0].name
     if bench.has_status:
@@ -235,13 +235,13 @@ def _upload_first(bench: Any) -> None:
 
 
 @when(parsers.parse('the user gives "{ext}" files priority'))
-def _priority_type(bench: Any, ext: str) -> None:
+def _priority_type(bench: Bench, ext: str) -> None:
     """Prioritise a file type (optional feature)."""
     control_or_operator(bench, "priority", f"Give {ext} files priority. Done?", filetype=ext, priority=100)
 
 
 @when("the user gives the last captured file top priority")
-def _priority_file(bench: Any) -> None:
+def _priority_file(bench: Bench) -> None:
     """Move the last captured file to the front of the queue (optional feature)."""
     last = bench.state.captures[-1].name
     if bench.has_status:
@@ -251,7 +251,7 @@ def _priority_file(bench: Any) -> None:
 
 
 @when("the device shows the file uploading")
-def _uploading(bench: Any) -> None:
+def _uploading(bench: Bench) -> None:
     """The last captured file is being uploaded: shown as uploading on the device, or (no status)
     its asset exists in the cloud."""
     name = bench.state.captures[-1].name
@@ -266,14 +266,14 @@ def _uploading(bench: Any) -> None:
 
 
 @when("the user cancels all uploads")
-def _cancel_all(bench: Any) -> None:
+def _cancel_all(bench: Bench) -> None:
     """Cancel every upload (bulk cancel)."""
     control_or_operator(bench, "cancel", "Cancel all uploads on the device. Done?", all=True)
     bench.state.cancelled_at = bench.timeline.events[-1].at if bench.timeline.events else None
 
 
 @when("the user logs out")
-def _logout(bench: Any) -> None:
+def _logout(bench: Bench) -> None:
     """Log out on the device (must revoke its tokens in the cloud)."""
     control_or_operator(bench, "logout", "Log out on the device. Done?")
     bench.session.paired = False
@@ -281,14 +281,14 @@ def _logout(bench: Any) -> None:
 
 # --- what the device shows -------------------------------------------------------------------
 @then("the device does not show itself as paired")
-def _not_paired(bench: Any) -> None:
+def _not_paired(bench: Bench) -> None:
     """After a cancel the device is not paired."""
     status_or_operator(bench, "Does the device show itself as NOT paired?",
                        lambda st: (st.get("pairing") or {}).get("state") not in {"paired", "approved"})
 
 
 @then("the device shows itself as not paired and holding no token")
-def _unpaired_no_token(bench: Any) -> None:
+def _unpaired_no_token(bench: Bench) -> None:
     """After a cancel that followed the approval: not paired, and no token kept (token state none)."""
     def dropped(st: dict[str, Any]) -> bool:
         token = (st.get("token") or {}).get("state", "none")
@@ -298,13 +298,13 @@ def _unpaired_no_token(bench: Any) -> None:
 
 
 @then("the device shows the project name")
-def _project_name(bench: Any) -> None:
+def _project_name(bench: Bench) -> None:
     """The shown project name is the one the emulator holds now (measured: time to show it)."""
     _show_project(bench, 60)
 
 
 @then(parsers.parse('the device shows the project name "{name}" within {seconds:d} seconds'))
-def _project_renamed(bench: Any, name: str, seconds: int) -> None:
+def _project_renamed(bench: Bench, name: str, seconds: int) -> None:
     """After a rename in the cloud the device shows the emulator's new name within the limit."""
     shown = _show_project(bench, seconds)
     assert shown == name, f"the emulator holds {shown!r}, the scenario renamed the project to {name!r}"
@@ -333,7 +333,7 @@ def _show_project(bench: Bench, seconds: int) -> str:
 
 
 @then(parsers.parse("the device shows {count:d} files remaining"))
-def _remaining(bench: Any, count: int) -> None:
+def _remaining(bench: Bench, count: int) -> None:
     """Remaining file count against the cloud's (captures not complete there), each device
     sample bracketed by oracle reads; measured: time to agree, and the worst disagreement."""
     if not bench.has_status:
@@ -354,7 +354,7 @@ def _remaining(bench: Any, count: int) -> None:
 
 
 @then("the device shows the total remaining size of the captured files")
-def _remaining_size(bench: Any) -> None:
+def _remaining_size(bench: Bench) -> None:
     """Remaining bytes against the cloud's unstored bytes of the captures (bracketed samples)."""
     total = sum(c.size for c in bench.state.captures)
     if not bench.has_status:
@@ -367,7 +367,7 @@ def _remaining_size(bench: Any) -> None:
 
 
 @then("the device's remaining files and size follow the cloud until the files arrive")
-def _remaining_follows(bench: Any) -> None:
+def _remaining_follows(bench: Bench) -> None:
     """While the files upload, every status sample agrees with the cloud (a stale or lying
     counter shows files or bytes the cloud already has); sampled until the cloud has them all."""
     if not bench.has_status:
@@ -409,7 +409,7 @@ def _measure_remaining(bench: Bench, sampler: RemainingSampler) -> None:
 
 
 @then("the device shows the current file's upload progress")
-def _progress(bench: Any) -> None:
+def _progress(bench: Bench) -> None:
     """The file being uploaded is shown with its size and a progress above zero, and the bytes
     shown done are not behind what the cloud had already stored (read just before the sample)
     by more than one part (measured: progress_behind_bytes, progress_size_error)."""
@@ -446,7 +446,7 @@ def _progress(bench: Any) -> None:
 
 
 @then("the device shows the completed, queued and failed uploads")
-def _results(bench: Any) -> None:
+def _results(bench: Bench) -> None:
     """Every capture is listed with the state the cloud implies (delivered = done, refused
     damaged media = failed/quarantined) and the counters cover them (measured)."""
     if not bench.has_status:
@@ -471,7 +471,7 @@ def _results(bench: Any) -> None:
 
 
 @then(parsers.parse('the device shows the network as "{state}" within {seconds:d} seconds'))
-def _network_state(bench: Any, state: str, seconds: int) -> None:
+def _network_state(bench: Bench, state: str, seconds: int) -> None:
     """Network status: "down" = offline/health down, "up" = online (measured: time to show)."""
     def shown(st: dict[str, Any]) -> bool:
         net = st.get("network") or {}
@@ -493,7 +493,7 @@ NETWORK_TYPES = frozenset({"ethernet", "wifi", "cellular", "unknown"})
 
 
 @then("the device shows its connection type, speed and health")
-def _network_details(bench: Any) -> None:
+def _network_details(bench: Bench) -> None:
     """Type from the contract's set, health not "down" on a working link, and the speed shown
     while a capture uploads (median of the samples) within a factor of the rate the cloud
     measured over the upload's span (NETW-04)."""
@@ -540,14 +540,14 @@ def _network_details(bench: Any) -> None:
 
 
 @then(parsers.parse('the device shows the cloud status "{state}" within {seconds:d} seconds'))
-def _cloud_status(bench: Any, state: str, seconds: int) -> None:
+def _cloud_status(bench: Bench, state: str, seconds: int) -> None:
     """The device reflects a cloud-side state (paused, online)."""
     status_or_operator(bench, f"Does the device show the cloud status {state!r}?",
                        lambda st: st.get("cloud_status") == state, timeout=seconds)
 
 
 @then(parsers.parse("the device shows itself as unpaired within {seconds:d} seconds"))
-def _unpaired(bench: Any, seconds: int) -> None:
+def _unpaired(bench: Bench, seconds: int) -> None:
     """After logout or removal the device goes back to pairing."""
     status_or_operator(
         bench, "Does the device show itself as unpaired (asking to pair again)?",
@@ -561,7 +561,7 @@ ALERT_WATCH_MAX_S = 900.0
 
 
 @given("the device's status is watched for user alerts")
-def _watch_alerts(bench: Any) -> None:
+def _watch_alerts(bench: Bench) -> None:
     """Sample the device's status for the whole scenario (not one snapshot at the end): every
     token/pairing state that asks the user to act is an alert."""
     if not bench.has_status:
@@ -585,7 +585,7 @@ def _watch_alerts(bench: Any) -> None:
 
 
 @then("the device showed no user alert about authorization")
-def _no_alert(bench: Any) -> None:
+def _no_alert(bench: Bench) -> None:
     """Token refreshes were silent: never repair_needed, never an auth error, over every status
     sample of the scenario (user_alerts == 0)."""
     if not bench.has_status and bench.profile.pairing.source == "console":
@@ -608,7 +608,7 @@ def _no_alert(bench: Any) -> None:
     assert ok, f"{alerts} status sample(s) showed an authorization alert: {watch.alerts[:3]}"
 
 
-def _no_alert_on_console(bench: Any) -> None:
+def _no_alert_on_console(bench: Bench) -> None:
     """A device whose only screen is its console can ask the user to act on its authorization in
     one way only: a new pairing code, which it must request from the cloud. The journal tells,
     no person needed: every POST /v2/auth/device/code after the pairing is an alert."""
@@ -620,7 +620,7 @@ def _no_alert_on_console(bench: Any) -> None:
 
 
 @then("the captured files are still in the device's local storage")
-def _local_storage(bench: Any) -> None:
+def _local_storage(bench: Bench) -> None:
     """Uploaded files remain in user-accessible storage."""
     missing = [c.name for c in bench.state.captures if not Path(c.path).exists()]
     if missing and not bench.has_status:
@@ -632,7 +632,7 @@ def _local_storage(bench: Any) -> None:
 
 # --- declared and operator items ----------------------------------------------------------------
 @then(parsers.parse('the profile declares "{item}" with evidence'))
-def _declared(bench: Any, item: str) -> None:
+def _declared(bench: Bench, item: str) -> None:
     """A declared item rests on the profile's evidence (verdict "declared"); otherwise a person confirms."""
     evidence = bench.profile.declared.get(item)
     if evidence:
@@ -644,7 +644,7 @@ def _declared(bench: Any, item: str) -> None:
 
 
 @then(parsers.parse('the operator confirms "{question}"'))
-def _operator_confirms(bench: Any, question: str) -> None:
+def _operator_confirms(bench: Bench, question: str) -> None:
     """An operator-verified requirement: "operator-confirmed" on a yes, "operator" when nobody answers."""
     if not bench.prompt.attest(question):
         raise DeviceFailure(f"operator says no: {question}")

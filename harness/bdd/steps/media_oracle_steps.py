@@ -18,7 +18,7 @@ from harness.bdd.steps.common import wait_until
 from harness.errors import BenchFailure
 
 
-def _probe(bench: Any, capture: Any) -> dict[str, Any]:
+def _probe(bench: Bench, capture: Any) -> dict[str, Any]:
     """Probe the media the cloud stored: byte-identical to the capture when the ledger says intact.
 
     Returns {codecs, timecode, time_reference, bit_rate} from a full decode
@@ -85,7 +85,7 @@ def _timecode(bench: Bench) -> None:
 
 
 @then(parsers.parse("the device uploads a proxy of it within {seconds:d} seconds"))
-def _proxy_uploaded(bench: Any, seconds: int) -> None:
+def _proxy_uploaded(bench: Bench, seconds: int) -> None:
     """A second asset named after the hero file (its proxy) completes in the cloud."""
     hero = bench.state.captures[-1]
     stem = hero.name.rsplit(".", 1)[0]
@@ -104,7 +104,7 @@ class AssetContent(Protocol):
     def asset_content(self, asset_id: str, dest: Path) -> Path: ...
 
 
-def _asset_bytes(bench: Any, row: dict[str, Any], scratch: Any) -> Any:
+def _asset_bytes(bench: Bench, row: dict[str, Any], scratch: Any) -> Any:
     """Download an asset the device made (needs the emulator's asset-content control call)."""
     from harness.errors import CloudError
 
@@ -126,7 +126,7 @@ def _proxy_row(bench: Bench) -> dict[str, Any]:
 
 
 @then("the uploaded proxy matches its hero file in filename, timecode and metadata")
-def _proxy_match(bench: Any) -> None:
+def _proxy_match(bench: Bench) -> None:
     """Proxy and hero share base name and timecode."""
     hero = bench.state.captures[-1]
     row = _proxy_row(bench)
@@ -141,7 +141,7 @@ def _proxy_match(bench: Any) -> None:
 
 
 @then("the uploaded proxy bitrate is between 1 and 12 Mbps")
-def _proxy_bitrate(bench: Any) -> None:
+def _proxy_bitrate(bench: Bench) -> None:
     """LTE-optimised proxy: measured bitrate within 1..12 Mbit/s."""
     row = _proxy_row(bench)
     proxy = type("P", (), {"path": _asset_bytes(bench, row, bench.scratch("proxy")), "name": row["name"]})()

@@ -6,15 +6,17 @@ capture time, intended corruption): the ground truth of the delivery ledger.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pytest_bdd import parsers, then, when
 
-from harness.bdd.bench import Capture
+from harness.bdd.bench import Bench, Capture
 from harness.bdd.steps.common import device_status, wait_until
 from harness.certify.ledger import FileVerdict
 from harness.certify.verdicts import NOT_APPLICABLE_SKIP
@@ -29,6 +31,7 @@ from harness.faults.media.objects import (
     not_applicable,
     place,
 )
+from harness.protocols import GrowingMedia, LargeMedia, NamedMedia, WatchFolder
 
 MB = 1024 * 1024
 # Corruptions applied before capture (the file is damaged on the card) vs after (it vanishes
@@ -45,7 +48,7 @@ GAVE_UP = frozenset({"quarantined", "failed", "cancelled", "rejected", "error", 
 CLAIMS_DONE = frozenset({"done", "completed", "uploaded"})
 
 
-def _record(bench: Any, entry: dict[str, Any], dest: Path, *, corruption: str | None = None) -> Capture:
+def _record(bench: Bench, entry: dict[str, Any], dest: Path, *, corruption: str | None = None) -> Capture:
     cap = Capture(
         name=dest.name, path=dest, sha256=entry.get("sha256"), size=int(entry.get("size") or 0),
         captured_at=time.time(), corruption=corruption, kind=str(entry.get("kind") or ""),
@@ -56,51 +59,55 @@ def _record(bench: Any, entry: dict[str, Any], dest: Path, *, corruption: str | 
     return cap
 
 
-def capture_entries(bench: Any, entries: list[dict[str, Any]], *, corruption: str | None = None) -> list[Capture]:
+def capture_entries(bench: Bench, entries: list[dict[str, Any]], *, corruption: str | None = None) -> list[Capture]:
     """Have the device record generated files; returns the manifest rows."""
     dests = bench.device.capture([Path(e["path"]) for e in entries])
     return [_record(bench, e, Path(d), corruption=corruption) for e, d in zip(entries, dests, strict=True)]
 
 
-def capture_kind(bench: Any, kind: str, count: int) -> list[Capture]:
+def capture_kind(bench: Bench, kind: str, count: int) -> list[Capture]:
     entries = bench.media.generate([kind], bench.scratch(), count=count)
     return capture_entries(bench, entries)
 
 
 @when(parsers.re(r'(?P<count>\d+) "(?P<kind>[^"]+)" files? (?:is|are) captured$'))
-def _capture_n(bench: Any, count: str, kind: str) -> None:
+def _capture_n(bench: Bench, count: str, kind: str) -> None:
     """Generate `count` media files of a kind (jpg, mov, wav, ...) and capture them one by one."""
     for _ in range(int(count)):
         capture_kind(bench, kind, 1)
 
 
+def _elapsed(start: float, seconds: float) -> Callable[[], bool]:
+    """A predicate for wait_until: `seconds` have passed since `start` (monotonic)."""
+    return lambda: time.monotonic() - start >= seconds
+
+
 @when(parsers.parse('{count:d} "{kind}" files are captured over {seconds:d} seconds'))
-def _capture_spread(bench: Any, count: int, kind: str, seconds: int) -> None:
+def _capture_spread(bench: Bench, count: int, kind: str, seconds: int) -> None:
     """Captures spread evenly over a period (the first at once), so uploads meet a link that changes
     during it (a roaming cut); 0 seconds captures them one after another."""
     start = time.monotonic()
     for n in range(count):
         at = n * seconds / max(count - 1, 1)
-        wait_until(lambda at=at: time.monotonic() - start >= at, at + 5, "the next capture time")
+        wait_until(_elapsed(start, at), at + 5, "the next capture time")
         capture_kind(bench, kind, 1)
 
 
 @when(parsers.parse('{count:d} "{kind}" files are captured at once'))
-def _capture_burst(bench: Any, count: int, kind: str) -> None:
+def _capture_burst(bench: Bench, count: int, kind: str) -> None:
     """A burst: all files land in the device's storage together."""
     capture_kind(bench, kind, count)
 
 
 @when(parsers.parse("a large file of {mb:d} MB is captured"))
-def _capture_large(bench: Any, mb: int) -> None:
+def _capture_large(bench: Bench, mb: int) -> None:
     """One large data file (several upload parts), for resume, progress and throughput."""
-    kit = bench.media
-    entry = kit.large(bench.scratch(), mb * MB) if hasattr(kit, "large") else kit.generate(["bin"], bench.scratch())[0]
+    entry = _large_media(bench).large(bench.scratch(), mb * MB)
     capture_entries(bench, [entry])
 
 
 @when(parsers.parse('a "{how}" corrupted "{kind}" file is captured'))
-def _capture_corrupt(bench: Any, request: pytest.FixtureRequest, how: str, kind: str) -> None:
+def _capture_corrupt(bench: Bench, request: pytest.FixtureRequest, how: str, kind: str) -> None:
     """A damaged or unreadable file: damaged before capture, or vanishing/unreadable right after.
 
     The bad objects of the watch folder (dangling-symlink, directory, fifo, and vanish /
@@ -118,18 +125,26 @@ def _capture_corrupt(bench: Any, request: pytest.FixtureRequest, how: str, kind:
     bench.media.corrupt(Path(cap.path), how_norm)
 
 
+def _large_media(bench: Bench) -> LargeMedia:
+    """The media kit as a maker of exact-size files; a kit that is not one is a bench error."""
+    kit = bench.media
+    if not isinstance(kit, LargeMedia):
+        raise BenchFailure("the media kit cannot make a large file of a given size")
+    return kit
+
+
 CONTENT = ("zero-length", "truncate")
 
 
-def _watch_folder(bench: Any) -> Path | None:
+def _watch_folder(bench: Bench) -> Path | None:
     """The device's capture folder when the bench puts files there itself (else None)."""
-    folder = getattr(bench.device, "watch_folder", None)
-    if bench.profile.capture.driver != "watch-folder" or not callable(folder):
+    device = bench.device
+    if bench.profile.capture.driver != "watch-folder" or not isinstance(device, WatchFolder):
         return None
-    return Path(folder())
+    return Path(device.watch_folder())
 
 
-def capture_bad(bench: Any, request: pytest.FixtureRequest, how: str, kind: str) -> Capture:
+def capture_bad(bench: Bench, request: pytest.FixtureRequest, how: str, kind: str) -> Capture:
     """Capture one bad `kind` file made `how`; returns its manifest row (corruption = how).
 
     zero-length / truncate: the damaged clip is captured (any capture driver). The others are
@@ -159,7 +174,8 @@ def capture_bad(bench: Any, request: pytest.FixtureRequest, how: str, kind: str)
     with FolderWatch(folder) as watch:
         placed = time.monotonic()
         if how in OBJECTS:
-            staging = Path(getattr(bench.device, "incoming_dir", None) or folder.parent)
+            device = bench.device
+            staging = Path(device.incoming_dir if isinstance(device, WatchFolder) else folder.parent)
             obj = place(how, folder, name, staging=staging, original=Path(entry["path"]))
             request.addfinalizer(lambda: _remove(bench, obj))
             bench.timeline.record("media", how, "mark", file=name)
@@ -183,7 +199,7 @@ def capture_bad(bench: Any, request: pytest.FixtureRequest, how: str, kind: str)
     return cap
 
 
-def _await_take_in(bench: Any, watch: FolderWatch, name: str, how: str, placed: float) -> None:
+def _await_take_in(bench: Bench, watch: FolderWatch, name: str, how: str, placed: float) -> None:
     """Until the device opened `name`, listed it in its status, or TAKE_IN_S passed."""
     deadline = placed + TAKE_IN_S
     while time.monotonic() < deadline:
@@ -200,14 +216,14 @@ def _await_take_in(bench: Any, watch: FolderWatch, name: str, how: str, placed: 
                     f"{listed} time(s) meanwhile); the other files were captured after that")
 
 
-def _remove(bench: Any, obj: BadObject) -> None:
+def _remove(bench: Bench, obj: BadObject) -> None:
     """Scenario end: take the bad object out of the device's folder (it must not haunt later scenarios)."""
     for note in obj.remove():
         bench.timeline.record("media", obj.how, "mark", file=obj.name, note=note)
 
 
 @when(parsers.parse('a "{how}" bad "{kind}" file is captured first'))
-def _capture_bad_first(bench: Any, request: pytest.FixtureRequest, how: str, kind: str) -> None:
+def _capture_bad_first(bench: Bench, request: pytest.FixtureRequest, how: str, kind: str) -> None:
     """A bad file before any good one (zero-length, truncate, vanish, dangling-symlink, directory,
     fifo, unreadable): a device that stalls behind it cannot deliver what comes after."""
     if bench.state.captures:
@@ -252,7 +268,7 @@ def bad_media_problems(files: list[FileVerdict], claims: list[dict[str, Any]]) -
 
 
 @then("nothing bad was uploaded as if good")
-def _nothing_bad_as_good(bench: Any) -> None:
+def _nothing_bad_as_good(bench: Bench) -> None:
     """The bad file is not in the cloud as a good one; a device with status reports it as given up
     on, with a reason (one that skipped it without listing it is only noted: the oracle judges)."""
     ledger = bench.ledger(drained=True)
@@ -277,10 +293,12 @@ def _nothing_bad_as_good(bench: Any) -> None:
 
 
 @when(parsers.parse("a growing file of {mb:d} MB is recorded over {seconds:d} seconds"))
-def _capture_growing(bench: Any, mb: int, seconds: int) -> None:
+def _capture_growing(bench: Bench, mb: int, seconds: int) -> None:
     """A file still being written while the device sees it (real-time upload or upload on completion)."""
     kit = bench.media
-    entry = kit.large(bench.scratch(), MB)
+    if not isinstance(kit, GrowingMedia):
+        raise BenchFailure("the media kit cannot grow a file while the device sees it")
+    entry = _large_media(bench).large(bench.scratch(), MB)
     cap = capture_entries(bench, [entry])[0]
     chunk = 256 * 1024
     interval = seconds / max(1, (mb - 1) * MB // chunk)
@@ -294,14 +312,17 @@ def _capture_growing(bench: Any, mb: int, seconds: int) -> None:
 
 
 @when(parsers.re(r"files named (?P<names>.+) are captured$"))
-def _capture_named(bench: Any, names: str) -> None:
+def _capture_named(bench: Bench, names: str) -> None:
     """Files with hostile names (spaces, unicode, a duplicate name in another folder)."""
     wanted = re.findall(r'"([^"]+)"', names)
     if not wanted:
         raise MediaError(f"no quoted file names in {names!r}")
     for name in wanted:
         kind = Path(name).suffix.lstrip(".").lower() or "jpg"
-        entry = bench.media.generate_named(kind, bench.scratch("named"), name)
+        kit = bench.media
+        if not isinstance(kit, NamedMedia):
+            raise BenchFailure("the media kit cannot make a file under a chosen name")
+        entry = kit.generate_named(kind, bench.scratch("named"), name)
         if any(c.name == name for c in bench.state.captures):
             # same name again: the device must keep both (e.g. as separate assets)
             pass
@@ -309,7 +330,7 @@ def _capture_named(bench: Any, names: str) -> None:
 
 
 @when(parsers.parse('a "{kind}" hero file is recorded'))
-def _capture_hero(bench: Any, kind: str) -> None:
+def _capture_hero(bench: Bench, kind: str) -> None:
     """A hero/OCF recording; a proxy-making device derives and uploads its proxy."""
     hero = bench.media.generate([kind], bench.scratch("hero"), count=1)[0]
     capture_entries(bench, [hero])
@@ -317,14 +338,14 @@ def _capture_hero(bench: Any, kind: str) -> None:
 
 
 @when(parsers.parse('one file of each format "{formats}" is captured'))
-def _capture_formats(bench: Any, formats: str) -> None:
+def _capture_formats(bench: Bench, formats: str) -> None:
     """One file of each listed format (Proxy, OCF, LUT, WAV, RAW, JPG, HEIF, TIFF)."""
     for kind in (f.strip() for f in formats.split(",")):
         capture_kind(bench, kind, 1)
 
 
 @when(parsers.parse('the device stays connected for {seconds:d} seconds while {count:d} "{kind}" files are captured'))
-def _connected_window(bench: Any, seconds: int, count: int, kind: str) -> None:
+def _connected_window(bench: Bench, seconds: int, count: int, kind: str) -> None:
     """Keep the device running for a while (token lifetimes elapse), capturing files spread over it.
 
     A device that drops its pairing meanwhile (repair_needed, unpaired ...) fails at once:
@@ -339,13 +360,13 @@ def _connected_window(bench: Any, seconds: int, count: int, kind: str) -> None:
                                 f"{time.monotonic() - start:.0f} s into the connected period")
         return time.monotonic() - start >= moment
     for n in range(count):
-        wait_until(lambda n=n: reached(n * seconds / max(count, 1)), seconds + 5, "the next capture time")
+        wait_until(functools.partial(reached, n * seconds / max(count, 1)), seconds + 5, "the next capture time")
         capture_kind(bench, kind, 1)
     wait_until(lambda: reached(seconds), seconds + 5, "the end of the connected period")
 
 
 @when(parsers.parse("8 hours of cloud time pass in {seconds:d} seconds while files are captured every {every:d} seconds"))
-def _soak(bench: Any, seconds: int, every: int) -> None:
+def _soak(bench: Bench, seconds: int, every: int) -> None:
     """Time-accelerated shift: the emulator clock advances 8 h in steps while files keep coming.
 
     Each jump's journal position is noted (`clock_jumps`) so the oracle can tell which
@@ -360,7 +381,7 @@ def _soak(bench: Any, seconds: int, every: int) -> None:
         bench.cloud.advance_clock(jump)
         bench.timeline.record("cloud", "clock", "mark", advanced=jump)
         capture_kind(bench, "jpg", 1)
-        wait_until(lambda n=n: time.monotonic() - start >= (n + 1) * every, every + 5, "the next soak step")
+        wait_until(_elapsed(start, (n + 1) * every), every + 5, "the next soak step")
     real = time.monotonic() - start
     bench.exercised(f"8 h shift compressed into {real:.0f} s of real time: the emulator clock jumped {steps} times "
                     f"by {jump / 3600:.1f} h ({8 * 3600 / real:.0f}x), one file captured after each jump; the device "

@@ -3,40 +3,40 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from pytest_bdd import given, parsers, when
 
+from harness.bdd.bench import Bench
 from harness.bdd.recovery import fault_ending, pending_uploads
 from harness.bdd.steps.common import hold_for
 from harness.bdd.steps.media_steps import capture_kind
 from harness.errors import BenchFailure
-from harness.faults.network.profiles import NetworkProfile, shaped
+from harness.protocols import RateLimitedLink
 
 
 @given(parsers.parse('the network profile "{name}"'))
-def _profile(bench: Any, name: str) -> None:
+def _profile(bench: Bench, name: str) -> None:
     """Shape the link like a real network (hardline, cellular, bonded-cellular, hotspot, mesh-roam...)."""
     bench.network.apply_profile(name)
     bench.state.network_profile = name
 
 
 @given(parsers.parse("the upload link is limited to {mbps:d} Mbps per connection"))
-def _rate_limit(bench: Any, mbps: int) -> None:
+def _rate_limit(bench: Bench, mbps: int) -> None:
     """A slow uplink (bandwidth per TCP connection), so an upload is still running when the user acts.
 
     Real links are faster than their names on loopback only when the rate is not shaped;
     a per-connection limit makes every part take a known time, whatever the parallelism.
     """
-    profile = NetworkProfile(f"limited-{mbps}mbps", f"{mbps} Mbps up per connection / 20 ms",
-                             shaped(mbps, 100, 20))
-    bench.network.apply_profile(profile)
-    bench.state.network_profile = profile.name
+    link = bench.network
+    if not isinstance(link, RateLimitedLink):
+        raise BenchFailure("this network link cannot be limited to a rate per connection")
+    bench.state.network_profile = link.limit_rate(mbps)
     bench.state.upload_rate_mbps = mbps
 
 
 @when(parsers.parse('the network profile "{name}" is applied for {seconds:d} seconds'))
-def _profile_for(bench: Any, name: str, seconds: int) -> None:
+def _profile_for(bench: Bench, name: str, seconds: int) -> None:
     """A network episode (e.g. isp-outage) for a while, then a clean link."""
     bench.network.apply_profile(name)
     hold_for(seconds)
@@ -46,7 +46,7 @@ def _profile_for(bench: Any, name: str, seconds: int) -> None:
 
 @when(parsers.parse('the network profile "{name}" is applied for {seconds:d} seconds while {count:d} "{kind}" files '
                     'are captured'))
-def _profile_for_captures(bench: Any, name: str, seconds: int, count: int, kind: str) -> None:
+def _profile_for_captures(bench: Bench, name: str, seconds: int, count: int, kind: str) -> None:
     """A network episode that starts before the captures, so they are still waiting when it ends
     (the episode meets a queue however fast the device is); then a clean link."""
     bench.network.apply_profile(name)
@@ -59,20 +59,20 @@ def _profile_for_captures(bench: Any, name: str, seconds: int, count: int, kind:
 
 
 @when("the link goes down")
-def _down(bench: Any) -> None:
+def _down(bench: Bench) -> None:
     """Cut the link (connections refused, live ones dropped)."""
     bench.network.link_down()
 
 
 @when("the link comes back")
-def _up(bench: Any) -> None:
+def _up(bench: Bench) -> None:
     """Restore the link."""
     with fault_ending(bench, "link down"):
         bench.network.link_up()
 
 
 @when(parsers.parse("the link goes down for {seconds:d} seconds"))
-def _down_for(bench: Any, seconds: int) -> None:
+def _down_for(bench: Bench, seconds: int) -> None:
     """A network disconnection of a given length, mid-queue: with nothing left to upload the
     queue would not be interrupted, so the bench says so (an error, not a pass)."""
     if not pending_uploads(bench):
@@ -85,7 +85,7 @@ def _down_for(bench: Any, seconds: int) -> None:
 
 
 @when("the network path switches")
-def _switch(bench: Any) -> None:
+def _switch(bench: Bench) -> None:
     """Every live connection drops and the device comes back on a new path (network change)."""
     bench.network.switch_path()
 
@@ -101,7 +101,7 @@ INTERCEPTOR_CERTIFICATES = {
 @when(parsers.re(r"a TLS interceptor with (?P<certificate>an untrusted certificate"
                  r"|a trusted CA's certificate for another host|a trusted CA's expired certificate)"
                  r" sits on the device's path$"))
-def _intercept(bench: Any, certificate: str) -> None:
+def _intercept(bench: Bench, certificate: str) -> None:
     """mitmproxy in the path to the cloud, showing a certificate a correct device refuses:
     from a CA it has never seen, or from the CA it trusts but for another host or expired."""
     flaw = INTERCEPTOR_CERTIFICATES[certificate]
@@ -111,6 +111,6 @@ def _intercept(bench: Any, certificate: str) -> None:
 
 
 @when("the interceptor is removed")
-def _unintercept(bench: Any) -> None:
+def _unintercept(bench: Bench) -> None:
     """Back to the direct path; queued files must now upload."""
     bench.stop_interceptor()

@@ -10,17 +10,17 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from typing import Any
 
 from pytest_bdd import parsers, then
 
 from harness.bdd.bench import Bench
-from harness.bdd.measures import S3_PART, delivery_counts, retries_seen
+from harness.bdd.measures import delivery_counts, retries_seen
 from harness.bdd.recovery import fault_ends, poll_recovery
 from harness.bdd.steps.cloud_steps import refreshes
 from harness.bdd.steps.common import device_status, hold_for, wait_until
 from harness.certify.ledger import Ledger
 from harness.certify.throughput import part_upload_rate
+from harness.cloud.paths import S3_PART
 from harness.errors import BenchFailure, DeliveryFailure, DeviceTimeout
 
 GAVE_UP_GRACE_S = 10.0
@@ -284,7 +284,7 @@ def _not_blocked(bench: Bench) -> None:
     assert not blocked, f"queue blocked behind the corrupted file: {blocked}"
 
 
-def _await_device_idle(bench: Any, seconds: float = 60) -> None:
+def _await_device_idle(bench: Bench, seconds: float = 60) -> None:
     """Until the device reports nothing uploading (a device without status counts as idle)."""
     def idle() -> bool:
         queue = device_status(bench).get("queue") or {}
@@ -295,7 +295,7 @@ def _await_device_idle(bench: Any, seconds: float = 60) -> None:
         pass
 
 
-def _bytes_to_stored_parts(bench: Any, assets: set[str]) -> int:
+def _bytes_to_stored_parts(bench: Bench, assets: set[str]) -> int:
     """Bytes the cloud received, this scenario, for parts of `assets` it had already stored."""
     stored: set[tuple[str, str]] = set()
     total = 0
@@ -312,7 +312,7 @@ def _bytes_to_stored_parts(bench: Any, assets: set[str]) -> int:
 
 
 @then("the bytes re-sent per power cut are at most one part")
-def _resent(bench: Any) -> None:
+def _resent(bench: Bench) -> None:
     """Resume from the last part: duplicate bytes per power cut <= one part (measured)."""
     ledger = bench.ledger(drained=True)
     # the files the cut step landed in mid-transfer, one per cut (a cut that came after its file
@@ -333,14 +333,14 @@ def _resent(bench: Any) -> None:
         mine = [r for r in rows if r.get("name") == name]
         if any(r.get("completed_at") for r in mine):
             resent += sum(int(r.get("bytes_received") or 0) for r in mine if not r.get("completed_at"))
-    resent = resent / cuts
+    per_cut = resent / cuts
     assert ledger.files, "nothing captured"
     # measured, not asserted: a full re-upload fails C2C-CTL-01 only, the queue items still pass
-    bench.measure("C2C-CTL-01", "resent_bytes_per_cut", resent, part_size=math.ceil(part))
+    bench.measure("C2C-CTL-01", "resent_bytes_per_cut", per_cut, part_size=math.ceil(part))
 
 
 @then(parsers.parse("the measured upload throughput is at least {mbps:d} Mbps"))
-def _throughput(bench: Any, mbps: int) -> None:
+def _throughput(bench: Bench, mbps: int) -> None:
     """Accepted part-PUT bytes over the time a part PUT was in flight (harness/certify/throughput.py)."""
     rate = part_upload_rate(bench.journal())
     assert rate.parts, "no accepted part upload seen"
@@ -353,12 +353,12 @@ def _throughput(bench: Any, mbps: int) -> None:
 CANCEL_SETTLE_S = 10.0
 
 
-def _parts_received(bench: Any) -> int:
+def _parts_received(bench: Bench) -> int:
     """Part PUTs the cloud accepted (aborted or refused bodies are not received parts)."""
     return sum(1 for r in bench.journal() if r.get("method") == "PUT" and 200 <= int(r.get("status") or 0) < 300)
 
 
-def _in_flight_drain_s(bench: Any, names: set[str]) -> float:
+def _in_flight_drain_s(bench: Bench, names: set[str]) -> float:
     """How long parts already on the wire at the cancel may take to land.
 
     A part body the device wrote before the cancel sits in the network's buffers and still
@@ -374,7 +374,7 @@ def _in_flight_drain_s(bench: Any, names: set[str]) -> float:
 
 
 @then(parsers.parse("the cloud receives no more parts for the cancelled files within {seconds:d} seconds"))
-def _no_more_parts(bench: Any, seconds: int) -> None:
+def _no_more_parts(bench: Bench, seconds: int) -> None:
     """After cancel, parts in flight may land until the device shows the uploads stopped;
     from then on no part is received for the rest of the window, and the file is not complete."""
     names = {c.name for c in bench.state.captures}
@@ -412,7 +412,7 @@ NO_REFRESH_GIVE_UP_S = 15.0
 
 
 @then(parsers.re(r"the device refreshed its token at least (?P<count>\d+) times?$"))
-def _refreshed(bench: Any, count: str) -> None:
+def _refreshed(bench: Bench, count: str) -> None:
     """Token refreshes the cloud saw during the scenario (measured as `refreshes`)."""
     n = int(count)
     started = time.monotonic()
@@ -451,7 +451,7 @@ def _revoked(bench: Bench, seconds: int) -> None:
 
 
 @then(parsers.parse("the interceptor saw no completed request from the device within {seconds:d} seconds"))
-def _interceptor(bench: Any, seconds: int) -> None:
+def _interceptor(bench: Bench, seconds: int) -> None:
     """The device refused the interceptor's certificate: no request completed through it."""
     mitm = bench.state.interceptor
     assert mitm is not None, "no interceptor in place"

@@ -7,11 +7,12 @@ from typing import Any
 
 from pytest_bdd import given, parsers, when
 
-from harness.bdd.bench import Capture
+from harness.bdd.bench import Bench, Capture
 from harness.bdd.recovery import fault_ending, poll_recovery
 from harness.bdd.steps.common import hold_for, wait_until
 from harness.bdd.steps.media_steps import MB, capture_entries
 from harness.errors import BenchFailure, DeviceTimeout
+from harness.protocols import LargeMedia
 
 ACK_GRACE_S = 0.3  # the last parts of a fast link arrive ~1 s after the first ones
 CUT_ATTEMPTS = 3  # files tried before a cut that never lands mid-transfer is a bench error
@@ -19,12 +20,12 @@ INGEST_SETTING = "serial_ingest_rate"  # harness/cloud/settings.py
 RETRY_INGEST_RATE = 2 * 1024 * 1024  # bytes/s, for a retry in a scenario that left the knob off
 
 
-def _cut(bench: Any) -> None:
+def _cut(bench: Bench) -> None:
     bench.timeline.record("power", "cut", "start")
     bench.power.off()
 
 
-def _restore(bench: Any) -> None:
+def _restore(bench: Bench) -> None:
     with fault_ending(bench, "power cut"):  # recovery is measured from here (harness/bdd/recovery.py)
         bench.power.on()
     bench.timeline.record("power", "cut", "stop")
@@ -33,14 +34,14 @@ def _restore(bench: Any) -> None:
 
 
 @given(parsers.parse("the cloud takes in one part at a time at {mb_s:g} MB/s"))
-def _serial_ingest(bench: Any, mb_s: float) -> None:
+def _serial_ingest(bench: Bench, mb_s: float) -> None:
     """A narrow uplink in front of the cloud (emulator setting `serial_ingest_rate`): part bodies
     are taken one at a time at this aggregate rate, so parts complete one after another however
     many a device sends in parallel and a power cut can land between two of them."""
     set_ingest_rate(bench, round(mb_s * MB))
 
 
-def set_ingest_rate(bench: Any, rate: int) -> None:
+def set_ingest_rate(bench: Bench, rate: int) -> None:
     """Set `serial_ingest_rate` (bytes/s, 0 = off); the scenario's cleanup puts back the old value."""
     restore = bench.state.restore_settings
     if INGEST_SETTING not in restore:
@@ -48,7 +49,7 @@ def set_ingest_rate(bench: Any, rate: int) -> None:
     bench.cloud.update_settings(**{INGEST_SETTING: int(rate)})
 
 
-def _rows(bench: Any, name: str) -> list[dict[str, Any]]:
+def _rows(bench: Bench, name: str) -> list[dict[str, Any]]:
     return [r for r in bench.cloud.ledger() if r.get("name") == name]
 
 
@@ -63,7 +64,7 @@ def parts_needed(row: dict[str, Any]) -> int:
     return min(2, max(1, int(row.get("parts_expected") or 1) - 1))
 
 
-def _cut_within(bench: Any, name: str) -> str | None:
+def _cut_within(bench: Bench, name: str) -> str | None:
     """Cut the power while `name` is part-way into the cloud: None when the cut landed mid-file,
     else why it did not (the power is on again then, ready for another attempt)."""
     def started() -> bool:
@@ -85,16 +86,16 @@ def _cut_within(bench: Any, name: str) -> str | None:
     return None
 
 
-def _capture_like(bench: Any, like: Capture) -> Capture:
+def _capture_like(bench: Bench, like: Capture) -> Capture:
     """Another data file of the same size as `like`, for another attempt at a mid-file cut."""
     kit = bench.media
-    if not hasattr(kit, "large"):
+    if not isinstance(kit, LargeMedia):
         raise BenchFailure("the media kit cannot make another large file for a second attempt at the cut")
     return capture_entries(bench, [kit.large(bench.scratch(), like.size)])[0]
 
 
 @when("the power is cut once the cloud has received part of the upload")
-def _cut_mid_upload(bench: Any) -> None:
+def _cut_mid_upload(bench: Bench) -> None:
     """Abrupt power loss (SIGKILL / relay open) while the largest captured file is part-way into
     the cloud: it holds some of its parts, not all.
 
@@ -122,13 +123,13 @@ def _cut_mid_upload(bench: Any) -> None:
 
 
 @when("the power comes back")
-def _power_on(bench: Any) -> None:
+def _power_on(bench: Bench) -> None:
     """Power restored: the device boots with whatever state it had persisted."""
     _restore(bench)
 
 
 @when(parsers.parse("the power is cut {count:d} times at random points"))
-def _random_cuts(bench: Any, count: int) -> None:
+def _random_cuts(bench: Bench, count: int) -> None:
     """Cuts at seeded-random moments while the queue drains (replayable with --c2c-seed)."""
     rng = random.Random(bench.session.seed)
     for _ in range(count):

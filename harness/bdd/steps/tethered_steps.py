@@ -74,7 +74,7 @@ def _camera_connected(status: dict[str, Any]) -> bool:
 
 
 @given(parsers.parse('a paired "{name}" device with a tethered virtual camera'))
-def _tethered(bench: Any, name: str) -> None:
+def _tethered(bench: Bench, name: str) -> None:
     """A paired device whose profile declares the `tether` capability (else: not applicable)."""
     if "tether" not in bench.profile.capabilities:
         pytest.skip(f"{NOT_APPLICABLE_SKIP}profile {bench.profile.name} has no tethered camera (capability 'tether')")
@@ -82,7 +82,7 @@ def _tethered(bench: Any, name: str) -> None:
 
 
 @when(parsers.parse("the camera captures {count:d} photos"))
-def _shoot(bench: Any, count: int) -> None:
+def _shoot(bench: Bench, count: int) -> None:
     """Fire the shutter `count` times; each downloaded frame joins the capture manifest."""
     if bench.has_status:  # after a boot the camera needs a moment to be detected and claimed
         wait_until(lambda: _camera_connected(device_status(bench)), 60, "the tethered camera to connect")
@@ -101,7 +101,7 @@ def _shoot(bench: Any, count: int) -> None:
 
 
 @when("the rig loses power while a file is uploading")
-def _cut_uploading(bench: Any) -> None:
+def _cut_uploading(bench: Bench) -> None:
     """Abrupt power loss once a part PUT has reached the cloud."""
     wait_until(lambda: any(r.get("method") == "PUT" for r in bench.journal()), 120, "an upload in progress")
     _cut(bench)
@@ -112,12 +112,12 @@ def _cut_uploading(bench: Any) -> None:
 
 
 @when("power is restored")
-def _power_back(bench: Any) -> None:
+def _power_back(bench: Bench) -> None:
     """Power on again; the device boots from its persisted state."""
     _restore(bench)
 
 
-def _window_assets(bench: Any) -> list[dict[str, Any]]:
+def _window_assets(bench: Bench) -> list[dict[str, Any]]:
     """This device's assets the emulator created in this scenario's window (the oracle)."""
     since = window_start(bench.journal())
     return [r for r in bench.cloud.ledger(bench.cloud_device_id())
@@ -139,7 +139,7 @@ def _in_flight(row: dict[str, Any], assets: list[dict[str, Any]]) -> bool:
     return not _delivered(row) and not _superseded(row, assets)
 
 
-def _wait_settled(bench: Any, timeout: float = SETTLE_TIMEOUT_S, quiet: float = SETTLE_QUIET_S) -> None:
+def _wait_settled(bench: Bench, timeout: float = SETTLE_TIMEOUT_S, quiet: float = SETTLE_QUIET_S) -> None:
     """Wait until no upload is in flight and nothing new appeared for `quiet` seconds.
 
     "Nothing new" is judged on the cloud (this device's assets in the window and their states)
@@ -163,7 +163,7 @@ def _wait_settled(bench: Any, timeout: float = SETTLE_TIMEOUT_S, quiet: float = 
     wait_until(settled, timeout, f"the device to settle (no upload in flight, nothing new for {quiet:g} s)")
 
 
-def _every_frame_once(bench: Any) -> None:
+def _every_frame_once(bench: Bench) -> None:
     """The oracle against the camera: as many frame assets as shutter presses, each captured
     name exactly once, and no camera frame under a name that is not one of the captures."""
     sha, _ = camera_frame(bench)
@@ -186,7 +186,7 @@ def _every_frame_once(bench: Any) -> None:
 
 
 @then("every captured file is delivered exactly once with a matching hash")
-def _exactly_once(bench: Any) -> None:
+def _exactly_once(bench: Bench) -> None:
     """Delivery ledger: every frame intact, none lost or duplicated; then, once the device has
     settled, the cloud holds exactly one asset per shutter press and nothing else of the camera."""
     _all_intact(bench, 300)
@@ -198,7 +198,7 @@ def _exactly_once(bench: Any) -> None:
 
 
 @then("the tethered camera shows as connected")
-def _connected(bench: Any) -> None:
+def _connected(bench: Bench) -> None:
     """The device reports its tethered camera connected again after the power cut."""
     status_or_operator(
         bench, "Does the device show the tethered camera as connected?",

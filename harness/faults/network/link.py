@@ -22,6 +22,7 @@ from harness.faults.network.profiles import (
     ProfileScheduler,
     ToxicSpec,
     get_profile,
+    shaped,
 )
 from harness.faults.network.server import ToxiproxyServer
 from harness.timeline import Timeline
@@ -137,6 +138,18 @@ class NetworkLink:
                 return  # a disabled proxy holds no connections
             self._set_enabled(False)
             self._set_enabled(True)
+
+    def limit_rate(self, mbps: int) -> str:
+        """A fixed uplink rate per connection, 20 ms latency (harness.protocols.RateLimitedLink)."""
+        profile = NetworkProfile(f"limited-{mbps}mbps", f"{mbps} Mbps up per connection / 20 ms",
+                                 shaped(mbps, 100, 20))
+        self.apply_profile(profile)
+        return profile.name
+
+    def reroute(self, upstream: str | None = None) -> None:
+        """Send the link's traffic to `upstream` (a TLS interceptor), None: back to the cloud
+        (harness.protocols.ReroutableLink)."""
+        self.api.update_proxy(self.name, upstream=upstream or self.upstream)
 
     def plain_http_attempts(self) -> list[dict[str, Any]]:
         """Plain-HTTP requests sent to the device's API address (harness.protocols.PlainHttpTrap).

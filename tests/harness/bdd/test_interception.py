@@ -24,6 +24,9 @@ class FakeLink:
         self.calls: list[str] = []
         self.api = SimpleNamespace(update_proxy=lambda name, upstream: self.calls.append(f"upstream {upstream}"))
 
+    def reroute(self, upstream: str | None = None) -> None:
+        self.api.update_proxy(self.name, upstream=upstream or self.upstream)
+
     def switch_path(self) -> None:
         self.calls.append("switch")
 
@@ -56,5 +59,5 @@ def test_start_then_stop_restores_the_upstream(monkeypatch: pytest.MonkeyPatch, 
 
 def test_needs_the_toxiproxy_link(tmp_path: Path) -> None:
     cloud = SimpleNamespace(ca_bundle=str(tmp_path / "ca.pem"), api_url="https://127.0.0.1:4443")
-    with pytest.raises(FaultInjectionError, match="Toxiproxy"):
+    with pytest.raises(FaultInjectionError, match="upstream can be swapped"):
         TlsInterception(object(), cloud, tmp_path, Timeline()).start()  # type: ignore[arg-type]
