@@ -59,6 +59,7 @@ lint: $(STAMP)
 
 test: $(STAMP) sysdeps $(NODEDIR)/node_modules/.bin/allure
 	@$(VENV)/bin/ruff check harness reference_device tests
+	@$(VENV)/bin/mypy
 	@$(VPY) -m pytest tests -q $(TEST_PARALLEL)
 
 # the HTML report is written whatever the verdict (a failed certification needs it most,
