@@ -135,20 +135,9 @@ class Bench:
             restore = self.state.restore_settings
             if restore:
                 steps.append(lambda: cloud.update_settings(**restore))
-            if self.state.paused_now:
-                steps.append(lambda: self._resume_after_failure(cloud))
         for step in steps:
             with contextlib.suppress(Exception):
                 step()
-
-    def _resume_after_failure(self, cloud: Cloud) -> None:
-        """A scenario that failed while the device was paused: resume it and close the pause
-        window, or every later capture would be judged as taken while paused."""
-        try:
-            cloud.resume_device(self.cloud_device_id())
-        finally:
-            self.timeline.record("cloud", "pause", "stop", cleanup=True)
-            self.state.paused_now = False
 
     # identity of our device in the cloud
     def cloud_device(self) -> dict[str, Any] | None:

@@ -13,6 +13,10 @@ A fault is written `LAYER:NAME [modifiers]`:
                                  no s3: form; http: defaults to target=api and asset creation)
     auth:expire-tokens           access tokens expire now
     auth:refresh-failure         /v2/auth/token fails until stopped
+    auth:poll-slow-down x2       the next 2 device-code polls get `slow_down` (RFC 8628)
+    cloud:pause                  the device's channel is paused (until stopped, then resumed)
+    cloud:settings device_code_lifetime=12
+                                 emulator settings changed (until stopped, then put back)
     power:cut                    relay open (until stopped, then closed again)
     power:cycle off_time=5
     media:truncate path=/media/A001.mov
@@ -22,7 +26,10 @@ converted); `5s` / `250ms` sets `duration` in seconds. `s3:` and `api:` are the 
 layer's error rules. Unknown layers, names or modifiers fail with a `ConfigError` naming them.
 
 `inject(fault, targets)` runs it against the protocol objects in `FaultTargets` and records
-its start and stop on the timeline; lasting faults return an `ActiveFault` to `stop()`.
+its start and stop on the timeline; lasting faults return an `ActiveFault` to `stop()`. This
+is the only way faults are applied: the BDD steps inject through it and hand the handle to
+the scenario's bench, which stops it at cleanup whatever happened. The emulator's rule
+format stays private to `harness.faults.cloud` (`arm`).
 """
 
 from __future__ import annotations
@@ -36,8 +43,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness.cloud.fault_responses import API_ONLY_KINDS, check_kind
+from harness.cloud.paths import ASSET_CREATE_PATH, TOKEN_RULE
 from harness.errors import ConfigError
-from harness.faults.cloud import ASSET_CREATE_PATH, EVERY_TIME, S3_KINDS, CloudFaults
+from harness.faults.cloud import EVERY_TIME, S3_KINDS, arm
 from harness.faults.http.flawed_certs import SIGNED_FLAWS
 from harness.faults.network.profiles import PROFILES
 from harness.protocols import Cloud, Media, Network, Power
@@ -154,11 +162,6 @@ class FaultTargets:
         if value is None:
             raise ConfigError(f"fault {fault} needs a {what} target and none was given")
         return value
-
-    def cloud_faults(self, fault: Fault) -> CloudFaults:
-        # inject() records the window under the vocabulary's name; a private timeline
-        # keeps CloudFaults from recording it twice.
-        return CloudFaults(self.need("cloud", fault), Timeline())
 
 
 StopFn = Callable[[], None]
@@ -308,28 +311,52 @@ def _device_id(t: FaultTargets, f: Fault, required: bool) -> str | None:
 
 @register("auth", "expire-tokens")
 def _expire_tokens(t: FaultTargets, f: Fault) -> None:
-    t.cloud_faults(f).expire_tokens(_device_id(t, f, required=False))
+    cloud: Cloud = t.need("cloud", f)
+    cloud.expire_tokens(_device_id(t, f, required=False))
 
 
 @register("auth", "refresh-failure")
 def _refresh_failure(t: FaultTargets, f: Fault) -> StopFn:
-    cf = t.cloud_faults(f)
-    cf.fail_refresh(kind=str(f.params.get("kind", "unauthorized")),
-                    count=int(f.params.get("count", EVERY_TIME)))
-    return cf.clear
+    """The token endpoint as a whole fails, so device-code polls fail too while it is active."""
+    return arm(t.need("cloud", f), "api", str(f.params.get("kind", "unauthorized")),
+               count=int(f.params.get("count", EVERY_TIME)), path=TOKEN_RULE, method="POST")
+
+
+@register("auth", "poll-slow-down")
+def _poll_slow_down(t: FaultTargets, f: Fault) -> StopFn:
+    return arm(t.need("cloud", f), "api", "slow_down", **_rule_args(f) | {"path": TOKEN_RULE,
+                                                                           "method": "POST"})
 
 
 @register("auth", "revoke")
 def _revoke(t: FaultTargets, f: Fault) -> None:
-    t.cloud_faults(f).revoke(_device_id(t, f, required=True))  # type: ignore[arg-type]
+    cloud: Cloud = t.need("cloud", f)
+    cloud.revoke_device(str(_device_id(t, f, required=True)))
 
 
 @register("cloud", "pause")
 def _pause(t: FaultTargets, f: Fault) -> StopFn:
-    cf = t.cloud_faults(f)
-    device_id = _device_id(t, f, required=True)
-    cf.pause(device_id)  # type: ignore[arg-type]
-    return lambda: cf.resume(device_id)  # type: ignore[arg-type]
+    cloud: Cloud = t.need("cloud", f)
+    device_id = str(_device_id(t, f, required=True))
+    cloud.pause_device(device_id)
+    return lambda: cloud.resume_device(device_id)
+
+
+@register("cloud", "settings")
+def _settings(t: FaultTargets, f: Fault) -> StopFn:
+    """Change emulator settings (`device_code_lifetime=12`); stopping puts back what was there."""
+    if not f.params:
+        raise ConfigError(f"fault {f} needs at least one KEY=VALUE setting")
+    cloud: Cloud = t.need("cloud", f)
+    before = cloud.update_settings()
+    cloud.update_settings(**f.params)
+    restore = {k: before[k] for k in f.params if k in before}
+
+    def put_back() -> None:
+        if restore:
+            cloud.update_settings(**restore)
+
+    return put_back
 
 
 @register("cloud", "rename-project")
@@ -338,7 +365,8 @@ def _rename_project(t: FaultTargets, f: Fault) -> None:
     name = f.params.get("name")
     if project_id is None or not name:
         raise ConfigError(f"fault {f} needs project_id (or FaultTargets.project_id) and name=")
-    t.cloud_faults(f).rename_project(str(project_id), str(name))
+    cloud: Cloud = t.need("cloud", f)
+    cloud.rename_project(str(project_id), str(name))
 
 
 @register("cloud", "advance-clock")
@@ -346,24 +374,22 @@ def _advance_clock(t: FaultTargets, f: Fault) -> None:
     seconds = f.params.get("seconds", f.params.get("duration"))
     if seconds is None:
         raise ConfigError(f"fault {f} needs seconds= or a duration like 3600s")
-    t.cloud_faults(f).advance_clock(float(seconds))
+    cloud: Cloud = t.need("cloud", f)
+    cloud.advance_clock(float(seconds))
 
 
 def _rule_args(f: Fault, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     unknown = set(f.params) - {"count", "path", "method", "retry_after", *extra}
     if unknown:
         raise ConfigError(f"fault {f}: unknown parameter(s) {', '.join(sorted(unknown))}")
-    args = {k: f.params[k] for k in ("path", "method", "retry_after") if k in f.params}
+    args: dict[str, Any] = {k: f.params[k] for k in ("path", "method", "retry_after") if k in f.params}
     args["count"] = int(f.params.get("count", 1))
     return args
 
 
 def _cloud_rule(target: str, kind: str) -> StartFn:
     def start(t: FaultTargets, f: Fault) -> StopFn:
-        cf = t.cloud_faults(f)
-        add = cf.s3_error if target == "s3" else cf.api_error
-        rule_id = add(kind, **_asset_create_default(kind, _rule_args(f)))
-        return lambda: cf.remove(rule_id)
+        return arm(t.need("cloud", f), target, kind, **_asset_create_default(kind, _rule_args(f)))
 
     return start
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from harness.bdd.bench import Bench, ScenarioState, SessionBench
 from harness.bdd.evidence import collect_evidence
+from harness.bdd.steps.cloud_steps import PAUSE, inject_fault
 from harness.redaction import redact
 from harness.timeline import Timeline
 
@@ -17,6 +18,10 @@ SECRET = "s3cr3t-client-secret-value"
 class FakeCloud:
     def __init__(self) -> None:
         self.resumed: list[str] = []
+        self.paused: list[str] = []
+
+    def pause_device(self, device_id: str) -> None:
+        self.paused.append(device_id)
 
     def devices(self) -> list[dict[str, Any]]:
         return [{"id": "dev-1", "client_id": "cam-1", "revoked": False}]
@@ -58,8 +63,9 @@ def _bench(tmp_path: Path) -> tuple[Bench, FakeCloud, FakeDevice]:
 
 def test_cleanup_of_a_failed_paused_scenario_resumes_and_closes_the_window(tmp_path: Path) -> None:
     bench, cloud, _ = _bench(tmp_path)
-    bench.timeline.record("cloud", "pause", "start")  # what the pause step does
+    inject_fault(bench, PAUSE, on_device=True)  # what the pause step does
     bench.state.paused_now = True
+    assert cloud.paused == ["dev-1"]
     assert bench.pause_windows()[0]["stop"] is None
     bench.cleanup()  # the scenario failed before "the cloud resumes the device"
     assert cloud.resumed == ["dev-1"]

@@ -1,5 +1,5 @@
 """The 409 `slow_down` / `invalid_client` kinds of asset creation: the shared table, the
-CloudFaults helper and the vocabulary, then through the real emulator over HTTPS."""
+vocabulary's api: and http: forms, then through the real emulator over HTTPS."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from harness.cloud.fault_responses import (
     error_response,
     s3_error,
 )
+from harness.cloud.paths import ASSET_CREATE_PATH
 from harness.cloud.testing import api, cloud, cloud_process, paired_device  # noqa: F401
 from harness.errors import ConfigError
-from harness.faults.cloud import ASSET_CREATE_PATH, CloudFaults, fault_rule
+from harness.faults.cloud import fault_rule
 from harness.faults.http.addons import ErrorInjector
 from harness.faults.vocabulary import REGISTRY, Fault, FaultTargets, active, inject
 from harness.timeline import Timeline
@@ -67,31 +68,32 @@ def test_the_other_kinds_still_answer_s3() -> None:
     assert check_kind("expired_url", "s3") is not None
 
 
-# --- CloudFaults ---------------------------------------------------------------------------
+# --- the vocabulary's api: form ----------------------------------------------------------------
 def test_asset_conflict_rule_and_timeline() -> None:
     fake, timeline = FakeCloud(), Timeline()
-    faults = CloudFaults(fake, timeline)
-    rid = faults.asset_conflict("slow_down", count=4)
-    faults.asset_conflict("invalid_client", retry_after=2)
-    assert fake.rules[rid] == {"target": "api", "kind": "conflict_slow_down", "count": 4,
-                               "path": ASSET_CREATE_PATH, "method": "POST"}
+    targets = FaultTargets(timeline=timeline, cloud=fake)
+    running = [inject("api:conflict-slow-down x4", targets),
+               inject("api:conflict-invalid-client retry_after=2", targets)]
+    assert fake.rules["f1"] == {"target": "api", "kind": "conflict_slow_down", "count": 4,
+                                "path": ASSET_CREATE_PATH, "method": "POST"}
     assert fake.rules["f2"]["kind"] == "conflict_invalid_client"
     assert fake.rules["f2"]["retry_after"] == 2 and fake.rules["f2"]["count"] == 1
-    faults.clear()
+    for fault in running:
+        fault.stop()
     names = sorted(w["name"] for w in timeline.windows())
     assert names == ["api-conflict-invalid-client", "api-conflict-slow-down"]
     assert all(w["stop"] is not None for w in timeline.windows())
 
 
-@pytest.mark.parametrize(("message", "count", "error"), [
-    ("Channel Paused", 1, "unknown 409 message"),
-    ("slowdown", 1, "unknown 409 message"),
-    ("slow_down", 0, "count"),
+@pytest.mark.parametrize(("text", "error"), [
+    ("api:conflict-channel-paused", "unknown fault"),
+    ("api:conflict-slowdown", "unknown fault"),
+    ("api:conflict-slow-down count=0", "count"),
 ])
-def test_bad_asset_conflicts_are_refused_before_sending(message: str, count: int, error: str) -> None:
+def test_bad_asset_conflicts_are_refused_before_sending(text: str, error: str) -> None:
     fake = FakeCloud()
     with pytest.raises(ConfigError, match=error):
-        CloudFaults(fake).asset_conflict(message, count=count)
+        inject(text, FaultTargets(cloud=fake))
     assert fake.rules == {}
 
 
@@ -127,13 +129,13 @@ def test_http_form_defaults_to_the_api_target() -> None:
 
 # --- through the real emulator -------------------------------------------------------------
 def test_asset_conflict_on_the_emulator(cloud, api, paired_device) -> None:  # noqa: F811
-    faults = CloudFaults(cloud, Timeline())
+    targets = FaultTargets(cloud=cloud)
     body = {"name": "A001.jpg", "filetype": "image/jpeg", "filesize": 10, "offset": 1}
-    faults.asset_conflict("slow_down", count=2)
+    inject("api:conflict-slow-down x2", targets)
     for path in ("/v2/devices/assets", "/v2/assets"):
         answer = api.post(path, json=body, headers=paired_device.headers)
         assert answer.status_code == 409 and answer.json()["message"] == "slow_down"
-    faults.asset_conflict("invalid_client")
+    inject("api:conflict-invalid-client", targets)
     answer = api.post("/v2/devices/assets", json=body, headers=paired_device.headers)
     assert answer.status_code == 409 and answer.json()["message"] == "invalid_client"
     created = api.post("/v2/devices/assets", json=body, headers=paired_device.headers)

@@ -1,4 +1,5 @@
-"""Cloud-side faults: logic against a recording fake, then through the real emulator."""
+"""Cloud-side faults (`harness.faults.cloud` rules, applied through the vocabulary): logic
+against a recording fake, then through the real emulator."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 
 from harness.cloud.testing import api, cloud, cloud_process, paired_device  # noqa: F401
 from harness.errors import ConfigError
-from harness.faults.cloud import EVERY_TIME, CloudFaults, fault_rule
+from harness.faults.cloud import EVERY_TIME, arm, fault_rule
+from harness.faults.vocabulary import FaultTargets, active, inject
 from harness.protocols import Cloud
 from harness.timeline import Timeline
 
@@ -25,6 +27,7 @@ class FakeCloud:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
         self.rules: dict[str, dict[str, Any]] = {}
+        self.settings: dict[str, Any] = {"url_pairing": True, "device_code_lifetime": 120}
 
     def _call(self, name: str, *args: Any) -> Any:
         self.calls.append((name, args))
@@ -61,7 +64,10 @@ class FakeCloud:
         self._call("revoke_device", device_id)
 
     def update_settings(self, **settings: Any) -> dict[str, Any]:
-        return settings
+        if settings:
+            self._call("update_settings", settings)
+        self.settings.update(settings)
+        return dict(self.settings)
 
     def expire_tokens(self, device_id: str | None = None) -> None:
         self._call("expire_tokens", device_id)
@@ -103,17 +109,31 @@ def test_fake_is_a_cloud() -> None:
     assert isinstance(FakeCloud(), Cloud)
 
 
+def test_arm_sends_one_checked_rule_and_takes_only_it_back() -> None:
+    fake = FakeCloud()
+    stop = arm(fake, "s3", "slowdown", count=3, method="put")
+    other = arm(fake, "api", "internal-error", path=r"^/v2/devices/heartbeat", retry_after=2)
+    assert fake.rules == {"f1": {"target": "s3", "kind": "slowdown", "count": 3, "method": "PUT"},
+                          "f2": {"target": "api", "kind": "internal_error", "count": 1,
+                                 "path": r"^/v2/devices/heartbeat", "retry_after": 2}}
+    stop()
+    assert list(fake.rules) == ["f2"]
+    other()
+    assert fake.rules == {}
+
+
 def test_rules_and_timeline_windows() -> None:
     fake, timeline = FakeCloud(), Timeline()
-    faults = CloudFaults(fake, timeline)
-    rid = faults.s3_error("slowdown", count=3, method="put")
-    faults.api_error("internal-error", path=r"^/v2/devices/heartbeat", retry_after=2)
-    faults.fail_refresh()
-    assert fake.rules[rid] == {"target": "s3", "kind": "slowdown", "count": 3, "method": "PUT"}
+    targets = FaultTargets(timeline=timeline, cloud=fake)
+    running = [inject("s3:slowdown x3 method=put", targets),
+               inject("api:internal-error path=^/v2/devices/heartbeat retry_after=2", targets),
+               inject("auth:refresh-failure", targets)]
+    assert fake.rules["f1"] == {"target": "s3", "kind": "slowdown", "count": 3, "method": "PUT"}
     assert fake.rules["f2"]["kind"] == "internal_error" and fake.rules["f2"]["retry_after"] == 2
     assert fake.rules["f3"] == {"target": "api", "kind": "unauthorized", "count": EVERY_TIME,
                                 "path": r"^/v2/auth/token", "method": "POST"}
-    faults.clear()
+    for fault in running:
+        fault.stop()
     assert fake.rules == {}
     windows = {(w["layer"], w["name"]): w for w in timeline.windows()}
     assert set(windows) == {("cloud", "s3-slowdown"), ("cloud", "api-internal-error"),
@@ -121,18 +141,38 @@ def test_rules_and_timeline_windows() -> None:
     assert all(w["stop"] is not None for w in windows.values())
 
 
+def test_poll_slow_down_is_two_token_rule_hits() -> None:
+    fake = FakeCloud()
+    inject("auth:poll-slow-down x2", FaultTargets(cloud=fake))
+    with pytest.raises(ConfigError, match="device-code polls"):
+        fault_rule("s3", "slow_down")
+    assert fake.rules["f1"] == {"target": "api", "kind": "slow_down", "count": 2,
+                                "path": r"^/v2/auth/token", "method": "POST"}
+
+
+def test_settings_are_put_back_when_the_fault_stops() -> None:
+    fake, timeline = FakeCloud(), Timeline()
+    with active("cloud:settings device_code_lifetime=12 url_pairing=false",
+                FaultTargets(timeline=timeline, cloud=fake)):
+        assert fake.settings == {"url_pairing": False, "device_code_lifetime": 12}
+    assert fake.settings == {"url_pairing": True, "device_code_lifetime": 120}
+    assert [(w["name"], w["stop"] is not None) for w in timeline.windows()] == [("settings", True)]
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        inject("cloud:settings", FaultTargets(cloud=fake))
+
+
 def test_auth_and_device_faults_call_the_control_api() -> None:
     fake, timeline = FakeCloud(), Timeline()
-    faults = CloudFaults(fake, timeline)
-    faults.expire_tokens()
-    faults.revoke("dev-1")
-    with pytest.raises(RuntimeError), faults.paused("dev-1"):
+    targets = FaultTargets(timeline=timeline, cloud=fake, project_id="p-1")
+    inject("auth:expire-tokens", targets)
+    inject("auth:revoke device_id=dev-1", targets)
+    with pytest.raises(RuntimeError), active("cloud:pause device_id=dev-1", targets):
         raise RuntimeError("step failed")  # resume must still happen
-    faults.rename_project("p-1", "Renamed")
-    faults.advance_clock(3600)
+    inject("cloud:rename-project name=Renamed", targets)
+    inject("cloud:advance-clock 3600s", targets)
     assert fake.calls == [("expire_tokens", (None,)), ("revoke_device", ("dev-1",)),
                           ("pause_device", ("dev-1",)), ("resume_device", ("dev-1",)),
-                          ("rename_project", ("p-1", "Renamed")), ("advance_clock", (3600,))]
+                          ("rename_project", ("p-1", "Renamed")), ("advance_clock", (3600.0,))]
     names = [(e.layer, e.name, e.action) for e in timeline.events]
     assert names[:2] == [("auth", "expire-tokens", "start"), ("auth", "expire-tokens", "stop")]
     assert ("cloud", "pause", "stop") in names
@@ -152,36 +192,36 @@ def test_bad_rules_are_refused_before_sending(bad: dict[str, Any], message: str)
 
 # --- through the real emulator ----------------------------------------------------------------
 def test_expire_tokens_on_the_emulator(cloud, api, paired_device) -> None:  # noqa: F811
-    faults = CloudFaults(cloud, Timeline())
     me = {"Authorization": f"Bearer {paired_device.access_token}"}
     assert api.get("/v2/devices/me", headers=me).status_code == 200
-    faults.expire_tokens()
+    inject("auth:expire-tokens", FaultTargets(cloud=cloud))
     assert api.get("/v2/devices/me", headers=me).status_code == 401
 
 
 def test_api_rule_and_refresh_failure_on_the_emulator(cloud, api, paired_device) -> None:  # noqa: F811
-    faults = CloudFaults(cloud, Timeline())
+    targets = FaultTargets(cloud=cloud)
     me = {"Authorization": f"Bearer {paired_device.access_token}"}
-    faults.api_error("internal_error", path=r"^/v2/devices/me", count=1)
+    spent = inject("api:internal-error path=^/v2/devices/me x1", targets)
     assert api.get("/v2/devices/me", headers=me).status_code == 500
     assert api.get("/v2/devices/me", headers=me).status_code == 200  # count spent
-    faults.fail_refresh()
+    spent.stop()  # removing a spent rule is fine
+    failing = inject("auth:refresh-failure", targets)
     refresh = {"grant_type": "refresh_token", "client_id": paired_device.client_id,
                "client_secret": paired_device.client_secret,
                "refresh_token": paired_device.refresh_token}
     assert api.post("/v2/auth/token", data=refresh).status_code == 401
-    faults.clear()
+    failing.stop()
     assert api.post("/v2/auth/token", data=refresh).status_code == 200
 
 
 def test_revoke_and_pause_on_the_emulator(cloud, api, paired_device) -> None:  # noqa: F811
-    faults = CloudFaults(cloud, Timeline())
-    with faults.paused(paired_device.device_id):
+    targets = FaultTargets(cloud=cloud, device_id=paired_device.device_id)
+    with active("cloud:pause", targets):
         device = next(d for d in cloud.devices() if d["id"] == paired_device.device_id)
         assert device["paused"]
     device = next(d for d in cloud.devices() if d["id"] == paired_device.device_id)
     assert not device["paused"]
-    faults.revoke(paired_device.device_id)
+    inject("auth:revoke", targets)
     me = {"Authorization": f"Bearer {paired_device.access_token}"}
     response = api.get("/v2/devices/me", headers=me)
     assert response.status_code in (401, 403), response.text
