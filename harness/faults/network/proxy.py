@@ -122,8 +122,12 @@ def format_address(family: int, host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-def open_listener(address: str) -> tuple[socket.socket, str]:
-    """Bind and listen; return the socket and the bound address as Go reports it."""
+def open_listener(address: str, *, listen: bool = True) -> tuple[socket.socket, str]:
+    """Bind and listen; return the socket and the bound address as Go reports it.
+
+    `listen=False` binds only: the port stays this proxy's while connects to it are refused
+    (a disabled proxy).
+    """
     family, host, port = resolve_listen(address)
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -131,7 +135,8 @@ def open_listener(address: str) -> tuple[socket.socket, str]:
         if family == socket.AF_INET6 and host == "::":
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind((host, port))
-        sock.listen(1024)
+        if listen:
+            sock.listen(1024)
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
@@ -396,6 +401,7 @@ class Proxy:
         self.byte_totals: dict[str, list[int]] = {d: [0, 0] for d in DIRECTIONS}
         self.plain_http: list[dict[str, object]] = []  # trapped plain-HTTP requests (bench extension)
         self._server: asyncio.Server | None = None
+        self._held: socket.socket | None = None  # a disabled proxy's port, bound and not listening
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -417,20 +423,38 @@ class Proxy:
         """Listen on the stored address; `listen` becomes the bound address. Raises ListenError."""
         if self.enabled:
             return
-        sock, bound = open_listener(self.listen)
+        if self._held is not None:  # the port kept while disabled: listen on it again
+            sock, self._held = self._held, None
+            sock.listen(1024)
+            bound = self.listen
+        else:
+            sock, bound = open_listener(self.listen)
         self._server = await asyncio.start_server(self._accept, sock=sock, limit=STREAM_LIMIT)
         self.listen = bound
         self.enabled = True
         log.info("proxy %s listening on %s -> %s", self.name, self.listen, self.upstream)
 
     async def stop(self) -> None:
-        """Stop listening (new connects are refused) and close every live connection."""
+        """Stop listening (new connects are refused) and close every live connection.
+
+        The port stays held (bound, not listening) until the proxy is enabled again or deleted:
+        on a busy machine another process would otherwise take it while the link is down.
+        """
         if self._server is not None:
-            self._server.close()
+            self._server.close()  # closes the listening socket at once: re-bind in the same breath
             self._server = None
+            if self._held is None:
+                with contextlib.suppress(ListenError):
+                    self._held, _ = open_listener(self.listen, listen=False)
         self.enabled = False
         for conn in list(self.connections):
             conn.close()
+
+    def release(self) -> None:
+        """Give up the held port (the proxy is deleted or moves to another address)."""
+        if self._held is not None:
+            self._held.close()
+            self._held = None
 
     def chain_changed(self, direction: str, on_each: Callable[[Link], None] | None = None) -> None:
         for conn in list(self.connections):

@@ -157,6 +157,7 @@ class ProxyRegistry:
         if moved:
             was_enabled = proxy.enabled
             await proxy.stop()
+            proxy.release()
             if listen is not None:
                 proxy.listen = listen
             if upstream is not None:
@@ -172,6 +173,7 @@ class ProxyRegistry:
     async def delete(self, name: str) -> None:
         proxy = self.get(name)
         await proxy.stop()
+        proxy.release()
         del self.proxies[name]
 
     async def populate(self, body: Any) -> list[Proxy]:

@@ -47,6 +47,18 @@ def test_down_up_and_timeline(link: NetworkLink, tls: TlsServer) -> None:
     assert len(windows) == 1 and windows[0]["stop"] is not None and windows[0]["layer"] == "network"
 
 
+def test_a_down_link_keeps_its_port(link: NetworkLink, tls: TlsServer) -> None:
+    """While the link is down the port refuses connections yet stays the link's: a busy machine
+    must not hand it to another process before the link comes back (bind: address in use)."""
+    port = int(link.device_api_url.rsplit(":", 1)[1])
+    link.link_down()
+    assert not can_connect(port)  # refused, as a stopped Toxiproxy listener
+    with socket.socket() as squatter, pytest.raises(OSError):
+        squatter.bind(("127.0.0.1", port))
+    link.link_up()
+    assert link.device_api_url.endswith(f":{port}") and https_get(link, tls).status_code == 200
+
+
 def test_profile_applies_toxics_and_clear_removes(
     link: NetworkLink, tls: TlsServer, server: ToxiproxyServer
 ) -> None:
