@@ -72,6 +72,11 @@ class ExpiredUrlError(UploadError):
     """A pre-signed URL is dead: re-create the asset (basic) or fresh part URLs (real-time)."""
 
 
+class UnusableUrlError(ExpiredUrlError):
+    """An upload URL the device must not or cannot use (not HTTPS, or it kept failing past
+    its expiry): handled like an expired URL, with a fresh asset create (c2c-api.md §5.3)."""
+
+
 class ChannelPaused(UploadError):
     """409 Channel Paused: the media was captured in a pause window. Never retried."""
 
