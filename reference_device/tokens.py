@@ -4,6 +4,13 @@ Refresh tokens are single-use. The new pair is written (encrypted, fsync'd, rena
 the old pair is dropped from memory. If the refresh answer was lost and the old refresh
 token is dead (`invalid_request`), or the device was revoked (401), the state becomes
 `repair_needed`: uploads stop, the queue stays intact, and a new pairing is needed.
+
+Only the refusals c2c-api.md §3.3 names kill the credentials: `invalid_request` /
+`invalid_grant` (a used or unknown refresh token) and 401. Any other answer (another 4xx,
+an intermediary's page, a garbled 200) keeps the pair: the refresh token was never consumed
+by a refusal, and §2.3 warns that 4xx/404 can come from intermediaries. A refresh that keeps
+failing gives up after REFRESH_ATTEMPTS tries as a RetryableError (the caller backs off, the
+file stays queued); the state never stays "refreshing" and only a stored new pair counts.
 """
 
 from __future__ import annotations
@@ -23,6 +30,10 @@ from reference_device.retry import Backoff, RetryBudget
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 TOKEN_KEYS = ("access_token", "refresh_token", "expires_at", "lifetime", "refresh_count")
+REPAIR_ERRORS = ("invalid_request", "invalid_grant")
+"""OAuth errors of a refresh that mean the refresh token is dead (c2c-api.md §3.2, §3.3)."""
+REFRESH_ATTEMPTS = 3
+"""Tries per refresh() call before the failure goes back to the caller as transient."""
 
 
 class TokenManager:
@@ -75,15 +86,19 @@ class TokenManager:
     def snapshot(self) -> dict[str, Any]:
         return {"state": self.state, "expires_at": int(self.expires_at), "refresh_count": self.refresh_count}
 
-    def accept(self, answer: dict[str, Any]) -> None:
-        """Store a fresh token answer (pairing or refresh) durably, then start using it."""
+    def accept(self, answer: dict[str, Any], refresh_count: int | None = None) -> None:
+        """Store a fresh token answer (pairing or refresh) durably, then start using it.
+
+        The answer was checked by the API layer (answers.token_answer); the old pair stays
+        in use until the new one is stored, and the refresh count only moves with it.
+        """
         lifetime = float(answer.get("expires_in") or 28800)
         data = {
             "access_token": str(answer["access_token"]),
             "refresh_token": str(answer["refresh_token"]),
             "expires_at": time.time() + lifetime,
             "lifetime": lifetime,
-            "refresh_count": self.refresh_count,
+            "refresh_count": self.refresh_count if refresh_count is None else refresh_count,
             "repair_needed": False,
         }
         with self._lock:
@@ -129,29 +144,11 @@ class TokenManager:
             if seen_token is not None and seen_token != self._access and time.time() < self.refresh_due_at():
                 return self._access
             self.state = "refreshing"
-            refresh_token = self._refresh
-            secret = self.config.client_secret or ""
-            attempt = 0
-            while True:
-                if self.stop.is_set():
-                    self.state = "valid"
-                    raise AuthError("stopping during refresh")
-                try:
-                    answer = self.api.refresh_token(self.config.client_id, secret, refresh_token)
-                    break
-                except RetryableError as exc:
-                    attempt += 1
-                    wait = self.backoff.delay(attempt - 1, exc.retry_after, self.budget.acquire(exc.timeout))
-                    log.warning("token refresh failed (%s); retrying in %.1fs", exc, wait)
-                    self.stop.wait(wait)
-                except OAuthError as exc:
-                    self._enter_repair(f"refresh refused: {exc.error}")
-                    raise RepairNeeded(f"token refresh refused ({exc.error}); pair again") from None
-            self.refresh_count += 1
-            self.accept(answer)
-            self.store.update(refresh_count=self.refresh_count)
-            log.info("token refreshed (count=%d)", self.refresh_count)
-            token = self._access
+            try:
+                token = self._refresh_locked()
+            finally:
+                if self.state == "refreshing":
+                    self.state = "valid"  # a failed refresh keeps the pair we have
         if self.on_refreshed is not None:
             try:
                 self.on_refreshed()
@@ -159,6 +156,41 @@ class TokenManager:
                 log.warning("after-refresh identify failed: %s", exc)
         assert token is not None
         return token
+
+    def _refresh_locked(self) -> str:
+        """One refresh under the lock: the new pair is parsed, then stored, then used."""
+        refresh_token = self._refresh
+        assert refresh_token is not None
+        secret = self.config.client_secret or ""
+        attempt = 0
+        while True:
+            if self.stop.is_set():
+                raise AuthError("stopping during refresh")
+            try:
+                answer = self.api.refresh_token(self.config.client_id, secret, refresh_token)
+                break
+            except RetryableError as exc:
+                attempt += 1
+                if attempt >= REFRESH_ATTEMPTS:
+                    log.warning("token refresh failed %d times (%s); credentials kept, "
+                                "retrying later", attempt, exc)
+                    raise RetryableError(f"token refresh failed: {exc}", status=exc.status,
+                                         retry_after=exc.retry_after) from None
+                wait = self.backoff.delay(attempt - 1, exc.retry_after, self.budget.acquire(exc.timeout))
+                log.warning("token refresh failed (%s); retrying in %.1fs", exc, wait)
+                self.stop.wait(wait)
+            except OAuthError as exc:
+                if exc.status == 401 or exc.error in REPAIR_ERRORS:
+                    self._enter_repair(f"refresh refused: {exc.error}")
+                    raise RepairNeeded(f"token refresh refused ({exc.error}); pair again") from None
+                log.warning("token refresh answered %s (HTTP %d): not a reason to re-pair; "
+                            "credentials kept, retrying later", exc.error, exc.status)
+                raise RetryableError(f"token refresh answered {exc.error} (HTTP {exc.status})",
+                                     status=exc.status, retry_after=max(5.0, self.backoff.cap)) from None
+        self.accept(answer, refresh_count=self.refresh_count + 1)
+        log.info("token refreshed (count=%d)", self.refresh_count)
+        assert self._access is not None
+        return self._access
 
     def _enter_repair(self, why: str) -> None:
         log.error("re-pair needed: %s", why)
