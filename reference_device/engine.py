@@ -5,6 +5,11 @@ The status server and the CLI wrap exactly two methods:
 - `Engine.snapshot() -> dict`: the c2c-status/1 document of harness/CONTRACTS.md §3.
 - `Engine.control(action, **args) -> dict`: the actions of CONTRACTS.md §4. Returns
   `{"ok": True, ...}` or `{"ok": False, "error": "..."}` (never raises for bad input).
+
+No thread may die from a bad answer: every long-lived loop catches per turn, logs one line,
+backs off and goes on, and a supervisor restarts a loop that still exits (counted in the
+status under `loops`). A file whose upload fails transiently is requeued with a per-file
+backoff, so it never holds a worker while later captures wait.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from reference_device.errors import (
     FatalUploadError,
     MediaError,
     PairingError,
+    RepairNeeded,
+    RetryableError,
     UploadError,
 )
 from reference_device.heartbeat import Presence
@@ -48,6 +55,14 @@ from reference_device.uploader import Uploader
 log = logging.getLogger(__name__)
 __all__ = ["Engine", "run_device", "setup_logging"]
 MAX_FILES_IN_STATUS = 1000
+LOOP_BACKOFF_MIN = 1.0
+LOOP_BACKOFF_MAX = 60.0
+"""A failing loop turn (auth, identify, pairing, a restarted loop) waits 1, 2, 4 ... 60 s."""
+
+
+def loop_backoff(failures: int) -> float:
+    """Deterministic capped exponential wait after `failures` consecutive failures."""
+    return min(LOOP_BACKOFF_MAX, LOOP_BACKOFF_MIN * 2 ** max(0, min(failures - 1, 16)))
 
 
 class Engine(UserActions):
@@ -85,6 +100,10 @@ class Engine(UserActions):
         # storing a pairing's tokens and a cancel/logout dropping them never interleave
         self._pair_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self.loop_restarts = 0
+        self.loop_last_error: str | None = None
+        # per-file backoff after a transient failure: file id -> (failures, not before)
+        self._deferred: dict[str, tuple[int, float]] = {}
         self._closed = False
         self._last_snapshot: dict[str, Any] | None = None
         self.started_at = 0.0
@@ -123,9 +142,27 @@ class Engine(UserActions):
             self.start_pairing()
 
     def _spawn(self, target: Any, name: str) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread = threading.Thread(target=self._supervise, args=(target, name), name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
+
+    def _supervise(self, target: Any, name: str) -> None:
+        """Run a long-lived loop; restart it (after a backoff) if it raises or returns early."""
+        failures = 0
+        while not self.stop_event.is_set():
+            try:
+                target()
+                if self.stop_event.is_set():
+                    return
+                why = "returned"
+            except Exception as exc:
+                why = f"{type(exc).__name__}: {exc}"
+            failures += 1
+            self.loop_restarts += 1
+            self.loop_last_error = f"{name}: {why}"
+            wait = loop_backoff(failures)
+            log.error("%s loop ended (%s); restarted in %.0fs", name, why, wait)
+            self.stop_event.wait(wait)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -222,48 +259,75 @@ class Engine(UserActions):
             return True
 
     def _pair(self, cancel: threading.Event) -> None:
-        try:
-            flow = Pairing(self.config, self.api, self.pairing, cancel)
-            answer = flow.run()
-            with self._pair_lock:
-                if cancel.is_set():
-                    # cancelled after run() returned: the cancel found no tokens to drop,
-                    # so the grant is revoked here instead of being stored
-                    flow.discard(answer)
-                    self.pairing.set("cancelled")
-                    log.info("pairing cancelled after approval; grant revoked")
-                    return
-                self.tokens.accept(answer)
-                self.pairing.set("paired")
-            log.info("paired")
+        """The pairing thread: a bad answer never ends it, the flow starts over after a backoff."""
+        failures = 0
+        while not cancel.is_set() and not self.stop_event.is_set():
             try:
-                self.identify()
-            except (UploadError, AuthError) as exc:
-                log.warning("identify after pairing failed: %s", exc)
-            self.wake.set()
-        except PairingError as exc:
-            log.warning("pairing ended: %s", exc)
-        except DeviceError as exc:
-            self.pairing.set("error", error=str(exc))
-            log.error("pairing failed: %s", exc)
+                self._pair_once(cancel)
+                return
+            except PairingError as exc:
+                log.warning("pairing ended: %s", exc)
+                return
+            except DeviceError as exc:
+                self.pairing.set("error", error=str(exc))
+                log.error("pairing failed: %s", exc)
+                return
+            except Exception as exc:
+                failures += 1
+                wait = loop_backoff(failures)
+                self.pairing.set("error", error=f"{type(exc).__name__}: {exc}")
+                log.error("pairing flow error (%s: %s); starting again in %.0fs",
+                          type(exc).__name__, exc, wait)
+                if cancel.wait(wait):
+                    return
+
+    def _pair_once(self, cancel: threading.Event) -> None:
+        flow = Pairing(self.config, self.api, self.pairing, cancel)
+        answer = flow.run()
+        with self._pair_lock:
+            if cancel.is_set():
+                # cancelled after run() returned: the cancel found no tokens to drop,
+                # so the grant is revoked here instead of being stored
+                flow.discard(answer)
+                self.pairing.set("cancelled")
+                log.info("pairing cancelled after approval; grant revoked")
+                return
+            self.tokens.accept(answer)
+            self.pairing.set("paired")
+        log.info("paired")
+        try:
+            self.identify()
+        except (UploadError, AuthError) as exc:
+            log.warning("identify after pairing failed (the auth loop tries again): %s", exc)
+        self.wake.set()
 
     def _auth_loop(self) -> None:
+        """Proactive refresh and identify; a failing turn backs off (1 s ... 60 s), one log line each."""
+        failures, next_try = 0, 0.0
         while not self.stop_event.is_set():
-            if self.tokens.paired and time.time() >= self.tokens.refresh_due_at():
-                try:
-                    self.tokens.refresh()
-                except AuthError as exc:
-                    log.warning("proactive refresh failed: %s", exc)
             if self.tokens.state == "repair_needed" and self.pairing.state not in (
                 "requesting_code", "showing_code", "approved", "repair_needed"
             ):
                 self.pairing.set("repair_needed", error="credentials rejected; pair again")
-            if self.tokens.paired and self.project["id"] is None:
+            if time.monotonic() >= next_try:
                 try:
-                    self.identify()
-                except (UploadError, AuthError):
-                    pass
+                    self._auth_turn()
+                    failures = 0
+                except RepairNeeded as exc:
+                    log.warning("auth: %s", exc)
+                except Exception as exc:
+                    failures += 1
+                    wait = loop_backoff(failures)
+                    next_try = time.monotonic() + wait
+                    log.warning("auth: %s; next try in %.0fs", exc if isinstance(exc, DeviceError)
+                                else f"{type(exc).__name__}: {exc}", wait)
             self.stop_event.wait(0.5)
+
+    def _auth_turn(self) -> None:
+        if self.tokens.paired and time.time() >= self.tokens.refresh_due_at():
+            self.tokens.refresh()
+        if self.tokens.paired and self.project["id"] is None:
+            self.identify()
 
     # --- upload workers --------------------------------------------------------------------
     def _can_upload(self) -> bool:
@@ -285,8 +349,10 @@ class Engine(UserActions):
         with self._lock:
             if self.mode == "manual" and self._settling():
                 return None
+            now = time.monotonic()
+            waiting = {fid for fid, (_, not_before) in self._deferred.items() if not_before > now}
             rec = self.queue.next_ready(self.config.filetype_priorities,
-                                        manual=self.mode == "manual", exclude=set(self._inflight))
+                                        manual=self.mode == "manual", exclude=set(self._inflight) | waiting)
             if rec is None or not self.queue.transition(rec.id, ("queued",), "uploading"):
                 return None
             cancel = threading.Event()
@@ -295,7 +361,12 @@ class Engine(UserActions):
 
     def _worker(self) -> None:
         while not self.stop_event.is_set():
-            claimed = self._claim() if self._can_upload() else None
+            try:
+                claimed = self._claim() if self._can_upload() else None
+            except Exception as exc:  # e.g. the queue database briefly locked
+                log.warning("upload worker: claim failed (%s: %s)", type(exc).__name__, exc)
+                self.stop_event.wait(1.0)
+                continue
             if claimed is None:
                 self.wake.wait(0.5)
                 self.wake.clear()
@@ -309,12 +380,26 @@ class Engine(UserActions):
                     self._user_cancelled.discard(rec.id)
                 self.wake.set()
 
+    def _defer(self, rec: FileRecord, why: str) -> None:
+        """Requeue a file after a transient failure, not to be claimed before its backoff."""
+        failures = self._deferred.get(rec.id, (0, 0.0))[0] + 1
+        base = max(self.config.backoff_base, 0.05)
+        wait = min(max(self.config.backoff_cap * 4, 1.0), base * 2 ** min(failures, 16))
+        with self._lock:
+            self._deferred[rec.id] = (failures, time.monotonic() + wait)
+        self.queue.transition(rec.id, ("uploading",), "queued")
+        log.warning("upload of %s deferred %.1fs (try %d): %s", rec.name, wait, failures, why)
+
     def _upload_one(self, rec: FileRecord, cancel: threading.Event) -> None:
         try:
             self.uploader.upload(rec, cancel)
+            with self._lock:
+                self._deferred.pop(rec.id, None)
             if self.queue.transition(rec.id, ("uploading",), "done"):
                 confirm_upload(self.sources, Path(rec.path), rec.origin)
             log.info("uploaded %s", rec.name)
+        except RetryableError as exc:  # a garbled answer, an unreachable URL: transient
+            self._defer(rec, str(exc))
         except MediaError as exc:
             self.queue.transition(rec.id, ("uploading",), "quarantined", str(exc))
             log.warning("quarantined %s: %s", rec.name, exc)
@@ -332,9 +417,9 @@ class Engine(UserActions):
         except AuthError as exc:
             self.queue.transition(rec.id, ("uploading",), "queued")
             log.warning("upload of %s waits for credentials: %s", rec.name, exc)
-        except Exception as exc:
-            self.queue.transition(rec.id, ("uploading",), "failed", f"internal error: {type(exc).__name__}")
-            log.exception("unexpected error uploading %s", rec.name)
+        except Exception as exc:  # never fail a file for good on something unforeseen
+            log.debug("unexpected error uploading %s", rec.name, exc_info=True)
+            self._defer(rec, f"unexpected {type(exc).__name__}: {exc}")
 
     # --- status ----------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -384,6 +469,7 @@ class Engine(UserActions):
             "socket": self.presence.snapshot(),
             "cloud_status": cloud,
             "sources": sources_status(self.sources),
+            "loops": {"restarts": self.loop_restarts, "last_error": self.loop_last_error},
         }
 
     def _write_status_file(self) -> None:

@@ -138,14 +138,22 @@ class Presence:
 
     # --- loop ------------------------------------------------------------------------------
     def _run(self) -> None:
+        failures = 0
         while not self.stop.is_set():
             self._alive()
             try:
                 self._step()
-            except Exception:  # the status thread must outlive any one bad answer
+                failures = 0
+            except Exception as exc:  # the status thread must outlive any one bad answer
                 self.connected = False
-                log.exception("presence loop error; retrying in 1s")
-                self.stop.wait(1.0)
+                failures += 1
+                wait = min(60.0, 2.0 ** min(failures - 1, 6))
+                log.warning("presence: %s; retrying in %.0fs", exc if isinstance(exc, DeviceError)
+                            else f"{type(exc).__name__}: {exc}", wait)
+                deadline = time.monotonic() + wait
+                while not self.stop.is_set() and time.monotonic() < deadline:
+                    self._alive()  # a backoff is not a stall
+                    self.stop.wait(min(1.0, deadline - time.monotonic()))
 
     def _step(self) -> None:
         if not self.tokens.paired:
@@ -162,8 +170,8 @@ class Presence:
                 self.socket_failures += 1
                 wait = self.backoff.delay(min(self.socket_failures, 6))
                 self._next_socket_try = time.time() + wait
-                log.warning("status socket failed (%s); HTTP heartbeats for %.0fs",
-                            type(exc).__name__, wait)
+                log.warning("status socket failed (%s: %s); HTTP heartbeats for %.0fs",
+                            type(exc).__name__, str(exc)[:200], wait)
             finally:
                 self.connected = False
                 self._ws = None
@@ -183,7 +191,9 @@ class Presence:
             try:
                 self.identify()
             except (UploadError, AuthError) as exc:
-                log.info("identify failed: %s", exc)
+                log.info("identify (GET /v2/devices/me) failed: %s", exc)
+            except Exception as exc:  # never blamed on the socket
+                log.warning("identify (GET /v2/devices/me) failed: %s: %s", type(exc).__name__, exc)
 
     def _http_beat(self) -> None:
         self.kind = "heartbeat"

@@ -4,6 +4,13 @@ Parts are streamed from disk in 1 MiB slices with an exact Content-Length, so me
 flat whatever the file size. Every acknowledged part is committed to the queue before the
 uploader moves on; a restart re-sends only unacknowledged parts, re-creating the asset only
 when its URLs have expired.
+
+No step holds a worker without bound: an asset create gets CREATE_ATTEMPTS tries and each
+upload URL PART_ATTEMPTS_PER_URL tries. When a URL's tries are spent its expiry is checked
+(X-Amz-Date + X-Amz-Expires, else the time the asset was created): an expired or unusable
+URL (e.g. not HTTPS) gets a fresh asset create (c2c-api.md §5.3, §5.8); a live one defers
+the file (a RetryableError to the engine, which requeues it with a per-file backoff), so a
+file whose URLs cannot be reached never blocks the files captured after it.
 """
 
 from __future__ import annotations
@@ -15,8 +22,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 from reference_device.api import ApiClient
 from reference_device.config import DeviceConfig
@@ -26,6 +35,7 @@ from reference_device.errors import (
     FatalUploadError,
     MediaError,
     RetryableError,
+    UnusableUrlError,
 )
 from reference_device.media_check import check_file
 from reference_device.netstats import NetworkStats
@@ -38,7 +48,24 @@ SLICE = 1024 * 1024
 MAX_PARTS = 10_000
 MAX_RECREATES = 3
 URL_SAFETY = 600.0
+CREATE_ATTEMPTS = 6
+"""Tries of one asset create before the file is deferred (the worker is freed)."""
+PART_ATTEMPTS_PER_URL = 6
+"""Tries of one upload URL before its expiry is checked and the file recreated or deferred."""
+DEFERRALS_PER_URL = 3
+"""A live URL that spent its tries this many times (across deferrals) is given up: a fresh
+asset create, as for an expired URL (a bogus host or port never starts working)."""
 T = TypeVar("T")
+
+
+def url_expires_at(url: str) -> float | None:
+    """When a pre-signed URL stops working (X-Amz-Date + X-Amz-Expires), if it says."""
+    try:
+        query = parse_qs(urlsplit(url).query)
+        signed = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        return signed.timestamp() + float(query["X-Amz-Expires"][0])
+    except (KeyError, IndexError, ValueError):
+        return None
 
 
 def file_slices(
@@ -99,6 +126,7 @@ class Uploader:
         self._plock = threading.Lock()
         self.retries = 0
         self.limiter = RateLimiter(config.max_upload_rate)
+        self._url_failures: dict[str, int] = {}  # upload URL -> times its tries were spent
 
     # --- helpers ---------------------------------------------------------------------------
     def progress(self, file_id: str) -> int | None:
@@ -111,11 +139,13 @@ class Uploader:
             self._progress[file_id] = self._progress.get(file_id, 0) + n
         self.stats.sent(n)
 
-    def _retry(self, fn: Callable[[], T], cancel: threading.Event, what: str) -> T:
+    def _retry(self, fn: Callable[[], T], cancel: threading.Event, what: str,
+               max_attempts: int | None = CREATE_ATTEMPTS) -> T:
         def on_retry(exc: RetryableError, attempt: int, wait_s: float) -> None:
             self.retries += 1
             log.warning("%s failed (%s), attempt %d, retry in %.2fs", what, exc, attempt, wait_s)
-        return retry_call(fn, backoff=self.backoff, budget=self.budget, stop=cancel, on_retry=on_retry)
+        return retry_call(fn, backoff=self.backoff, budget=self.budget, stop=cancel, on_retry=on_retry,
+                          max_attempts=max_attempts)
 
     def _offset(self, rec: FileRecord) -> float:
         """Seconds since capture, at the moment of the create call (ms precision).
@@ -131,9 +161,24 @@ class Uploader:
             return self.tokens.call(lambda t: self.api.create_asset(t, fresh))
         return self._retry(attempt, cancel, what)
 
+    def _url_expired(self, rec: FileRecord, url: str) -> bool:
+        expires = url_expires_at(url)
+        if expires is None:
+            expires = (rec.urls_created_at or 0) + self.config.url_ttl
+        return time.time() >= expires - min(URL_SAFETY, self.config.url_ttl / 4)
+
     def _put(self, rec: FileRecord, part: Part, cancel: threading.Event) -> None:
-        """PUT one part with retries; ack it durably. ExpiredUrlError propagates."""
+        """PUT one part with bounded retries; ack it durably.
+
+        ExpiredUrlError (expired, or unusable such as not HTTPS) propagates for a fresh
+        asset create; a live URL whose tries are spent defers the file (RetryableError).
+        """
         path = Path(rec.path)
+        url = part.url or ""
+        if not url.lower().startswith("https://"):
+            scheme = url.split("://", 1)[0] if "://" in url else "no scheme"
+            raise UnusableUrlError(f"upload URL of part {part.number} of {rec.name} refused: "
+                                   f"not HTTPS ({scheme})", code="not_https")
 
         def attempt() -> None:
             with self._plock:
@@ -151,7 +196,22 @@ class Uploader:
                 with self._plock:
                     self._progress[rec.id] = base
                 raise
-        self._retry(attempt, cancel, f"PUT part {part.number} of {rec.name}")
+        what = f"PUT part {part.number} of {rec.name}"
+        try:
+            self._retry(attempt, cancel, what, max_attempts=PART_ATTEMPTS_PER_URL)
+        except RetryableError as exc:
+            with self._plock:
+                spent = self._url_failures[url] = self._url_failures.get(url, 0) + 1
+            if self._url_expired(rec, url) or spent >= DEFERRALS_PER_URL:
+                with self._plock:
+                    self._url_failures.pop(url, None)
+                why = "the URL has expired" if self._url_expired(rec, url) else f"{spent} rounds"
+                raise UnusableUrlError(f"{what}: {PART_ATTEMPTS_PER_URL} tries failed, {why} ({exc})",
+                                       code="expired_url") from None
+            raise RetryableError(f"{what}: {PART_ATTEMPTS_PER_URL} tries failed ({exc}); "
+                                 "file deferred", status=exc.status) from None
+        with self._plock:
+            self._url_failures.pop(url, None)
         self.queue.ack_part(rec.id, part.number)
 
     # --- entry point -----------------------------------------------------------------------
@@ -180,9 +240,7 @@ class Uploader:
         n = max(1, min(MAX_PARTS, rec.size // self.config.part_size))
         body = {"name": rec.name, "filetype": rec.filetype, "filesize": rec.size, "parts": n}
         asset = self._create(rec, body, cancel, f"create asset {rec.name}")
-        urls = asset.get("upload_urls")
-        if not isinstance(urls, list) or not urls or not asset.get("id"):
-            raise FatalUploadError("asset create answer has no id/upload_urls")
+        urls = asset["upload_urls"]  # checked by the API layer (a list of strings)
         layout = basic_layout(rec.size, len(urls))
         self.queue.set_asset(rec.id, str(asset["id"]),
                              [(num, off, sz, str(u), num == len(urls)) for (num, off, sz), u in zip(layout, urls, strict=True)])
@@ -210,9 +268,9 @@ class Uploader:
                 self._run_parts(rec, pending, cancel)
                 return
             except ExpiredUrlError as exc:
-                log.warning("upload URLs of %s expired (%s); re-creating the asset", rec.name, exc)
+                log.warning("upload URLs of %s unusable (%s); re-creating the asset", rec.name, exc)
                 rec = self._forget_asset(rec)
-        raise FatalUploadError(f"upload URLs kept expiring for {rec.name}")
+        raise RetryableError(f"upload URLs of {rec.name} kept expiring or failing; file deferred")
 
     def _forget_asset(self, rec: FileRecord) -> FileRecord:
         self.queue.set_asset(rec.id, "", [])
@@ -246,8 +304,6 @@ class Uploader:
         if not rec.asset_id:
             body: dict[str, Any] = {"name": rec.name, "filetype": rec.filetype, "is_realtime_upload": True}
             asset = self._create(rec, body, cancel, f"create real-time asset {rec.name}")
-            if not asset.get("id"):
-                raise FatalUploadError("real-time asset create answer has no id")
             self.queue.set_asset(rec.id, str(asset["id"]), [])
             rec = self.queue.get(rec.id) or rec
             log.info("real-time asset created for %s", rec.name)
@@ -318,7 +374,7 @@ class Uploader:
                 self._register(rec, asset_id, [(part.number, part.offset, part.size, part.is_final)],
                                total, cancel)
                 part = next(p for p in self.queue.parts(rec.id) if p.number == part.number)
-        raise FatalUploadError(f"real-time part URLs kept expiring for {rec.name}")
+        raise RetryableError(f"real-time part URLs of {rec.name} kept expiring; file deferred")
 
 
 class _AnyEvent:
