@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, MutableMapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -146,37 +145,4 @@ class ScenarioState:
     remaining_sampler: RemainingSampler | None = None
     alert_watch: AlertWatch | None = None
 
-    @property
-    def notes(self) -> MutableMapping[str, Any]:
-        """The old string-keyed view, kept only for harness/bdd/steps/cloud_steps.py until its
-        rewrite moves it to the fields; every key is a field, an unknown key is a KeyError."""
-        return _FieldView(self)
 
-
-class _FieldView(MutableMapping[str, Any]):
-    """`state.notes[key]` reads and writes the field `key` (no second store to drift)."""
-
-    _NAMES = frozenset(f.name for f in fields(ScenarioState))
-
-    def __init__(self, state: ScenarioState) -> None:
-        self._state = state
-
-    def _name(self, key: str) -> str:
-        if key not in self._NAMES:
-            raise KeyError(key)
-        return key
-
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self._state, self._name(key))
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        setattr(self._state, self._name(key), value)
-
-    def __delitem__(self, key: str) -> None:
-        raise TypeError("scenario state fields cannot be deleted")
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._NAMES))
-
-    def __len__(self) -> int:
-        return len(self._NAMES)
