@@ -149,6 +149,13 @@ def bench(request: pytest.FixtureRequest, c2c_session: Any) -> Iterator[Any]:
     """This scenario's view of the bench (protocols + its own captures and measurements)."""
     from harness.bdd.bench import Bench, ScenarioState
 
+    # every scenario starts on a live, unshaped link and a cloud without faults, whatever the last
+    # one ended in: a bench that cannot restore them is this scenario's error, never the device's fail
+    network, cloud = c2c_session.started_network(), c2c_session.started_cloud()
+    if network is not None:
+        network.clear()
+    if cloud is not None:
+        cloud.clear_faults()
     state = ScenarioState()
     state.items = checklist_ids(request.node)  # steps name the item a skip is about
     b = Bench(c2c_session, state)

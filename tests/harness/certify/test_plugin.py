@@ -136,3 +136,49 @@ def test_an_operators_yes_is_operator_confirmed_with_who_and_when(pytester: pyte
 
 def test_suite_file_exists() -> None:
     assert (Path(__file__).resolve().parents[3] / "harness" / "bdd" / "suite.py").exists()
+
+
+KNOWN_STATE_FEATURE = textwrap.dedent('''
+    Feature: Each scenario starts from a known bench
+      @C2C-QA-03
+      Scenario: A scenario that leaves the link broken
+        Given the device profile
+        Then the link can no longer be restored
+
+      @C2C-NETW-02 @declared
+      Scenario: WPA2 Wi-Fi or Ethernet
+        Given the device profile
+        Then the profile declares "C2C-NETW-02" with evidence
+''')
+
+KNOWN_STATE_MODULE = textwrap.dedent('''
+    from pytest_bdd import scenarios, then
+    from harness.bdd.steps import step_fixtures
+    from harness.errors import FaultInjectionError
+
+    globals().update(step_fixtures())
+
+    @then("the link can no longer be restored")
+    def _break_link(bench):
+        def broken():
+            raise FaultInjectionError("toxiproxy API PATCH /proxies/c2c_api: HTTP 500: bind: address already in use")
+        bench.network.clear = broken  # the cleanup swallows it; the next scenario must not
+
+    scenarios("features")
+''')
+
+
+def test_a_scenario_after_a_bench_that_cannot_be_restored_is_an_error(pytester: pytest.Pytester) -> None:
+    """The link is restored before each scenario: when it cannot be, that scenario is a bench
+    error (never a device fail on a dead link, never a pass)."""
+    pytester.mkdir("features")
+    (pytester.path / "features" / "known.feature").write_text(KNOWN_STATE_FEATURE, encoding="utf-8")
+    pytester.makepyfile(test_known=KNOWN_STATE_MODULE)
+    reports = pytester.path / "reports"
+    pytester.runpytest_subprocess(*plugin_args(), "--strict-markers", "--c2c-device=reference",
+                                  f"--c2c-reports={reports}", "-p", "no:allure_pytest_bdd")
+    items = json.loads((reports / "certificate.json").read_text())["items"]
+    by_name = {r["scenario"]: r for r in json.loads((reports / "results.json").read_text())["results"]}
+    assert by_name["A scenario that leaves the link broken"]["verdict"] == "pass"
+    assert items["C2C-NETW-02"]["verdict"] == "error", items["C2C-NETW-02"]
+    assert "[fault-injector]" in items["C2C-NETW-02"]["reason"] and "bind" in items["C2C-NETW-02"]["reason"]
