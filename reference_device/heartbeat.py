@@ -170,7 +170,7 @@ class Presence:
                 self.socket_failures += 1
                 wait = self.backoff.delay(min(self.socket_failures, 6))
                 self._next_socket_try = time.time() + wait
-                log.warning("status socket failed (%s: %s); HTTP heartbeats for %.0fs",
+                log.warning("status socket failed (%s) %s; HTTP heartbeats for %.0fs",
                             type(exc).__name__, str(exc)[:200], wait)
             finally:
                 self.connected = False
