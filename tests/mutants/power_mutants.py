@@ -23,11 +23,13 @@ FAST = {"C2C_DEVICE_PARALLELISM": "16", "C2C_DEVICE_PARALLEL_FILES": "2",
         "C2C_DEVICE_PART_SIZE": str(5 * 1024 * 1024)}
 
 
-def _restart_from_zero() -> None:
+def restart_from_zero() -> None:
+    """Finished parts are never recorded: after a cut the whole file is sent again (C2C-CTL-01)."""
     replace("reference_device.queue:FileQueue.ack_part", lambda orig: lambda self, file_id, number: None)
 
 
-def _loses_queue() -> None:
+def loses_queue() -> None:
+    """A restart cancels whatever was queued or uploading: the queue is forgotten (C2C-QUE-03)."""
     def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
         def reconcile(self: Any) -> int:
             with self._tx() as db:
@@ -39,8 +41,8 @@ def _loses_queue() -> None:
 POWER_MUTANTS: tuple[Mutant, ...] = (
     Mutant("fast-restart-from-zero", "C2C-CTL-01",
            "16 part PUTs in flight and never records finished parts: re-uploads the whole file after a cut",
-           "reference_device.queue:FileQueue.ack_part", _restart_from_zero, env=FAST),
+           "reference_device.queue:FileQueue.ack_part", restart_from_zero, env=FAST),
     Mutant("fast-loses-queue", "C2C-QUE-03", "16 part PUTs in flight and drops the queue after a power cut",
-           "reference_device.queue:FileQueue.reconcile", _loses_queue,
+           "reference_device.queue:FileQueue.reconcile", loses_queue,
            also=("C2C-RTY-02", "C2C-CTL-01", "C2C-RES-01"), env=FAST),
 )

@@ -32,7 +32,7 @@ from typing import Any
 from tests.mutants.console_mutants import CONSOLE_MUTANTS
 from tests.mutants.media_mutants import MEDIA_MUTANTS
 from tests.mutants.patching import Mutant, replace
-from tests.mutants.power_mutants import POWER_MUTANTS
+from tests.mutants.power_mutants import POWER_MUTANTS, loses_queue, restart_from_zero
 from tests.mutants.status_mutants import STATUS_MUTANTS
 from tests.mutants.tether_mutants import TETHER_MUTANTS
 from tests.mutants.witness_mutants import WITNESS_MUTANTS
@@ -124,19 +124,6 @@ def _slow_down_is_fatal() -> None:
 
 def _uploads_paused_media() -> None:
     replace("reference_device.uploader:Uploader._offset", lambda orig: lambda self, rec: 0.0)
-
-
-def _restart_from_zero() -> None:
-    replace("reference_device.queue:FileQueue.ack_part", lambda orig: lambda self, file_id, number: None)
-
-
-def _loses_queue() -> None:
-    def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
-        def reconcile(self: Any) -> int:
-            with self._tx() as db:
-                return db.execute("UPDATE files SET state='cancelled' WHERE state IN ('queued','uploading')").rowcount
-        return reconcile
-    replace("reference_device.queue:FileQueue.reconcile", wrap)
 
 
 def _never_refreshes() -> None:
@@ -291,9 +278,9 @@ _CORE: tuple[Mutant, ...] = (
     Mutant("uploads-paused-media", "C2C-CTL-02", "sends offset 0, so media captured while paused is uploaded",
            "reference_device.uploader:Uploader._offset", _uploads_paused_media),
     Mutant("restart-from-zero", "C2C-CTL-01", "never records finished parts: re-uploads the whole file after a cut",
-           "reference_device.queue:FileQueue.ack_part", _restart_from_zero),
+           "reference_device.queue:FileQueue.ack_part", restart_from_zero),
     Mutant("loses-queue", "C2C-QUE-03", "drops the queue after a power cut",
-           "reference_device.queue:FileQueue.reconcile", _loses_queue,
+           "reference_device.queue:FileQueue.reconcile", loses_queue,
            also=("C2C-RTY-02", "C2C-CTL-01", "C2C-RES-01")),
     Mutant("never-refreshes", "C2C-NET-02", "never refreshes the access token (asks to re-pair)",
            "reference_device.tokens:TokenManager.refresh", _never_refreshes,
