@@ -112,7 +112,7 @@ class ScenarioState:
     # cloud settings and device mode to put back at cleanup
     restore_settings: dict[str, Any] = field(default_factory=dict)
     restore_mode: str | None = None
-    paused_now: bool = False  # the cloud has the device paused (cleanup resumes it)
+    paused_now: bool = False  # the cloud has the device paused: captures now are taken while paused
     url_pairing: bool = False
     device_name: str | None = None  # the name the cloud renamed the device to
     console_mark: tuple[int, int] | None = None  # (id of the device, console length) at the start

@@ -128,9 +128,7 @@ def _expire(bench: Bench) -> None:
 def _rename_device(bench: Bench, name: str) -> None:
     """Device management: rename in the cloud (through the control API's device PATCH)."""
     bench.state.device_name = name
-    rename = getattr(bench.cloud, "rename_device", None)
-    if callable(rename):
-        rename(bench.cloud_device_id(), name)
+    bench.cloud.rename_device(bench.cloud_device_id(), name)
     bench.timeline.record("cloud", "rename device", "mark", new_name=name)
 
 
