@@ -89,8 +89,8 @@ def _no_retry_s3() -> None:
     from reference_device.errors import FatalUploadError, RetryableError
 
     def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
-        def classify(resp: Any) -> Any:
-            err = orig(resp)
+        def classify(resp: Any, *args: Any, **kw: Any) -> Any:
+            err = orig(resp, *args, **kw)
             return FatalUploadError(str(err), status=resp.status_code) if isinstance(err, RetryableError) else err
         return classify
     replace("reference_device.api:classify_s3_error", wrap)
@@ -100,8 +100,8 @@ def _no_retry_api() -> None:
     from reference_device.errors import FatalUploadError, RetryableError, UnauthorizedError
 
     def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
-        def classify(resp: Any) -> Any:
-            err = orig(resp)
+        def classify(resp: Any, *args: Any, **kw: Any) -> Any:
+            err = orig(resp, *args, **kw)
             if isinstance(err, RetryableError) and not isinstance(err, UnauthorizedError):
                 return FatalUploadError(str(err), status=resp.status_code)
             return err
@@ -113,8 +113,8 @@ def _slow_down_is_fatal() -> None:
     from reference_device.errors import FatalUploadError, RetryableError
 
     def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
-        def classify(resp: Any) -> Any:
-            err = orig(resp)
+        def classify(resp: Any, *args: Any, **kw: Any) -> Any:
+            err = orig(resp, *args, **kw)
             if isinstance(err, RetryableError) and err.code == "slow_down":
                 return FatalUploadError(str(err), status=resp.status_code)
             return err

@@ -54,6 +54,9 @@ class FakeCloud:
     def devices(self) -> list[dict[str, Any]]:
         return []
 
+    def rename_device(self, device_id: str, name: str) -> dict[str, Any]:
+        return {"id": device_id, "name": name}
+
     def pause_device(self, device_id: str) -> None:
         self._call("pause_device", device_id)
 
