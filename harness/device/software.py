@@ -44,6 +44,8 @@ from harness.timeline import Timeline
 CONTROL_PATHS = {"cancel_pairing": "pairing/cancel", "start_pairing": "pairing/start"}
 SAFE_NAME = re.compile(r"^[^/\\\x00]+$")
 STACK_DUMP_TIMEOUT = 10.0
+# How long a console-only device must stay up after its first output to count as booted.
+BOOT_SETTLE_S = 0.5
 # Python's faulthandler: a header per thread, then its frames (other threads may log between lines)
 _STACK_HEADER = re.compile(r"^(?:Current thread|Thread) 0x[0-9a-fA-F]+\b.*\(most recent call first\):$")
 _STACK_FRAME = re.compile(r'^  (?:File ".*", line \d+ in .*|<no Python frame>|\.\.\.|Garbage-collecting)$')
@@ -241,13 +243,19 @@ class SoftwareDevice:
         self.wait_ready(self.profile.launch.ready_timeout)
 
     def wait_ready(self, timeout: float) -> None:
-        """Up = the status page answers, or (no status) the process is still alive after launch."""
+        """Up = the status page answers, or (no status) the console has spoken and the process
+        is still alive BOOT_SETTLE_S later: a device that prints an error and exits must not
+        count as booted because its last words reached the console first."""
+        spoke_at: list[float] = []
+
         def ready() -> bool:
             if isinstance(self._power, ProcessGroupPower) and not self._power.is_on():
                 raise DeviceFailure(f"{self.name} exited during boot (code {self._power.exit_code()}): {self.console_tail()}")
             if self.profile.status.driver == "http-json":
                 return self.status() is not None
-            return self.console_log.exists() and self.console_log.stat().st_size > 0
+            if not spoke_at and self.console_log.exists() and self.console_log.stat().st_size > 0:
+                spoke_at.append(time.monotonic())
+            return bool(spoke_at) and time.monotonic() - spoke_at[0] >= BOOT_SETTLE_S
         wait_for(ready, timeout, f"{self.name} to boot")
 
     def stop(self) -> None:

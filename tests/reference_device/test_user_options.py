@@ -171,6 +171,10 @@ def test_cancel_all_stops_parts_and_survives_power_cut(cloud: Any, control: Any,
         _paired(dev, control, project["id"])
         wait_until(lambda: (dev.state_dir / "status-url").exists(), 10, "status url")
         drop(media, "long.bin", rng.randbytes(16 * MIB))
+        # queued.bin arrives only once long.bin holds the single file slot: dropped together,
+        # both can settle in one scan and the small one may be taken first
+        dev.wait_for(lambda s: any(f["name"] == "long.bin" and f.get("bytes_done", 0) > 0 for f in s["files"]),
+                     30, "long.bin started")
         drop(media, "queued.bin", rng.randbytes(2 * MIB))
 
         def under_way(s: dict[str, Any]) -> bool:

@@ -77,7 +77,10 @@ def test_latency_each_direction(
         add(api, "latency", stream, attributes={"latency": 100, "jitter": 10})
         rtts = [round_trip(conn) for _ in range(3)]
     for rtt in rtts:
-        assert 100 - 10 <= rtt - base + 1 <= 100 + 10 + 60, rtts  # jitter + generous margin
+        # a toxic of 100 +/- 10 ms can never answer sooner than 90 ms, whatever the baseline was
+        # (a baseline taken on a loaded machine is noise, so it only widens the upper bound)
+        assert rtt >= 100 - 10, rtts
+        assert rtt - base <= 100 + 10 + 60, (rtts, base)
 
 
 def test_chained_latencies_add(api: httpx.Client, make_proxy: MakeProxy, echo: EchoServer) -> None:
