@@ -356,12 +356,12 @@ def parse_profile(data: Mapping[str, Any], *, path: Path | None = None) -> Devic
 
 
 # Devices a mutant can be seeded into, by the module their profile runs with `-m`; a mutant
-# named "<profile>-<defect>" (console-forget-queue) is a defect of that profile's device.
-MUTABLE_MODULES = {"reference": "reference_device", "console": "tests.console_device.device"}
+# named "<profile>-<defect>" (independent-forget-queue) is a defect of that profile's device.
+MUTABLE_MODULES = {"reference": "reference_device", "independent": "tests.console_device.device"}
 
 
 def mutant_base(mutant: str) -> str:
-    """The profile a mutant's defect is seeded into: "console-..." -> console, else reference."""
+    """The profile a mutant's defect is seeded into: "independent-..." -> independent, else reference."""
     head = mutant.split("-", 1)[0]
     return head if head != mutant and head in MUTABLE_MODULES else "reference"
 

@@ -3,7 +3,7 @@
 ARGS are the device's own arguments (the reference's `run --config FILE`, or the console
 stand-in's `--api ... --state ...`). For the reference device the patch is applied in this
 process before reference_device.cli.main runs, so reference_device/ stays clean; a console
-mutant (`device="console"`) is the stand-in's own defective build, chosen by its env.
+mutant (`device="independent"`) is the stand-in's own defective build, chosen by its env.
 An unknown mutant or a patch target that no longer exists exits with status 3 and a
 message naming it: a broken mutant must never look like a passing device.
 """
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     print(f"mutant launcher: running {mutant.device} device with defect {name!r} ({mutant.what})", file=sys.stderr,
           flush=True)
-    if mutant.device == "console":
+    if mutant.device == "independent":
         from tests.console_device.device import main as console_main
 
         return int(console_main(rest) or 0)

@@ -27,7 +27,7 @@ class Mutant:
     env: dict[str, str] = field(default_factory=dict)
     # pytest -k for the quick (make test) run: one example of a long outline is enough to catch it
     quick_k: str = ""
-    # the device the defect is seeded into: "reference" (patched at launch) or "console" (the
+    # the device the defect is seeded into: "reference" (patched at launch) or "independent" (the
     # stand-in of tests/console_device, built with its own --defect switch through `env`)
     device: str = "reference"
     # the verdict that catches it: "fail (inferred)" for a defect only an inferred expectation

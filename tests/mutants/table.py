@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.mutants.console_mutants import CONSOLE_MUTANTS
+from tests.mutants.independent_mutants import INDEPENDENT_MUTANTS
 from tests.mutants.media_mutants import MEDIA_MUTANTS
 from tests.mutants.patching import Mutant, replace
 from tests.mutants.power_mutants import POWER_MUTANTS, loses_queue, restart_from_zero
@@ -328,7 +328,7 @@ _CORE: tuple[Mutant, ...] = (
 
 
 # More defects, one table per concern; each module lists its own tuple.
-MUTANTS: tuple[Mutant, ...] = _CORE + STATUS_MUTANTS + WITNESS_MUTANTS + TETHER_MUTANTS + CONSOLE_MUTANTS + MEDIA_MUTANTS
+MUTANTS: tuple[Mutant, ...] = _CORE + STATUS_MUTANTS + WITNESS_MUTANTS + TETHER_MUTANTS + INDEPENDENT_MUTANTS + MEDIA_MUTANTS
 MUTANTS += POWER_MUTANTS
 
 

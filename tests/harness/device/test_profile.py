@@ -26,8 +26,9 @@ def test_reference_is_a_process_device_with_status_and_control() -> None:
     assert "C2C-WF-01" in p.not_applicable
 
 
-def test_independent_profile_reads_the_code_from_the_console() -> None:
-    p = load_profile("independent")
+@pytest.mark.parametrize("name", ["independent", "minimal"])
+def test_outside_profiles_read_the_code_from_the_console(name: str) -> None:
+    p = load_profile(name)
     assert p.pairing.source == "console" and p.status.driver == "none" and p.control.driver == "none"
 
 
@@ -109,11 +110,11 @@ def test_render_template_refuses_unknown_placeholders() -> None:
         render_template("{a}{c}", {"a": 1})
 
 
-def test_a_console_mutant_runs_the_console_stand_in_through_the_launcher() -> None:
-    """`mutant:console-NAME` is a defect of fixtures/devices/console.toml; other names the reference's."""
-    console = load_profile("mutant:console-forget-queue")
-    assert console.name == "console" and console.device_id == "console+console-forget-queue"
-    assert console.launch is not None
-    assert list(console.launch.command[1:5]) == ["-m", "tests.mutants.launch", "console-forget-queue", "--"]
-    assert "--api" in console.launch.command and console.launch.env["C2C_MUTANT"] == "console-forget-queue"
+def test_an_independent_mutant_runs_the_independent_device_through_the_launcher() -> None:
+    """`mutant:independent-NAME` is a defect of fixtures/devices/independent.toml; other names the reference's."""
+    outside = load_profile("mutant:independent-forget-queue")
+    assert outside.name == "independent" and outside.device_id == "independent+independent-forget-queue"
+    assert outside.launch is not None
+    assert list(outside.launch.command[1:5]) == ["-m", "tests.mutants.launch", "independent-forget-queue", "--"]
+    assert "--api" in outside.launch.command and outside.launch.env["C2C_MUTANT"] == "independent-forget-queue"
     assert load_profile("mutant:restart-from-zero").name == "reference"

@@ -264,7 +264,7 @@ def test_reference_profile_and_its_mutants_dump_on_sigusr1() -> None:
 
     assert load_profile("reference").launch.stack_dump_signal == "SIGUSR1"  # type: ignore[union-attr]
     assert load_profile("mutant:no-heartbeat").launch.stack_dump_signal == "SIGUSR1"  # type: ignore[union-attr]
-    assert load_profile("independent").launch.stack_dump_signal is None  # type: ignore[union-attr]
+    assert load_profile("minimal").launch.stack_dump_signal is None  # type: ignore[union-attr]
 
 
 def test_stack_dump_lines_keep_the_dump_and_drop_interleaved_logging() -> None:

@@ -1,7 +1,7 @@
-"""A minimal C2C uploader that is not ours: stdlib + httpx, no status API, console pairing.
+"""A deliberately incomplete C2C uploader: stdlib + httpx, no status API, console pairing.
 
 It exists to prove a vendor's device can be certified from a profile alone
-(fixtures/devices/independent.toml): it pairs with the device-code flow, prints
+(fixtures/devices/minimal.toml): it pairs with the device-code flow, prints
 "PAIRING CODE: 123456" on stdout, watches a folder, and uploads each new file with the
 basic (known size) algorithm. It keeps almost nothing across restarts and has no UI, so
 many checklist items are expected to fail or need an operator; none may crash the bench.
