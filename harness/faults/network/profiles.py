@@ -82,7 +82,8 @@ class NetworkProfile:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data without None (TOML has no null), lists for tuples."""
-        return _strip_none(asdict(self))
+        data: dict[str, Any] = _strip_none(asdict(self))
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NetworkProfile:

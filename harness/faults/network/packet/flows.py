@@ -17,10 +17,13 @@ import struct
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import FaultInjectionError
 from harness.faults.network.packet.goodput import goodput_bps
+
+if TYPE_CHECKING:
+    from harness.faults.network.packet.link import PacketLink
 
 TCP_INFO_RTT_OFFSET = 68  # struct tcp_info: tcpi_rtt (smoothed RTT, microseconds)
 CHUNK = 64 * 1024
@@ -97,7 +100,7 @@ class BulkReceiver:
 
 
 def run_bulk_flows(
-    link: Any, *, flows: int, seconds: float, warmup_s: float, congestion_control: str | None = None
+    link: PacketLink, *, flows: int, seconds: float, warmup_s: float, congestion_control: str | None = None
 ) -> dict[str, Any]:
     """N bulk flows from the link's namespace to a host-side receiver; goodput and RTT.
 
@@ -115,7 +118,7 @@ def run_bulk_flows(
         )
         if result.returncode != 0:
             raise FaultInjectionError(f"bulk sender failed ({result.returncode}): {result.stderr.strip()[-500:]}")
-        report = json.loads(result.stdout.strip().splitlines()[-1])
+        report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
         report["app_goodput_bps"] = receiver.goodput_bps(warmup_s=warmup_s, window_s=seconds - warmup_s)
         report["connections"] = receiver.connections
     first_byte = receiver.samples[0][0] if receiver.samples else started

@@ -38,7 +38,7 @@ def packet_links_available() -> str | None:
     if not os.path.exists("/dev/net/tun"):
         return "no /dev/net/tun (the tun kernel module is missing)"
     try:
-        import pyroute2  # noqa: F401
+        import pyroute2  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
         return "pyroute2 is not installed"
     return _namespace_probe()
@@ -95,7 +95,7 @@ class PacketLink:
         self._control_file: Any = None
         self._children: list[subprocess.Popen[Any]] = []
         self._plumbing: netns.LinkPlumbing | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[..., PacketLink] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
     def open(self) -> PacketLink:
@@ -223,6 +223,8 @@ class PacketLink:
             code = self._forwarder.poll()
             raise FaultInjectionError(f"packet forwarder exited (code {code}) before answering {command['op']!r}")
         answer = json.loads(line)
+        if not isinstance(answer, dict):
+            raise FaultInjectionError(f"packet forwarder answered {command['op']!r} with {answer!r}")
         if not answer.get("ok"):
             raise FaultInjectionError(f"packet forwarder refused {command['op']!r}: {answer.get('error')}")
         if first and not answer.get("ready"):

@@ -24,6 +24,7 @@ import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from harness.errors import FaultInjectionError
@@ -37,12 +38,13 @@ IFF_NO_PI = 0x1000
 _sequence = itertools.count()
 
 
-def _pyroute2():  # imported lazily: only a packet-level link needs it
+def _pyroute2() -> ModuleType:  # imported lazily: only a packet-level link needs it
     try:
-        import pyroute2
+        import pyroute2  # type: ignore[import-untyped]  # no stubs, no py.typed
     except ImportError as exc:  # pragma: no cover - a dependency of the project
         raise FaultInjectionError("packet-level links need pyroute2 (pip install pyroute2)") from exc
-    return pyroute2
+    module: ModuleType = pyroute2
+    return module
 
 
 def _pid_alive(pid: int) -> bool:
@@ -65,7 +67,7 @@ def kill_namespace_processes(name: str) -> list[int]:
         inode = os.stat(f"/var/run/netns/{name}").st_ino
     except OSError:
         return []
-    killed = []
+    killed: list[int] = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -85,7 +87,7 @@ def kill_namespace_processes(name: str) -> list[int]:
 def clean_stale_namespaces() -> list[str]:
     """Remove the `c2c-pl-<pid>-<n>` namespaces whose bench process is gone, and the processes
     (a device, a sender) still running in them; names the namespaces removed."""
-    removed = []
+    removed: list[str] = []
     for name in list_bench_namespaces():
         owner = name[len(NS_PREFIX) :].split("-", 1)[0]
         if owner.isdigit() and not _pid_alive(int(owner)):
@@ -149,7 +151,7 @@ def open_tun(name: str) -> int:
 
 
 def _used_host_networks() -> set[ipaddress.IPv4Network]:
-    used = set()
+    used: set[ipaddress.IPv4Network] = set()
     with _pyroute2().IPRoute() as ipr:
         for msg in ipr.get_addr(family=2):
             address = ipaddress.IPv4Address(msg.get_attr("IFA_ADDRESS"))
@@ -193,7 +195,7 @@ class LinkPlumbing:
         self.device_fd = self.host_fd = -1
 
 
-def _link_index(ipr, ifname: str) -> int:
+def _link_index(ipr: Any, ifname: str) -> int:
     found = ipr.link_lookup(ifname=ifname)
     if not found:
         raise FaultInjectionError(f"interface {ifname} vanished while the link was being built")
