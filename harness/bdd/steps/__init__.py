@@ -26,6 +26,7 @@ STEP_MODULES = (
     "harness.bdd.steps.security_steps",
     "harness.bdd.steps.presence_steps",
     "harness.bdd.steps.tethered_steps",
+    "harness.bdd.steps.hostile_steps",
 )
 
 

@@ -1,0 +1,100 @@
+"""Steps for a hostile path (issue #23): the bench answers in the cloud's place for a while
+(a captive portal's HTML 200 or 403, an empty 200, truncated JSON), then lets the real
+answers through. Works for ANY device, console-only too: the path is mitmproxy spliced into
+the network link, showing certificates from the bench CA the device already trusts, and the
+faults are `http:garble-*` vocabulary faults. The oracle is the cloud's: every file intact,
+no new pairing code (`the device requested no new pairing code`, pairing_steps).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from pytest_bdd import given, parsers, then
+
+from harness.bdd.bench import Bench
+from harness.bdd.steps.common import wait_until
+from harness.cloud.paths import ASSET_CREATE_PATH
+from harness.errors import ConfigError, FaultInjectionError
+from harness.faults.http.garble import GARBLE_KINDS, VOCABULARY_STARTS, AnswerGarbler, trusted_path
+from harness.faults.vocabulary import REGISTRY, ActiveFault, Fault, FaultTargets, inject, register
+from harness.protocols import ReroutableLink
+
+TOKEN_PATH = r"^/v2/auth/token$"
+PATHS = {"asset creations": (ASSET_CREATE_PATH, "POST"), "token refreshes": (TOKEN_PATH, "POST")}
+"""What a scenario may garble, by the words it uses -> (path regex, method)."""
+
+# The http:garble-KIND faults, until the vocabulary registers them itself (asked of the lead).
+for _name, _start in VOCABULARY_STARTS.items():
+    if ("http", _name) not in REGISTRY:
+        register("http", _name)(_start)
+
+
+class GarblingPath(ActiveFault):
+    """mitmproxy with an AnswerGarbler in the device's path; `stop` gives the link back its
+    real upstream and takes mitmproxy down (the bench's cleanup calls it)."""
+
+    def __init__(self, bench: Bench) -> None:
+        link = bench.network
+        if not isinstance(link, ReroutableLink):
+            raise FaultInjectionError("a garbling path needs a network link whose upstream can be swapped")
+        self.garbler = AnswerGarbler()
+        stack = contextlib.ExitStack()
+        proxy = stack.enter_context(trusted_path(bench.cloud.api_url, Path(bench.cloud.ca_bundle),
+                                                 [self.garbler], bench.session.workdir))
+
+        def stop() -> None:
+            try:
+                link.reroute(None)
+                bench.network.switch_path()
+            finally:
+                stack.close()
+
+        super().__init__(Fault("http", "garbling-path"), bench.timeline, stop)
+        bench.timeline.record("http", "garbling-path", "start", fault="http:garbling-path", params={})
+        link.reroute(f"127.0.0.1:{proxy.port}")
+        bench.network.switch_path()  # the device's open connections end; new ones meet the path
+
+
+def garbling_path(bench: Bench) -> GarblingPath:
+    running = [f for f in bench.faults if isinstance(f, GarblingPath) and not f.stopped]
+    if not running:
+        raise ConfigError("this step needs 'the device's path can answer in the cloud's place' before it")
+    return running[-1]
+
+
+@given("the device's path can answer in the cloud's place")
+def _path(bench: Bench) -> None:
+    """Splice the garbling proxy into the link; until a rule is armed it passes everything."""
+    path = GarblingPath(bench)
+    bench.hold(path)
+
+
+@given(parsers.re(r'the path answers the next (?P<count>\d+) (?P<what>asset creations|token refreshes) '
+                  r'with "(?P<kind>[a-z0-9-]+)"'))
+def _garble(bench: Bench, count: str, what: str, kind: str) -> None:
+    """Arm `http:garble-KIND xN` on asset creation or the token endpoint (the next N answers)."""
+    if kind not in GARBLE_KINDS:
+        raise ConfigError(f"unknown garble kind {kind!r}; known: {', '.join(GARBLE_KINDS)}")
+    path, method = PATHS[what]
+    fault = Fault("http", f"garble-{kind}", {"count": int(count), "path": path, "method": method})
+    targets = FaultTargets(timeline=bench.timeline, http=garbling_path(bench).garbler)
+    bench.hold(inject(fault, targets))
+
+
+@then(parsers.parse("the path gave every garbled answer it was armed with within {seconds:d} seconds"))
+def _all_given(bench: Bench, seconds: int) -> None:
+    """Every armed answer went out: the device met each one (else the scenario proved nothing),
+    then the path lets the real answers through."""
+    path = garbling_path(bench)
+    armed = [f for f in bench.faults if f.fault.layer == "http" and f.fault.name.startswith("garble-")]
+    wanted = sum(int(f.fault.params.get("count", 1)) for f in armed)
+
+    def all_met() -> bool:
+        return len(path.garbler.garbled) >= wanted
+
+    wait_until(all_met, seconds, f"the device to meet all {wanted} garbled answers "
+               f"(met {len(path.garbler.garbled)}: it never asked again?)")
+    for fault in armed:
+        fault.stop()
