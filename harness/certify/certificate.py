@@ -34,7 +34,7 @@ from harness.certify.verdicts import (
     PASS,
     combine,
 )
-from harness.errors import ConfigError
+from harness.config_files import read_json_object
 
 RESULTS_FILE = "results.json"
 # What the certificate's status line says, and the exit status of `c2c-certify run` that goes with it.
@@ -286,12 +286,7 @@ def _mark_contradicted(items: dict[str, dict[str, Any]], contradiction: Mapping[
 def read_results(reports: Path) -> dict[str, Any]:
     """Read results.json that the plugin wrote, refusing one that does not match its seal."""
     path = reports / RESULTS_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"reports: {path} not found; run `c2c-certify run` first") from exc
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"reports: {path} is not valid JSON: {exc}") from exc
+    data = read_json_object(path, "reports", missing_hint="; run `c2c-certify run` first")
     verify(data)
     return dict(data)
 

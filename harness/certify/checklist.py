@@ -13,7 +13,6 @@ every item must be listed, every listed ID must be an item, and (tested in
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 from harness.certify.applies import ALL, Expr, ProfileCodes, parse_applies
 from harness.certify.verdicts import PRECEDENCE
+from harness.config_files import read_toml
 from harness.errors import ConfigError
 
 DEFAULT_CHECKLIST = Path(__file__).with_name("checklist.toml")
@@ -312,10 +312,4 @@ def parse_checklist(data: Mapping[str, Any], path: Path | None = None) -> Checkl
 def load_checklist(path: Path | str | None = None) -> Checklist:
     """Load and validate the checklist TOML (the packaged one by default)."""
     p = Path(path) if path is not None else DEFAULT_CHECKLIST
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"checklist: file {p} not found") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"checklist: {p} is not valid TOML: {exc}") from exc
-    return parse_checklist(data, path=p)
+    return parse_checklist(read_toml(p, "checklist"), path=p)

@@ -170,7 +170,7 @@ def _delivered(row: Mapping[str, Any]) -> bool:
 
 
 def _claims_done(claim: Mapping[str, Any] | None) -> bool:
-    return bool(claim) and str(claim.get("state")) in {"done", "completed", "uploaded"}
+    return claim is not None and str(claim.get("state")) in {"done", "completed", "uploaded"}
 
 
 def build_ledger(

@@ -91,6 +91,8 @@ def verify_folder(reports: Path) -> dict[str, Any]:
         raise SealBroken(f"{reports}: no {MANIFEST}; it was not written by `c2c-certify run`") from None
     except json.JSONDecodeError as exc:
         raise SealBroken(f"{reports / MANIFEST}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise SealBroken(f"{reports / MANIFEST}: not a JSON object")
     trusted = bench_key(create=False).public_key()
     if manifest.get("key_id") != key_id(trusted) or manifest.get("public_key") != public_text(trusted):
         raise SealBroken(f"{reports}: signed by another bench (key {manifest.get('key_id')})")

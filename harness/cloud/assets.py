@@ -308,8 +308,8 @@ def parse_realtime_parts(
             raise invalid(f"parts[{i}] must be an object with number, size, is_final")
         number = as_int(f"parts[{i}].number", item.get("number"), form=False)
         size = as_int(f"parts[{i}].size", item.get("size"), form=False)
-        final = as_bool(f"parts[{i}].is_final", item.get("is_final"), form=False)
-        if number is None or size is None or final is None:
+        is_final = as_bool(f"parts[{i}].is_final", item.get("is_final"), form=False)
+        if number is None or size is None or is_final is None:
             raise invalid(f"parts[{i}] needs number, size and is_final")
         if not 1 <= number <= MAX_PARTS_NUMBER:
             raise invalid(f"parts[{i}].number must be within 1..{MAX_PARTS_NUMBER}, got {number}")
@@ -318,12 +318,12 @@ def parse_realtime_parts(
         seen.add(number)
         if size > MAX_PART_SIZE:
             raise invalid(f"parts[{i}].size {size} exceeds the 5 GiB part limit")
-        if not final and size < settings.min_part_size:
+        if not is_final and size < settings.min_part_size:
             raise invalid(f"parts[{i}].size {size} is below the {settings.min_part_size}-byte "
                           "minimum for a non-final part")
-        if final and size < 1:
+        if is_final and size < 1:
             raise invalid(f"parts[{i}].size must be >= 1")
-        specs.append(PartSpec(number, size, final))
+        specs.append(PartSpec(number, size, is_final))
     finals = [s for s in specs if s.is_final]
     if len(finals) > 1:
         raise invalid("only one part can be final")
@@ -412,7 +412,8 @@ FROM assets a JOIN devices d ON d.id = a.device_pk LEFT JOIN parts p ON p.asset_
 
 
 def ledger(store: Store, device_id: str | None, *, with_tree: bool) -> list[dict[str, Any]]:
-    where, args = "", ()
+    where = ""
+    args: tuple[str, ...] = ()
     if device_id:
         where, args = "WHERE a.device_pk = ? OR d.device_id = ?", (device_id, device_id)
     rows = []

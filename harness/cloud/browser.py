@@ -117,7 +117,8 @@ class _Channel:
                 if message.get("id") == msg_id:
                     if "error" in message:
                         raise BrowserError(f"DevTools command {method} failed: {message['error']}")
-                    return message.get("result", {})
+                    result: dict[str, Any] = message.get("result", {})
+                    return result
                 if "method" in message:
                     self.events.append(message)
         except TimeoutError as exc:
@@ -352,7 +353,8 @@ def _http_get(url: str, timeout: float) -> str:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with opener.open(url, timeout=timeout) as response:
-            return response.read().decode("utf-8")
+            text: str = response.read().decode("utf-8")
+            return text
     except OSError as exc:
         raise BrowserError(f"DevTools endpoint {url} did not answer: {exc}") from exc
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from harness.cloud.settings import CloudSettings
+from harness.config_files import read_json_object
 from harness.errors import C2CBenchError
 
 
@@ -40,7 +40,7 @@ def find_ready(args: argparse.Namespace) -> dict[str, object]:
         candidates.append(args.data_dir / "ready.json")
     for path in candidates:
         if path and path.exists():
-            return json.loads(path.read_text(encoding="utf-8"))
+            return read_json_object(path, "c2c-cloud approve: ready file")
     raise SystemExit("c2c-cloud approve: give --ready-file or --data-dir of a running emulator")
 
 

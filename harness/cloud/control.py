@@ -121,6 +121,24 @@ class CloudControl:
             return None
         return response.json()
 
+    def _object(self, method: str, path: str, json: Any = None,
+                params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A call whose answer must be one JSON object; any other shape is a bench error."""
+        body = self._call(method, path, json, params)
+        if not isinstance(body, dict):
+            raise CloudError(f"control API {method} {path} answered {type(body).__name__}, "
+                             "not an object")
+        return body
+
+    def _rows(self, method: str, path: str, json: Any = None,
+              params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """A call whose answer must be a JSON array of objects; any other shape is a bench error."""
+        body = self._call(method, path, json, params)
+        if not isinstance(body, list) or not all(isinstance(row, dict) for row in body):
+            raise CloudError(f"control API {method} {path} answered something other than "
+                             "an array of objects")
+        return body
+
     @staticmethod
     def _message(response: httpx.Response) -> str:
         """The emulator's own words from a refusal ({"error": ...}), else the raw text."""
@@ -143,16 +161,16 @@ class CloudControl:
         return str(data["client_secret"])
 
     def create_project(self, name: str) -> dict[str, Any]:
-        return self._call("POST", "/projects", {"name": name})
+        return self._object("POST", "/projects", {"name": name})
 
     def projects(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/projects")
+        return self._rows("GET", "/projects")
 
     def rename_project(self, project_id: str, name: str) -> None:
         self._call("PATCH", f"/projects/{project_id}", {"name": name})
 
     def pending_codes(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/codes")
+        return self._rows("GET", "/codes")
 
     def approve(self, user_code: str, project_id: str) -> None:
         self._call("POST", f"/codes/{user_code}/approve", {"project_id": project_id})
@@ -161,10 +179,10 @@ class CloudControl:
         self._call("POST", f"/codes/{user_code}/deny")
 
     def devices(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/devices")
+        return self._rows("GET", "/devices")
 
     def rename_device(self, device_id: str, name: str) -> dict[str, Any]:
-        return self._call("PATCH", f"/devices/{device_id}", {"name": name})
+        return self._object("PATCH", f"/devices/{device_id}", {"name": name})
 
     def pause_device(self, device_id: str) -> None:
         self._call("POST", f"/devices/{device_id}/pause")
@@ -176,13 +194,13 @@ class CloudControl:
         self._call("POST", f"/devices/{device_id}/revoke")
 
     def settings(self) -> dict[str, Any]:
-        return self._call("GET", "/settings")
+        return self._object("GET", "/settings")
 
     def update_settings(self, **settings: Any) -> dict[str, Any]:
-        return self._call("PUT", "/settings", settings)
+        return self._object("PUT", "/settings", settings)
 
     def add_client(self, name: str, **fields: Any) -> dict[str, Any]:
-        return self._call("POST", "/clients", {"name": name, **fields})
+        return self._object("POST", "/clients", {"name": name, **fields})
 
     def expire_tokens(self, device_id: str | None = None) -> None:
         self._call("POST", "/tokens/expire", {"device_id": device_id} if device_id else {})
@@ -191,26 +209,26 @@ class CloudControl:
         self._call("POST", "/clock/advance", {"seconds": seconds})
 
     def add_fault(self, rule: dict[str, Any]) -> str:
-        return self._call("POST", "/faults", rule)["id"]
+        return str(self._object("POST", "/faults", rule)["id"])
 
     def remove_fault(self, rule_id: str) -> None:
         self._call("DELETE", f"/faults/{rule_id}")
 
     def faults(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/faults")
+        return self._rows("GET", "/faults")
 
     def clear_faults(self) -> None:
         self._call("DELETE", "/faults")
 
     def journal(self, since: int = 0) -> list[dict[str, Any]]:
         """Journal rows after id `since`, each shaped like `JournalEntry`."""
-        return self._call("GET", "/journal", params={"since": since})
+        return self._rows("GET", "/journal", params={"since": since})
 
     def ledger(self, device_id: str | None = None) -> list[dict[str, Any]]:
-        return self._call("GET", "/ledger", params={"device_id": device_id} if device_id else None)
+        return self._rows("GET", "/ledger", params={"device_id": device_id} if device_id else None)
 
     def assets(self, device_id: str | None = None) -> list[dict[str, Any]]:
-        return self._call("GET", "/assets", params={"device_id": device_id} if device_id else None)
+        return self._rows("GET", "/assets", params={"device_id": device_id} if device_id else None)
 
     def asset_content(self, asset_id: str, dest: Path) -> Path:
         """Stream a complete asset's bytes to `dest` (atomically) for media probes.
@@ -253,10 +271,10 @@ class CloudControl:
         return dest
 
     def plain_http_attempts(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/plain-http")
+        return self._rows("GET", "/plain-http")
 
     def websockets(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/websockets")
+        return self._rows("GET", "/websockets")
 
     # --- witness records (harness.protocols.CloudWitness) -------------------------------------
     def issued_tokens(self, device_id: str) -> list[str]:
@@ -266,14 +284,14 @@ class CloudControl:
 
     def token_polls(self, client_id: str | None = None) -> list[dict[str, Any]]:
         """Device-code polls answered: {client_id, started_at, t, answer} (answer "ok" or the OAuth error)."""
-        return self._call("GET", "/token-polls", params={"client_id": client_id} if client_id else None)
+        return self._rows("GET", "/token-polls", params={"client_id": client_id} if client_id else None)
 
     def status_beats(self, device_id: str, since: float = 0.0) -> dict[str, Any]:
         """{"now": cloud time, "beats": [{t, kind}]}: the device's socket beats and heartbeats since `since`."""
-        return self._call("GET", "/status-beats", params={"device_id": device_id, "since": since})
+        return self._object("GET", "/status-beats", params={"device_id": device_id, "since": since})
 
     def state(self) -> dict[str, Any]:
-        return self._call("GET", "/state")
+        return self._object("GET", "/state")
 
     def reset(self) -> None:
         self._call("POST", "/reset")

@@ -55,7 +55,8 @@ def redact_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
 def header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key.lower() == name:
-            return value.decode("latin-1")
+            text: str = value.decode("latin-1")
+            return text
     return None
 
 

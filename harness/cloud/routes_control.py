@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -24,7 +25,8 @@ PREFIX = "/_bench/v1"
 
 
 def core_of(request: Request) -> CloudCore:
-    return request.app.state.core
+    core: CloudCore = request.app.state.core
+    return core
 
 
 def fail(status: int, message: str) -> JSONResponse:
@@ -53,7 +55,10 @@ def text_field(body: dict[str, Any], name: str, limit: int = 255) -> str:
     return value
 
 
-def control(handler: Any) -> Any:
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def control(handler: Handler) -> Handler:
     """Turn ConfigError into 400 {"error"} answers."""
 
     async def endpoint(request: Request) -> Response:

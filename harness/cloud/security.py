@@ -169,7 +169,8 @@ def served_names(bind_host: str, extra: tuple[str, ...] = ()) -> frozenset[str]:
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key == name:
-            return value.decode("latin-1")
+            text: str = value.decode("latin-1")
+            return text
     return None
 
 
@@ -335,7 +336,8 @@ async def _read_limited(receive: Receive, limit: int) -> bytes:
     body = b""
     while True:
         message = await receive()
-        body += message.get("body", b"")
+        chunk: bytes = message.get("body", b"")
+        body += chunk
         if len(body) > limit or not message.get("more_body", False):
             return body[: limit + 1]
 

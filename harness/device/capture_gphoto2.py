@@ -99,7 +99,8 @@ class Gphoto2Capture:
 
     def detect(self) -> list[dict[str, str]]:
         """Cameras libgphoto2 sees: [{"model", "port"}]."""
-        return self._run({"action": "detect"})["cameras"]
+        cameras: list[dict[str, str]] = self._run({"action": "detect"})["cameras"]
+        return cameras
 
     def capture(self, count: int = 1, *, download_dir: Path | None = None) -> list[CapturedFrame]:
         """Capture `count` frames; with download_dir, also fetch each frame (for hashing)."""
@@ -171,6 +172,8 @@ class Gphoto2Capture:
             raise CameraTriggerError(
                 f"gphoto2 worker gave no answer (rc {proc.returncode}); stderr: {err.strip()[-300:]}"
             ) from None
+        if not isinstance(answer, dict):
+            raise CameraTriggerError(f"gphoto2 worker answered {type(answer).__name__}, not an object")
         if not answer.get("ok"):
             code = answer.get("code")
             message = answer.get("error", "unknown error")

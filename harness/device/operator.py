@@ -28,13 +28,13 @@ import select
 import shutil
 import sys
 import time
-import tomllib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from harness.certify.verdicts import FAIL, NOT_APPLICABLE, PASS, NotApplicable
+from harness.config_files import read_toml
 from harness.device.profile import DeviceProfile
 from harness.errors import ConfigError, OperatorTimeout, OperatorUnavailable
 from harness.protocols import Power
@@ -77,12 +77,7 @@ def _norm(question: str) -> str:
 
 def load_answer_file(path: Path) -> tuple[str | None, list[FileAnswer]]:
     """Read an answer file (operator name, answers); ConfigError naming the bad field."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{ANSWERS_ENV}: answer file {path} not found") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{ANSWERS_ENV}: {path} is not valid TOML: {exc}") from exc
+    data = read_toml(path, f"{ANSWERS_ENV} (answer file)")
     name = data.get("operator")
     if name is not None and (not isinstance(name, str) or not name.strip()):
         raise ConfigError(f"{path}: field 'operator' must be a non-empty string")

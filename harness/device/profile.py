@@ -20,7 +20,6 @@ import re
 import signal
 import string
 import sys
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 from harness.certify.applies import DEVICE_KINDS as KINDS
 from harness.certify.checklist import load_checklist
+from harness.config_files import read_toml
 from harness.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -396,13 +396,8 @@ def load_profile(name_or_path: str | Path, *, directory: Path = PROFILE_DIR) -> 
     if text.startswith("mutant-") and not path.exists():
         name = text.removeprefix("mutant-")
         return with_mutant(load_profile(mutant_base(name), directory=directory), name)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        known = sorted(p.stem for p in directory.glob("*.toml")) if directory.is_dir() else []
-        raise ConfigError(f"device profile {text!r}: no file {path} (known profiles: {known})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"device profile {path}: not valid TOML: {exc}") from exc
+    known = sorted(p.stem for p in directory.glob("*.toml")) if directory.is_dir() else []
+    data = read_toml(path, f"device profile {text!r}", missing_hint=f" (known profiles: {known})")
     return parse_profile(data, path=path)
 
 

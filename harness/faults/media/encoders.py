@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from harness.errors import MediaError
+
 VIDEO_SIZE = (320, 180)
 VIDEO_FPS = 25
 AUDIO_RATE = 48000
@@ -257,9 +259,13 @@ def write_video(
             }
         )
         v = out.add_stream(vcodec, rate=VIDEO_FPS, options=dict(opts))
+        if not isinstance(v, av.VideoStream):
+            raise MediaError(f"{kind}: recipe codec {vcodec} is not a video codec")
         v.width, v.height, v.pix_fmt = w, h, pix_fmt
         v.metadata["timecode"] = timecode
         a = out.add_stream(acodec, rate=AUDIO_RATE)
+        if not isinstance(a, av.AudioStream):
+            raise MediaError(f"{kind}: recipe codec {acodec} is not an audio codec")
         a.layout = "stereo"
         base = _picture(rng, w, h)
         for i in range(frames):
@@ -267,6 +273,8 @@ def write_video(
             frame.pts = i
             out.mux(v.encode(frame))
         out.mux(v.encode(None))
+        if a.codec_context.format is None:
+            raise MediaError(f"{kind}: the {acodec} encoder names no sample format")
         afmt = a.codec_context.format.name
         total, step, pts = int(seconds * AUDIO_RATE), 1024, 0
         while pts < total:

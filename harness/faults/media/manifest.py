@@ -189,7 +189,7 @@ class MediaKit:
 
     def _find(self, path: str) -> dict[str, Any] | None:
         with self._lock:
-            for e in reversed(self._entries):
+            for e in self._entries[::-1]:
                 if e["path"] == path and e["corruption"] is None:
                     return e
         return None
@@ -215,6 +215,8 @@ def load_manifest(path: Path) -> list[dict[str, Any]]:
         not isinstance(doc, dict)
         or doc.get("schema") != MANIFEST_SCHEMA
         or not isinstance(doc.get("entries"), list)
+        or not all(isinstance(e, dict) for e in doc["entries"])
     ):
         raise MediaError(f"{str(path)!r} is not a {MANIFEST_SCHEMA} manifest")
-    return doc["entries"]
+    entries: list[dict[str, Any]] = doc["entries"]
+    return entries

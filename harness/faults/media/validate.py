@@ -157,7 +157,7 @@ def check_dng(path: Path) -> dict[str, Any]:
 
     try:
         with tifffile.TiffFile(path) as tf:
-            page = tf.pages[0]
+            page = tf.pages.first
             missing = [n for code, n in DNG_REQUIRED.items() if code not in page.tags]
             if missing:
                 raise Invalid(f"{path.name}: not a DNG, missing tags {', '.join(missing)}")
