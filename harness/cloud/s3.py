@@ -13,6 +13,7 @@ import functools
 import hashlib
 import hmac
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus
 
@@ -21,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive
 
-from harness.cloud.blobs import Received
+from harness.cloud.blobs import KnownDigest, Received
 from harness.cloud.core import CloudCore
 from harness.cloud.responses import s3_error
 
@@ -126,13 +127,15 @@ def paced(receive: Receive, rate: int) -> Receive:
     return next_message
 
 
-async def receive_body(request: Request, core: CloudCore, expected: int, dest: Any) -> Received:
+async def receive_body(request: Request, core: CloudCore, expected: int, dest: Path,
+                       sha256: bool = False) -> Received:
     """The part body to `dest`: side by side at link speed, or through the ingest FIFO."""
     rate = core.settings.serial_ingest_rate
     if rate <= 0:
-        return await core.blobs.receive_part(request.receive, expected, dest)
+        return await core.blobs.receive_part(request.receive, expected, dest, sha256=sha256)
     async with ingest_fifo(request.app.state):
-        return await core.blobs.receive_part(paced(request.receive, rate), expected, dest)
+        return await core.blobs.receive_part(paced(request.receive, rate), expected, dest,
+                                             sha256=sha256)
 
 
 async def drain(request: Request) -> None:
@@ -218,9 +221,12 @@ async def put_part(request: Request) -> Response:
     core.store.run("UPDATE parts SET put_attempts=put_attempts+1, first_put_at=COALESCE("
                    "first_put_at, ?) WHERE asset_id=? AND number=?", now, asset_id, number)
     dest = core.blobs.part_path(asset_id, number)
-    if asset["state"] == "complete" and not asset["realtime"]:
+    late = asset["state"] == "complete" and not asset["realtime"]
+    if late:
         dest = dest.with_name(dest.name + f".{gen}.late")
-    received = await receive_body(request, core, expected, dest)
+    # A basic asset of one part: its SHA-256 is the part's, hashed as it arrives (no re-read).
+    whole = not late and not asset["realtime"] and asset["parts_expected"] == 1
+    received = await receive_body(request, core, expected, dest, sha256=whole)
     if not received.complete:
         core.store.run("UPDATE parts SET bytes_received=bytes_received+?,"
                        " bytes_incomplete=bytes_incomplete+? WHERE asset_id=? AND number=?",
@@ -228,12 +234,14 @@ async def put_part(request: Request) -> Response:
         return s3_error(400, "IncompleteBody", "You did not provide the number of bytes "
                         "specified by the Content-Length HTTP header.")
     async with core.asset_lock(asset_id):
-        await record_stored(core, asset_id, number, gen, expected, received.md5, dest)
+        known = (KnownDigest(received.sha256, received.inode)
+                 if received.sha256 is not None else None)
+        await record_stored(core, asset_id, number, gen, expected, received.md5, dest, known)
     return Response(status_code=200, headers={"ETag": f'"{received.md5}"'})
 
 
 async def record_stored(core: CloudCore, asset_id: str, number: int, gen: int, size: int,
-                        md5: str, dest: Any) -> None:
+                        md5: str, dest: Path, known: KnownDigest | None = None) -> None:
     part = core.store.one("SELECT * FROM parts WHERE asset_id=? AND number=?", asset_id, number)
     asset = core.store.one("SELECT * FROM assets WHERE id=?", asset_id)
     assert part is not None and asset is not None
@@ -253,10 +261,11 @@ async def record_stored(core: CloudCore, asset_id: str, number: int, gen: int, s
         sha = await asyncio.to_thread(core.blobs.overwrite_range, asset_id, offset, dest)
         core.store.run("UPDATE assets SET sha256=? WHERE id=?", sha, asset_id)
         return
-    await maybe_complete(core, asset)
+    await maybe_complete(core, asset, {number: known} if known is not None else None)
 
 
-async def maybe_complete(core: CloudCore, asset: dict[str, Any]) -> None:
+async def maybe_complete(core: CloudCore, asset: dict[str, Any],
+                         known: dict[int, KnownDigest] | None = None) -> None:
     """Reassemble once every part is in (basic) or the final part and all before it (realtime)."""
     asset_id = asset["id"]
     counts = core.store.one("SELECT COUNT(*) AS n, COALESCE(SUM(stored), 0) AS s FROM parts"
@@ -271,7 +280,7 @@ async def maybe_complete(core: CloudCore, asset: dict[str, Any]) -> None:
     numbers = [r["number"] for r in core.store.all(
         "SELECT number FROM parts WHERE asset_id=? ORDER BY number", asset_id)]
     sha, size = await asyncio.to_thread(
-        core.blobs.assemble, asset_id, numbers, not asset["realtime"])
+        core.blobs.assemble, asset_id, numbers, not asset["realtime"], known)
     state = "complete" if size == (asset["filesize"] or 0) else "size_mismatch"
     core.store.run("UPDATE assets SET state=?, sha256=?, completed_at=? WHERE id=?",
                    state, sha, core.now(), asset_id)

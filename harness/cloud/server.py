@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import uvicorn
@@ -21,6 +22,8 @@ from harness.cloud.limits import GuardedHttpToolsProtocol
 from harness.cloud.plain import start_plain_listener
 from harness.cloud.security import MAX_JSON_BODY, issue_token, served_names
 from harness.cloud.settings import CloudSettings
+
+IO_THREADS = 32
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -46,6 +49,10 @@ def write_ready(path: Path, facts: dict[str, object]) -> None:
 async def serve(data_dir: Path, host: str, port: int, http_port: int,
                 settings: CloudSettings, ready_file: Path | None, quiet: bool,
                 allow_hosts: tuple[str, ...] = ()) -> None:
+    # Part bodies are hashed and written in the default executor, a block per upload at a
+    # time: one thread per concurrent upload (32 clients) keeps none of them queued.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="c2c-io"))
     core = CloudCore(data_dir, settings)
     token, token_file = issue_token(data_dir)  # per run; only its path is ever shown
     app = build_app(core, token=token, names=served_names(host, allow_hosts))
@@ -60,7 +67,7 @@ async def serve(data_dir: Path, host: str, port: int, http_port: int,
     )
     server = uvicorn.Server(config)
     # Our loop owns SIGINT/SIGTERM (clean journal flush); uvicorn must not re-raise them.
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     plain = await start_plain_listener(core, host, http_port)
     plain_port = plain.sockets[0].getsockname()[1]
     serve_task = asyncio.create_task(server.serve(sockets=[sock]))
