@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.mutants.hostile_mutants import HOSTILE_MUTANTS
 from tests.mutants.independent_mutants import INDEPENDENT_MUTANTS
 from tests.mutants.media_mutants import MEDIA_MUTANTS
 from tests.mutants.patching import Mutant, replace
@@ -330,6 +331,7 @@ _CORE: tuple[Mutant, ...] = (
 # More defects, one table per concern; each module lists its own tuple.
 MUTANTS: tuple[Mutant, ...] = _CORE + STATUS_MUTANTS + WITNESS_MUTANTS + TETHER_MUTANTS + INDEPENDENT_MUTANTS + MEDIA_MUTANTS
 MUTANTS += POWER_MUTANTS
+MUTANTS += HOSTILE_MUTANTS
 
 
 def get_mutant(name: str) -> Mutant:

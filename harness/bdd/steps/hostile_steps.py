@@ -16,7 +16,7 @@ from pytest_bdd import given, parsers, then
 from harness.bdd.bench import Bench
 from harness.bdd.steps.common import wait_until
 from harness.cloud.paths import ASSET_CREATE_PATH
-from harness.errors import ConfigError, FaultInjectionError
+from harness.errors import ConfigError, DeviceTimeout, FaultInjectionError
 from harness.faults.http.garble import GARBLE_KINDS, VOCABULARY_STARTS, AnswerGarbler, trusted_path
 from harness.faults.vocabulary import REGISTRY, ActiveFault, Fault, FaultTargets, inject, register
 from harness.protocols import ReroutableLink
@@ -94,7 +94,11 @@ def _all_given(bench: Bench, seconds: int) -> None:
     def all_met() -> bool:
         return len(path.garbler.garbled) >= wanted
 
-    wait_until(all_met, seconds, f"the device to meet all {wanted} garbled answers "
-               f"(met {len(path.garbler.garbled)}: it never asked again?)")
+    try:
+        wait_until(all_met, seconds, f"the device to meet all {wanted} garbled answers")
+    except DeviceTimeout as exc:
+        met = ", ".join(f"{g.kind} on {g.method} {g.path}" for g in path.garbler.garbled) or "none"
+        raise DeviceTimeout(f"{exc}; it met {len(path.garbler.garbled)} ({met}) and asked no "
+                            f"more (stopped retrying, or waits to be paired again?)") from None
     for fault in armed:
         fault.stop()
