@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from pytest_bdd.parser import FeatureParser
 
+from harness.bdd.catalog import find_step, step_catalog
 from harness.bdd.plugin import BUILTIN_TAGS, FEATURES_DIR
-from harness.certify.catalog import find_step, step_catalog
 from harness.certify.checklist import ITEM_ID, load_checklist
 from harness.certify.cli import plugin_args
 

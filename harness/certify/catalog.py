@@ -1,59 +1,29 @@
-"""The step catalog for feature authors: every step phrase with its docstring.
+"""The step catalog as `c2c-certify steps` prints it, read from the step library in a child process.
 
-    for step in step_catalog():
-        print(step.keyword, step.pattern, step.doc)
+The step library (harness.bdd) sits above certification, so certify does not import it: it
+runs `python -m harness.bdd.catalog`, as `c2c-certify run` runs pytest with the bench plugin
+named `-p harness.bdd.plugin`. Feature authors' tools import harness.bdd.catalog directly.
 """
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass
+import subprocess
+import sys
 
-from pytest_bdd.steps import step_function_context_registry
+from harness.errors import BenchFailure
 
-from harness.bdd.steps import STEP_MODULES, step_modules
-
-
-@dataclass(frozen=True)
-class StepInfo:
-    keyword: str  # given | when | then
-    pattern: str  # the phrase, with {placeholders} or a regex
-    doc: str
-    module: str
-    function: str
-
-    def matches(self, text: str) -> bool:
-        return bool(self._parser.is_matching(text))  # type: ignore[attr-defined]
+CATALOG_MODULE = "harness.bdd.catalog"
+TIMEOUT = 120.0
 
 
-def step_catalog() -> list[StepInfo]:
-    """Every step of the library, sorted by keyword then phrase."""
-    step_modules()
-    out: list[StepInfo] = []
-    for context in list(step_function_context_registry.values()):
-        module = context.step_func.__module__
-        if module not in STEP_MODULES:
-            continue
-        info = StepInfo(
-            keyword=context.type or "*", pattern=str(context.parser.name),
-            doc=inspect.getdoc(context.step_func) or "", module=module.rsplit(".", 1)[-1],
-            function=context.step_func.__name__,
-        )
-        object.__setattr__(info, "_parser", context.parser)
-        out.append(info)
-    order = {"given": 0, "when": 1, "then": 2}
-    return sorted(out, key=lambda s: (order.get(s.keyword, 3), s.pattern))
-
-
-def find_step(keyword: str, text: str, catalog: list[StepInfo] | None = None) -> list[StepInfo]:
-    """The steps whose phrase matches `text` for this keyword."""
-    return [s for s in (catalog or step_catalog()) if s.keyword == keyword and s.matches(text)]
-
-
-def render_catalog(catalog: list[StepInfo] | None = None) -> str:
-    """Plain-text catalog (what `c2c-certify steps` prints)."""
-    lines: list[str] = []
-    for s in catalog or step_catalog():
-        lines.append(f"{s.keyword.capitalize()} {s.pattern}")
-        lines.append(f"    {s.doc.splitlines()[0] if s.doc else '(undocumented)'}  [{s.module}]")
-    return "\n".join(lines)
+def render_catalog() -> str:
+    """Plain-text catalog: one `Keyword phrase` line and one doc line a step."""
+    try:
+        done = subprocess.run([sys.executable, "-m", CATALOG_MODULE], capture_output=True,
+                              text=True, timeout=TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BenchFailure(f"the step catalog ({CATALOG_MODULE}) did not run: {exc}") from exc
+    if done.returncode != 0:
+        raise BenchFailure(f"the step catalog ({CATALOG_MODULE}) exited {done.returncode}: "
+                           f"{done.stderr.strip()[-500:]}")
+    return done.stdout.rstrip("\n")

@@ -18,11 +18,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.certify.applies import ProfileCodes
-from harness.certify.checklist import Checklist, Item, codes, load_checklist
 from harness.certify.retry import attempts_by_item
 from harness.certify.seal import verify
-from harness.certify.verdicts import (
+from harness.config_files import read_json_object
+from harness.items.applies import ProfileCodes
+from harness.items.checklist import Checklist, Item, codes, load_checklist
+from harness.items.verdicts import (
     DECLARED,
     ERROR,
     FAIL,
@@ -34,7 +35,6 @@ from harness.certify.verdicts import (
     PASS,
     combine,
 )
-from harness.config_files import read_json_object
 
 RESULTS_FILE = "results.json"
 # What the certificate's status line says, and the exit status of `c2c-certify run` that goes with it.

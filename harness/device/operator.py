@@ -33,10 +33,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from harness.certify.verdicts import FAIL, NOT_APPLICABLE, PASS, NotApplicable
 from harness.config_files import read_toml
 from harness.device.profile import DeviceProfile
 from harness.errors import ConfigError, OperatorTimeout, OperatorUnavailable
+from harness.items.verdicts import FAIL, NOT_APPLICABLE, PASS, NotApplicable
 from harness.protocols import Power
 
 ANSWERS_ENV = "C2C_OPERATOR_ANSWERS"

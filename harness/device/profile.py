@@ -25,10 +25,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.certify.applies import DEVICE_KINDS as KINDS
-from harness.certify.checklist import load_checklist
 from harness.config_files import read_toml
 from harness.errors import ConfigError
+from harness.items.applies import DEVICE_KINDS as KINDS
+from harness.items.checklist import load_checklist
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROFILE_DIR = REPO_ROOT / "fixtures" / "devices"
@@ -37,7 +37,7 @@ PLACEHOLDERS = frozenset(
      "plain_http_url", "vcamera_dir"}
 )
 SECRET_PLACEHOLDERS = frozenset({"client_secret"})
-DEVICE_KINDS = KINDS  # the codes applicability expressions read (harness.certify.applies)
+DEVICE_KINDS = KINDS  # the codes applicability expressions read (harness.items.applies)
 POWER_DRIVERS = frozenset({"process", "relay", "manual"})
 CAPTURE_DRIVERS = frozenset({"watch-folder", "gphoto2", "command", "operator"})
 STATUS_DRIVERS = frozenset({"http-json", "none"})

@@ -27,10 +27,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.certify.applies import CAPABILITIES
-from harness.certify.checklist import Checklist, codes, load_checklist
 from harness.device.profile import DeviceProfile
 from harness.device.software import profile_placeholders
+from harness.items.applies import CAPABILITIES
+from harness.items.checklist import Checklist, codes, load_checklist
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NEEDS_CONTROL = frozenset({"local-api", "priority", "manual-mode", "cancel"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -199,3 +200,22 @@ def test_power_cut_kills_a_real_process_group(tmp_path: Path) -> None:
     finally:
         power.off()
     assert [(e.name, e.action) for e in timeline.events] == [("cut", "start"), ("cut", "stop")]
+
+
+def test_garble_faults_are_in_the_vocabulary_itself() -> None:
+    """http:garble-KIND is known to every caller of the vocabulary, not only the hostile steps."""
+    from harness.faults.http.garble import GARBLE_KINDS, AnswerGarbler
+
+    fresh = subprocess.run(  # a process that imports the vocabulary and no step module
+        [sys.executable, "-c", "import sys; from harness.faults.vocabulary import REGISTRY; "
+         "assert not any(m.startswith('harness.bdd') for m in sys.modules); "
+         "print(' '.join(n for layer, n in REGISTRY if layer == 'http'))"],
+        capture_output=True, text=True, timeout=60, check=True)
+    assert {f"garble-{kind}" for kind in GARBLE_KINDS} <= set(fresh.stdout.split())
+    garbler = AnswerGarbler()
+    with active("http:garble-empty-200 x2", FaultTargets(http=garbler)):
+        (rule,) = garbler._garble_rules  # the addon has no public view of its armed rules
+        assert (rule.kind, rule.count) == ("empty-200", 2)
+    assert garbler._garble_rules == []
+    with pytest.raises(ConfigError, match="needs an AnswerGarbler"):
+        inject("http:garble-empty-200", FaultTargets(http=ErrorInjector()))
