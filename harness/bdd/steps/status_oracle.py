@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 LAG_S = 1.0  # how far behind the cloud a correct device's status may be
 
@@ -38,12 +38,23 @@ def _rows_by_name(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[s
     return out
 
 
-def remaining(captures: Sequence[Any], rows: Iterable[Mapping[str, Any]]) -> Remaining:
+class CapturedFile(Protocol):
+    """What the oracle reads of a capture (harness.certify.ledger.Capture has it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def corruption(self) -> str | None: ...
+
+
+def remaining(captures: Sequence[CapturedFile], rows: Iterable[Mapping[str, Any]]) -> Remaining:
     """Captures (with .name, .size, .corruption) not yet complete in the cloud, from ledger rows."""
     by_name = _rows_by_name(rows)
     count = nbytes = in_flight = 0
     for c in captures:
-        if getattr(c, "corruption", None):
+        if c.corruption:
             continue  # a device may rightly refuse damaged media: never "remaining" for the oracle
         mine = by_name.get(c.name, [])
         if any(r.get("completed_at") for r in mine):
