@@ -248,3 +248,23 @@ class RateLimitedLink(Protocol):
     def limit_rate(self, mbps: int) -> str:
         """Apply the limit; returns the name of the profile it applied."""
         ...
+
+
+@runtime_checkable
+class DeviceNamespace(Protocol):
+    """A network link the device must run inside (a packet-level link's network namespace).
+
+    A software device launches with `exec_prefix()` before its argv (same process, same
+    process group: a power cut still SIGKILLs all of it), and asks for its local ports to be
+    reachable across the namespace boundary.
+    """
+
+    def exec_prefix(self) -> list[str]: ...
+
+    def bridge_local_port(self, port: int) -> None:
+        """The device's 127.0.0.1:`port` (status page, local API) reachable at the host's."""
+        ...
+
+    def bridge_host_url(self, url: str) -> None:
+        """A host-loopback service URL given to the device (the plain-HTTP trap) reachable from it."""
+        ...

@@ -37,7 +37,7 @@ from harness.errors import (
     OperatorUnavailable,
 )
 from harness.faults.power import ManualPower, ProcessGroupPower, relay_power
-from harness.protocols import Power
+from harness.protocols import DeviceNamespace, Power
 from harness.timeline import Timeline
 
 # Device.control() action names -> local API paths (CONTRACTS §4)
@@ -145,6 +145,7 @@ class SoftwareDevice:
         plain_http_url: str = "",
         seed: int = 1,
         on_power_loss: Callable[[], None] | None = None,
+        namespace: DeviceNamespace | None = None,
     ) -> None:
         if profile.launch is None:
             raise ConfigError(f"profile {profile.name}: SoftwareDevice needs a [launch] command")
@@ -165,6 +166,11 @@ class SoftwareDevice:
         self.client_id = client_id or f"c2c-bench-{profile.name}-{uuid.uuid4().hex[:8]}"
         self._secret = client_secret
         self.status_port = free_port()
+        self.namespace = namespace  # a packet-level link's namespace the device runs in, if any
+        if namespace is not None:
+            namespace.bridge_local_port(self.status_port)
+            if plain_http_url:
+                namespace.bridge_host_url(plain_http_url)
         self.api_url = api_url
         self.ca_bundle = ca_bundle
         self.plain_http_url = plain_http_url
@@ -228,7 +234,8 @@ class SoftwareDevice:
                    for k, v in self.profile.launch.env.items()}
             cwd_t = self.profile.launch.cwd
             cwd = Path(render_template(cwd_t, self.values())) if cwd_t else self.workdir
-            return ProcessGroupPower(self.argv(), env=env, cwd=cwd, console=self.console_log,
+            prefix = self.namespace.exec_prefix() if self.namespace is not None else []
+            return ProcessGroupPower([*prefix, *self.argv()], env=env, cwd=cwd, console=self.console_log,
                                      timeline=self.timeline, off_time=spec.off_time, before_on=self._before_on,
                                      after_off=self.on_power_loss)
         if spec.driver == "relay":

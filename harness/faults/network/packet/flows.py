@@ -124,6 +124,7 @@ def run_bulk_flows(
     first_byte = receiver.samples[0][0] if receiver.samples else started
     series = link.series(since=first_byte)["up"]
     report["goodput_bps"] = goodput_bps(series, first_byte + warmup_s, first_byte + seconds)
+    report["first_byte_at"] = first_byte  # time.monotonic(): where the measured window starts, less warm-up
     report["series"] = series
     rtts = [s for per_flow in report["rtt_us"] for s in per_flow[len(per_flow) // 2 :]]
     report["rtt_loaded_ms"] = statistics.median(rtts) / 1000 if rtts else None

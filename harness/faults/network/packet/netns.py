@@ -19,17 +19,20 @@ import fcntl
 import ipaddress
 import itertools
 import os
+import shutil
 import signal
 import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from harness.errors import FaultInjectionError
 
 NS_PREFIX = "c2c-pl-"
+NETNS_ETC = Path("/etc/netns")  # `ip netns exec NAME` bind-mounts NETNS_ETC/NAME/* over /etc/*
 NETWORK = ipaddress.IPv4Network("10.77.0.0/16")
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
@@ -96,6 +99,7 @@ def clean_stale_namespaces() -> list[str]:
                 _pyroute2().netns.remove(name)
             except OSError:
                 continue  # someone else removed it first
+            shutil.rmtree(NETNS_ETC / name, ignore_errors=True)
             removed.append(name)
     return removed
 
@@ -250,9 +254,36 @@ def unplumb(plumbing: LinkPlumbing) -> None:
     """Close our TUN fds (the kernel deletes the devices), stop whatever still runs in the
     namespace (a device launched with the exec prefix) and delete the namespace."""
     plumbing.close_fds()
+    shutil.rmtree(NETNS_ETC / plumbing.namespace, ignore_errors=True)
     try:
         if plumbing.namespace in _pyroute2().netns.listnetns():
             kill_namespace_processes(plumbing.namespace)
             _pyroute2().netns.remove(plumbing.namespace)
     except OSError as exc:
         raise FaultInjectionError(f"cannot remove namespace {plumbing.namespace}: {exc}") from exc
+
+
+def write_namespace_hosts(namespace: str, entries: dict[str, str]) -> Path:
+    """/etc/hosts as processes started with `ip netns exec` see it: `entries` = name -> address.
+
+    The emulator's certificate names `localhost`; inside the namespace `localhost` must mean
+    the host side of the link so the device's TLS check passes on the shaped path.
+    """
+    directory = NETNS_ETC / namespace
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "hosts"
+    path.write_text("".join(f"{address}\t{name}\n" for name, address in entries.items()), encoding="utf-8")
+    return path
+
+
+
+def congestion_control(namespace: str) -> str:
+    """The TCP congestion control a device in the namespace gets by default.
+
+    Read, not set: it is per namespace since Linux 4.15, but these machines refuse the write
+    (EPERM in a namespace, I/O error through `ip netns exec`), so it is the host's default.
+    """
+    def read() -> str:
+        return Path("/proc/sys/net/ipv4/tcp_congestion_control").read_text().strip()
+    value: str = in_namespace(namespace, read)
+    return value
