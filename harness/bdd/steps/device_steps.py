@@ -137,13 +137,6 @@ def _proxy_device(bench: Bench) -> None:
     _paired_device(bench)
 
 
-@given(parsers.parse('the device is in "{mode}" upload mode'))
-def _mode_given(bench: Bench, mode: str) -> None:
-    """Switch automatic/manual upload through the device's control, or by the operator."""
-    control_or_operator(bench, "mode", f"Set the device to {mode} upload mode. Done?", mode=mode)
-    bench.state.restore_mode = "auto"
-
-
 @given("the device profile")
 def _profile(bench: Bench) -> None:
     """Nothing to run: the scenario checks what the profile declares."""
@@ -202,9 +195,10 @@ def approve_and_await_tokens(bench: Bench) -> Grant:
     return grant
 
 
+@given(parsers.parse('the device is in "{mode}" upload mode'))
 @when(parsers.parse('the user sets upload mode to "{mode}"'))
 def _set_mode(bench: Bench, mode: str) -> None:
-    """Switch automatic/manual upload mode as the user would."""
+    """Switch automatic/manual upload mode as the user would: the device's control, or the operator."""
     control_or_operator(bench, "mode", f"Set the device to {mode} upload mode. Done?", mode=mode)
     bench.state.restore_mode = "auto"
 
