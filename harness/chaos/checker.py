@@ -1,0 +1,127 @@
+"""Judge one schedule's history: the delivery ledger plus the campaign's invariants.
+
+The verdict is about the device, never the bench:
+- `error`: a bench part failed (the schedule says nothing about the device);
+- `inconclusive`: the device did nothing wrong, but a fault never acted (a rule nobody hit,
+  a power cut of a device already off), so the schedule did not test what it says;
+- `fail`: a violation below, whatever else happened (the faults that did act were enough);
+- `pass`: every fault acted and nothing was violated.
+
+Violations (each a category in the report):
+- lost / duplicated / corrupt / unexpected: the ledger (harness.certify.ledger, shared with
+  the certification) over captures vs the cloud's assets;
+- leaked: a file captured while the device was paused reached the cloud;
+- late: a file completed more than `recovery` seconds after the last fault ended;
+- resent: bytes sent again to parts the cloud already held (or to assets abandoned for a new
+  one) beyond one part per file in flight, per disruption (power cut, link break or reset);
+- repaired: the device paired again (a second device row for its client id, or a code shown)
+  when no fault revoked its grant and no refresh answer was lost in flight (a refresh the cloud
+  answered during a link break or power cut: single-use refresh tokens make re-pairing the
+  contract's answer, so the bench approves the new code as an operator would);
+- crashed: the device process died by itself or did not boot again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from harness.certify.ledger import Ledger, build_ledger
+from harness.chaos.history import History
+
+VERDICTS = ("pass", "fail", "inconclusive", "error")
+CATEGORIES = ("lost", "duplicated", "corrupt", "unexpected", "leaked", "late", "resent", "repaired", "crashed")
+DISRUPTIONS = ("power:", "network:link-down", "network:switch-path", "s3:drop", "s3:request-timeout")
+"""Faults that can break a part PUT after the cloud stored it but before the device read the 200."""
+FILES_IN_FLIGHT = 2
+"""Files the device may have part-way up at once (the reference device's parallel_files)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    category: str
+    detail: str
+
+
+@dataclass
+class Verdict:
+    schedule: str
+    outcome: str
+    problems: list[Problem] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    resent_bytes: int = 0
+    resent_allowance: int = 0
+    unfired: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def categories(self) -> list[str]:
+        return sorted({p.category for p in self.problems})
+
+    def signature(self) -> tuple[str, ...]:
+        """What the failure is, to compare a replay or a shrunk schedule with the original."""
+        return tuple(self.categories)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["categories"] = self.categories
+        return out
+
+
+def ledger_of(history: History) -> Ledger:
+    return build_ledger([c.row() for c in history.captures], history.cloud_rows,
+                        device_files=history.device_files, pause_windows=history.pause_windows,
+                        drained=True)
+
+
+def check(history: History, *, recovery: float) -> Verdict:
+    """The verdict of one schedule's history (see the module docstring)."""
+    if history.bench_error is not None:
+        return Verdict(history.schedule, "error", error=history.bench_error)
+    ledger = ledger_of(history)
+    problems: list[Problem] = []
+    for f in ledger.files:
+        if f.outcome in ("lost", "duplicated", "corrupt"):
+            problems.append(Problem(f.outcome, f"{f.name}{': ' + f.note if f.note else ''}"))
+        elif f.outcome == "leaked":
+            problems.append(Problem("leaked", f"{f.name} was captured while paused and reached the cloud"))
+    problems += [Problem("unexpected", f"asset {u.get('asset_id')} named {u.get('name')} matches no capture")
+                 for u in ledger.unexpected]
+    bound = history.faults_end + recovery
+    problems += [Problem("late", f"{f.name} completed {f.completed_at - history.faults_end:.1f} s after the "
+                                 f"last fault (bound {recovery:g} s)")
+                 for f in ledger.files if f.completed_at is not None and f.completed_at > bound]
+    resent, allowance = resent_bytes(history)
+    if resent > allowance:
+        problems.append(Problem("resent", f"{resent} bytes re-sent, allowed {allowance} "
+                                          f"(one part per file in flight per disruption)"))
+    repair_ok = history.revoked or (history.repair_excused is not None and history.pairing_state in (None, "paired"))
+    if not repair_ok and (history.device_rows > 1 or history.pairing_state not in (None, "paired")):
+        problems.append(Problem("repaired", f"the device paired again without a revoke "
+                                            f"({history.device_rows} device rows, pairing {history.pairing_state})"))
+    if not history.device_alive or history.device_error:
+        problems.append(Problem("crashed", history.device_error or "the device process died"))
+    unfired = [f"{r.fault} ({r.note or 'never acted'})" for r in history.faults if r.fired is False]
+    outcome = "fail" if problems else ("inconclusive" if unfired else "pass")
+    return Verdict(history.schedule, outcome, problems=problems, counts=ledger.counts, resent_bytes=resent,
+                   resent_allowance=allowance, unfired=unfired)
+
+
+def resent_bytes(history: History) -> tuple[int, int]:
+    """(bytes re-sent, bytes allowed) for the schedule's assets.
+
+    Re-sent: successful re-PUTs of parts the cloud already stored, plus what went into assets
+    abandoned for a new one of the same name (unless an expired URL justified the new one).
+    Allowed: one part per file in flight per disruption."""
+    rows = history.cloud_rows
+    resent = sum(int(r.get("bytes_duplicate") or 0) for r in rows)
+    expired = any(f.fault.startswith("s3:expired-url") for f in history.faults)
+    if not expired:
+        done = {str(r.get("name")) for r in rows if r.get("completed_at")}
+        resent += sum(int(r.get("bytes_received") or 0) for r in rows
+                      if not r.get("completed_at") and str(r.get("name")) in done)
+    part = max((math.ceil(int(r.get("filesize") or 0) / max(1, int(r.get("parts_expected") or 1)))
+                for r in rows), default=0)
+    disruptions = sum(1 for f in history.faults if f.fault.startswith(DISRUPTIONS))
+    return resent, part * FILES_IN_FLIGHT * disruptions

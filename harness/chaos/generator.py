@@ -1,0 +1,176 @@
+"""Seed -> schedule: a random but reproducible mix of the fault vocabulary while media is captured.
+
+`generate(seed, index)` depends on nothing but its arguments (a `random.Random` seeded with the
+text "seed/index"), so schedule 17 of seed 5 is the same on every machine and in every run,
+whatever ran before it. Faults of one kind of equipment (the link, the pause flag) never
+overlap, so each fault's window on the timeline is the time it really held.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from harness.chaos.schedule import Capture, Schedule, Step
+
+GENERATOR = "c2c-chaos-generator/1"
+LARGE_SIZE = 12 * 1024 * 1024
+"""A large capture: two parts at the reference device's 8 MiB part size, so a cut can land
+between parts."""
+PAUSE_MARGIN = 1.0
+"""Captures keep this far from a pause window's edges: which side of the edge they fall on
+is then not a race between the bench's clock and the cloud's."""
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A fault drawn from the menu: its steps and the equipment it occupies (None: shareable)."""
+
+    steps: tuple[Step, ...]
+    lane: str | None = None
+
+
+FaultMaker = Callable[[random.Random, float, "DrawState"], Drawn]
+
+
+@dataclass
+class DrawState:
+    """What the generator needs while it draws: the captures so far (for file faults)."""
+
+    schedule_name: str
+    captures: list[Step]
+
+    def new_capture(self, at: float, rng: random.Random, *, allow_damage: bool = True) -> Step:
+        n = len(self.captures) + 1
+        corruption = rng.choice(("truncate", "zero-length")) if allow_damage and rng.random() < 0.12 else None
+        step = Step(at=round(at, 2), capture=Capture(name=f"{self.schedule_name}-{n:02d}.jpg",
+                                                      corruption=corruption))
+        self.captures.append(step)
+        return step
+
+
+def _r(x: float) -> float:
+    return round(x, 2)
+
+
+def _link_down(rng: random.Random, at: float, st: DrawState) -> Drawn:
+    held = rng.uniform(0.3, 2.5)
+    steps = [Step(at=_r(at), fault="network:link-down", duration=_r(held))]
+    if held >= 0.8:  # a capture while offline
+        steps.append(st.new_capture(at + held / 2, rng))
+    return Drawn(tuple(steps), lane="network")
+
+
+def _flap(rng: random.Random, at: float, st: DrawState) -> Drawn:
+    return Drawn((Step(at=_r(at), fault="network:link-down", duration=_r(rng.uniform(0.2, 0.5)),
+                       repeat=rng.randint(2, 4), gap=_r(rng.uniform(0.2, 0.6))),), lane="network")
+
+
+def _shaped(rng: random.Random, at: float, st: DrawState) -> Drawn:
+    profile = rng.choice(("cellular", "hotspot", "direct-modem", "bonded-cellular"))
+    return Drawn((Step(at=_r(at), fault=f"network:{profile}", duration=_r(rng.uniform(1.5, 4.0))),),
+                 lane="network")
+
+
+def _reset(rng: random.Random, at: float, st: DrawState) -> Drawn:
+    return Drawn((Step(at=_r(at), fault="network:switch-path"),), lane="network")
+
+
+def _power(rng: random.Random, at: float, st: DrawState) -> Drawn:
+    off = rng.uniform(0.1, 1.0)
+    return Drawn((Step(at=_r(at), fault=f"power:cycle off_time={_r(off)}"),), lane="power")
+
+
+def _rule(text: str, lo: int, hi: int, extra: str = "") -> FaultMaker:
+    def make(rng: random.Random, at: float, st: DrawState) -> Drawn:
+        count = rng.randint(lo, hi)
+        return Drawn((Step(at=_r(at), fault=f"{text} x{count}{extra}", duration=_r(rng.uniform(1.5, 3.0))),))
+    return make
+
+
+def _token_expiry(rng: random.Random, at: float, st: DrawState) -> Drawn:
+    steps = [Step(at=_r(at), fault="auth:expire-tokens")]
+    if rng.random() < 0.5:  # the refresh that follows fails for a while (transiently)
+        steps.append(Step(at=_r(at), fault="auth:refresh-failure kind=internal_error",
+                          duration=_r(rng.uniform(1.0, 2.5))))
+    return Drawn(tuple(steps), lane="auth")
+
+
+def _pause(rng: random.Random, at: float, st: DrawState) -> Drawn:
+    held = rng.uniform(2.0 * PAUSE_MARGIN + 0.5, 4.0)
+    inside = rng.uniform(at + PAUSE_MARGIN, at + held - PAUSE_MARGIN)
+    return Drawn((Step(at=_r(at), fault="cloud:pause", duration=_r(held)),
+                  st.new_capture(inside, rng, allow_damage=False)), lane="pause")
+
+
+def _vanish(rng: random.Random, at: float, st: DrawState) -> Drawn:
+    victim = st.new_capture(at, rng, allow_damage=False)
+    assert victim.capture is not None
+    return Drawn((victim, Step(at=_r(at + rng.uniform(0.0, 0.8)), fault="media:vanish",
+                               file=victim.capture.name)))
+
+
+MENU: tuple[tuple[str, int, FaultMaker], ...] = (
+    ("link-down", 3, _link_down),
+    ("link-flap", 2, _flap),
+    ("latency-bandwidth", 2, _shaped),
+    ("connection-reset", 2, _reset),
+    ("power-cut", 3, _power),
+    ("s3-slowdown", 1, _rule("s3:slowdown", 1, 3)),
+    ("s3-internal-error", 1, _rule("s3:internal-error", 1, 3)),
+    ("s3-request-timeout", 1, _rule("s3:request-timeout", 1, 2)),
+    ("s3-drop", 1, _rule("s3:drop", 1, 2)),
+    ("s3-expired-url", 1, _rule("s3:expired-url", 1, 2)),
+    ("api-5xx", 1, _rule("api:internal-error", 1, 3)),
+    ("api-429", 1, _rule("api:too-many-requests", 1, 3, " retry_after=1")),
+    ("api-409-slow-down", 1, _rule("api:conflict-slow-down", 1, 3)),
+    ("token-expiry", 2, _token_expiry),
+    ("cloud-pause", 2, _pause),
+    ("vanishing-file", 1, _vanish),
+)
+KINDS = tuple(name for name, _, _ in MENU)
+
+
+def generate(seed: int, index: int, *, duration: float = 6.0, recovery: float = 45.0,
+             max_faults: int = 4) -> Schedule:
+    """Schedule `index` of campaign `seed`: captures and 1..max_faults faults within `duration`
+    seconds, then `recovery` seconds of quiet."""
+    rng = random.Random(f"{seed}/{index}")
+    name = Schedule(seed=seed, index=index, steps=()).name
+    state = DrawState(schedule_name=name, captures=[])
+    # a large file first, so power cuts and S3 errors meet an upload in progress
+    large = Step(at=0.0, capture=Capture(name=f"{name}-00.bin", kind="large", size=LARGE_SIZE))
+    for _ in range(rng.randint(1, 3)):
+        state.new_capture(rng.uniform(0.0, duration), rng)
+    busy: dict[str, float] = {}
+    faults: list[Step] = []
+    weights = [w for _, w, _ in MENU]
+    for _ in range(rng.randint(1, max_faults)):
+        _, _, make = rng.choices(MENU, weights=weights)[0]
+        drawn = make(rng, rng.uniform(0.2, duration), state)
+        end = max(s.ends_at for s in drawn.steps)
+        start = min(s.at for s in drawn.steps)
+        if drawn.lane is not None and busy.get(drawn.lane, -1.0) > start:
+            # that equipment is held already: drop this draw (its captures stay, harmless)
+            continue
+        if drawn.lane is not None:
+            busy[drawn.lane] = end + 0.3
+        faults.extend(s for s in drawn.steps if s.is_fault)
+    captures = [c for c in state.captures if not _near_pause_edge(c, faults)]
+    kept = {c.capture.name for c in captures if c.capture is not None}
+    faults = [f for f in faults if f.file is None or f.file in kept]
+    steps = sorted([large, *captures, *faults], key=lambda s: (s.at, s.capture is None))
+    return Schedule(seed=seed, index=index, steps=tuple(steps), recovery=recovery,
+                    origin={"generator": GENERATOR, "duration": duration})
+
+
+def _near_pause_edge(capture: Step, faults: list[Step]) -> bool:
+    """A capture too close to a pause's start or end (dropped: its side of the edge is a race;
+    a file fault aimed at it goes with it)."""
+    for f in faults:
+        if f.fault == "cloud:pause":
+            for edge in (f.at, f.ends_at):
+                if abs(capture.at - edge) < PAUSE_MARGIN:
+                    return True
+    return False

@@ -1,0 +1,72 @@
+"""What one schedule's run left behind: the history the checker judges (no processes needed).
+
+Times are Unix seconds (the bench's wall clock, which the emulator also keeps unless a fault
+advances its clock; the campaign never does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CaptureRecord:
+    """A file the device was given: the ground truth (never the device's word)."""
+
+    name: str
+    sha256: str | None
+    size: int
+    captured_at: float
+    path: str = ""
+    corruption: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {"name": self.name, "sha256": self.sha256, "size": self.size,
+                "captured_at": self.captured_at, "path": self.path, "corruption": self.corruption}
+
+
+@dataclass
+class FaultRecord:
+    """One application of a schedule step's fault (a flap has one per repeat)."""
+
+    step: int
+    fault: str
+    started_at: float
+    stopped_at: float | None = None
+    fired: bool | None = None
+    """True: seen to act (a rule hit, a process killed, a link changed); False: never acted;
+    None: no witness beyond its successful injection (counted as fired)."""
+    note: str = ""
+
+
+@dataclass
+class History:
+    """The run of one schedule on one lane."""
+
+    schedule: str
+    lane: int
+    started_at: float
+    faults_end: float = 0.0
+    finished_at: float = 0.0
+    captures: list[CaptureRecord] = field(default_factory=list)
+    faults: list[FaultRecord] = field(default_factory=list)
+    cloud_rows: list[dict[str, Any]] = field(default_factory=list)
+    device_files: list[dict[str, Any]] = field(default_factory=list)
+    pause_windows: list[dict[str, Any]] = field(default_factory=list)
+    device_alive: bool = True
+    device_rows: int = 1
+    """How many cloud device rows the lane's client id has (2+: the device paired again)."""
+    pairing_state: str | None = None
+    revoked: bool = False
+    repair_excused: str | None = None
+    """Why the bench approved a second pairing (the grant was lost in flight), or None."""
+    bench_error: str | None = None
+    device_error: str | None = None
+
+    @property
+    def power_cuts(self) -> int:
+        return sum(1 for f in self.faults if f.fault.startswith("power:"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
