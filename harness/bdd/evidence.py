@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from harness.bdd.bench import Bench
 from harness.certify.plot import throughput_svg
 from harness.protocols import Cloud, CloudWitness, StackDumps
 from harness.redaction import redact
@@ -55,7 +56,7 @@ def scenario_failed(exc: BaseException | None, measurements: Iterable[dict[str, 
     return verdict_for_exception(exc) in (FAIL, ERROR) or any(m.get("passed") is False for m in measurements)
 
 
-def stack_dump_evidence(bench: Any) -> dict[str, tuple[str, Any]]:
+def stack_dump_evidence(bench: Bench) -> dict[str, tuple[str, Any]]:
     """The device's thread stacks, when the device in use offers them (never starts one)."""
     _, text_t, _ = _attachment_types()
     device = bench.session.started_device()
@@ -68,7 +69,7 @@ def stack_dump_evidence(bench: Any) -> dict[str, tuple[str, Any]]:
     return {"device thread stacks": (text, text_t)} if text else {}
 
 
-def collect_evidence(bench: Any, *, failed: bool = False) -> dict[str, tuple[str, Any]]:
+def collect_evidence(bench: Bench, *, failed: bool = False) -> dict[str, tuple[str, Any]]:
     """{attachment name: (body, allure attachment type)} for one scenario.
 
     `failed`: the scenario's verdict is fail or error; the device is asked for its stacks
