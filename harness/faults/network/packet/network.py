@@ -18,6 +18,7 @@ and the plain-HTTP trap's port in (harness.faults.network.packet.bridge).
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -57,6 +58,7 @@ class PacketNetwork:
         self._scheduler: ProfileScheduler | None = None
         self._phase: Phase | None = None
         self._generation = 0
+        self._applied_at = 0.0
         try:
             self.proxy = NetworkLink(upstream, timeline=self.timeline, seed=seed,
                                      listen=f"{self.link.host_address}:0")
@@ -108,6 +110,7 @@ class PacketNetwork:
                 return
             self.proxy.clear()
             self.link.apply(found.spec())
+            self._applied_at = time.time()
             self._profile = found
             self.timeline.record(LAYER, f"profile:{found.name}", "start", **self.describe(found))
             if found.phases:
@@ -121,6 +124,15 @@ class PacketNetwork:
         """Backend, trace and parameters as the timeline and the certificate carry them."""
         return profile.describe() | {"congestion_control": self.congestion_control,
                                      "namespace": self.link.namespace}
+
+    def offered_mbps(self, start: float, end: float) -> float | None:
+        """Uplink capacity the active packet profile offered between two wall-clock times (the
+        journal's), for a throughput verdict relative to the link; None on an unshaped link."""
+        with self._lock:
+            profile, applied = self._profile, self._applied_at
+        if profile is None:
+            return None
+        return profile.offered_mbps(start - applied, end - applied)
 
     def link_down(self) -> None:
         self.proxy.link_down()

@@ -18,6 +18,7 @@ to BBR, which hides loss: a device is judged on the TCP it ships with, see `cong
 
 from __future__ import annotations
 
+import bisect
 import functools
 import heapq
 from dataclasses import dataclass, field
@@ -110,6 +111,20 @@ class LinkProfile:
         """Mean uplink capacity (wire bits, outages not subtracted)."""
         found = self.up_trace()
         return mbps_of(found) if found is not None else float(self.up_mbps or 0.0)
+
+    def offered_mbps(self, start_s: float, end_s: float) -> float:
+        """Uplink capacity the link offered from `start_s` to `end_s` after the profile was
+        applied (a trace restarts at its beginning on every application); gaps not subtracted."""
+        found = self.up_trace()
+        if found is None:
+            return float(self.up_mbps or 0.0)
+        period = found[-1]
+
+        def before(t_s: float) -> int:  # opportunities at times < t_s, the trace repeating
+            laps, rest = divmod(max(0.0, t_s) * 1000, period)
+            return int(laps) * len(found) + bisect.bisect_left(found, rest)
+
+        return (before(end_s) - before(start_s)) * PACKET_BYTES * 8 / max(1e-6, end_s - start_s) / 1e6
 
     def describe(self) -> dict[str, Any]:
         """What the timeline and the certificate record: backend, trace and parameters."""
