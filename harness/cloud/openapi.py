@@ -165,3 +165,166 @@ SCHEMA: dict[str, Any] = {
 
 async def openapi(request: Request) -> JSONResponse:
     return JSONResponse(SCHEMA)
+
+
+# --- the device API (c2c-api.md §3): what a device may send and what it is answered --------
+# The fuzzer (harness.cloud.fuzz) generates requests from this document and checks every
+# answer against it: the statuses listed per operation, the JSON shapes, never a 5xx.
+DETAILED: dict[str, Any] = {
+    "type": "object", "required": ["code", "errors", "message"],
+    "properties": {
+        "code": {"type": "integer"}, "message": {"type": "string"},
+        "errors": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["code", "detail", "status", "title"],
+            "properties": {"code": {"type": "integer"}, "detail": {"type": "string"},
+                           "status": {"type": "integer"}, "title": {"type": "string"}}}},
+    },
+}
+SIMPLE: dict[str, Any] = {
+    "type": "object", "required": ["error"],
+    "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+}
+UUID_STR: dict[str, Any] = {"type": "string"}
+NULLABLE_STR: dict[str, Any] = {"type": ["string", "null"]}
+
+
+def answer(schema: dict[str, Any], description: str = "ok") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def detailed_errors(*statuses: int) -> dict[str, Any]:
+    return {str(s): answer(DETAILED, "refused (detailed error, c2c-api.md §2.2)") for s in statuses}
+
+
+def form_body(fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    schema = {"type": "object", "properties": fields, "required": required}
+    return {"required": True, "content": {"multipart/form-data": {"schema": schema},
+                                          "application/x-www-form-urlencoded": {"schema": schema}}}
+
+
+def json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+STR: dict[str, Any] = {"type": "string"}
+DEVICE_CODE_ANSWER: dict[str, Any] = {
+    "type": "object",
+    "required": ["device_code", "user_code", "expires_in", "interval", "verification_uri"],
+    "properties": {"device_code": STR, "user_code": {"type": "string", "pattern": "^[0-9]{6}$"},
+                   "expires_in": {"type": "number"}, "interval": {"type": "number"},
+                   "name": STR, "verification_uri": STR, "verification_uri_complete": STR},
+}
+TOKEN_ANSWER: dict[str, Any] = {
+    "type": "object", "required": ["access_token", "refresh_token", "expires_in", "token_type"],
+    "properties": {"access_token": STR, "refresh_token": STR, "expires_in": {"type": "number"},
+                   "token_type": STR},
+}
+PROJECT_DEVICE: dict[str, Any] = {
+    "type": "object",
+    "required": ["_type", "id", "device_id", "name", "project_id", "project", "status", "channels"],
+    "properties": {
+        "_type": {"const": "project_device"}, "id": STR, "device_id": STR, "name": STR,
+        "project_id": STR, "status": {"enum": ["online", "offline", "paused"]},
+        "project": {"type": "object", "required": ["id", "name"],
+                    "properties": {"id": STR, "name": STR}},
+        "channels": {"type": "array", "items": OBJ}, "channel_count": {"type": "integer"},
+    },
+}
+ASSET_REQUEST: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": STR, "filetype": STR, "filesize": {"type": "integer"}, "extension": STR,
+        "offset": {"type": "number"}, "channel": {"type": "integer"},
+        "parts": {"type": "integer"}, "is_realtime_upload": {"type": "boolean"},
+    },
+}
+ASSET_ANSWER: dict[str, Any] = {
+    "type": "object", "required": ["id", "name"],
+    "properties": {
+        "id": STR, "name": STR, "filetype": STR, "filesize": {"type": ["integer", "null"]},
+        "upload_urls": {"type": "array", "items": {"type": "string", "pattern": "^https://"}},
+    },
+}
+PARTS_REQUEST: dict[str, Any] = {
+    "type": "object", "required": ["parts"],
+    "properties": {
+        "parts": {"type": "array", "items": {
+            "type": "object", "required": ["number", "size", "is_final"],
+            "properties": {"number": {"type": "integer"}, "size": {"type": "integer"},
+                           "is_final": {"type": "boolean"}}}},
+        "asset_filesize": {"type": "integer"}, "asset_name": STR,
+    },
+}
+NO_CONTENT = {"204": {"description": "done"}}
+
+
+def device_op(summary: str, ok: dict[str, Any], refusals: tuple[int, ...], *,
+              body: dict[str, Any] | None = None, params: list[dict[str, Any]] | None = None,
+              bearer: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {"summary": summary, "responses": {**ok, **detailed_errors(*refusals)}}
+    if bearer:
+        out["security"] = BEARER
+        out["responses"].setdefault("401", answer(DETAILED, "no valid access token"))
+    if body is not None:
+        out["requestBody"] = body
+    if params:
+        out["parameters"] = params
+    return out
+
+
+def auth_op(summary: str, ok: dict[str, Any], fields: dict[str, Any],
+            required: list[str], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    responses = {"200": answer(ok), "400": answer(SIMPLE, "refused (OAuth error)"),
+                 "401": answer(DETAILED, "revoked device or dead refresh token"),
+                 **(extra or {})}
+    return {"summary": summary, "requestBody": form_body(fields, required), "responses": responses}
+
+
+ASSET_REFUSALS = (400, 404, 409, 413, 422)
+DEVICE_PATHS: dict[str, Any] = {
+    "/v2/auth/device/code": {"post": auth_op(
+        "Ask for a device code (§3.1)", DEVICE_CODE_ANSWER,
+        {"client_id": STR, "client_secret": STR, "scope": STR, "name": STR},
+        ["client_id", "client_secret", "scope"])},
+    "/v2/auth/token": {"post": auth_op(
+        "Poll a device code or refresh a token pair (§3.2, §3.3)", TOKEN_ANSWER,
+        {"grant_type": STR, "client_id": STR, "client_secret": STR, "device_code": STR,
+         "refresh_token": STR}, ["grant_type", "client_id"])},
+    "/v2/auth/revoke": {"post": auth_op(
+        "Revoke a token's grant (§3.4)",
+        {"type": "object", "required": ["success"], "properties": {"success": {"type": "boolean"}}},
+        {"client_id": STR, "client_secret": STR, "token": STR}, ["client_id", "client_secret", "token"])},
+    "/v2/devices/me": {"get": device_op("The project device (§3.5)", {"200": answer(PROJECT_DEVICE)}, ())},
+    "/v2/devices/heartbeat": {"post": device_op("Keep the device online (§3.6)", NO_CONTENT, ())},
+    "/v2/devices/assets": {"post": device_op(
+        "Create an asset (§3.8)", {"200": answer(ASSET_ANSWER)}, ASSET_REFUSALS,
+        body=json_body(ASSET_REQUEST))},
+    "/v2/devices/assets/{asset_id}/realtime_upload/parts": {"post": device_op(
+        "Register real-time parts (§3.10)",
+        {"200": answer({"type": "object", "required": ["upload_urls"],
+                        "properties": {"upload_urls": {"type": "array", "items": STR}}})},
+        ASSET_REFUSALS, body=json_body(PARTS_REQUEST), params=[path_param("asset_id")])},
+    "/v2/devices/assets/{asset_id}/comments": {"post": device_op(
+        "Comment on an asset (§3.11)", {"200": answer(OBJ)}, (400, 404, 413, 422),
+        body=json_body({"type": "object", "properties": {"text": STR, "timestamp": {"type": "number"}}}),
+        params=[path_param("asset_id")])},
+    "/v2/devices/channels": {"post": device_op(
+        "Connect a channel (§3.12)", {"200": answer(OBJ)}, (400, 409, 413, 422),
+        body=json_body({"type": "object", "properties": {"client_id": STR, "device_model_id": STR}}))},
+    "/v2/devices/channels/disconnect": {"post": device_op("Disconnect every channel", NO_CONTENT, ())},
+    "/v2/devices/channels/{channel_id}/disconnect": {"post": device_op(
+        "Disconnect one channel", NO_CONTENT, (404,), params=[path_param("channel_id")])},
+    "/v2/devices/channels/{channel_id}/inputs/{input_index}/trigger": {"post": device_op(
+        "Trigger a channel input (§3.13)", NO_CONTENT, (400, 404, 413),
+        body=json_body(OBJ), params=[path_param("channel_id"), path_param("input_index")])},
+}
+
+DEVICE_SCHEMA: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "c2c-bench cloud emulator device API (c2c-api.md §3)", "version": "1"},
+    "servers": [{"url": "/"}],
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    "paths": DEVICE_PATHS,
+}
+"""The device API as the emulator answers it; the fuzzer's contract."""
