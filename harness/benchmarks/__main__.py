@@ -1,8 +1,9 @@
-"""`python -m harness.benchmarks {cloud,device,faults,all} [--out DIR]`.
+"""`python -m harness.benchmarks {limit,cloud,device,peers,shaped,faults,plot,all} [--out DIR]`.
 
 Each benchmark writes reports/bench/<name>.json ({"benchmark", "results": [{name, value,
 unit, params}]}). Modules are imported lazily and one that fails is reported without hiding
-the others' numbers.
+the others' numbers. `limit` runs first so every later figure has its bound from the same
+run; `plot` runs last: summary.json (ratios against issue #12's goals) and throughput.html.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-BENCHMARKS = ("cloud", "device", "faults")
+BENCHMARKS = ("limit", "cloud", "device", "peers", "shaped", "faults", "plot")
 
 
 def _available(name: str) -> bool:
@@ -31,14 +32,16 @@ def run_one(name: str, out_dir: Path) -> dict[str, Any] | None:
     runner = getattr(module, "run", None)
     if not callable(runner):
         raise RuntimeError(f"harness.benchmarks.{name} has no run(out_dir) function")
-    return runner(out_dir)
+    report: dict[str, Any] = runner(out_dir)
+    return report
 
 
 def _summary(report: dict[str, Any]) -> str:
     lines = []
     for item in report.get("results", []):
         params = item.get("params", {})
-        tag = ", ".join(f"{k}={params[k]}" for k in ("clients", "file_GB") if k in params)
+        keys = ("clients", "streams", "file_GB", "rtt_ms", "peer", "profile")
+        tag = ", ".join(f"{k}={params[k]}" for k in keys if k in params)
         flag = {True: " (meets target)", False: " (below target)"}.get(params.get("meets_target"), "")
         lines.append(f"  {item['name']}{f' [{tag}]' if tag else ''}: {item['value']} {item['unit']}{flag}")
     return "\n".join(lines)

@@ -283,7 +283,7 @@ def _run_load(emulator: Any, clients: int, file_size: int, duration: float, uplo
     processes = max(1, min(clients, max_processes))
     groups = [tuple(tokens[i::processes]) for i in range(processes)]
     # fork: workers need nothing from __main__, so any caller (a script, pytest, -m) works.
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
     ready, results, go = ctx.Queue(), ctx.Queue(), ctx.Event()
     workers = []
     for group in groups:
@@ -340,11 +340,29 @@ def _emulator(data_dir: Path) -> Iterator[Any]:
                 emulator.control.close()  # an idle keep-alive connection delays graceful stop
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure_ingest(clients: int, config: CloudBenchConfig) -> dict[str, Any]:
-    """One ingest point on a fresh emulator; returns the `ingest_MBps` result."""
+    """One ingest point on a fresh emulator; returns the `ingest_MBps` result.
+
+    Beside MB/s it records the emulator's CPU seconds per GB ingested: on a shared machine
+    MB/s follows the share of CPU the emulator got, CPU per byte is what the code costs.
+    """
     with tempfile.TemporaryDirectory(prefix="c2c-bench-cloud-") as tmp, _emulator(Path(tmp)) as emulator:
+        pid = emulator.proc.pid
+        cpu_before = cpu_seconds(pid)
         load = _run_load(emulator, clients, config.file_size, config.duration, True, config.max_processes)
+        cpu_used = cpu_seconds(pid) - cpu_before
     mbps = round(load["bytes"] / 1e6 / load["elapsed"], 1) if load["elapsed"] > 0 else 0.0
+    cpu_per_gb = round(cpu_used / (load["bytes"] / 1e9), 2) if load["bytes"] else None
     creates = [x * 1000 for x in load["latencies"]]
     return result(
         "ingest_MBps", mbps, "MB/s",
@@ -353,6 +371,8 @@ def measure_ingest(clients: int, config: CloudBenchConfig) -> dict[str, Any]:
         errors=load["errors"], first_error=load["first_error"],
         create_p50_ms_while_uploading=round(_percentile(creates, 0.5), 2) if creates else None,
         create_max_ms_while_uploading=round(max(creates), 2) if creates else None,
+        emulator_cpu_s_per_GB=cpu_per_gb, emulator_cores_used=round(cpu_used / load["elapsed"], 2)
+        if load["elapsed"] > 0 else None,
         target_MBps=TARGET_INGEST_MBPS, meets_target=mbps >= TARGET_INGEST_MBPS, **machine_params(),
     )
 

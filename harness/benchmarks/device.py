@@ -11,6 +11,7 @@ way. Nothing is asserted: targets are recorded with a `meets_target` flag.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -28,6 +29,7 @@ from harness.benchmarks import machine_params, result, write_report
 from harness.cloud.control import ssl_context
 from harness.cloud.runner import EmulatorProcess
 from harness.errors import CloudError, DeliveryFailure, DeviceTimeout
+from reference_device.testing import DeviceProcess
 
 __all__ = ["run"]
 
@@ -50,7 +52,7 @@ def run(out_dir: Path, *, file_gb: float = 2.0, parallelism: int = 4,
             assert emu.control is not None
             project = emu.control.create_project("Device benchmark")
             source = tmp / "staging" / "A001_C001.mxf"
-            digest = _make_file(source, size)
+            digest = make_file(source, size)
             device = _measure_device(emu, project["id"], source, size, digest, parallelism,
                                      tmp, timeout)
             raw = _measure_raw_put(emu, project["id"], tmp / "media" / source.name, size, digest,
@@ -72,7 +74,7 @@ def run(out_dir: Path, *, file_gb: float = 2.0, parallelism: int = 4,
 
 
 # -- the file -------------------------------------------------------------------------------
-def _make_file(path: Path, size: int) -> str:
+def make_file(path: Path, size: int) -> str:
     """A sparse file of `size` bytes (zeros: no disk, no time) and its sha256."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
@@ -140,15 +142,19 @@ def _vm_hwm(pid: int) -> int:
 
 
 # -- the device -----------------------------------------------------------------------------
-def _measure_device(emu: EmulatorProcess, project_id: str, source: Path, size: int, digest: str,
-                    parallelism: int, tmp: Path, timeout: float) -> dict[str, Any]:
-    from reference_device.testing import DeviceProcess
+@contextlib.contextmanager
+def paired_device(emu: EmulatorProcess, project_id: str, tmp: Path, parallelism: int,
+                  api_url: str | None = None) -> Iterator[DeviceProcess]:
+    """The reference device as a process, paired to `project_id`, watching `tmp/media`.
 
+    `api_url` is where the device reaches the cloud (a proxy in front of the emulator for
+    shaped links); the emulator's own URL by default.
+    """
     assert emu.control is not None
     media = tmp / "media"
-    media.mkdir()
+    media.mkdir(parents=True, exist_ok=True)
     device = DeviceProcess(
-        {"state_dir": str(tmp / "device-state"), "api_url": emu.api_url,
+        {"state_dir": str(tmp / "device-state"), "api_url": api_url or emu.api_url,
          "ca_bundle": str(emu.ca_bundle), "media_dirs": [str(media)], "name": "BENCH-DEVICE",
          "firmware_version": "1.0.0", "parallelism": parallelism, "status_port": 0,
          "scan_interval": 0.2, "quiet_period": 0.5},
@@ -156,37 +162,49 @@ def _measure_device(emu: EmulatorProcess, project_id: str, source: Path, size: i
     )
     device.start()
     try:
-        def gone() -> str | None:
-            if not device.is_running():
-                return f"device exited ({device.tail(20)})"
-            return None
-
         code = device.wait_for(lambda s: s["pairing"].get("state") == "showing_code"
                                and bool(s["pairing"].get("user_code")), 60, "a pairing code")
         emu.control.approve(code["pairing"]["user_code"], project_id)
         device.wait_for(lambda s: s["token"].get("state") == "valid"
                         and s["pairing"].get("state") == "paired", 60, "pairing to finish")
-        assert device.proc is not None
-        pid = device.proc.pid
-        peak_sampled = 0
-        os.replace(source, media / source.name)  # appears complete: no growing-file wait
-        t0 = time.monotonic()
-
-        def complete() -> dict[str, Any] | None:
-            nonlocal peak_sampled
-            peak_sampled = max(peak_sampled, _vm_hwm(pid))
-            row = _ledger_row(emu, source.name)
-            return row if row and row.get("state") == "complete" else None
-
-        row = _poll(complete, timeout, f"the device to upload {size} bytes", 0.25, gone)
-        wall = time.monotonic() - t0
-        peak = max(peak_sampled, _vm_hwm(pid))
+        yield device
     finally:
         device.stop()
+
+
+def device_upload(emu: EmulatorProcess, device: DeviceProcess, source: Path, media: Path,
+                  size: int, digest: str, timeout: float) -> dict[str, Any]:
+    """Move `source` into the device's media folder; MB/s created -> last byte, peak RSS."""
+    def gone() -> str | None:
+        if not device.is_running():
+            return f"device exited ({device.tail(20)})"
+        return None
+
+    assert device.proc is not None
+    pid = device.proc.pid
+    peak_sampled = 0
+    os.replace(source, media / source.name)  # appears complete: no growing-file wait
+    t0 = time.monotonic()
+
+    def complete() -> dict[str, Any] | None:
+        nonlocal peak_sampled
+        peak_sampled = max(peak_sampled, _vm_hwm(pid))
+        row = _ledger_row(emu, source.name)
+        return row if row and row.get("state") == "complete" else None
+
+    row = _poll(complete, timeout, f"the device to upload {size} bytes", 0.25, gone)
+    wall = time.monotonic() - t0
+    peak = max(peak_sampled, _vm_hwm(pid))
     _check_delivery(row, size, digest, "device")
     elapsed = _elapsed(row, wall)
-    return {"mbps": size / elapsed / MB, "peak_rss_bytes": peak,
+    return {"mbps": size / elapsed / MB, "peak_rss_bytes": peak, "seconds": elapsed,
             "parts": int(row.get("parts_expected") or 1)}
+
+
+def _measure_device(emu: EmulatorProcess, project_id: str, source: Path, size: int, digest: str,
+                    parallelism: int, tmp: Path, timeout: float) -> dict[str, Any]:
+    with paired_device(emu, project_id, tmp, parallelism) as device:
+        return device_upload(emu, device, source, tmp / "media", size, digest, timeout)
 
 
 # -- raw PUTs -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,7 +92,7 @@ def test_main_skips_missing_benchmarks_and_reports_broken_ones(
 ) -> None:
     calls: list[str] = []
 
-    def fake_run_one(name: str, out_dir: Path) -> dict | None:
+    def fake_run_one(name: str, out_dir: Path) -> dict[str, Any] | None:
         calls.append(name)
         if name == "device":
             return None  # what run_one answers when harness.benchmarks.device is absent
@@ -101,7 +102,8 @@ def test_main_skips_missing_benchmarks_and_reports_broken_ones(
 
     monkeypatch.setattr(bench_main, "run_one", fake_run_one)
     assert bench_main.main(["all", "--out", str(tmp_path)]) == 1
-    assert calls == ["cloud", "device", "faults"]
+    assert calls == list(bench_main.BENCHMARKS)
+    assert calls[0] == "limit" and calls[-1] == "plot"  # the bound first, the page last
     captured = capsys.readouterr()
     assert "ingest_MBps [clients=1]: 1.0 MB/s (below target)" in captured.out
     assert "benchmark faults failed: RuntimeError: proxy port taken" in captured.err

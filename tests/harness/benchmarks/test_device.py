@@ -7,13 +7,13 @@ import json
 import os
 from pathlib import Path
 
-from harness.benchmarks.device import _make_file, _vm_hwm, run
+from harness.benchmarks.device import _vm_hwm, make_file, run
 
 
 def test_make_file_is_sparse_and_hashed(tmp_path: Path) -> None:
     path = tmp_path / "f.mxf"
     size = 3 * 1024 * 1024 + 17
-    digest = _make_file(path, size)
+    digest = make_file(path, size)
     assert path.stat().st_size == size
     assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
 

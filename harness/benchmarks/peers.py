@@ -1,0 +1,238 @@
+"""The reference device against what integrators would otherwise copy, on the same links.
+
+Why: a device that only beats raw PUTs on loopback says little; issue #12 asks for it
+beside Frame.io's legacy Python uploader (`frameioclient`'s FrameioUploader: five threads,
+each part read whole into memory, a `requests` session per thread) and a naive httpx loop
+(one part after another, each read whole), same bytes, same part URLs, at 0 / 50 / 120 ms
+RTT. Every uploader runs as its own process and goes through the same Toxiproxy proxy (our
+server, its own process) with a latency toxic of half the RTT each way; every time is the
+emulator's (asset created -> last byte stored), every delivery checked by SHA-256.
+
+The peers are run by this module as a child: `python -m harness.benchmarks.peers PEER
+--file F` reads the asset (upload URLs) as one JSON line on stdin, uploads, exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness.benchmarks import machine_params, result, write_report
+from harness.benchmarks.device import (
+    FILETYPE,
+    _check_delivery,
+    _elapsed,
+    _ledger_row,
+    _poll,
+    _token,
+    device_upload,
+    make_file,
+    paired_device,
+)
+from harness.cloud.control import ssl_context
+from harness.cloud.runner import EmulatorProcess
+from harness.errors import BenchFailure, CloudError
+from harness.faults.network.client import ToxiproxyProcess, our_server_command
+from harness.faults.network.link import NetworkLink
+from harness.faults.network.profiles import NetworkProfile, ToxicSpec
+
+__all__ = ["PEERS", "PeersConfig", "bench_link", "latency_profile", "run"]
+
+MIB = 1024 * 1024
+MB = 1_000_000
+CLIENT_VERSION = "1.0.0"
+PEERS = ("frameioclient", "httpx-naive")
+TARGET_VS_FRAMEIOCLIENT = 2.0  # at 50 ms RTT
+LINK = "Toxiproxy (ours, own process), latency toxic RTT/2 each way"
+
+
+@dataclass(frozen=True)
+class PeersConfig:
+    """RTTs to measure, the file every uploader sends, and the device's part parallelism."""
+
+    rtts_ms: tuple[int, ...] = (0, 50, 120)
+    file_size: int = 128 * MIB
+    parallelism: int = 4
+    part_size: int = 8 * MIB  # the device's default; peers get the same part URLs count
+    timeout: float = 600.0
+
+
+def latency_profile(rtt_ms: int) -> NetworkProfile:
+    """Only latency: `rtt_ms` split over the two directions (no bandwidth cap, no jitter)."""
+    if rtt_ms <= 0:
+        return NetworkProfile("rtt-0ms", "no toxics")
+    half = rtt_ms // 2
+    return NetworkProfile(f"rtt-{rtt_ms}ms", f"{rtt_ms} ms RTT, unshaped", (
+        ToxicSpec("latency", "upstream", {"latency": half, "jitter": 0}),
+        ToxicSpec("latency", "downstream", {"latency": rtt_ms - half, "jitter": 0}),
+    ))
+
+
+@dataclass
+class Bench:
+    """One emulator, one project, one proxied link to it."""
+
+    emu: EmulatorProcess
+    project_id: str
+    link: NetworkLink
+    tmp: Path
+
+
+@contextlib.contextmanager
+def bench_link(tmp: Path) -> Iterator[Bench]:
+    """An emulator and a Toxiproxy link in front of it, each its own process."""
+    with EmulatorProcess(tmp / "cloud", settings={"device_code_interval": 1}) as emu, \
+            ToxiproxyProcess(our_server_command()) as proxy:
+        assert emu.control is not None
+        project = emu.control.create_project("Peers benchmark")
+        upstream = emu.api_url.split("://", 1)[1]
+        link = NetworkLink(upstream, api_url=proxy.api_url, name="bench_c2c")
+        try:
+            yield Bench(emu, str(project["id"]), link, tmp)
+        finally:
+            link.close()
+
+
+# -- the peers, as children --------------------------------------------------------------------
+class PeerProcess:
+    """A peer uploader started ahead (imports done), waiting for its asset on stdin."""
+
+    def __init__(self, peer: str, path: Path, ca_bundle: Path) -> None:
+        env = dict(os.environ, REQUESTS_CA_BUNDLE=str(ca_bundle), SSL_CERT_FILE=str(ca_bundle))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.benchmarks.peers", peer, "--file", str(path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+            cwd=str(Path(__file__).resolve().parents[2]))
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # "ready": imports done, the clock may start
+        if line.strip() != b"ready":
+            self.proc.kill()
+            raise BenchFailure(f"peer {peer} did not start: {line[:300]!r}")
+
+    def upload(self, asset: dict[str, Any], timeout: float) -> str:
+        """Hand over the asset and wait; returns the child's output (its errors, if any)."""
+        out, _ = self.proc.communicate(json.dumps(asset).encode() + b"\n", timeout=timeout)
+        return out.decode("utf-8", "replace")[-500:]
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def _upload_frameioclient(asset: dict[str, Any], path: Path) -> None:
+    from frameioclient.lib.upload import FrameioUploader  # type: ignore[import-untyped]
+
+    with open(path, "rb") as fh:
+        FrameioUploader(asset, fh).upload()
+
+
+def _upload_httpx_naive(asset: dict[str, Any], path: Path) -> None:
+    urls: list[str] = asset["upload_urls"]
+    chunk = math.ceil(asset["filesize"] / len(urls))
+    with httpx.Client(verify=ssl_context(Path(os.environ["SSL_CERT_FILE"])), timeout=600) as http, \
+            open(path, "rb") as fh:
+        for url in urls:
+            body = fh.read(chunk)
+            answer = http.put(url, content=body, headers={
+                "content-type": asset["filetype"], "x-amz-acl": "private"})
+            answer.raise_for_status()
+
+
+def child_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.benchmarks.peers")
+    parser.add_argument("peer", choices=PEERS)
+    parser.add_argument("--file", type=Path, required=True)
+    args = parser.parse_args(argv)
+    upload = _upload_frameioclient if args.peer == "frameioclient" else _upload_httpx_naive
+    if args.peer == "frameioclient":
+        import frameioclient.lib.upload  # type: ignore[import-untyped]  # noqa: F401 - before the clock
+    print("ready", flush=True)
+    asset = json.loads(sys.stdin.readline())
+    upload(asset, args.file)
+    return 0
+
+
+# -- measuring ---------------------------------------------------------------------------------
+def peer_upload(bench: Bench, peer: str, source: Path, size: int, digest: str, parts: int,
+                timeout: float, tag: str) -> float:
+    """One peer uploads `source` through the link; MB/s created -> stored (emulator clock)."""
+    name = f"{peer.upper().replace('-', '_')}_{tag}_{source.name}"
+    child = PeerProcess(peer, source, bench.emu.ca_bundle)
+    try:
+        verify = ssl_context(bench.emu.ca_bundle)
+        with httpx.Client(base_url=bench.link.device_api_url, verify=verify, timeout=60) as http:
+            token = _token(http, bench.emu, bench.project_id)
+            created = http.post("/v2/devices/assets", headers={
+                "authorization": f"Bearer {token}", "x-client-version": CLIENT_VERSION},
+                json={"name": name, "filetype": FILETYPE, "filesize": size, "offset": 0,
+                      "parts": parts})
+        if created.status_code != 200:
+            raise CloudError(f"asset create for {peer} failed: HTTP {created.status_code}")
+        t0 = time.monotonic()
+        output = child.upload({"filesize": size, "filetype": FILETYPE,
+                               "upload_urls": created.json()["upload_urls"]}, timeout)
+        wall = time.monotonic() - t0
+    finally:
+        child.kill()
+    row = _poll(lambda: (r := _ledger_row(bench.emu, name)) and r.get("state") == "complete" and r,
+                30, f"{peer}'s upload to complete in the ledger ({output.strip()[-200:]})")
+    _check_delivery(row, size, digest, peer)
+    return size / _elapsed(row, wall) / MB
+
+
+def measure(config: PeersConfig, tmp: Path) -> list[dict[str, Any]]:
+    """Device and peers at every RTT on one emulator and link; results in report order."""
+    results: list[dict[str, Any]] = []
+    size = config.file_size
+    staging = tmp / "staging"
+    digest = make_file(staging / "probe.mxf", size)
+    with bench_link(tmp) as bench, paired_device(bench.emu, bench.project_id, tmp,
+                                                 config.parallelism,
+                                                 bench.link.device_api_url) as device:
+        for rtt in config.rtts_ms:
+            bench.link.apply_profile(latency_profile(rtt))
+            common = {"rtt_ms": rtt, "file_bytes": size, "link": LINK, **machine_params()}
+            source = staging / f"A{rtt:03d}_C001.mxf"
+            make_file(source, size)
+            mine = device_upload(bench.emu, device, source, tmp / "media", size, digest,
+                                 config.timeout)
+            results.append(result("throughput_MBps", round(mine["mbps"], 2), "MB/s",
+                                  peer="reference_device", parts=mine["parts"],
+                                  parallelism=config.parallelism, **common))
+            rates = {}
+            for peer in PEERS:
+                rates[peer] = peer_upload(bench, peer, staging / "probe.mxf", size, digest,
+                                          mine["parts"], config.timeout, f"{rtt}ms")
+                results.append(result("peer_MBps", round(rates[peer], 2), "MB/s", peer=peer,
+                                      parts=mine["parts"], **common))
+            ratio = mine["mbps"] / rates["frameioclient"] if rates["frameioclient"] else 0.0
+            target = {"target_ratio": TARGET_VS_FRAMEIOCLIENT,
+                      "meets_target": ratio >= TARGET_VS_FRAMEIOCLIENT} if rtt == 50 else {}
+            results.append(result("device_vs_frameioclient", round(ratio, 3), "ratio",
+                                  **target, **common))
+    return results
+
+
+def run(out_dir: Path, config: PeersConfig | None = None) -> dict[str, Any]:
+    """Measure device and peers at each RTT; write `<out_dir>/peers.json`."""
+    with tempfile.TemporaryDirectory(prefix="c2c-bench-peers-") as tmp:
+        results = measure(config or PeersConfig(), Path(tmp))
+    return write_report(out_dir, "peers", results)
+
+
+if __name__ == "__main__":
+    sys.exit(child_main())

@@ -1,0 +1,78 @@
+"""The emulator's ingest shortcuts keep the oracle exact: a part hashed with SHA-256 as it
+arrives stands for the asset only while the very file it was taken from is in place."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from harness.cloud.blobs import CHUNK, BlobStore, KnownDigest
+
+
+def pieces(data: bytes, piece: int) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """An ASGI `receive` handing `data` over in `piece`-byte messages."""
+    offsets = list(range(0, len(data), piece))
+
+    async def receive() -> dict[str, Any]:
+        start = offsets.pop(0)
+        return {"type": "http.request", "body": data[start:start + piece],
+                "more_body": bool(offsets)}
+
+    return receive
+
+
+def test_sha256_taken_while_receiving_is_the_bodys(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path)
+    data = os.urandom(3 * CHUNK + 12_345)
+    dest = blobs.part_path(str(uuid.uuid4()), 1)
+    got = asyncio.run(blobs.receive_part(pieces(data, 70_001), len(data), dest, sha256=True))
+    assert got.complete and got.nbytes == len(data)
+    assert got.sha256 == hashlib.sha256(data).hexdigest()
+    assert got.md5 == hashlib.md5(data).hexdigest()
+    assert got.inode == os.stat(dest).st_ino
+    assert dest.read_bytes() == data
+    plain = asyncio.run(blobs.receive_part(pieces(data, 70_001), len(data), dest))
+    assert plain.sha256 is None  # only asked for when a single part is the whole asset
+
+
+def test_assemble_trusts_a_known_digest_only_for_the_same_file(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path)
+    data = os.urandom(CHUNK + 7)
+    asset = str(uuid.uuid4())
+    part = blobs.part_path(asset, 1)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(data)
+    # A digest recorded for this very file (same inode) is used as is: no second read ...
+    marker = KnownDigest("f" * 64, os.stat(part).st_ino)
+    assert blobs.assemble(asset, [1], True, {1: marker}) == ("f" * 64, len(data))
+
+    # ... but once a racing re-PUT replaced the file (another inode), the bytes are re-read.
+    other = str(uuid.uuid4())
+    part = blobs.part_path(other, 1)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"stale")
+    stale_inode = os.stat(part).st_ino
+    replacement = part.with_name("new")
+    replacement.write_bytes(data)
+    os.replace(replacement, part)
+    assert os.stat(part).st_ino != stale_inode
+    sha, size = blobs.assemble(other, [1], True, {1: KnownDigest("0" * 64, stale_inode)})
+    assert (sha, size) == (hashlib.sha256(data).hexdigest(), len(data))
+
+
+def test_multi_part_assembly_hashes_every_byte_in_order(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path)
+    asset = str(uuid.uuid4())
+    bodies = [os.urandom(5 * CHUNK + 1), os.urandom(CHUNK), os.urandom(999)]
+    for number, body in enumerate(bodies, 1):
+        path = blobs.part_path(asset, number)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+    whole = b"".join(bodies)
+    assert blobs.assemble(asset, [1, 2, 3], True) == (hashlib.sha256(whole).hexdigest(), len(whole))
+    assert blobs.asset_path(asset).read_bytes() == whole
