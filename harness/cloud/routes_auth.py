@@ -7,13 +7,15 @@ the detailed shape (revoked device / dead refresh token).
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from harness.cloud.core import TOKEN_PATH, CloudCore
+from harness.cloud.core import CloudCore
+from harness.cloud.paths import TOKEN_PATH
 from harness.cloud.responses import not_authorized, simple
 from harness.cloud.store import digest
 
@@ -22,7 +24,8 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
 def core_of(request: Request) -> CloudCore:
-    return request.app.state.core
+    core: CloudCore = request.app.state.core
+    return core
 
 
 async def read_form(request: Request) -> dict[str, str] | None:
@@ -120,7 +123,7 @@ async def token(request: Request) -> Response:
                                                  "refresh_token")
 
 
-def poll_device_code(core: CloudCore, form: dict[str, str], scope: dict[str, Any],
+def poll_device_code(core: CloudCore, form: dict[str, str], scope: MutableMapping[str, Any],
                      method: str = "POST") -> Response:
     """Answer a device-code poll and note it (client, arrival, answer) for the bench."""
     started_at = core.now()
@@ -139,7 +142,7 @@ def poll_answer(response: Response) -> str:
         return str(response.status_code)
 
 
-def answer_poll(core: CloudCore, form: dict[str, str], scope: dict[str, Any],
+def answer_poll(core: CloudCore, form: dict[str, str], scope: MutableMapping[str, Any],
                 method: str = "POST") -> Response:
     client_id = form.get("client_id", "")
     code_text = form.get("device_code", "")
@@ -194,7 +197,7 @@ def answer_poll(core: CloudCore, form: dict[str, str], scope: dict[str, Any],
     return token_body(core, access, refresh_token)
 
 
-def refresh(core: CloudCore, form: dict[str, str], scope: dict[str, Any]) -> Response:
+def refresh(core: CloudCore, form: dict[str, str], scope: MutableMapping[str, Any]) -> Response:
     client_id = form.get("client_id", "")
     secret = form.get("client_secret", "")
     presented = form.get("refresh_token", "")
@@ -264,7 +267,7 @@ def authenticate(request: Request) -> dict[str, Any] | None:
 
 
 def device_for_token(core: CloudCore, presented: str, version: str | None,
-                     scope: dict[str, Any]) -> dict[str, Any] | None:
+                     scope: MutableMapping[str, Any]) -> dict[str, Any] | None:
     row = core.store.token(presented)
     now = core.now()
     if (row is None or row["kind"] != "access" or row["used_at"] is not None
