@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOORS = ("harness.items", "harness.cloud", "harness.faults", "harness.device", "harness.certify",
-          "harness.bdd", "harness.benchmarks")
+          "harness.bdd", "harness.benchmarks", "harness.chaos")
 CORE = "harness.core"  # harness.errors, harness.protocols, harness.timeline: the shared ground floor
 
 ALLOWED: dict[str, set[str]] = {
@@ -27,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "harness.bdd": {CORE, "harness.items", "harness.cloud", "harness.faults", "harness.device",
                     "harness.certify"},
     "harness.benchmarks": {CORE, "harness.cloud", "harness.faults", "reference_device"},
+    "harness.chaos": {CORE, "harness.cloud", "harness.faults", "harness.device", "harness.certify"},
 }
 FORBIDDEN = {
     ("reference_device", "*"),

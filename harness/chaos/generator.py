@@ -98,6 +98,7 @@ def _token_expiry(rng: random.Random, at: float, st: DrawState) -> Drawn:
 
 
 def _pause(rng: random.Random, at: float, st: DrawState) -> Drawn:
+    at = max(at, PAUSE_MARGIN)  # clear of the large file captured at 0
     held = rng.uniform(2.0 * PAUSE_MARGIN + 0.5, 4.0)
     inside = rng.uniform(at + PAUSE_MARGIN, at + held - PAUSE_MARGIN)
     return Drawn((Step(at=_r(at), fault="cloud:pause", duration=_r(held)),
