@@ -17,8 +17,8 @@ from pytest_bdd.parser import FeatureParser
 
 from harness.bdd.catalog import find_step, step_catalog
 from harness.bdd.plugin import BUILTIN_TAGS, FEATURES_DIR
-from harness.certify.checklist import ITEM_ID, load_checklist
 from harness.certify.cli import plugin_args
+from harness.items.checklist import ITEM_ID, load_checklist
 
 
 def _scenarios() -> list[tuple[str, str, set[str], list[tuple[str, str]]]]:

@@ -51,7 +51,7 @@ def _attachment_types() -> tuple[Any, Any, Any]:
 
 def scenario_failed(exc: BaseException | None, measurements: Iterable[dict[str, Any]] = ()) -> bool:
     """Would this scenario's verdict be fail or error (what a stack dump is asked for)."""
-    from harness.certify.verdicts import ERROR, FAIL, verdict_for_exception
+    from harness.items.verdicts import ERROR, FAIL, verdict_for_exception
 
     return verdict_for_exception(exc) in (FAIL, ERROR) or any(m.get("passed") is False for m in measurements)
 

@@ -7,8 +7,8 @@ import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.certify.checklist import Checklist
 from harness.certify.ledger import Ledger, build_ledger, window_start
+from harness.items.checklist import Checklist
 from harness.timeline import Timeline
 
 if TYPE_CHECKING:

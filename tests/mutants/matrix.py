@@ -148,7 +148,7 @@ IDLE_MUTANTS = frozenset({"no-heartbeat", "beats-once"})
 
 def write_table(out: Path, doc: dict[str, Any]) -> None:
     """mutants.json and, beside it, mutants.html (mutant x item, expected vs got); atomically."""
-    from harness.certify.checklist import load_checklist
+    from harness.items.checklist import load_checklist
     from tests.mutants.matrix_html import render_matrix_html
 
     out.parent.mkdir(parents=True, exist_ok=True)

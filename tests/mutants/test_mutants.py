@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from harness.certify.checklist import load_checklist
+from harness.items.checklist import load_checklist
 from tests.mutants.matrix import (
     IDLE_MUTANTS,
     SMOKE_ITEMS,

@@ -19,7 +19,6 @@ from pytest_bdd import parsers, then, when
 from harness.bdd.bench import Bench, Capture
 from harness.bdd.steps.common import device_status, wait_until
 from harness.certify.ledger import FileVerdict
-from harness.certify.verdicts import NOT_APPLICABLE_SKIP
 from harness.errors import BenchFailure, DeviceFailure, MediaError
 from harness.faults.media.fswatch import FolderWatch
 from harness.faults.media.objects import (
@@ -31,6 +30,7 @@ from harness.faults.media.objects import (
     not_applicable,
     place,
 )
+from harness.items.verdicts import NOT_APPLICABLE_SKIP
 from harness.protocols import GrowingMedia, LargeMedia, NamedMedia, WatchFolder
 
 MB = 1024 * 1024

@@ -33,8 +33,8 @@ from harness.bdd.steps.device_steps import _paired_device
 from harness.bdd.steps.oracle_steps import _all_intact, require
 from harness.bdd.steps.power_steps import _cut, _restore
 from harness.certify.ledger import window_start
-from harness.certify.verdicts import NOT_APPLICABLE_SKIP
 from harness.errors import BenchFailure, DeliveryFailure, OperatorUnavailable
+from harness.items.verdicts import NOT_APPLICABLE_SKIP
 
 # The device has settled when nothing of this scenario is in flight and neither the cloud nor the
 # device showed anything new for this long: a frame fetched again after a restart arrives late.

@@ -7,8 +7,8 @@ from typing import Any
 
 from harness.bdd.declarations import contradictions
 from harness.certify.certificate import build_certificate
-from harness.certify.checklist import load_checklist
 from harness.device.profile import load_profile
+from harness.items.checklist import load_checklist
 
 REFERENCE = load_profile("reference")
 

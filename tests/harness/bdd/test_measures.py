@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from harness.bdd.measures import accepted_uploads, delivery_counts, request_key, retries_seen
-from harness.certify.checklist import load_checklist
 from harness.certify.ledger import build_ledger
+from harness.items.checklist import load_checklist
 from tests.test_features import SCENARIOS
 
 DELIVERY_STEPS = ("every captured file arrives intact within", "every intact captured file arrives within",

@@ -9,8 +9,8 @@ import pytest
 
 from harness.bdd.bench import Bench, ScenarioState, SessionBench
 from harness.bdd.steps.oracle_steps import declaring, measure_all, out_of_limits, require
-from harness.certify.checklist import load_checklist
 from harness.errors import DeliveryFailure
+from harness.items.checklist import load_checklist
 from harness.timeline import Timeline
 
 

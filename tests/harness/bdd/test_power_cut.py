@@ -14,8 +14,8 @@ import pytest
 
 from harness.bdd.bench import Bench, Capture, ScenarioState, SessionBench
 from harness.bdd.steps import oracle_steps, power_steps
-from harness.certify.checklist import load_checklist
 from harness.errors import BenchFailure
+from harness.items.checklist import load_checklist
 from harness.timeline import Timeline
 
 MIB = 1024 * 1024

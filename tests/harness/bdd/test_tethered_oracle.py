@@ -14,8 +14,8 @@ import pytest
 from harness.bdd.bench import Capture
 from harness.bdd.state import ScenarioState
 from harness.bdd.steps.tethered_steps import _every_frame_once, _wait_settled
-from harness.certify.checklist import load_checklist
 from harness.errors import DeliveryFailure, DeviceTimeout
+from harness.items.checklist import load_checklist
 
 T0 = 1_800_000_000.0
 

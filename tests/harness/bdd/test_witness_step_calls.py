@@ -10,8 +10,8 @@ import pytest
 from harness.bdd.state import ScenarioState
 from harness.bdd.steps.presence_steps import _status_kept
 from harness.bdd.steps.security_steps import _no_plain_http
-from harness.certify.checklist import load_checklist
 from harness.errors import ConfigError, FaultInjectionError, ProtocolViolation
+from harness.items.checklist import load_checklist
 
 State = ScenarioState
 

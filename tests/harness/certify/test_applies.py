@@ -7,10 +7,10 @@ import tomllib
 
 import pytest
 
-from harness.certify.applies import ProfileCodes, parse_applies
 from harness.certify.certificate import build_certificate
-from harness.certify.checklist import DEFAULT_CHECKLIST, codes, load_checklist, parse_checklist
 from harness.errors import ConfigError
+from harness.items.applies import ProfileCodes, parse_applies
+from harness.items.checklist import DEFAULT_CHECKLIST, codes, load_checklist, parse_checklist
 
 CHECKLIST = load_checklist()
 RAW = tomllib.loads(DEFAULT_CHECKLIST.read_text(encoding="utf-8"))

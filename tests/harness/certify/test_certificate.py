@@ -8,15 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.certify.certificate import build_certificate, render_html, write_certificate
-from harness.certify.checklist import load_checklist
 from harness.certify.seal import seal
-from harness.certify.verdicts import (
-    NotApplicable,
-    combine,
-    scenario_verdict,
-    verdict_for_exception,
-    verdict_for_skip,
-)
 from harness.errors import (
     BenchFailure,
     CloudError,
@@ -25,6 +17,14 @@ from harness.errors import (
     DeviceTimeout,
     OperatorUnavailable,
     RelayInUse,
+)
+from harness.items.checklist import load_checklist
+from harness.items.verdicts import (
+    NotApplicable,
+    combine,
+    scenario_verdict,
+    verdict_for_exception,
+    verdict_for_skip,
 )
 
 CHECKLIST = load_checklist()
@@ -139,7 +139,7 @@ def test_write_certificate_and_html(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_a_measurement_fails_only_its_own_item() -> None:
-    from harness.certify.verdicts import item_verdicts
+    from harness.items.verdicts import item_verdicts
 
     m = [{"item": "C2C-CTL-01", "name": "resent_bytes_per_cut", "passed": False}]
     assert item_verdicts(["C2C-QUE-03", "C2C-CTL-01"], None, m) == {"C2C-QUE-03": "pass", "C2C-CTL-01": "fail"}

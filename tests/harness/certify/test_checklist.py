@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.certify.checklist import (
+from harness.errors import ConfigError
+from harness.items.checklist import (
     DEFAULT_CHECKLIST,
     Measurement,
     load_checklist,
     parse_checklist,
 )
-from harness.errors import ConfigError
 
 RAW = tomllib.loads(DEFAULT_CHECKLIST.read_text(encoding="utf-8"))
 

@@ -16,10 +16,11 @@ import pytest
 
 from harness.bdd.plugin import BUILTIN_TAGS
 from harness.certify.certificate import build_certificate, render_html, write_certificate
-from harness.certify.checklist import DEFAULT_CHECKLIST, load_checklist, parse_checklist
 from harness.certify.cli import pytest_command, summary_text
 from harness.certify.seal import seal
-from harness.certify.verdicts import (
+from harness.errors import ConfigError
+from harness.items.checklist import DEFAULT_CHECKLIST, load_checklist, parse_checklist
+from harness.items.verdicts import (
     DECLARED,
     ERROR,
     EVIDENCE_LEVELS,
@@ -35,7 +36,6 @@ from harness.certify.verdicts import (
     combine,
     evidence_levels,
 )
-from harness.errors import ConfigError
 from tests.harness.certify.test_certificate import DEVICE, every_scenario
 from tests.test_features import SCENARIOS
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from harness.certify.checklist import DEFAULT_CHECKLIST, load_checklist, parse_checklist
 from harness.errors import ConfigError
+from harness.items.checklist import DEFAULT_CHECKLIST, load_checklist, parse_checklist
 
 RAW = tomllib.loads(DEFAULT_CHECKLIST.read_text(encoding="utf-8"))
 

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from harness.certify.certificate import build_certificate, write_certificate
-from harness.certify.checklist import load_checklist
 from harness.certify.cli import main
 from harness.certify.manifest import write_manifest
 from harness.certify.seal import SealBroken, bench_key, seal, verify
-from harness.certify.verdicts import combine, error_cause
 from harness.errors import CloudError, ConfigError, FaultInjectionError, MediaError, RelayError
+from harness.items.checklist import load_checklist
+from harness.items.verdicts import combine, error_cause
 
 CHECKLIST = load_checklist()
 CAMERA = {"name": "dut", "id": "dut", "kind": "camera", "firmware": "2.0.0", "not_applicable": {}}

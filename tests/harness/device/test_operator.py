@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.certify.verdicts import ERROR, NotApplicable, error_cause, verdict_for_exception
 from harness.device.operator import ANSWERS_ENV, OperatorPrompt
 from harness.errors import ConfigError, OperatorTimeout, OperatorUnavailable
+from harness.items.verdicts import ERROR, NotApplicable, error_cause, verdict_for_exception
 
 
 def test_an_attested_answer_records_who_when_and_the_question(monkeypatch: pytest.MonkeyPatch) -> None:
