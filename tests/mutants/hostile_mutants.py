@@ -3,7 +3,8 @@ C2C-RTY-03 (features/upload.feature), which the bench runs for any device:
 - fails-file-on-garbled-200: a garbled 200 on asset create (portal HTML, empty, truncated
   JSON) fails the file for good, as the reference device did before #23 point 1.
 - re-pairs-on-any-4xx-refresh: any 4xx (or garbled) refresh answer wipes the credentials and
-  asks for a new pairing, as before #23 point 3; a portal's 403 is enough.
+  asks for a new pairing, as before #23 point 3; a portal's 403 is enough. Re-pairing on a
+  403 is not what c2c-api.md documents but not forbidden by it either: "fail (inferred)".
 """
 
 from __future__ import annotations
@@ -58,5 +59,6 @@ HOSTILE_MUTANTS: tuple[Mutant, ...] = (
     Mutant("re-pairs-on-any-4xx-refresh", "C2C-RTY-03",
            "any 4xx answer to a token refresh (a portal's 403 too) wipes the credentials and re-pairs",
            "reference_device.api:ApiClient.refresh_token", _repairs_on_any_4xx_refresh,
-           quick_k="not garbled or html"),
+           expect="fail (inferred)"),  # caught by the portal-403 scenario only ([INF]); no quick_k:
+    # an item with a scenario not run is not-run, which outranks "fail (inferred)"
 )
