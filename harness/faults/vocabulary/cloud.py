@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from harness.errors import ConfigError
-from harness.faults.vocabulary.language import Fault, StopFn, register
+from harness.faults.vocabulary.language import Fault, StopFn, register, until_stopped
 from harness.faults.vocabulary.targets import FaultTargets
 
 
@@ -30,8 +32,8 @@ def _revoke(t: FaultTargets, f: Fault) -> None:
 def _pause(t: FaultTargets, f: Fault) -> StopFn:
     cloud = t.cloud_for(f)
     device_id = str(_device_id(t, f, required=True))
-    cloud.pause_device(device_id)
-    return lambda: cloud.resume_device(device_id)
+    return until_stopped(partial(cloud.pause_device, device_id),
+                         partial(cloud.resume_device, device_id))
 
 
 @register("cloud", "settings")

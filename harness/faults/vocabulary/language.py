@@ -134,6 +134,12 @@ StartFn = Callable[[FaultTargets, Fault], StopFn | None]
 REGISTRY: dict[tuple[str, str], StartFn] = {}
 
 
+def until_stopped(begin: Callable[[], object], end: StopFn) -> StopFn:
+    """A lasting fault: `begin` it now, and `end` is how it stops."""
+    begin()
+    return end
+
+
 def register(layer: str, name: str) -> Callable[[StartFn], StartFn]:
     """Add a fault to the vocabulary (`@register("power", "cut")`)."""
     if layer not in LAYERS:

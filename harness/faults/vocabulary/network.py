@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from harness.faults.network.profiles import PROFILES
-from harness.faults.vocabulary.language import Fault, StartFn, StopFn, register
+from harness.faults.vocabulary.language import Fault, StartFn, StopFn, register, until_stopped
 from harness.faults.vocabulary.targets import FaultTargets
 
 
 def _profile(name: str) -> StartFn:
     def start(t: FaultTargets, f: Fault) -> StopFn:
         network = t.network_for(f)
-        network.apply_profile(name)
-        return network.clear
+        return until_stopped(partial(network.apply_profile, name), network.clear)
 
     return start
 
@@ -23,8 +24,7 @@ for _name in PROFILES:
 @register("network", "link-down")
 def _link_down(t: FaultTargets, f: Fault) -> StopFn:
     network = t.network_for(f)
-    network.link_down()
-    return network.link_up
+    return until_stopped(network.link_down, network.link_up)
 
 
 @register("network", "switch-path")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from harness.faults.vocabulary.language import Fault, StopFn, register
+from harness.faults.vocabulary.language import Fault, StopFn, register, until_stopped
 from harness.faults.vocabulary.targets import FaultTargets
 
 
 @register("power", "cut")
 def _power_cut(t: FaultTargets, f: Fault) -> StopFn:
     power = t.power_for(f)
-    power.off()
-    return power.on
+    return until_stopped(power.off, power.on)
 
 
 @register("power", "cycle")

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from harness.faults.http.flawed_certs import SIGNED_FLAWS
-from harness.faults.vocabulary.language import Fault, StartFn, StopFn, register
+from harness.faults.vocabulary.language import Fault, StartFn, StopFn, register, until_stopped
 from harness.faults.vocabulary.targets import FaultTargets
 
 
 def _interceptor(flaw: str) -> StartFn:
     def start(t: FaultTargets, f: Fault) -> StopFn:
         path = t.tls_for(f)
-        path.start_interceptor(flaw)
-        return path.stop_interceptor
+        return until_stopped(partial(path.start_interceptor, flaw), path.stop_interceptor)
 
     return start
 
