@@ -1,8 +1,8 @@
 """Packet-level link benchmark (issue #22): what each field profile gives TCP, and the device.
 
 Per profile of harness.faults.network.packet.profiles: the trace's mean capacity, bulk TCP
-goodput of 1 and 4 flows (`link_goodput_MBps`, params.profile / params.flows, the kernel's
-default congestion control and CUBIC), the RTT under load, the forwarder's CPU per Mbit it
+goodput of 1 and 4 flows (`link_goodput_MBps`, params.profile / params.flows /
+params.congestion_control: the namespace's loss-based default, CUBIC or Reno, and the host's BBR), the RTT under load, the forwarder's CPU per Mbit it
 carried; and the reference device (a real process in the link's namespace, real TLS, through
 the fault proxy to the emulator, as in a certification) uploading one file, its throughput as
 a ratio of the capacity the trace offered over the same seconds, with its default
@@ -145,7 +145,7 @@ def run(out_dir: Path, *, profiles: tuple[str, ...] = tuple(LINK_PROFILES), devi
                         "rtt_ms": 2 * profile.one_way_delay_ms, "loss": profile.loss,
                         "queue_packets": profile.queue_packets, **machine}
                 results.append(result("link_capacity_Mbps", round(profile.capacity_mbps, 2), "Mbit/s", **base))
-                for cc in (None, "cubic"):
+                for cc in (None, "bbr"):  # the namespace's loss-based default, the host's BBR
                     for flows in (1, 4):
                         m = _flows(network, profile, flows, cc)
                         params = {**base, "flows": flows,

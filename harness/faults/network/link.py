@@ -12,6 +12,7 @@ the device talks to `https://127.0.0.1:<proxy port>` and sees the emulator's cer
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from harness.errors import FaultInjectionError
@@ -25,7 +26,7 @@ from harness.faults.network.profiles import (
     shaped,
 )
 from harness.faults.network.server import ToxiproxyServer
-from harness.timeline import Timeline
+from harness.timeline import Timeline, TimelineEvent
 
 LAYER = "network"
 
@@ -197,6 +198,7 @@ class NetworkLink:
     def _describe(self, profile: NetworkProfile) -> dict[str, Any]:
         data = profile.to_dict()
         return {
+            "backend": "proxy",
             "proxy": self.name,
             "summary": data["summary"],
             "toxics": data["toxics"],
@@ -275,3 +277,13 @@ class NetworkLink:
 
     def _phase_failed(self, exc: BaseException) -> None:
         self.timeline.record(LAYER, "profile-error", "mark", proxy=self.name, error=str(exc))
+
+
+def applied_profiles(events: Iterable[TimelineEvent]) -> list[dict[str, Any]]:
+    """The network profiles these timeline events applied, in order: name, backend ("proxy" or
+    "packet") and parameters (toxics; or trace, capacity, RTT, queue, loss, congestion control).
+
+    What a certificate or report names per scenario: pass the events of the scenario's span.
+    """
+    return [{"profile": e.name.removeprefix("profile:"), **e.details} for e in events
+            if e.layer == LAYER and e.name.startswith("profile:") and e.action == "start"]

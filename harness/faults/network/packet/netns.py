@@ -16,6 +16,7 @@ is dead.
 from __future__ import annotations
 
 import fcntl
+import functools
 import ipaddress
 import itertools
 import os
@@ -277,13 +278,29 @@ def write_namespace_hosts(namespace: str, entries: dict[str, str]) -> Path:
 
 
 
-def congestion_control(namespace: str) -> str:
-    """The TCP congestion control a device in the namespace gets by default.
 
-    Read, not set: it is per namespace since Linux 4.15, but these machines refuse the write
-    (EPERM in a namespace, I/O error through `ip netns exec`), so it is the host's default.
-    """
+CONGESTION_CONTROL = Path("/proc/sys/net/ipv4/tcp_congestion_control")
+
+
+def congestion_control(namespace: str) -> str:
+    """The TCP congestion control a process in the namespace gets by default."""
     def read() -> str:
-        return Path("/proc/sys/net/ipv4/tcp_congestion_control").read_text().strip()
+        return CONGESTION_CONTROL.read_text().strip()
     value: str = in_namespace(namespace, read)
     return value
+
+
+def set_congestion_control(namespace: str, preferred: tuple[str, ...]) -> str:
+    """Make the first of `preferred` the namespace's default TCP congestion control; returns it.
+
+    The default is per namespace (Linux >= 4.15), but a namespace may only pick an algorithm the
+    host lists in net.ipv4.tcp_allowed_congestion_control (EPERM otherwise), so the next one is
+    tried. None accepted: the host's default stays, and is what `congestion_control` reports.
+    """
+    for algorithm in preferred:
+        try:
+            in_namespace(namespace, functools.partial(CONGESTION_CONTROL.write_text, algorithm))
+        except OSError:
+            continue
+        return congestion_control(namespace)
+    return congestion_control(namespace)

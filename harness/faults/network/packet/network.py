@@ -28,6 +28,7 @@ from harness.faults.network.packet import bridge, netns
 from harness.faults.network.packet.link import PacketLink
 from harness.faults.network.packet.profiles import (
     BACKEND,
+    DEVICE_CONGESTION_CONTROL,
     LinkProfile,
     get_link_profile,
     passthrough,
@@ -63,7 +64,7 @@ class PacketNetwork:
             self.proxy = NetworkLink(upstream, timeline=self.timeline, seed=seed,
                                      listen=f"{self.link.host_address}:0")
             netns.write_namespace_hosts(self.link.namespace, {"localhost": self.link.host_address})
-            self.congestion_control = netns.congestion_control(self.link.namespace)
+            self.congestion_control = netns.set_congestion_control(self.link.namespace, DEVICE_CONGESTION_CONTROL)
         except BaseException:
             self.link.close()
             raise

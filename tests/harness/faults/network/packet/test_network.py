@@ -18,6 +18,7 @@ import pytest
 from harness.bdd.session import start_network
 from harness.cloud.ca import ensure_certs
 from harness.errors import ConfigError, FaultInjectionError
+from harness.faults.network.link import applied_profiles
 from harness.faults.network.packet import netns
 from harness.faults.network.packet.network import PacketNetwork, split_backend
 from harness.faults.power.process import ProcessGroupPower, live_group_members
@@ -76,6 +77,10 @@ def test_device_reaches_the_cloud_over_tls_across_the_shaped_link(cloud_tls: tup
         assert fetched.returncode == 0, fetched.stderr
         assert fetched.stdout.strip() == "hello from the cloud side"
         assert network.device_api_url.startswith("https://localhost:")
+        assert network.congestion_control == netns.congestion_control(network.link.namespace)
+        allowed = Path("/proc/sys/net/ipv4/tcp_allowed_congestion_control").read_text().split()
+        if {"cubic", "reno"} & set(allowed):  # a loss-based TCP, not the host's BBR, for the device
+            assert network.congestion_control in ("cubic", "reno")
         assert network.stats()["up"]["delivered"] > before  # the request crossed the forwarder
         # the cloud's own address is the host's loopback: not reachable from the namespace
         direct = network.link.run_in_namespace(
@@ -99,6 +104,10 @@ def test_packet_profiles_shape_the_link_others_go_to_the_proxy(cloud_tls: tuple[
         assert network.proxy.profile is None
         network.clear()
         assert network.link.spec.name == "passthrough" and network.profile is None
+    applied = applied_profiles(timeline.events)
+    assert [(a["profile"], a["backend"]) for a in applied] == [
+        ("cellular", "packet"), ("hardline", "proxy"), ("limited-4mbps", "proxy"), ("direct-modem", "packet")]
+    assert applied[3]["trace"] == "ATT-LTE-driving-2016.up" and applied[3]["up_capacity_mbps"] == 1.91
 
 
 def test_mesh_roam_gaps_take_the_link_down_and_are_on_the_timeline(cloud_tls: tuple[str, Path]) -> None:
