@@ -22,8 +22,12 @@ from harness.faults.vocabulary import REGISTRY, ActiveFault, Fault, FaultTargets
 from harness.protocols import ReroutableLink
 
 TOKEN_PATH = r"^/v2/auth/token$"
-PATHS = {"asset creations": (ASSET_CREATE_PATH, "POST"), "token refreshes": (TOKEN_PATH, "POST")}
-"""What a scenario may garble, by the words it uses -> (path regex, method)."""
+PATHS: dict[str, dict[str, str]] = {
+    "asset creations": {"path": ASSET_CREATE_PATH, "method": "POST"},
+    # refreshes only: a device-code poll of a device still pairing goes to the same endpoint
+    "token refreshes": {"path": TOKEN_PATH, "method": "POST", "body": "refresh_token"},
+}
+"""What a scenario may garble, by the words it uses -> the rule's path, method, body regexes."""
 
 # The http:garble-KIND faults, until the vocabulary registers them itself (asked of the lead).
 for _name, _start in VOCABULARY_STARTS.items():
@@ -77,8 +81,7 @@ def _garble(bench: Bench, count: str, what: str, kind: str) -> None:
     """Arm `http:garble-KIND xN` on asset creation or the token endpoint (the next N answers)."""
     if kind not in GARBLE_KINDS:
         raise ConfigError(f"unknown garble kind {kind!r}; known: {', '.join(GARBLE_KINDS)}")
-    path, method = PATHS[what]
-    fault = Fault("http", f"garble-{kind}", {"count": int(count), "path": path, "method": method})
+    fault = Fault("http", f"garble-{kind}", {"count": int(count), **PATHS[what]})
     targets = FaultTargets(timeline=bench.timeline, http=garbling_path(bench).garbler)
     bench.hold(inject(fault, targets))
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError, FaultInjectionError
-from harness.faults.http.addons import ErrorInjector, redact_path
+from harness.faults.http.addons import _RULE_KEY, ErrorInjector, redact_path
 from harness.faults.http.runner import MitmProxy
 
 if TYPE_CHECKING:
@@ -94,16 +94,20 @@ REWRITES: dict[str, Callable[[Any], Any]] = {
 @dataclass
 class GarbleRule:
     """Garble matching answers. `path` is a regex searched in the path (query included),
-    `count` how many requests to hit (None: every one until removed)."""
+    `request_body` one searched in the request body (e.g. `refresh_token`: a refresh, not a
+    device-code poll, on the same endpoint), `count` how many requests to hit (None: every
+    one until removed)."""
 
     kind: str
     path: str | None = None
     method: str | None = None
+    request_body: str | None = None
     count: int | None = 1
     size: int = HUGE_BYTES
     seconds: float = 30.0
     hits: int = 0
     _pattern: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+    _body: re.Pattern[bytes] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in GARBLE_KINDS:
@@ -114,15 +118,19 @@ class GarbleRule:
             raise ConfigError(f"garble rule needs size >= 16 and seconds > 0 (got {self.size}, {self.seconds})")
         try:
             self._pattern = re.compile(self.path) if self.path else None
+            self._body = re.compile(self.request_body.encode()) if self.request_body else None
         except re.error as exc:
-            raise ConfigError(f"garble rule path is not a valid regex ({self.path!r}): {exc}") from None
+            raise ConfigError(f"garble rule path or body is not a valid regex ({self.path!r}, "
+                              f"{self.request_body!r}): {exc}") from None
 
     @property
     def spec(self) -> GarbleKind:
         return GARBLE_KINDS[self.kind]
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, body: bytes) -> bool:
         if self.method and self.method.upper() != method.upper():
+            return False
+        if self._body is not None and self._body.search(body) is None:
             return False
         return self._pattern is None or self._pattern.search(path) is not None
 
@@ -130,7 +138,7 @@ class GarbleRule:
     def exhausted(self) -> bool:
         return self.count is not None and self.hits >= self.count
 
-    def body(self) -> bytes:
+    def answer_body(self) -> bytes:
         """The bytes an `answer` kind sends."""
         if self.kind in ("html-200", "html-403"):
             return PORTAL
@@ -184,28 +192,27 @@ class AnswerGarbler(ErrorInjector):
         with self._garble_lock:
             return list(self._garbled)
 
-    def _take_garble(self, method: str, path: str) -> GarbleRule | None:
+    def _take_garble(self, method: str, path: str, body: bytes) -> GarbleRule | None:
         with self._garble_lock:
             for rule in self._garble_rules:
-                if not rule.exhausted and rule.matches(method, path):
+                if not rule.exhausted and rule.matches(method, path, body):
                     rule.hits += 1
                     self._garbled.append(Garbled(time.time(), method, redact_path(path), rule.kind))
                     return rule
         return None
 
     # -- mitmproxy hooks ------------------------------------------------------------------
-    def requestheaders(self, flow: Any) -> None:
-        rule = self._take_garble(flow.request.method, flow.request.path)
-        if rule is None:
-            super().requestheaders(flow)
-            return
-        flow.metadata[_GARBLE_KEY] = rule
-
+    # Garble rules are matched once the request body is in (`request`): a rule may look at it.
+    # A flow an error rule already took (in `requestheaders`) is left to the ErrorInjector.
     def request(self, flow: Any) -> None:
-        rule: GarbleRule | None = flow.metadata.get(_GARBLE_KEY)
-        if rule is None:
+        if flow.metadata.get(_RULE_KEY) is not None:
             super().request(flow)
             return
+        body = b"" if flow.request.stream else (flow.request.raw_content or b"")
+        rule = self._take_garble(flow.request.method, flow.request.path, body)
+        if rule is None:
+            return
+        flow.metadata[_GARBLE_KEY] = rule
         if rule.spec.mode != "answer":
             return
         if rule.kind == "hang":  # held, then the connection is closed without an answer
@@ -214,7 +221,7 @@ class AnswerGarbler(ErrorInjector):
             return
         from mitmproxy import http
 
-        flow.response = http.Response.make(rule.spec.status, rule.body(),
+        flow.response = http.Response.make(rule.spec.status, rule.answer_body(),
                                            {"content-type": rule.spec.content_type})
 
     def response(self, flow: Any) -> None:
@@ -240,16 +247,17 @@ def _close(flow: Any) -> None:
 
 def garble_fault(injector: Any, kind: str, params: dict[str, Any]) -> Callable[[], None]:
     """Start garble `kind` on `injector` (an AnswerGarbler) with vocabulary parameters
-    (count, path, method, size, seconds); returns how to stop it. The `http:garble-KIND`
+    (count, path, method, body, size, seconds); returns how to stop it. The `http:garble-KIND`
     vocabulary faults are this function."""
     if not isinstance(injector, AnswerGarbler):
         raise ConfigError(f"http:garble-{kind} needs an AnswerGarbler on the device's path, "
                           f"got {type(injector).__name__}")
-    unknown = set(params) - {"count", "path", "method", "size", "seconds", "duration"}
+    unknown = set(params) - {"count", "path", "method", "body", "size", "seconds", "duration"}
     if unknown:
         raise ConfigError(f"http:garble-{kind}: unknown parameter(s) {', '.join(sorted(unknown))}")
     count = params.get("count")
     rule = GarbleRule(kind=kind, path=params.get("path"), method=params.get("method"),
+                      request_body=params.get("body"),
                       count=None if count is None else int(count),
                       size=int(params.get("size", HUGE_BYTES)), seconds=float(params.get("seconds", 30.0)))
     injector.garble(rule)

@@ -57,6 +57,21 @@ def test_each_kind_reaches_a_client_that_trusts_only_the_bench_ca(tmp_path: Path
     assert len(reached) - before == 1 + 2 + 1
 
 
+def test_a_body_rule_garbles_refreshes_not_polls(tmp_path: Path, cloud) -> None:  # noqa: F811
+    garbler = AnswerGarbler()
+    garbler.garble(GarbleRule(kind="html-200", path=r"^/v2/auth/token$", request_body="refresh_token", count=None))
+    with trusted_path(cloud.api_url, Path(cloud.ca_bundle), [garbler], tmp_path) as proxy:
+        verify = ssl.create_default_context(cafile=str(cloud.ca_bundle))
+        with httpx.Client(base_url=proxy.url, verify=verify, timeout=30) as http:
+            poll = http.post("/v2/auth/token", files={"grant_type": (None, "urn:ietf:params:oauth:grant-type:device_code"),
+                                                      "client_id": (None, "x"), "device_code": (None, "y")})
+            refresh = http.post("/v2/auth/token", data={"grant_type": "refresh_token", "client_id": "x",
+                                                        "refresh_token": "z"})
+    assert poll.headers["content-type"].startswith("application/json")  # the cloud's own refusal
+    assert refresh.status_code == 200 and b"<html>" in refresh.content
+    assert [g.kind for g in garbler.garbled] == ["html-200"]
+
+
 def test_hang_closes_without_an_answer(tmp_path: Path, cloud, paired_device) -> None:  # noqa: F811
     garbler = AnswerGarbler()
     garbler.garble(GarbleRule(kind="hang", path=r"^/v2/devices/me$", seconds=1.0))
