@@ -70,7 +70,9 @@ class Verdict:
 
 
 def ledger_of(history: History) -> Ledger:
-    return build_ledger([c.row() for c in history.captures], history.cloud_rows,
+    delivered = {str(r.get("name")) for r in history.cloud_rows if r.get("completed_at")}
+    captures = [c.decided(history.pause_windows, c.name in delivered) for c in history.captures]
+    return build_ledger([c.row() for c in captures], history.cloud_rows,
                         device_files=history.device_files, pause_windows=history.pause_windows,
                         drained=True)
 

@@ -6,8 +6,13 @@ advances its clock; the campaign never does).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+
+PAUSE_EDGE_S = 0.5
+"""A capture this close to a pause window's start or stop may fall on either side of it in the
+cloud's eyes (the cloud's pause starts after the bench asked; the device stamps the file's
+mtime): such a file may be withheld or delivered, but still never lost, duplicated or corrupt."""
 
 
 @dataclass(frozen=True)
@@ -20,10 +25,24 @@ class CaptureRecord:
     captured_at: float
     path: str = ""
     corruption: str | None = None
+    paused: bool | None = None
+    """None: decided from the pause windows (the ledger's rule)."""
 
     def row(self) -> dict[str, Any]:
-        return {"name": self.name, "sha256": self.sha256, "size": self.size,
-                "captured_at": self.captured_at, "path": self.path, "corruption": self.corruption}
+        return {"name": self.name, "sha256": self.sha256, "size": self.size, "captured_at": self.captured_at,
+                "path": self.path, "corruption": self.corruption, "paused": self.paused}
+
+    def decided(self, windows: list[dict[str, Any]], delivered: bool) -> CaptureRecord:
+        """This capture with `paused` settled: at a pause edge, the side the cloud chose."""
+        return replace(self, paused=not delivered) if near_pause_edge(self.captured_at, windows) else self
+
+
+def near_pause_edge(at: float, windows: list[dict[str, Any]]) -> bool:
+    for w in windows:
+        for edge in (w.get("start"), w.get("stop")):
+            if edge is not None and abs(at - float(edge)) < PAUSE_EDGE_S:
+                return True
+    return False
 
 
 @dataclass

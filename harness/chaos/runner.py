@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
-from harness.chaos.history import CaptureRecord, FaultRecord, History
+from harness.chaos.history import CaptureRecord, FaultRecord, History, near_pause_edge
 from harness.chaos.lane import Lane
 from harness.chaos.schedule import Capture, Schedule, Step
 from harness.cloud.paths import TOKEN_PATH
@@ -148,8 +149,9 @@ class ScheduleRun:
     def _capture(self, step: Step) -> None:
         assert step.capture is not None
         src, record = self._staged[step.capture.name]
-        captured_at = time.time()
         dest = self.lane.device.capture([src])[0]
+        # the file's own stamp, as a camera's clip has: copying 12 MiB may take most of a second
+        captured_at = dest.stat().st_mtime
         self._placed[step.capture.name] = dest
         self.history.captures.append(CaptureRecord(
             name=record.name, sha256=record.sha256, size=record.size, captured_at=captured_at,
@@ -210,10 +212,10 @@ class ScheduleRun:
         """Files that must reach the cloud: not captured while paused, not damaged."""
         windows = self._pause_windows()
         return {c.name for c in self.history.captures
-                if c.corruption is None and not any((w["start"] or 0.0) <= c.captured_at <= (w["stop"] or 1e18)
-                                                     for w in windows)}
+                if c.corruption is None and not near_pause_edge(c.captured_at, windows)
+                and not any((w["start"] or 0.0) <= c.captured_at <= (w["stop"] or 1e18) for w in windows)}
 
-    def _pause_windows(self) -> list[dict[str, float | None]]:
+    def _pause_windows(self) -> list[dict[str, Any]]:
         """This schedule's pause windows (stop None: still paused)."""
         return [{"start": float(w["start"]), "stop": w["stop"]} for w in self.lane.timeline.windows()
                 if w["layer"] == "cloud" and w["name"] == "pause" and float(w["start"]) >= self.history.started_at - 1]

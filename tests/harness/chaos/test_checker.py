@@ -112,3 +112,14 @@ def test_a_fault_that_never_acted_makes_a_clean_schedule_inconclusive_not_pass()
     # the faults that did act were enough to show a loss: that is still the device's failure
     lost = check(_history([_capture("a.jpg")], [], faults=unfired), recovery=30)
     assert lost.outcome == "fail"
+
+
+def test_a_capture_at_a_pause_edge_may_be_withheld_or_delivered_but_not_lost_twice() -> None:
+    windows = [{"start": T0 + 1.2, "stop": T0 + 3.0}]
+    edge = _capture("a.jpg", at=1.0)  # 0.2 s before the pause: which side is the cloud's call
+    assert check(_history([edge], [], pause_windows=windows), recovery=30).counts["withheld"] == 1
+    assert check(_history([edge], [_row("a.jpg")], pause_windows=windows), recovery=30).outcome == "pass"
+    twice = check(_history([edge], [_row("a.jpg"), _row("a.jpg", done_at=6.0)], pause_windows=windows), recovery=30)
+    assert twice.categories == ["duplicated"]
+    clear = _capture("b.jpg", at=0.2)  # a second before the pause: must arrive
+    assert check(_history([clear], [], pause_windows=windows), recovery=30).categories == ["lost"]
