@@ -6,7 +6,7 @@ Feature: Upload queue
     Given a paired device
     And the network profile "cellular"
     When a large file of 24 MB is captured
-    And 8 "jpg" files are captured at once
+    And 16 "jpg" files are captured at once
     And 4 more "jpg" files are captured while the device is uploading
     Then every captured file arrives intact within 180 seconds
     And the queue took every capture made while it was uploading

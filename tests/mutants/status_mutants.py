@@ -13,7 +13,9 @@ Each one passed the bench before the check it targets compared the device with t
 - ascii-copy: a file with a non-ASCII name is also uploaded under an ASCII name (an
   unexpected asset the old ledger never looked at).
 - queue-drops-overflow: a fixed queue of 8 drops what arrives while it is full; the old QUE-01
-  burst was exactly 8 files, and its limit (>= 1 upload in flight) could not fail.
+  burst was exactly 8 files, and its limit (>= 1 upload in flight) could not fail. A burst of
+  8 beside the large file was not enough either: on a loaded bench the device finished a few
+  small files while the burst was still arriving, never held 8, and passed; the burst is 16.
 - flashes-repair-alert: shows repair_needed for a few seconds after every token refresh; the
   old check looked at one snapshot at the end.
 - tether-corrupt-copy: the frame downloaded from the tethered camera is damaged on the rig's

