@@ -18,7 +18,6 @@ import json
 import re
 import tempfile
 import time
-import traceback
 from collections.abc import Generator, Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -26,16 +25,26 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.bdd.run_record import RunRecord, plain_http_of_run, sockets_of_run
+from harness.bdd.run_record import (
+    RunRecord,
+    plain_http_of_run,
+    sockets_of_run,
+    worker_id,
+    worker_output,
+    write_run,
+)
 from harness.bdd.scenario_ids import (
     checklist_ids,
     expected_scenarios,
     feature_file,
+    group_nodeid,
     outline_name,
+    plain_nodeid,
     scenario_name,
+    step_texts,
 )
 from harness.certify.checklist import load_checklist
-from harness.certify.seal import profile_digest, seal
+from harness.certify.seal import profile_digest
 from harness.certify.verdicts import (
     ERROR,
     EVIDENCE_LEVELS,
@@ -225,6 +234,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     ids = checklist_ids(item)
     if not ids:
         return
+    _progress(item.config, {"event": "start", "worker": worker_id(item.config), "scenario": scenario_name(item)})
     device = _device_codes(item.config)
     if device is None:
         return
@@ -341,7 +351,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if cause:
         reason = f"[{cause}] {reason}"
     record = {
-        "nodeid": item.nodeid,
+        "nodeid": plain_nodeid(item),
         "feature": feature_file(item),
         "scenario": scenario_name(item),
         "outline": outline_name(item),
@@ -362,7 +372,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     }
     record_of_run.results.append(record)
     _label_verdict(verdict, declared, answers)
-    _progress(item.config, {"event": "scenario", **{k: record[k] for k in ("nodeid", "scenario", "verdict", "items", "reason")}})
+    _progress(item.config, {"event": "scenario", "worker": worker_id(item.config),
+                            **{k: record[k] for k in ("nodeid", "scenario", "verdict", "items", "reason")}})
 
 
 def scenario_evidence(item: pytest.Item) -> list[str]:
@@ -422,58 +433,72 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     n = sum(1 for i in session.items if checklist_ids(i))
-    if n:
+    if n and worker_id(session.config) in ("", "gw0"):  # every worker collects the whole selection
         _progress(session.config, {"event": "collected", "scenarios": n})
     run = session.config.stash.get(RESULTS, None)
     if run is not None:
         run.expected = expected_scenarios([*session.items, *run.deselected])
-        run.selected = sum(1 for i in session.items if checklist_ids(i))
-
-
-def _selection(config: pytest.Config, record: RunRecord) -> dict[str, Any]:
-    """How this run chose its scenarios: the full argv, -m and -k, and what they left out."""
-    deselected = [i for i in record.deselected if checklist_ids(i)]
-    return {
-        "argv": [str(a) for a in config.invocation_params.args],
-        "markexpr": str(config.getoption("markexpr", "") or ""),
-        "keyword": str(config.getoption("keyword", "") or ""),
-        "selected": record.selected,
-        "deselected": len(deselected),
-    }
+        run.selected = n
+        run.order = [plain_nodeid(i) for i in session.items if checklist_ids(i)]
+        run.deselected_names = [scenario_name(i) for i in run.deselected if checklist_ids(i)]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Write results.json and the certificate when scenarios ran and --c2c-reports is set."""
+    """Write results.json and the certificate when scenarios ran and --c2c-reports is set; on an
+    xdist worker, hand this shard's records to the controller instead, which writes the one run."""
     config = session.config
     record = config.stash.get(RESULTS, None)
-    reports = config.getoption("--c2c-reports", default=None)
-    if record is None or not record.results or not reports:
+    if record is None:
         return
-    out = Path(reports)
-    out.mkdir(parents=True, exist_ok=True)
-    device = record.device or {"name": config.getoption("--c2c-device")}
-    run = {"device_arg": config.getoption("--c2c-device"), "seed": config.getoption("--c2c-seed"),
-           "smoke": config.getoption("--c2c-smoke"),
-           "network": config.getoption("--c2c-network"), "interactive": config.getoption("--c2c-interactive"),
-           "strict": bool(config.getoption("--c2c-strict", default=False)),
-           "selection": _selection(config, record), "expected": record.expected,
-           "contradictions": record.contradictions,
-           "run_findings": record.run_findings, "secret_scan": record.secret_scan,
-           "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    results = record.results
-    prior = config.getoption("--c2c-prior", default=None)
-    if prior:
-        from harness.certify.retry import carry_forward
-
-        results = carry_forward(Path(prior), results, run, deselected=[scenario_name(i) for i in record.deselected
-                                                                          if checklist_ids(i)])
-    document = {"device": device, "run": run, "results": results,
-                "seal": seal(device, run, results, record.bound)}
-    (out / "results.json").write_text(json.dumps(document, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    try:
-        from harness.certify.certificate import write_certificate
-
-        write_certificate(out)
-    except Exception:
-        (out / "certificate-error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+    output = worker_output(config)
+    if output is not None:
+        output[SHARD_KEY] = json.dumps(record.to_shard(worker_id(config)), default=str)
+        return
+    record.absorb_shards()
+    reports = config.getoption("--c2c-reports", default=None)
+    if not record.results or not reports:
+        return
+    write_run(config, record, Path(reports), workers=len(record.shards))
     _progress(config, {"event": "finished", "exitstatus": int(exitstatus)})
+
+
+# --- sharded runs (pytest-xdist): each worker certifies on its own device instance -------------
+SHARD_KEY = "c2c_shard"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """On the controller: keep the shard a finished worker sent (merged at session end)."""
+    sent = getattr(node, "workeroutput", {}).get(SHARD_KEY)
+    record = node.config.stash.get(RESULTS, None)
+    if sent and record is not None:
+        record.shards.append(json.loads(sent))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Scenarios that need a machine-wide resource (harness.certify.shards) share one xdist group,
+    so `--dist loadgroup` runs them one after another on one worker."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    from harness.certify.shards import exclusive_group
+
+    power = _power_driver(config)
+    for item in items:
+        if checklist_ids(item):
+            group = exclusive_group(step_texts(item), power_driver=power,
+                                    network_profile=config.getoption("--c2c-network", default=None))
+            if group:
+                item.add_marker(pytest.mark.xdist_group(group))
+                if worker_id(config) and config.getoption("loadgroup", default=False):
+                    group_nodeid(item, group)
+
+
+def _power_driver(config: pytest.Config) -> str:
+    from harness.device.profile import load_profile
+    from harness.errors import ConfigError
+
+    try:
+        return load_profile(config.getoption("--c2c-device")).power.driver
+    except ConfigError:
+        return ""

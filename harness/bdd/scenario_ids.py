@@ -45,6 +45,24 @@ def feature_file(item: pytest.Item) -> str:
     return Path(str(getattr(feature, "filename", "") or getattr(feature, "rel_filename", ""))).name or Path(str(item.path)).name
 
 
+def plain_nodeid(item: pytest.Item) -> str:
+    """The node id without the `@group` suffix `--dist loadgroup` adds: the same in serial and sharded runs."""
+    nodeid = item.nodeid
+    for mark in item.iter_markers("xdist_group"):
+        name = str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+        while nodeid.endswith(f"@{name}"):
+            nodeid = nodeid.removesuffix(f"@{name}")
+    return nodeid
+
+
+def step_texts(item: pytest.Item) -> list[str]:
+    """The Gherkin text of a scenario's steps, background first ([] for a plain test)."""
+    template = _template(item)
+    if template is None:
+        return []
+    return [str(step.name) for step in template.steps]
+
+
 def expected_scenarios(items: list[pytest.Item]) -> dict[str, list[str]]:
     """Per checklist item, every scenario (and outline example) the suite has for it."""
     expected: dict[str, set[str]] = {}
@@ -52,3 +70,13 @@ def expected_scenarios(items: list[pytest.Item]) -> dict[str, list[str]]:
         for item_id in checklist_ids(item):
             expected.setdefault(item_id, set()).add(scenario_name(item))
     return {k: sorted(v) for k, v in sorted(expected.items())}
+
+
+def group_nodeid(item: pytest.Item, group: str) -> None:
+    """Give the node id the `@group` suffix xdist's loadgroup scheduler reads. xdist 3.8 writes it
+    to `item._nodeid`, which pytest 9.2 no longer reads (`nodeid` comes from `_id`): without this,
+    grouped scenarios spread over workers. Records strip it again (scenario_ids.plain_nodeid)."""
+    from _pytest.nodeid import coerce_node_id
+
+    if not item.nodeid.endswith(f"@{group}"):
+        item._id = coerce_node_id(f"{item.nodeid}@{group}")

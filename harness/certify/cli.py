@@ -1,6 +1,7 @@
 """`c2c-certify`: run a certification, build the reports, print the step catalog, run mutants.
 
     c2c-certify run --device reference [--smoke] [--network P] [--seed N] [--reports DIR] [--interactive]
+                    [--workers N]
     c2c-certify report --reports reports [--allure PATH]
     c2c-certify verify [REPORTS]
     c2c-certify check-profile PROFILE
@@ -8,6 +9,8 @@
     c2c-certify steps
     c2c-certify mutants [--full] [--out reports/mutants.json]
     c2c-certify repeat N --device reference [--reports reports/repeat]
+    c2c-certify bench --device reference --workers 4 [--smoke] [--reports DIR] [--bench reports/bench]
+    c2c-certify fleet --inventory lab.toml [--reports reports/fleet] [--smoke] [--solo-baseline]
 
 `run` drives pytest on the certification suite in a subprocess (so a crashing device or
 plugin never takes the CLI down), shows rich progress from the plugin's progress file,
@@ -15,6 +18,8 @@ then a one-screen summary. Its exit status is the certificate's status, never an
 else: 0 CERTIFIED, 1 NOT CERTIFIED (a required item failed or the bench erred on it),
 3 INCOMPLETE (nothing failed, but not everything was verified: a partial selection, an
 item waiting for a person, a scenario not run), 2 a usage/configuration error.
+`run --workers N` shards the scenarios over N pytest-xdist workers, each with its own device
+instance, emulator and link (harness.certify.shards), and writes one merged, sealed run.
 `repeat N` certifies N times and reports, per item, how often the verdict differed.
 """
 
@@ -33,6 +38,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from harness.certify.progress import follow_progress
 from harness.errors import C2CBenchError, ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -50,8 +56,11 @@ def plugin_args() -> list[str]:
 def pytest_command(
     device: str, *, reports: Path, smoke: bool = False, network: str | None = None, seed: int = 1,
     interactive: bool = False, items: Sequence[str] = (), extra: Sequence[str] = (), strict: bool = False,
+    workers: int = 1,
 ) -> list[str]:
-    """The pytest argv for one certification run."""
+    """The pytest argv for one certification run (sharded over `workers` xdist workers when > 1)."""
+    from harness.certify.shards import xdist_args
+
     argv = [sys.executable, "-m", "pytest", str(SUITE), *plugin_args(), "-q", "-rN", "--no-header",
             "-p", "no:cacheprovider", f"--c2c-device={device}", f"--c2c-seed={seed}", f"--c2c-reports={reports}",
             f"--alluredir={reports / 'allure-results'}"]
@@ -68,43 +77,7 @@ def pytest_command(
         argv.append("--c2c-smoke")
     if strict:
         argv.append("--c2c-strict")
-    return [*argv, *extra]
-
-
-def _progress(reports: Path, proc: subprocess.Popen[bytes], quiet: bool) -> None:
-    """Follow reports/progress.jsonl with a rich progress bar until pytest exits."""
-    path = reports / "progress.jsonl"
-    if quiet:
-        proc.wait()
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    colours = {"pass": "green", "fail": "red", "error": "yellow", "operator": "blue", "not-applicable": "dim",
-               "declared": "magenta", "operator-confirmed": "cyan", "not-run": "dim", "fail (inferred)": "dark_orange"}
-    offset = 0
-    with Progress(TextColumn("[bold]certifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.description}"), console=console) as progress:
-        task = progress.add_task("collecting", total=None)
-        while True:
-            running = proc.poll() is None
-            if path.exists():
-                with path.open(encoding="utf-8") as fh:
-                    fh.seek(offset)
-                    for line in fh:
-                        offset += len(line.encode("utf-8"))
-                        event = json.loads(line)
-                        if event.get("event") == "collected":
-                            progress.update(task, total=event["scenarios"], description="")
-                        elif event.get("event") == "scenario":
-                            v = event["verdict"]
-                            progress.advance(task)
-                            progress.console.print(f"[{colours.get(v, 'white')}]{v:>14}[/] {event['scenario']}  "
-                                                   f"[dim]{' '.join(event['items'])}[/]")
-            if not running:
-                break
-            time.sleep(0.2)
+    return [*argv, *xdist_args(workers), *extra]
 
 
 def summary_text(cert: dict[str, Any], reports: Path) -> str:
@@ -160,6 +133,11 @@ def cmd_check_profile(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     checked_profile(args.device)  # refuse a bad or inconsistent profile before starting anything
+    from harness.certify.shards import check_shardable
+    from harness.device.profile import load_profile
+
+    check_shardable(args.workers, launchable=load_profile(args.device).launch is not None,
+                    interactive=args.interactive)
     reports = Path(args.reports).resolve()
     reports.mkdir(parents=True, exist_ok=True)
     for stale in ("progress.jsonl", "results.json", "certificate.json", "certificate.html"):
@@ -168,7 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         shutil.rmtree(reports / stale_dir, ignore_errors=True)
     argv = pytest_command(args.device, reports=reports, smoke=args.smoke, network=args.network, seed=args.seed,
                           interactive=args.interactive, items=args.item or (), extra=args.pytest_args or (),
-                          strict=args.strict)
+                          strict=args.strict, workers=args.workers)
     env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "PYTHONPATH": os.pathsep.join(
         p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
     if args.operator:
@@ -177,7 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with log:
         proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=None if args.interactive else subprocess.DEVNULL)
-        _progress(reports, proc, quiet=args.quiet or args.interactive)
+        follow_progress(reports, proc, quiet=args.quiet or args.interactive)
         proc.wait()
     cert_path = reports / "certificate.json"
     if not cert_path.exists():
@@ -308,6 +286,47 @@ def cmd_repeat(args: argparse.Namespace) -> int:
     return 0 if summary["verdict_diffs"] == 0 else 1
 
 
+def _certify_timed(argv: list[str], out: Path) -> tuple[float, dict[str, Any]]:
+    """One `run` (argv without --reports); its wall time and certificate ({} when none)."""
+    started = time.monotonic()
+    main([*argv, "--reports", str(out), "--quiet"])
+    seconds = time.monotonic() - started
+    cert_path = out / "certificate.json"
+    return seconds, json.loads(cert_path.read_text(encoding="utf-8")) if cert_path.exists() else {}
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from harness.certify.repeat import shard_bench_record
+
+    reports = Path(args.reports).resolve()
+    base = ["run", "--device", args.device, "--seed", str(args.seed), *(["--smoke"] if args.smoke else [])]
+    for item in args.item or ():
+        base += ["--item", item]
+    runs: list[tuple[int, float, dict[str, Any]]] = []
+    for workers in [1, *sorted(set(args.workers) - {1})]:
+        seconds, cert = _certify_timed([*base, "--workers", str(workers)], reports / f"workers-{workers}")
+        runs.append((workers, seconds, cert))
+        print(f"  workers={workers}: {seconds:.0f} s, {cert.get('headline', 'no certificate')}")
+    selection = "smoke" if args.smoke else ",".join(args.item) if args.item else "full"
+    record = shard_bench_record(runs, device=args.device, selection=selection)
+    bench = Path(args.bench).resolve()
+    bench.mkdir(parents=True, exist_ok=True)
+    (bench / "certify.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    diffs = [r for r in record["results"] if r["name"] == "verdict_diffs"]
+    for row in record["results"]:
+        if row["name"] != "certify_s":
+            print(f"  {row['name']} (workers={row['params']['workers']}): {row['value']}")
+    print(f"bench: {bench / 'certify.json'}")
+    return 0 if all(r["value"] == 0 for r in diffs) else 1
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from harness.certify.fleet import fleet_command
+
+    return fleet_command(Path(args.inventory), Path(args.reports).resolve(), smoke=args.smoke, items=args.item or (),
+                         seed=args.seed, bench=Path(args.bench).resolve() if args.solo_baseline else None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="c2c-certify", description="Frame.io C2C certification bench")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -323,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--strict", action="store_true",
                      help="a failure resting only on inferred (@evidence-inferred) expectations blocks CERTIFIED")
     run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument("--workers", type=int, default=1,
+                     help="shard the scenarios over N device instances at once (pytest-xdist); one merged certificate")
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments after --")
     run.set_defaults(func=cmd_run)
     rep = sub.add_parser("report", help="certificate + Allure 3 HTML report from a run's results")
@@ -356,6 +377,25 @@ def build_parser() -> argparse.ArgumentParser:
     rep_n.add_argument("--reports", default="reports/repeat")
     rep_n.add_argument("--bench", default="reports/bench", help="where certify.json (certify_s, verdict_diffs) goes")
     rep_n.set_defaults(func=cmd_repeat)
+    ben = sub.add_parser("bench", help="certify serially and sharded; certify_s and verdict_diffs per worker count")
+    ben.add_argument("--device", default="reference", help="profile name, path, or mutant:NAME")
+    ben.add_argument("--workers", type=int, action="append", required=True, help="sharded worker count (repeatable)")
+    ben.add_argument("--smoke", action="store_true", help="only the @smoke scenarios")
+    ben.add_argument("--item", action="append", help="only scenarios tagged with this checklist ID")
+    ben.add_argument("--seed", type=int, default=1)
+    ben.add_argument("--reports", default="reports/bench-runs")
+    ben.add_argument("--bench", default="reports/bench", help="where certify.json goes")
+    ben.set_defaults(func=cmd_bench)
+    flt = sub.add_parser("fleet", help="certify every device of an inventory (TOML: rigs x devices) at once")
+    flt.add_argument("--inventory", required=True, help="inventory TOML (see harness/certify/fleet.py)")
+    flt.add_argument("--reports", default="reports/fleet")
+    flt.add_argument("--smoke", action="store_true", help="only the @smoke scenarios")
+    flt.add_argument("--item", action="append", help="only scenarios tagged with this checklist ID")
+    flt.add_argument("--seed", type=int, default=1)
+    flt.add_argument("--solo-baseline", action="store_true",
+                     help="certify the first device alone first; fleet_ratio into --bench/fleet.json")
+    flt.add_argument("--bench", default="reports/bench", help="where fleet.json (fleet_ratio) goes")
+    flt.set_defaults(func=cmd_fleet)
     return parser
 
 
