@@ -8,6 +8,10 @@ runs N whole certifications one after the other, each in its own reports folder,
     reports/bench/certify.json   certify_s (mean seconds per run) and verdict_diffs (params.workers)
 
 `differ` counts the runs whose verdict is not the item's most common one.
+
+`c2c-certify bench --workers 4` certifies once serially and once sharded, on the same machine
+one after the other, and writes certify.json rows `certify_s` per worker count and
+`verdict_diffs` (items whose verdict differs from the serial run's) per sharded count.
 """
 
 from __future__ import annotations
@@ -68,3 +72,33 @@ def bench_record(summary: Mapping[str, Any], *, device: str, workers: int = 1) -
         {"name": "certify_s", "value": round(sum(seconds) / len(seconds), 1), "unit": "s", "params": params},
         {"name": "verdict_diffs", "value": summary.get("verdict_diffs", 0), "unit": "count", "params": params},
     ]}
+
+
+def item_verdicts_of(cert: Mapping[str, Any]) -> dict[str, str]:
+    return {item_id: str(entry.get("verdict")) for item_id, entry in cert.get("items", {}).items()}
+
+
+def differing_items(serial: Mapping[str, Any], other: Mapping[str, Any]) -> list[str]:
+    """Items whose verdict differs between two certificates (an item missing from one differs)."""
+    a, b = item_verdicts_of(serial), item_verdicts_of(other)
+    return sorted(i for i in set(a) | set(b) if a.get(i) != b.get(i))
+
+
+def shard_bench_record(runs: Sequence[tuple[int, float, Mapping[str, Any]]], *, device: str,
+                       selection: str) -> dict[str, Any]:
+    """certify.json for serial vs sharded: `runs` is (workers, seconds, certificate), serial first."""
+    if not runs or runs[0][0] != 1:
+        raise ValueError("the serial run (workers=1) comes first: it is what the sharded runs are compared to")
+    serial_s, serial = runs[0][1], runs[0][2]
+    rows: list[dict[str, Any]] = []
+    for workers, seconds, cert in runs:
+        params = {"device": device, "workers": workers, "selection": selection,
+                  "headline": cert.get("headline", "no certificate")}
+        rows.append({"name": "certify_s", "value": round(seconds, 1), "unit": "s", "params": params})
+        if workers > 1:
+            diff = differing_items(serial, cert) if cert else ["(no certificate)"]
+            rows.append({"name": "verdict_diffs", "value": len(diff), "unit": "count",
+                         "params": {**params, "items": diff}})
+            rows.append({"name": "parallel_ratio", "value": round(seconds / serial_s, 3) if serial_s else None,
+                         "unit": "ratio", "params": params})
+    return {"benchmark": "certify", "results": rows}
