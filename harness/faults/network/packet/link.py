@@ -96,6 +96,7 @@ class PacketLink:
         self._children: list[subprocess.Popen[Any]] = []
         self._plumbing: netns.LinkPlumbing | None = None
         self._finalizer: weakref.finalize[..., PacketLink] | None = None
+        self.fast = False
 
     # --- lifecycle ----------------------------------------------------------------------
     def open(self) -> PacketLink:
@@ -195,6 +196,13 @@ class PacketLink:
         answer = self._call({"op": "spec", "spec": spec.to_dict()})
         self.spec = spec
         return answer
+
+    def fast_path(self, on: bool) -> None:
+        """Carry the traffic over an unshaped veth pair, kernel-forwarded (on), or back through the
+        forwarder and its spec (off, the default). For profiles that need no shaping, so the
+        Python forwarder's CPU never limits an unshaped link (hardline needs > 50 Mbps)."""
+        netns.fast_path(self._plumbed, on)
+        self.fast = on
 
     def down(self) -> dict[str, Any]:
         """Link down: every packet queued, in flight or arriving is dropped until `up`."""

@@ -15,6 +15,7 @@ is dead.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import functools
 import ipaddress
@@ -189,6 +190,8 @@ class LinkPlumbing:
     host_address: str
     device_address: str
     prefixlen: int = 30
+    fast_host_ifname: str = ""  # the veth pair of the unshaped fast path (host end, namespace end)
+    fast_device_ifname: str = ""
 
     def close_fds(self) -> None:
         for fd in (self.device_fd, self.host_fd):
@@ -215,7 +218,8 @@ def plumb(mtu: int = 1500) -> LinkPlumbing:
     device_ifname, host_ifname = f"c2c{pid:x}d{seq}", f"c2c{pid:x}h{seq}"
     subnet = pick_subnet(pid, seq)
     host_address, device_address = (str(a) for a in list(subnet.hosts())[:2])
-    plumbing = LinkPlumbing(namespace, -1, -1, device_ifname, host_ifname, host_address, device_address)
+    plumbing = LinkPlumbing(namespace, -1, -1, device_ifname, host_ifname, host_address, device_address,
+                            fast_host_ifname=f"c2c{pid:x}v{seq}", fast_device_ifname=f"c2c{pid:x}w{seq}")
 
     def lo_up() -> None:
         with pyroute2.IPRoute() as ns:
@@ -243,6 +247,7 @@ def plumb(mtu: int = 1500) -> LinkPlumbing:
             ipr.addr("add", index=index, address=host_address, prefixlen=30)
             ipr.link("set", index=index, state="up")
         in_namespace(namespace, device_up)
+        _plumb_fast_path(plumbing)
     except BaseException as exc:  # Ctrl-C half way through included
         unplumb(plumbing)
         if isinstance(exc, FaultInjectionError) or not isinstance(exc, Exception):
@@ -251,11 +256,65 @@ def plumb(mtu: int = 1500) -> LinkPlumbing:
     return plumbing
 
 
+def _plumb_fast_path(plumbing: LinkPlumbing) -> None:
+    """A veth pair beside the TUN pair, without addresses: `fast_path(True)` routes the two link
+    addresses over it (the kernel forwards, no user-space forwarder: an unshaped link at wire
+    speed), `fast_path(False)` removes those /32 routes and the TUN's /30 carries them again."""
+    pyroute2 = _pyroute2()
+    with pyroute2.IPRoute() as ipr:
+        ipr.link("add", ifname=plumbing.fast_host_ifname, kind="veth", peer=plumbing.fast_device_ifname)
+        ns_fd = os.open(f"/var/run/netns/{plumbing.namespace}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            ipr.link("set", index=_link_index(ipr, plumbing.fast_device_ifname), net_ns_fd=ns_fd)
+        finally:
+            os.close(ns_fd)
+        ipr.link("set", index=_link_index(ipr, plumbing.fast_host_ifname), state="up")
+
+    def device_side_up() -> None:
+        with pyroute2.IPRoute() as ns:
+            ns.link("set", index=_link_index(ns, plumbing.fast_device_ifname), state="up")
+    in_namespace(plumbing.namespace, device_side_up)
+
+
+def fast_path(plumbing: LinkPlumbing, on: bool) -> None:
+    """Route the link's two addresses over the veth pair (on) or the shaped TUN pair (off)."""
+    pyroute2 = _pyroute2()
+
+    def route(ipr: Any, ifname: str, destination: str) -> None:
+        if on:
+            ipr.route("replace", dst=destination, dst_len=32, oif=_link_index(ipr, ifname))
+            return
+        try:
+            ipr.route("del", dst=destination, dst_len=32, oif=_link_index(ipr, ifname))
+        except pyroute2.NetlinkError as exc:
+            if exc.code not in (errno.ESRCH, errno.ENOENT):
+                raise
+
+    try:
+        with pyroute2.IPRoute() as ipr:
+            route(ipr, plumbing.fast_host_ifname, plumbing.device_address)
+
+        def device_side() -> None:
+            with pyroute2.IPRoute() as ns:
+                route(ns, plumbing.fast_device_ifname, plumbing.host_address)
+        in_namespace(plumbing.namespace, device_side)
+    except (OSError, pyroute2.NetlinkError) as exc:
+        raise FaultInjectionError(f"cannot switch {plumbing.namespace}'s fast path {'on' if on else 'off'}: {exc}") from exc
+
+
 def unplumb(plumbing: LinkPlumbing) -> None:
     """Close our TUN fds (the kernel deletes the devices), stop whatever still runs in the
     namespace (a device launched with the exec prefix) and delete the namespace."""
     plumbing.close_fds()
     shutil.rmtree(NETNS_ETC / plumbing.namespace, ignore_errors=True)
+    if plumbing.fast_host_ifname:  # deleting one end of a veth pair deletes both
+        try:
+            with _pyroute2().IPRoute() as ipr:
+                found = ipr.link_lookup(ifname=plumbing.fast_host_ifname)
+                if found:
+                    ipr.link("del", index=found[0])
+        except OSError:
+            pass  # gone with its namespace
     try:
         if plumbing.namespace in _pyroute2().netns.listnetns():
             kill_namespace_processes(plumbing.namespace)

@@ -8,7 +8,8 @@ the fault proxy (harness.faults.network.link.NetworkLink) sits after the link on
 every fault the proxy knows (link down = refused, path switch, dropped connections, toxics,
 reroute to an interceptor, the plain-HTTP trap) means the same on both backends. A profile of
 harness.faults.network.packet.profiles shapes the link; any other (hardline, isp-outage,
-blackout, a rate limit) is the proxy's, on an unshaped packet link.
+blackout, a rate limit) is the proxy's, on an unshaped path: a veth pair the kernel forwards,
+beside the TUN pair (the Python forwarder would cap hardline below its 50 Mbps).
 
 `localhost` resolves to the link's host address inside the namespace (the emulator's
 certificate names localhost); the device's status port is bridged out to the host's loopback
@@ -65,6 +66,7 @@ class PacketNetwork:
                                      listen=f"{self.link.host_address}:0")
             netns.write_namespace_hosts(self.link.namespace, {"localhost": self.link.host_address})
             self.congestion_control = netns.set_congestion_control(self.link.namespace, DEVICE_CONGESTION_CONTROL)
+            self.link.fast_path(True)
         except BaseException:
             self.link.close()
             raise
@@ -106,11 +108,12 @@ class PacketNetwork:
         with self._lock:
             self._stop_profile()
             if found is None:
-                self.link.apply(passthrough())
+                self._unshaped()
                 self.proxy.apply_profile(proxy_profile)
                 return
             self.proxy.clear()
             self.link.apply(found.spec())
+            self.link.fast_path(False)
             self._applied_at = time.time()
             self._profile = found
             self.timeline.record(LAYER, f"profile:{found.name}", "start", **self.describe(found))
@@ -120,6 +123,12 @@ class PacketNetwork:
                 plan = NetworkProfile(found.name, found.summary, phases=found.phases, repeat=found.repeat)
                 self._scheduler = ProfileScheduler(plan, lambda phase: self._enter_phase(phase, generation),
                                                    self._phase_failed).start()
+
+    def _unshaped(self) -> None:
+        """No packet profile: the kernel-forwarded veth path (the forwarder would cost CPU and cap
+        the rate), the forwarder reset to its passthrough spec for when it carries traffic again."""
+        self.link.apply(passthrough())
+        self.link.fast_path(True)
 
     def describe(self, profile: LinkProfile) -> dict[str, Any]:
         """Backend, trace and parameters as the timeline and the certificate carry them."""
@@ -151,7 +160,7 @@ class PacketNetwork:
         """harness.protocols.RateLimitedLink: the proxy's per-connection rate, link unshaped."""
         with self._lock:
             self._stop_profile()
-            self.link.apply(passthrough())
+            self._unshaped()
         return self.proxy.limit_rate(mbps)
 
     def reroute(self, upstream: str | None = None) -> None:
@@ -171,7 +180,7 @@ class PacketNetwork:
         """Unshaped link, no proxy toxics, link up; raises afterwards if a phase change had failed."""
         with self._lock:
             failures = self._stop_profile()
-            self.link.apply(passthrough())
+            self._unshaped()
             self.link.up()
         self.proxy.clear()
         if failures:

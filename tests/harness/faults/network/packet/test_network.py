@@ -88,6 +88,34 @@ def test_device_reaches_the_cloud_over_tls_across_the_shaped_link(cloud_tls: tup
         assert direct.returncode != 0
 
 
+def test_unshaped_profiles_take_the_kernels_veth_path_not_the_forwarder(cloud_tls: tuple[str, Path]) -> None:
+    upstream, ca = cloud_tls
+    network = PacketNetwork(upstream)
+    veth = network.link._plumbed.fast_host_ifname
+    try:
+        def fetch() -> None:
+            done = network.link.run_in_namespace([sys.executable, "-c", FETCH, network.device_api_url, str(ca)],
+                                                 timeout=60)
+            assert done.returncode == 0, done.stderr
+        for unshaped in ("hardline", "blackout-free"):
+            if unshaped == "hardline":
+                network.apply_profile("hardline")
+            else:
+                network.clear()
+            assert network.link.fast
+            before = network.stats()["up"]["arrived"]
+            fetch()
+            assert network.stats()["up"]["arrived"] == before  # not one packet through the forwarder
+        network.apply_profile("mesh-roam")
+        assert not network.link.fast
+        before = network.stats()["up"]["arrived"]
+        fetch()
+        assert network.stats()["up"]["arrived"] > before
+    finally:
+        network.close()
+    assert subprocess.run(["ip", "link", "show", veth], capture_output=True).returncode != 0
+
+
 def test_packet_profiles_shape_the_link_others_go_to_the_proxy(cloud_tls: tuple[str, Path]) -> None:
     timeline = Timeline()
     with PacketNetwork(cloud_tls[0], timeline=timeline) as network:
