@@ -13,7 +13,7 @@ Violations (each a category in the report):
 - leaked: a file captured while the device was paused reached the cloud;
 - late: a file completed more than `recovery` seconds after the last fault ended;
 - resent: bytes sent again to parts the cloud already held (or to assets abandoned for a new
-  one) beyond one part per file in flight, per disruption (power cut, link break or reset);
+  one) beyond one part per asset in flight, per disruption (power cut, link break or reset);
 - repaired: the device paired again (a second device row for its client id, or a code shown)
   when no fault revoked its grant and no refresh answer was lost in flight (a refresh the cloud
   answered during a link break or power cut: single-use refresh tokens make re-pairing the
@@ -34,8 +34,6 @@ VERDICTS = ("pass", "fail", "inconclusive", "error")
 CATEGORIES = ("lost", "duplicated", "corrupt", "unexpected", "leaked", "late", "resent", "repaired", "crashed")
 DISRUPTIONS = ("power:", "network:link-down", "network:switch-path", "s3:drop", "s3:request-timeout")
 """Faults that can break a part PUT after the cloud stored it but before the device read the 200."""
-FILES_IN_FLIGHT = 2
-"""Files the device may have part-way up at once (the reference device's parallel_files)."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +95,7 @@ def check(history: History, *, recovery: float) -> Verdict:
     resent, allowance = resent_bytes(history)
     if resent > allowance:
         problems.append(Problem("resent", f"{resent} bytes re-sent, allowed {allowance} "
-                                          f"(one part per file in flight per disruption)"))
+                                          f"(one part per asset in flight per disruption)"))
     repair_ok = history.revoked or (history.repair_excused is not None and history.pairing_state in (None, "paired"))
     if not repair_ok and (history.device_rows > 1 or history.pairing_state not in (None, "paired")):
         problems.append(Problem("repaired", f"the device paired again without a revoke "
@@ -115,7 +113,8 @@ def resent_bytes(history: History) -> tuple[int, int]:
 
     Re-sent: successful re-PUTs of parts the cloud already stored, plus what went into assets
     abandoned for a new one of the same name (unless an expired URL justified the new one).
-    Allowed: one part per file in flight per disruption."""
+    Allowed: per disruption, one part of every asset in flight at that moment (created, not
+    yet complete): a part stored just before the break whose 200 the device never read."""
     rows = history.cloud_rows
     resent = sum(int(r.get("bytes_duplicate") or 0) for r in rows)
     expired = any(f.fault.startswith("s3:expired-url") for f in history.faults)
@@ -123,7 +122,21 @@ def resent_bytes(history: History) -> tuple[int, int]:
         done = {str(r.get("name")) for r in rows if r.get("completed_at")}
         resent += sum(int(r.get("bytes_received") or 0) for r in rows
                       if not r.get("completed_at") and str(r.get("name")) in done)
-    part = max((math.ceil(int(r.get("filesize") or 0) / max(1, int(r.get("parts_expected") or 1)))
-                for r in rows), default=0)
-    disruptions = sum(1 for f in history.faults if f.fault.startswith(DISRUPTIONS))
-    return resent, part * FILES_IN_FLIGHT * disruptions
+    allowance = 0
+    for f in history.faults:
+        if not f.fault.startswith(DISRUPTIONS):
+            continue
+        stop = f.stopped_at or f.started_at
+        for r in rows:
+            created, completed = float(r.get("created_at") or 0.0), r.get("completed_at")
+            if created <= stop and (completed is None or float(completed) >= f.started_at):
+                allowance += part_size(r)
+    return resent, allowance
+
+
+def part_size(row: dict[str, Any]) -> int:
+    """The asset's (largest) part size."""
+    size = int(row.get("part_size") or 0)
+    if size:
+        return size
+    return math.ceil(int(row.get("filesize") or 0) / max(1, int(row.get("parts_expected") or 1)))

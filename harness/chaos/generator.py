@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from harness.chaos.schedule import Capture, Schedule, Step
 
-GENERATOR = "c2c-chaos-generator/1"
+GENERATOR = "c2c-chaos-generator/2"
 LARGE_SIZE = 12 * 1024 * 1024
 """A large capture: two parts at the reference device's 8 MiB part size, so a cut can land
 between parts."""
@@ -79,7 +79,8 @@ def _reset(rng: random.Random, at: float, st: DrawState) -> Drawn:
 
 def _power(rng: random.Random, at: float, st: DrawState) -> Drawn:
     off = rng.uniform(0.1, 1.0)
-    return Drawn((Step(at=_r(at), fault=f"power:cycle off_time={_r(off)}"),), lane="power")
+    when = "mid-upload" if rng.random() < 0.5 else None  # else a random instant
+    return Drawn((Step(at=_r(at), fault=f"power:cycle off_time={_r(off)}", when=when),), lane="power")
 
 
 def _rule(text: str, lo: int, hi: int, extra: str = "") -> FaultMaker:

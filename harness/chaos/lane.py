@@ -24,8 +24,12 @@ from harness.faults.network.link import NetworkLink
 from harness.timeline import Timeline
 
 PAIR_TIMEOUT = 60.0
-CLOUD_SETTINGS = {"device_code_interval": 1}
-"""Device-code polls once a second: pairing a lane takes seconds, not a 5 s poll interval."""
+MIB = 1024 * 1024
+CLOUD_SETTINGS = {"device_code_interval": 1, "default_part_size": 5 * MIB, "serial_ingest_rate": 20_000_000}
+"""Device-code polls once a second (pairing a lane takes seconds); 5 MiB parts (the S3
+minimum; the cloud chooses part sizes, c2c-api.md §11.10) taken in one at a time at 20 MB/s,
+so a 12 MiB file is three parts stored one after another and a power cut can land between
+them (resumption is then exercised, as in the certification's power-cut scenario)."""
 
 
 @dataclass

@@ -87,10 +87,18 @@ def write_reports(campaign: Campaign, out: Path) -> dict[str, Path]:
          "params": {"device": data["device"], "workers": data["workers"], "duration_s": data["duration_s"],
                     "schedules": len(campaign.outcomes), "seed": data["seed"]}},
         {"name": "campaign_wall", "value": data["wall_s"], "unit": "s",
-         "params": {"schedules": len(campaign.outcomes), "workers": data["workers"]}},
+         "params": {"schedules": len(campaign.outcomes), "workers": data["workers"],
+                    "failures_shrunk": sum(1 for o in campaign.outcomes if o.shrunk is not None)}},
+        {"name": "schedule_wall_median", "value": _median([o.wall_s for o in campaign.outcomes]), "unit": "s",
+         "params": {"duration_s": data["duration_s"], "note": "one schedule on one lane: faults + quiet window"}},
     ]}
     paths["bench"].write_text(json.dumps(bench, indent=1), encoding="utf-8")
     return paths
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return round(ordered[len(ordered) // 2], 2) if ordered else 0.0
 
 
 def render_html(campaign: Campaign) -> str:

@@ -29,6 +29,7 @@ from harness.faults.vocabulary import ActiveFault, FaultTargets, inject
 DEVICE_GAVE_UP = frozenset({"failed", "cancelled", "held", "quarantined", "done"})
 GIVEN_UP_S = 3.0
 """How long the device must keep saying so before the recovery wait ends early."""
+WHEN_WAIT_S = 3.0
 SETTLE_S = 1.0
 """After the last expected file is complete: time for a late duplicate to show."""
 RULE_LAYER = "cloud"
@@ -168,6 +169,11 @@ class ScheduleRun:
             if placed is None:
                 raise BenchFailure(f"{step.fault} aims at {step.file}, which was not captured before it")
             targets = FaultTargets(timeline=self.lane.timeline, media=self.lane.media, media_path=placed)
+        if step.when is not None and not self._reached(step.when):
+            self.history.faults.append(FaultRecord(step=number, fault=step.fault, started_at=time.time(),
+                                                   stopped_at=time.time(), fired=False,
+                                                   note=f"not applied: no {step.when} moment within {WHEN_WAIT_S:g} s"))
+            return
         is_rule = step.fault.startswith(RULE_FAULTS)
         before = self._rule_ids() if is_rule else set()
         was_on = self.lane.device.power().is_on()
@@ -182,6 +188,16 @@ class ScheduleRun:
             record.stopped_at = time.time()
         else:
             self._held.append(_Held(active, record, rule_ids, stop_at=self._now() + step.duration))
+
+    def _reached(self, when: str) -> bool:
+        """Wait (up to WHEN_WAIT_S) for the moment; `mid-upload`: an asset of this run created
+        in the cloud and not yet complete."""
+        deadline = time.monotonic() + WHEN_WAIT_S
+        while time.monotonic() < deadline:
+            if any(not r.get("completed_at") for r in self._rows()):
+                return True
+            time.sleep(0.05)
+        return False
 
     def _rule_ids(self) -> set[str]:
         return {str(r.get("id")) for r in self.lane.cloud.faults()}

@@ -18,6 +18,7 @@ from harness.errors import ConfigError
 
 FORMAT = "c2c-chaos-schedule/1"
 CAPTURE_KINDS = ("jpg", "large")
+WHENS = ("mid-upload",)
 CORRUPTIONS = ("truncate", "zero-length")
 """Damage done to a file before the device sees it (a broken clip on the card)."""
 
@@ -52,10 +53,15 @@ class Step:
     repeat: int = 1
     gap: float = 0.0
     file: str | None = None
+    when: str | None = None
+    """A moment to wait for (up to a few seconds) before the fault: `mid-upload` = while one of
+    the schedule's files is part-way into the cloud. Not reached: the fault is not applied."""
 
     def __post_init__(self) -> None:
         if (self.capture is None) == (self.fault is None):
             raise ConfigError(f"step at {self.at}s must be exactly one of a capture or a fault")
+        if self.when is not None and self.when not in WHENS:
+            raise ConfigError(f"step at {self.at}s: when {self.when!r} is not one of {WHENS}")
         if self.at < 0 or self.duration < 0 or self.gap < 0 or self.repeat < 1:
             raise ConfigError(f"step at {self.at}s: negative time or repeat < 1")
 
@@ -75,7 +81,8 @@ class Step:
         times = f" x{self.repeat} every {self.duration + self.gap:g}s" if self.repeat > 1 else ""
         held = f" for {self.duration:g}s" if self.duration else ""
         target = f" {self.file}" if self.file else ""
-        return f"{self.fault}{target}{held}{times}"
+        moment = f" {self.when}" if self.when else ""
+        return f"{self.fault}{target}{moment}{held}{times}"
 
 
 @dataclass(frozen=True)
@@ -176,4 +183,5 @@ def _step_from(data: dict[str, Any]) -> Step:
         repeat=int(data.get("repeat", 1)),
         gap=float(data.get("gap", 0.0)),
         file=data.get("file"),
+        when=data.get("when"),
     )

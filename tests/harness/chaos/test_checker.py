@@ -72,9 +72,9 @@ def test_a_file_completing_after_the_bound_is_late() -> None:
     assert v.categories == ["late"]
 
 
-def test_re_sent_bytes_are_bounded_by_one_part_per_file_in_flight_per_disruption() -> None:
+def test_re_sent_bytes_are_bounded_by_one_part_per_asset_in_flight_per_disruption() -> None:
     ok = check(_history([_capture("a.bin")], [_row("a.bin", bytes_duplicate=PART)]), recovery=30)
-    assert ok.outcome == "pass" and ok.resent_allowance == 2 * PART
+    assert ok.outcome == "pass" and ok.resent_allowance == PART  # one asset in flight at the cut
     whole = check(_history([_capture("a.bin")], [_row("a.bin", bytes_duplicate=3 * PART)]), recovery=30)
     assert whole.categories == ["resent"]
     # an asset abandoned for a new one counts its bytes as re-sent (no expired URL to excuse it)
@@ -123,3 +123,9 @@ def test_a_capture_at_a_pause_edge_may_be_withheld_or_delivered_but_not_lost_twi
     assert twice.categories == ["duplicated"]
     clear = _capture("b.jpg", at=0.2)  # a second before the pause: must arrive
     assert check(_history([clear], [], pause_windows=windows), recovery=30).categories == ["lost"]
+
+
+def test_an_asset_complete_before_the_cut_earns_no_allowance() -> None:
+    early = _row("a.bin", done_at=1.5, bytes_duplicate=PART)  # complete before the cut at +2 s
+    v = check(_history([_capture("a.bin")], [{**early, "created_at": T0 + 0.5}]), recovery=30)
+    assert v.resent_allowance == 0 and v.categories == ["resent"]
