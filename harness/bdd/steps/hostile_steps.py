@@ -57,8 +57,12 @@ class GarblingPath(ActiveFault):
 
         super().__init__(Fault("http", "garbling-path"), bench.timeline, stop)
         bench.timeline.record("http", "garbling-path", "start", fault="http:garbling-path", params={})
-        link.reroute(f"127.0.0.1:{proxy.port}")
-        bench.network.switch_path()  # the device's open connections end; new ones meet the path
+        try:
+            link.reroute(f"127.0.0.1:{proxy.port}")
+            bench.network.switch_path()  # the device's open connections end; new ones meet the path
+        except BaseException:
+            self.stop()  # half-spliced: give the link back and take mitmproxy down
+            raise
 
 
 def garbling_path(bench: Bench) -> GarblingPath:
