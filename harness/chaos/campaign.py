@@ -102,6 +102,7 @@ class _Runner:
         self._next = 0
         self._stop = threading.Event()
         self._generations: dict[int, int] = {}
+        self.open_lanes: list[Lane] = []
 
     def take(self) -> int | None:
         with self._lock:
@@ -137,7 +138,7 @@ class _Runner:
             self._stop.set()
         finally:
             if lane is not None:
-                lane.close()
+                self._close(lane)
 
     def _open(self, number: int) -> Lane:
         began = time.monotonic()
@@ -146,25 +147,42 @@ class _Runner:
         lane = open_lane(number, self.cfg.profile, lane_dir(self.cfg.out, number, generation), seed=self.cfg.seed)
         with self._lock:
             self.campaign.lane_setup_s.append(round(time.monotonic() - began, 2))
+            self.open_lanes.append(lane)
         return lane
 
     def _reopen(self, lane: Lane, number: int) -> Lane:
-        lane.close()
+        self._close(lane)
         return self._open(number)
 
+    def _close(self, lane: Lane) -> None:
+        lane.close()
+        with self._lock:
+            if lane in self.open_lanes:
+                self.open_lanes.remove(lane)
+
+    def close_all(self) -> None:
+        """Close every lane still open (an interrupted campaign must not leave processes behind)."""
+        with self._lock:
+            lanes, self.open_lanes = list(self.open_lanes), []
+        for lane in lanes:
+            lane.close()
+
     def _failed(self, lane: Lane, number: int, outcome: Outcome) -> Lane:
-        """Write the failing schedule out; shrink it and replay the shrunk one on this lane."""
+        """Write the failing schedule out; shrink it and replay the shrunk one.
+
+        A device that failed may be left broken (a queue it dropped, credentials it gave up):
+        every try starts on a fresh lane after a failure, so a shrunk schedule fails because of
+        its own faults, not the state an earlier one left behind."""
         failures = self.cfg.out / "failures"
         outcome.written = outcome.schedule.write(failures / f"{outcome.schedule.name}.json")
-        if RELAUNCH_AFTER & set(outcome.verdict.categories):
-            lane = self._reopen(lane, number)
+        lane = self._reopen(lane, number)
         if not self.cfg.shrink:
             return lane
         holder = [lane]
 
         def attempt(candidate: Schedule) -> Verdict:
             verdict, _history, _ = run_one(holder[0], candidate)
-            if RELAUNCH_AFTER & set(verdict.categories):
+            if verdict.outcome == "fail" or RELAUNCH_AFTER & set(verdict.categories):
                 holder[0] = self._reopen(holder[0], number)
             return verdict
 
@@ -197,7 +215,8 @@ def run_campaign(cfg: CampaignConfig, progress: Progress | None = None) -> Campa
         runner._stop.set()
         for t in threads:
             with contextlib.suppress(Exception):
-                t.join(60)
+                t.join(10)
+        runner.close_all()
         raise
     campaign.wall_s = time.monotonic() - began
     campaign.outcomes.sort(key=lambda o: o.schedule.index)
