@@ -13,7 +13,7 @@ import json
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
@@ -24,6 +24,13 @@ from harness.errors import DeviceFailure, OperatorUnavailable
 from harness.faults.power import ManualPower, relay_power
 from harness.protocols import Power
 from harness.timeline import Timeline
+
+
+@runtime_checkable
+class HeldPower(Protocol):
+    """A power switch that holds something until closed (a relay board's port lock, a labgrid place)."""
+
+    def close(self) -> None: ...
 
 
 class HardwareDevice:
@@ -62,9 +69,8 @@ class HardwareDevice:
         try:
             self.stop()
         finally:
-            closer = getattr(self._power, "close", None)
-            if callable(closer):
-                closer()
+            if isinstance(self._power, HeldPower):
+                self._power.close()
             self._http.close()
 
     def power(self) -> Power:

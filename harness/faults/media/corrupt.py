@@ -297,6 +297,14 @@ def grow(path: Path, stash_dir: Path, **params: Any) -> tuple[dict[str, Any], Gr
     return rec, grower
 
 
+ONE_SHOT: dict[str, Callable[..., dict[str, Any]]] = {
+    "truncate": truncate, "bitflip": bitflip, "zero_length": zero_length,
+    "header_damage": header_damage, "vanish": vanish, "permission_denied": permission_denied,
+    "rename": rename,
+}
+"""Every corruption of HOWS but `grow` (which keeps running): name -> function(path, stash_dir, **params)."""
+
+
 class ScheduledFault:
     """Runs `action` once, after `delay` seconds or when `when()` turns true, in a thread.
 

@@ -76,9 +76,8 @@ class MediaKit:
             with self._lock:
                 self._growers[str(path)] = grower
         else:
-            fn: Callable[..., dict[str, Any]] = getattr(corruptors, how)
             try:
-                record = fn(path, stash, **params)
+                record = corruptors.ONE_SHOT[how](path, stash, **params)
             except TypeError as exc:
                 raise MediaError(f"bad parameters for corruption {how!r}: {exc}") from exc
         return self._add(self._entry_for(record))

@@ -167,3 +167,10 @@ def test_corruptors_on_hostile_names(kit: MediaKit, tmp_path: Path, how: str) ->
     kit.restore(rec)
     assert sha256_file(Path(entry["path"])) == entry["sha256"]
     assert load_manifest(tmp_path / "manifest.json")[-1]["name"] == entry["name"]
+
+
+def test_every_corruption_has_its_function() -> None:
+    """MediaKit.corrupt dispatches through ONE_SHOT: a name in HOWS without a function would fail late."""
+    from harness.faults.media.corrupt import HOWS, ONE_SHOT
+
+    assert set(ONE_SHOT) == set(HOWS) - {"grow"}
