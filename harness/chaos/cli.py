@@ -51,7 +51,10 @@ def _progress(total: int, stream: TextIO) -> Progress:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(list(argv) if argv is not None else None)
+    try:
+        args = parser().parse_args(list(argv) if argv is not None else None)
+    except SystemExit as exc:  # --help (0) or a usage error (2): a code, not an exit, for callers
+        return exc.code if isinstance(exc.code, int) else 2
     if args.schedules < 1 or args.workers < 1 or args.duration <= 0:
         print("chaos: --schedules and --workers must be >= 1, --duration > 0", file=sys.stderr)
         return 2

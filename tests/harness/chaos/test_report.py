@@ -53,3 +53,13 @@ def test_exit_code_says_whether_the_device_or_the_bench_failed(tmp_path: Path) -
     assert _campaign(tmp_path, [_outcome(0, True)]).exit_code() == 0
     assert _campaign(tmp_path, [_outcome(0, True), _outcome(1, False)]).exit_code() == 1
     assert _campaign(tmp_path, [_outcome(1, False), _outcome(2, False, bench_error="CloudError: gone")]).exit_code() == 2
+
+
+def test_usage_errors_are_exit_code_2_without_starting_anything(tmp_path: Path) -> None:
+    from harness.chaos.cli import main
+
+    assert main(["--schedules", "3"]) == 2  # no --device
+    assert main(["--device", "reference", "--schedules", "0", "--out", str(tmp_path)]) == 2
+    assert main(["--device", "no-such-profile", "--out", str(tmp_path)]) == 2
+    assert main(["--device", "reference", "--replay", str(tmp_path / "missing.json"), "--out", str(tmp_path)]) == 2
+    assert not (tmp_path / "lanes").exists()
