@@ -14,11 +14,12 @@ The inventory names the rigs and the devices on them (TOML):
 
     [[devices]]
     name = "no-retry"
-    profile = "mutant:no-retry-503"
+    profile = "mutant:no-retry-api"
     rig = "local"
 
 Each device is one ordinary `c2c-certify run` in its own process and reports folder
-(`<reports>/<name>/`: certificate, sealed results, signed manifest), so its certificate is
+(`<reports>/<name>/`: certificate, sealed results, signed manifest; its console output in
+`<reports>/<name>.log`), so its certificate is
 exactly what a solo run writes. The fleet adds `fleet.json` and `fleet.html` (one row per
 device: status, headline, seconds, failing items), rewritten as each device finishes, and one
 `allure-results/` with every device's results (each scenario carries the device as an Allure
@@ -137,14 +138,15 @@ def certify_one(device: FleetDevice, out: Path, *, smoke: bool, items: Sequence[
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
     started = time.monotonic()
-    with (out / "fleet-run.log").open("wb") as log:
+    log_path = out.parent / f"{out.name}.log"  # beside the folder: the run's manifest lists what is inside
+    with log_path.open("wb") as log:
         done = subprocess.run(run_argv(device, out, smoke=smoke, items=items, seed=seed), cwd=REPO_ROOT, env=env,
                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False)
     outcome = DeviceOutcome(device.name, device.profile, device.rig, "done", exit_code=done.returncode,
                             seconds=round(time.monotonic() - started, 1))
     cert_path = out / "certificate.json"
     if not cert_path.exists():
-        outcome.status, outcome.headline = "NO CERTIFICATE", f"see {out / 'fleet-run.log'}"
+        outcome.status, outcome.headline = "NO CERTIFICATE", f"see {log_path}"
         return outcome
     cert = json.loads(cert_path.read_text(encoding="utf-8"))
     summary = cert.get("summary", {})
