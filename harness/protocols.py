@@ -268,3 +268,13 @@ class DeviceNamespace(Protocol):
     def bridge_host_url(self, url: str) -> None:
         """A host-loopback service URL given to the device (the plain-HTTP trap) reachable from it."""
         ...
+
+
+@runtime_checkable
+class OfferedCapacity(Protocol):
+    """A link that knows the capacity it offered (a packet-level link replaying a trace), so a
+    throughput verdict can be relative to what the network allowed, not an absolute figure."""
+
+    def offered_mbps(self, start: float, end: float) -> float | None:
+        """Mean uplink capacity between two wall-clock times (journal times); None if unshaped."""
+        ...

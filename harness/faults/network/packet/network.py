@@ -41,7 +41,10 @@ PACKET_PREFIX = "packet:"  # `--network packet:cellular`: the packet backend for
 
 
 def split_backend(profile: str | None) -> tuple[bool, str | None]:
-    """(packet backend asked, the profile name without the prefix)."""
+    """(packet backend asked, the profile name without the prefix); `packet` alone asks for the
+    backend with no run-wide profile (each scenario's own profiles then run on packet links)."""
+    if profile == PACKET_PREFIX.rstrip(":"):
+        return True, None
     if profile and profile.startswith(PACKET_PREFIX):
         return True, profile[len(PACKET_PREFIX):] or None
     return False, profile
@@ -103,8 +106,12 @@ class PacketNetwork:
         proxy_profile: str | NetworkProfile = name
         found: LinkProfile | None = None
         if isinstance(name, str):
-            proxy_profile = split_backend(name)[1] or name
-            found = get_link_profile(proxy_profile)
+            bare = split_backend(name)[1]
+            if bare is None:  # `packet` alone: the backend, no profile
+                self.clear()
+                return
+            proxy_profile = bare
+            found = get_link_profile(bare)
         with self._lock:
             self._stop_profile()
             if found is None:

@@ -9,6 +9,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,7 +23,13 @@ from harness.faults.network.link import applied_profiles
 from harness.faults.network.packet import netns
 from harness.faults.network.packet.network import PacketNetwork, split_backend
 from harness.faults.power.process import ProcessGroupPower, live_group_members
-from harness.protocols import DeviceNamespace, Network, RateLimitedLink, ReroutableLink
+from harness.protocols import (
+    DeviceNamespace,
+    Network,
+    OfferedCapacity,
+    RateLimitedLink,
+    ReroutableLink,
+)
 from harness.timeline import Timeline
 from tests.harness.faults.network.packet.conftest import needs_packet_links
 from tests.waiting import wait_until
@@ -130,11 +137,18 @@ def test_packet_profiles_shape_the_link_others_go_to_the_proxy(cloud_tls: tuple[
         assert network.limit_rate(4) == "limited-4mbps" and network.link.spec.name == "passthrough"
         network.apply_profile("direct-modem")
         assert network.proxy.profile is None
+        assert isinstance(network, OfferedCapacity)
+        now = time.time()
+        assert network.offered_mbps(now, now + 140) == pytest.approx(1.91, abs=0.2)
+        network.apply_profile("packet")  # the backend alone: an unshaped link
+        assert network.profile is None and network.offered_mbps(now, now + 1) is None
+        network.apply_profile("direct-modem")
         network.clear()
         assert network.link.spec.name == "passthrough" and network.profile is None
     applied = applied_profiles(timeline.events)
     assert [(a["profile"], a["backend"]) for a in applied] == [
-        ("cellular", "packet"), ("hardline", "proxy"), ("limited-4mbps", "proxy"), ("direct-modem", "packet")]
+        ("cellular", "packet"), ("hardline", "proxy"), ("limited-4mbps", "proxy"), ("direct-modem", "packet"),
+        ("direct-modem", "packet")]
     assert applied[3]["trace"] == "ATT-LTE-driving-2016.up" and applied[3]["up_capacity_mbps"] == 1.91
 
 
@@ -230,6 +244,7 @@ def test_the_run_chooses_the_backend_from_its_profile(cloud_tls: tuple[str, Path
     assert split_backend("packet:cellular") == (True, "cellular")
     assert split_backend("cellular") == (False, "cellular")
     assert split_backend(None) == (False, None)
+    assert split_backend("packet") == (True, None)
 
     class _Cloud:
         api_url = f"https://{cloud_tls[0]}"
