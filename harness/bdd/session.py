@@ -22,10 +22,11 @@ from harness.device.hardware import HardwareDevice
 from harness.device.operator import OperatorPrompt
 from harness.device.profile import DeviceProfile
 from harness.device.software import SoftwareDevice
-from harness.errors import CloudError
+from harness.errors import CloudError, ConfigError
 from harness.faults.media.manifest import MediaKit
 from harness.faults.network.link import NetworkLink
-from harness.protocols import Cloud, Device, Media, Network
+from harness.faults.network.packet.network import PacketNetwork, split_backend
+from harness.protocols import Cloud, Device, DeviceNamespace, Media, Network
 from harness.timeline import Timeline
 
 PROJECT_NAME = "c2c-bench certification"
@@ -49,9 +50,19 @@ def start_cloud(data_dir: Path) -> tuple[Cloud, Callable[[], None]]:
     return cloud, close
 
 
-def start_network(cloud: Cloud, timeline: Timeline, seed: int) -> tuple[Network, Callable[[], None]]:
-    """A Toxiproxy-compatible link in front of the emulator (harness.faults.network.link)."""
+def start_network(
+    cloud: Cloud, timeline: Timeline, seed: int, *, profile: str | None = None, software_device: bool = True,
+) -> tuple[Network, Callable[[], None]]:
+    """The device's path to the emulator: a Toxiproxy-compatible link (harness.faults.network.link),
+    or, when the run's profile asks for it (`--network packet:cellular`), a packet-level link
+    (harness.faults.network.packet.network) the software device runs inside, proxy on its far side."""
     upstream = urlsplit(cloud.api_url).netloc
+    if split_backend(profile)[0]:
+        if not software_device:
+            raise ConfigError(f"--network {profile}: a packet-level link runs the device in a network namespace, "
+                              "which needs a software device (a hardware device keeps the proxy or a real router)")
+        packet = PacketNetwork(upstream, timeline=timeline, seed=seed)
+        return packet, packet.close
     link = NetworkLink(upstream, timeline=timeline, seed=seed)
     return link, link.close
 
@@ -93,7 +104,8 @@ class SessionBench:
     @property
     def network(self) -> Network:
         if self._network is None:
-            self._network, close = start_network(self.cloud, self.timeline, self.seed)
+            self._network, close = start_network(self.cloud, self.timeline, self.seed, profile=self.network_profile,
+                                                 software_device=self.profile.launch is not None)
             self._closers.append(close)
             if self.network_profile:
                 self._network.apply_profile(self.network_profile)
@@ -122,6 +134,7 @@ class SessionBench:
             client_secret=cloud.client_secret, workdir=workdir, timeline=self.timeline, prompt=self.prompt,
             plain_http_url=getattr(cloud, "plain_http_url", ""), seed=self.seed,
             on_power_loss=self.network.drop_connections,
+            namespace=self.network if isinstance(self.network, DeviceNamespace) else None,
         )
 
     def fresh_device(self) -> Device:
