@@ -13,8 +13,9 @@ import ctypes.util
 import hashlib
 import os
 import shutil
+import threading
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Buffer, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -39,7 +40,7 @@ _SYNC_FILE_RANGE = _sync_file_range()
 class Hasher(Protocol):
     """What `hashlib` objects offer that the blob store uses."""
 
-    def update(self, data: bytes, /) -> None: ...
+    def update(self, data: Buffer, /) -> None: ...
 
     def hexdigest(self) -> str: ...
 
@@ -116,6 +117,13 @@ def _write_all(out: BinaryIO, block: memoryview) -> None:
         block = block[written:]
 
 
+def _inode(path: Path) -> int:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return -1
+
+
 def _sha256_of(path: Path) -> tuple[str, int]:
     sha = hashlib.sha256()
     size = 0
@@ -128,11 +136,46 @@ def _sha256_of(path: Path) -> tuple[str, int]:
     return sha.hexdigest(), size
 
 
+def _append(part: Path, out: BinaryIO, digest: Hasher, offset: int) -> tuple[int, int]:
+    """Append one part file to `out`, hashing it; returns (new end offset, the part's inode)."""
+    buf = bytearray(CHUNK)  # fits in L2: hashed and written while still in cache
+    view = memoryview(buf)
+    with open(part, "rb", buffering=0) as part_file:
+        inode = os.fstat(part_file.fileno()).st_ino
+        while n := part_file.readinto(buf):
+            block = view[:n]
+            digest.update(block)
+            _write_all(out, block)
+            _start_writeback(out.fileno(), offset, n)
+            offset += n
+    return offset, inode
+
+
+class _Assembly:
+    """A basic asset's blob built while its parts arrive: the stored prefix, appended in order.
+
+    Why: copying and hashing a multi-part asset only after its last part leaves the whole
+    file's read, hash, write and fsync between the last byte and the answer; appended as
+    parts 1, 2, ... come in, only the last few parts are left for then.
+    """
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.appended: list[tuple[int, int]] = []  # (part number, inode of the file appended)
+        self.lock = threading.Lock()
+        self.broken = False
+
+
 class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         for sub in ("parts", "assets", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self._assemblies: dict[str, _Assembly] = {}
+        self._finished: set[str] = set()
+        self._guard = threading.Lock()
 
     def part_path(self, asset_id: str, number: int) -> Path:
         return self.root / "parts" / str(uuid.UUID(asset_id)) / f"{int(number):05d}.part"
@@ -141,6 +184,9 @@ class BlobStore:
         return self.root / "assets" / f"{uuid.UUID(asset_id)}.bin"
 
     def reset(self) -> None:
+        with self._guard:
+            self._assemblies.clear()
+            self._finished.clear()
         for sub in ("parts", "assets", "tmp"):
             shutil.rmtree(self.root / sub, ignore_errors=True)
             (self.root / sub).mkdir(parents=True, exist_ok=True)
@@ -238,24 +284,67 @@ class BlobStore:
             _fsync_dir(dest.parent)
             shutil.rmtree(part.parent, ignore_errors=True)
             return sha, size
-        digest = hashlib.sha256()
-        size = 0
-        tmp = self.root / "tmp" / f"{uuid.uuid4()}.asm"
-        buf = bytearray(4 * CHUNK)
-        view = memoryview(buf)
-        with open(tmp, "wb", buffering=0) as out:
-            for number in numbers:
-                with open(self.part_path(asset_id, number), "rb", buffering=0) as part_file:
-                    while n := part_file.readinto(buf):
-                        block = view[:n]
-                        digest.update(block)
-                        _write_all(out, block)
-                        _start_writeback(out.fileno(), size, n)
-                        size += n
+        with self._guard:
+            self._finished.add(asset_id)
+            early = self._assemblies.pop(asset_id, None)
+        tmp, digest, size, done = self._resume(asset_id, numbers, early)
+        with open(tmp, "ab", buffering=0) as out:
+            for number in numbers[done:]:
+                size, _ = _append(self.part_path(asset_id, number), out, digest, size)
         _fsync_and_rename(tmp, dest)
         if drop_parts:
-            shutil.rmtree(self.part_path(asset_id, 1).parent, ignore_errors=True)
+            self._discard(self.part_path(asset_id, 1).parent)
         return digest.hexdigest(), size
+
+    def _resume(self, asset_id: str, numbers: list[int],
+                early: _Assembly | None) -> tuple[Path, Hasher, int, int]:
+        """Where an early assembly left off: (file, hash so far, size, parts done), if every
+        part it appended is still the very file (inode) under its name; else from scratch."""
+        if early is not None:
+            with early.lock:  # an append still running finishes first
+                appended = [n for n, _ in early.appended]
+                usable = (not early.broken and appended == numbers[:len(appended)]
+                          and all(_inode(self.part_path(asset_id, n)) == ino
+                                  for n, ino in early.appended))
+                if usable:
+                    return early.tmp, early.digest, early.size, len(appended)
+                early.tmp.unlink(missing_ok=True)
+        return self.root / "tmp" / f"{uuid.uuid4()}.asm", hashlib.sha256(), 0, 0
+
+    def append_prefix(self, asset_id: str, prefix: list[int]) -> None:
+        """Append the parts of `prefix` (stored, numbered from 1, in order) not appended yet
+        to the asset's early assembly. Worker thread; `assemble` finishes or discards it."""
+        with self._guard:
+            if asset_id in self._finished:
+                return
+            early = self._assemblies.get(asset_id)
+            if early is None:
+                early = self._assemblies[asset_id] = _Assembly(
+                    self.root / "tmp" / f"{uuid.uuid4()}.asm")
+        with early.lock:
+            appended = [n for n, _ in early.appended]
+            common = min(len(appended), len(prefix))  # a job with an older, shorter prefix
+            if early.broken or appended[:common] != prefix[:common]:  # may come in late
+                early.broken = True
+                return
+            try:
+                with open(early.tmp, "ab", buffering=0) as out:
+                    for number in prefix[len(appended):]:
+                        early.size, inode = _append(self.part_path(asset_id, number), out,
+                                                    early.digest, early.size)
+                        early.appended.append((number, inode))
+            except OSError:
+                early.broken = True  # assemble starts over from the part files
+
+    def _discard(self, directory: Path) -> None:
+        """Remove a directory of parts off the answer's path: renamed away now (so it is gone
+        at once), deleted by a background thread (freeing GBs of blocks takes a while)."""
+        trash = self.root / "tmp" / f"{uuid.uuid4()}.trash"
+        try:
+            os.replace(directory, trash)
+        except OSError:
+            return
+        threading.Thread(target=shutil.rmtree, args=(trash, True), daemon=True).start()
 
     def overwrite_range(self, asset_id: str, offset: int, part: Path) -> str:
         """A re-PUT with new bytes after completion: last PUT wins, then rehash the asset."""

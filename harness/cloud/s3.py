@@ -276,6 +276,8 @@ async def maybe_complete(core: CloudCore, asset: dict[str, Any],
         if asset["final_number"] is None or counts["s"] != counts["n"]:
             return
     elif counts["s"] != asset["parts_expected"]:
+        if (asset["parts_expected"] or 0) > 1:
+            assemble_early(core, asset_id)
         return
     numbers = [r["number"] for r in core.store.all(
         "SELECT number FROM parts WHERE asset_id=? ORDER BY number", asset_id)]
@@ -284,6 +286,29 @@ async def maybe_complete(core: CloudCore, asset: dict[str, Any],
     state = "complete" if size == (asset["filesize"] or 0) else "size_mismatch"
     core.store.run("UPDATE assets SET state=?, sha256=?, completed_at=? WHERE id=?",
                    state, sha, core.now(), asset_id)
+
+
+_EARLY: set[asyncio.Future[None]] = set()  # running early assemblies (kept from the GC)
+
+
+def assemble_early(core: CloudCore, asset_id: str) -> None:
+    """Start appending the stored prefix of a basic asset's parts to its blob, unawaited.
+
+    Why: the PUT's answer need not wait for it, and by the time the last part lands most of
+    the asset is already copied and hashed (BlobStore.assemble checks and finishes it).
+    """
+    prefix: list[int] = []
+    for row in core.store.all("SELECT number, stored FROM parts WHERE asset_id=? ORDER BY number",
+                              asset_id):
+        if not row["stored"] or row["number"] != len(prefix) + 1:
+            break
+        prefix.append(int(row["number"]))
+    if not prefix:
+        return
+    job = asyncio.get_running_loop().run_in_executor(None, core.blobs.append_prefix, asset_id,
+                                                     prefix)
+    _EARLY.add(job)
+    job.add_done_callback(_EARLY.discard)
 
 
 def s3_routes() -> list[Route]:

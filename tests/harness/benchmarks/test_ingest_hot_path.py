@@ -76,3 +76,45 @@ def test_multi_part_assembly_hashes_every_byte_in_order(tmp_path: Path) -> None:
     whole = b"".join(bodies)
     assert blobs.assemble(asset, [1, 2, 3], True) == (hashlib.sha256(whole).hexdigest(), len(whole))
     assert blobs.asset_path(asset).read_bytes() == whole
+
+
+def _parts(blobs: BlobStore, asset: str, bodies: list[bytes]) -> None:
+    for number, body in enumerate(bodies, 1):
+        path = blobs.part_path(asset, number)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name("incoming")
+        tmp.write_bytes(body)
+        os.replace(tmp, path)  # as receive_part stores a part: a new file under the name
+
+
+def test_early_assembly_finishes_with_the_exact_bytes(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path)
+    asset = str(uuid.uuid4())
+    bodies = [os.urandom(CHUNK + n) for n in (1, 2, 3, 4)]
+    _parts(blobs, asset, bodies[:3])
+    blobs.append_prefix(asset, [1, 2, 3])
+    blobs.append_prefix(asset, [1, 2])  # an older job arriving late changes nothing
+    last = blobs.part_path(asset, 4)
+    last.write_bytes(bodies[3])
+    whole = b"".join(bodies)
+    assert blobs.assemble(asset, [1, 2, 3, 4], True) == (hashlib.sha256(whole).hexdigest(), len(whole))
+    assert blobs.asset_path(asset).read_bytes() == whole
+    assert not blobs.part_path(asset, 1).parent.exists()
+    blobs.append_prefix(asset, [1, 2, 3, 4])  # after completion: no new early assembly
+    assert not list((tmp_path / "tmp").glob("*.asm"))
+
+
+def test_early_assembly_of_a_part_sent_again_starts_over(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path)
+    asset = str(uuid.uuid4())
+    first = [os.urandom(CHUNK), os.urandom(CHUNK)]
+    _parts(blobs, asset, first)
+    blobs.append_prefix(asset, [1, 2])
+    again = os.urandom(CHUNK)  # part 1 re-PUT with other bytes before the last part came in
+    _parts(blobs, asset, [again])
+    third = os.urandom(77)
+    blobs.part_path(asset, 3).write_bytes(third)
+    whole = again + first[1] + third
+    assert blobs.assemble(asset, [1, 2, 3], True) == (hashlib.sha256(whole).hexdigest(), len(whole))
+    assert blobs.asset_path(asset).read_bytes() == whole
+    assert not list((tmp_path / "tmp").glob("*.asm"))
