@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.certify.checklist import Checklist, load_checklist
 from harness.cloud.runner import EmulatorProcess, forget_secrets
 from harness.device.hardware import HardwareDevice
 from harness.device.operator import OperatorPrompt
@@ -26,6 +25,7 @@ from harness.errors import CloudError, ConfigError
 from harness.faults.media.manifest import MediaKit
 from harness.faults.network.link import NetworkLink
 from harness.faults.network.packet.network import PacketNetwork, split_backend
+from harness.items.checklist import Checklist, load_checklist
 from harness.protocols import Cloud, Device, DeviceNamespace, Media, Network
 from harness.timeline import Timeline
 
@@ -35,13 +35,11 @@ PROJECT_NAME = "c2c-bench certification"
 # --- the parts ------------------------------------------------------------------------------
 def start_cloud(data_dir: Path) -> tuple[Cloud, Callable[[], None]]:
     """Start the emulator (harness.cloud.runner.EmulatorProcess) and return its control client."""
-    proc: Any = EmulatorProcess(data_dir)
-    started = proc.start()
-    cloud = getattr(proc, "control", None) or started
-    if callable(cloud) and not isinstance(cloud, Cloud):
-        cloud = cloud()
-    if not isinstance(cloud, Cloud):
-        raise CloudError("EmulatorProcess gave no Cloud control client")
+    proc = EmulatorProcess(data_dir)
+    cloud: Cloud | None = proc.start().control
+    if cloud is None:
+        proc.close()
+        raise CloudError("EmulatorProcess started without a control client")
 
     def close() -> None:
         # the run's scratch stays beside its reports (logs, state): the keys and secrets do not
@@ -132,7 +130,7 @@ class SessionBench:
         return SoftwareDevice(
             self.profile, api_url=self.network.device_api_url, ca_bundle=Path(cloud.ca_bundle),
             client_secret=cloud.client_secret, workdir=workdir, timeline=self.timeline, prompt=self.prompt,
-            plain_http_url=getattr(cloud, "plain_http_url", ""), seed=self.seed,
+            plain_http_url=cloud.plain_http_url, seed=self.seed,
             on_power_loss=self.network.drop_connections,
             namespace=self.network if isinstance(self.network, DeviceNamespace) else None,
         )
@@ -141,9 +139,8 @@ class SessionBench:
         """Throw away the device's state (a factory reset): new state dir, new client id."""
         if self._device is not None:
             _close_device(self._device)
-            old = getattr(self._device, "workdir", None)
-            if isinstance(old, Path):
-                shutil.rmtree(old, ignore_errors=True)
+            if isinstance(self._device, SoftwareDevice):
+                shutil.rmtree(self._device.workdir, ignore_errors=True)
         self._device = self._make_device()
         self.paired = False
         return self._device
@@ -184,8 +181,10 @@ class SessionBench:
 
 def _close_device(device: Device) -> None:
     """Stop the device and release what its drivers hold (relay port locks, HTTP clients)."""
-    closer = getattr(device, "close", None)
-    (closer if callable(closer) else device.stop)()
+    if isinstance(device, SoftwareDevice | HardwareDevice):
+        device.close()
+    else:
+        device.stop()
 
 
 @contextlib.contextmanager
