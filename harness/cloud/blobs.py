@@ -306,6 +306,9 @@ class BlobStore:
                 usable = (not early.broken and appended == numbers[:len(appended)]
                           and all(_inode(self.part_path(asset_id, n)) == ino
                                   for n, ino in early.appended))
+                # Taken over (or dropped): a job that gets the lock later must not append
+                # to this file again (PUT answers never wait for their append jobs).
+                early.broken = True
                 if usable:
                     return early.tmp, early.digest, early.size, len(appended)
                 early.tmp.unlink(missing_ok=True)

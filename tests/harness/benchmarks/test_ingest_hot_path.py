@@ -118,3 +118,23 @@ def test_early_assembly_of_a_part_sent_again_starts_over(tmp_path: Path) -> None
     assert blobs.assemble(asset, [1, 2, 3], True) == (hashlib.sha256(whole).hexdigest(), len(whole))
     assert blobs.asset_path(asset).read_bytes() == whole
     assert not list((tmp_path / "tmp").glob("*.asm"))
+
+
+def test_an_append_job_that_lost_the_race_to_the_final_assembly_writes_nothing(
+        tmp_path: Path) -> None:
+    """PUT answers do not wait for append jobs, so one may take the assembly's lock only
+    after the final assembly took the blob over: it must not append to it again."""
+    blobs = BlobStore(tmp_path)
+    asset = str(uuid.uuid4())
+    bodies = [os.urandom(CHUNK // 2 + n) for n in range(5)]
+    _parts(blobs, asset, bodies)
+    blobs.append_prefix(asset, [1, 2])
+    early = blobs._assemblies[asset]  # what a queued job fetched before the last part landed
+    whole = b"".join(bodies)
+    assert blobs.assemble(asset, [1, 2, 3, 4, 5], False)[0] == hashlib.sha256(whole).hexdigest()
+    size_then = early.size
+    blobs._finished.discard(asset)  # replay that job's late turn on the object it held
+    blobs._assemblies[asset] = early
+    blobs.append_prefix(asset, [1, 2, 3, 4])
+    assert early.size == size_then and not early.tmp.exists()
+    assert blobs.asset_path(asset).read_bytes() == whole
