@@ -15,6 +15,7 @@ from pytest_bdd import given, parsers, then
 
 from harness.bdd.bench import Bench
 from harness.bdd.steps.common import wait_until
+from harness.bdd.steps.pairing_steps import DEVICE_CODE_PATH
 from harness.cloud.paths import ASSET_CREATE_PATH
 from harness.errors import ConfigError, DeviceTimeout, FaultInjectionError
 from harness.faults.http.garble import GARBLE_KINDS, VOCABULARY_STARTS, AnswerGarbler, trusted_path
@@ -47,6 +48,7 @@ class GarblingPath(ActiveFault):
         stack = contextlib.ExitStack()
         proxy = stack.enter_context(trusted_path(bench.cloud.api_url, Path(bench.cloud.ca_bundle),
                                                  [self.garbler], bench.session.workdir))
+        codes_before = self._pairing_codes(bench)
 
         def stop() -> None:
             try:
@@ -54,6 +56,8 @@ class GarblingPath(ActiveFault):
                 bench.network.switch_path()
             finally:
                 stack.close()
+                if self._pairing_codes(bench) > codes_before:
+                    bench.session.paired = False  # it asked to pair again: the next scenario pairs it
 
         super().__init__(Fault("http", "garbling-path"), bench.timeline, stop)
         bench.timeline.record("http", "garbling-path", "start", fault="http:garbling-path", params={})
@@ -63,6 +67,10 @@ class GarblingPath(ActiveFault):
         except BaseException:
             self.stop()  # half-spliced: give the link back and take mitmproxy down
             raise
+
+    @staticmethod
+    def _pairing_codes(bench: Bench) -> int:
+        return sum(1 for r in bench.journal() if str(r.get("path", "")).endswith(DEVICE_CODE_PATH))
 
 
 def garbling_path(bench: Bench) -> GarblingPath:
