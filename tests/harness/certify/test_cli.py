@@ -153,13 +153,30 @@ def test_same_seed_gives_the_same_verdicts(reference_smoke: SmokeRun, tmp_path: 
 
 
 def test_progress_display_follows_the_plugin_events(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.certify.cli import _progress
+    from harness.certify.progress import follow_progress
 
     events = [{"event": "collected", "scenarios": 2},
               {"event": "scenario", "nodeid": "a", "scenario": "First", "verdict": "pass", "items": ["C2C-UPL-01"]},
               {"event": "scenario", "nodeid": "b", "scenario": "Second", "verdict": "fail", "items": ["C2C-HDR-01"]}]
     (tmp_path / "progress.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    _progress(tmp_path, proc, quiet=False)
+    follow_progress(tmp_path, proc, quiet=False)
     err = capsys.readouterr().err
     assert "First" in err and "Second" in err and "fail" in err
+
+
+def test_progress_of_a_sharded_run_names_each_worker(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.certify.progress import follow_progress
+
+    events = [{"event": "collected", "scenarios": 2},
+              {"event": "start", "worker": "gw0", "scenario": "First"},
+              {"event": "start", "worker": "gw1", "scenario": "Second"},
+              {"event": "scenario", "worker": "gw1", "nodeid": "b", "scenario": "Second", "verdict": "pass",
+               "items": ["C2C-HDR-01"]},
+              {"event": "scenario", "worker": "gw0", "nodeid": "a", "scenario": "First", "verdict": "fail",
+               "items": ["C2C-UPL-01"]}]
+    (tmp_path / "progress.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events) + '{"event": "sta')
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    follow_progress(tmp_path, proc, quiet=False)  # a half-written last line is left for the next read
+    err = capsys.readouterr().err
+    assert "First" in err and "Second" in err and "gw0" in err and "gw1" in err

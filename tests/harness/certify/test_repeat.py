@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from harness.certify.repeat import bench_record, repeat, verdict_diffs
 
 
@@ -38,3 +40,20 @@ def test_repeat_runs_each_certification_into_its_own_folder(tmp_path: Path) -> N
     names = {r["name"]: r for r in record["results"]}
     assert record["benchmark"] == "certify" and names["verdict_diffs"]["value"] == 1
     assert names["certify_s"]["unit"] == "s" and names["verdict_diffs"]["params"]["workers"] == 1
+
+
+def test_shard_bench_rows_compare_every_sharded_run_with_the_serial_one() -> None:
+    from harness.certify.repeat import differing_items, shard_bench_record
+
+    serial = {"headline": "CERTIFIED", "items": {"A": {"verdict": "pass"}, "B": {"verdict": "fail"}}}
+    same = {"headline": "CERTIFIED", "items": {"A": {"verdict": "pass"}, "B": {"verdict": "fail"}}}
+    other = {"headline": "NOT", "items": {"A": {"verdict": "error"}, "B": {"verdict": "fail"}, "C": {"verdict": "pass"}}}
+    assert differing_items(serial, other) == ["A", "C"] and differing_items(serial, same) == []
+    rows = shard_bench_record([(1, 100.0, serial), (2, 60.0, same), (4, 30.0, other)], device="reference",
+                              selection="full")["results"]
+    got = {(r["name"], r["params"]["workers"]): r["value"] for r in rows}
+    assert got == {("certify_s", 1): 100.0, ("certify_s", 2): 60.0, ("verdict_diffs", 2): 0, ("parallel_ratio", 2): 0.6,
+                   ("certify_s", 4): 30.0, ("verdict_diffs", 4): 2, ("parallel_ratio", 4): 0.3}
+    assert next(r for r in rows if r["name"] == "verdict_diffs" and r["params"]["workers"] == 4)["params"]["items"] == ["A", "C"]
+    with pytest.raises(ValueError, match="serial"):
+        shard_bench_record([(2, 1.0, same)], device="reference", selection="full")
