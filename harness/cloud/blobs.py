@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 CHUNK = 1024 * 1024
+FileId = tuple[int, int]
+"""(inode, mtime ns): a file, not a name; a re-PUT renames a new file over a part's name (an
+inode alone could be a freed one reused)."""
 _SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writeback of dirty pages, do not wait
 
 
@@ -54,28 +57,28 @@ class Received:
     complete: bool
     too_long: bool = False
     sha256: str | None = None  # of the body, when asked for (a basic asset of one part)
-    inode: int = 0  # of the stored file: whose bytes `sha256` describes
+    file: FileId = (0, 0)  # of the stored file: whose bytes `sha256` describes
 
 
 @dataclass(frozen=True)
 class KnownDigest:
-    """A part file's SHA-256 taken as it arrived, valid only for that very file (inode)."""
+    """A part file's SHA-256 taken as it arrived, valid only for that very file (FileId)."""
 
     sha256: str
-    inode: int
+    file: FileId
 
 
-def _fsync_and_rename(tmp: Path, dest: Path) -> int:
-    """Make `tmp` durable under the name `dest`; returns its inode."""
+def _fsync_and_rename(tmp: Path, dest: Path) -> FileId:
+    """Make `tmp` durable under the name `dest`; returns its FileId."""
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)
-        inode = os.fstat(fd).st_ino
+        stored = _file_id(os.fstat(fd))
     finally:
         os.close(fd)
     os.replace(tmp, dest)
     _fsync_dir(dest.parent)
-    return inode
+    return stored
 
 
 def _fsync_dir(path: Path) -> None:
@@ -117,11 +120,16 @@ def _write_all(out: BinaryIO, block: memoryview) -> None:
         block = block[written:]
 
 
-def _inode(path: Path) -> int:
+def _file_id(stat: os.stat_result) -> FileId:
+    return stat.st_ino, stat.st_mtime_ns
+
+
+def file_id(path: Path) -> FileId:
+    """Which file is under `path` now ((-1, -1) when none)."""
     try:
-        return os.stat(path).st_ino
+        return _file_id(os.stat(path))
     except OSError:
-        return -1
+        return -1, -1
 
 
 def _sha256_of(path: Path) -> tuple[str, int]:
@@ -136,12 +144,12 @@ def _sha256_of(path: Path) -> tuple[str, int]:
     return sha.hexdigest(), size
 
 
-def _append(part: Path, out: BinaryIO, digest: Hasher, offset: int) -> tuple[int, int]:
-    """Append one part file to `out`, hashing it; returns (new end offset, the part's inode)."""
+def _append(part: Path, out: BinaryIO, digest: Hasher, offset: int) -> tuple[int, FileId]:
+    """Append one part file to `out`, hashing it; returns (new end offset, the part's FileId)."""
     buf = bytearray(CHUNK)  # fits in L2: hashed and written while still in cache
     view = memoryview(buf)
     with open(part, "rb", buffering=0) as part_file:
-        inode = os.fstat(part_file.fileno()).st_ino
+        inode = _file_id(os.fstat(part_file.fileno()))
         while n := part_file.readinto(buf):
             block = view[:n]
             digest.update(block)
@@ -163,7 +171,7 @@ class _Assembly:
         self.tmp = tmp
         self.digest = hashlib.sha256()
         self.size = 0
-        self.appended: list[tuple[int, int]] = []  # (part number, inode of the file appended)
+        self.appended: list[tuple[int, FileId]] = []  # (part number, the file appended)
         self.lock = threading.Lock()
         self.broken = False
 
@@ -258,7 +266,7 @@ class BlobStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         inode = await asyncio.to_thread(_fsync_and_rename, tmp, dest)
         return Received(nbytes, md5.hexdigest(), True,
-                        sha256=whole.hexdigest() if whole is not None else None, inode=inode)
+                        sha256=whole.hexdigest() if whole is not None else None, file=inode)
 
     def assemble(self, asset_id: str, numbers: list[int], drop_parts: bool,
                  known: Mapping[int, KnownDigest] | None = None) -> tuple[str, int]:
@@ -269,14 +277,14 @@ class BlobStore:
         registered again later and the asset reassembled. A basic upload of one part needs
         no copy: the part file (fsync'd when it arrived) is renamed into place, and when
         `known` holds its SHA-256 (hashed as it arrived) for the very file now under that name
-        (same inode: a concurrent re-PUT may have replaced it), it is not read again.
+        (same FileId: a concurrent re-PUT may have replaced it), it is not read again.
         """
         dest = self.asset_path(asset_id)
         if drop_parts and len(numbers) == 1:
             part = self.part_path(asset_id, numbers[0])
             hint = (known or {}).get(numbers[0])
             stat = os.stat(part)
-            if hint is not None and hint.inode == stat.st_ino:
+            if hint is not None and hint.file == _file_id(stat):
                 sha, size = hint.sha256, stat.st_size
             else:
                 sha, size = _sha256_of(part)
@@ -299,12 +307,12 @@ class BlobStore:
     def _resume(self, asset_id: str, numbers: list[int],
                 early: _Assembly | None) -> tuple[Path, Hasher, int, int]:
         """Where an early assembly left off: (file, hash so far, size, parts done), if every
-        part it appended is still the very file (inode) under its name; else from scratch."""
+        part it appended is still the very file (FileId) under its name; else from scratch."""
         if early is not None:
             with early.lock:  # an append still running finishes first
                 appended = [n for n, _ in early.appended]
                 usable = (not early.broken and appended == numbers[:len(appended)]
-                          and all(_inode(self.part_path(asset_id, n)) == ino
+                          and all(file_id(self.part_path(asset_id, n)) == ino
                                   for n, ino in early.appended))
                 # Taken over (or dropped): a job that gets the lock later must not append
                 # to this file again (PUT answers never wait for their append jobs).

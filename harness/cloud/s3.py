@@ -234,7 +234,7 @@ async def put_part(request: Request) -> Response:
         return s3_error(400, "IncompleteBody", "You did not provide the number of bytes "
                         "specified by the Content-Length HTTP header.")
     async with core.asset_lock(asset_id):
-        known = (KnownDigest(received.sha256, received.inode)
+        known = (KnownDigest(received.sha256, received.file)
                  if received.sha256 is not None else None)
         await record_stored(core, asset_id, number, gen, expected, received.md5, dest, known)
     return Response(status_code=200, headers={"ETag": f'"{received.md5}"'})

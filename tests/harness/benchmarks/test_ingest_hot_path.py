@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from harness.cloud.blobs import CHUNK, BlobStore, KnownDigest
+from harness.cloud.blobs import CHUNK, BlobStore, KnownDigest, file_id
 
 
 def pieces(data: bytes, piece: int) -> Callable[[], Awaitable[dict[str, Any]]]:
@@ -34,7 +34,7 @@ def test_sha256_taken_while_receiving_is_the_bodys(tmp_path: Path) -> None:
     assert got.complete and got.nbytes == len(data)
     assert got.sha256 == hashlib.sha256(data).hexdigest()
     assert got.md5 == hashlib.md5(data).hexdigest()
-    assert got.inode == os.stat(dest).st_ino
+    assert got.file == file_id(dest) == (os.stat(dest).st_ino, os.stat(dest).st_mtime_ns)
     assert dest.read_bytes() == data
     plain = asyncio.run(blobs.receive_part(pieces(data, 70_001), len(data), dest))
     assert plain.sha256 is None  # only asked for when a single part is the whole asset
@@ -47,21 +47,21 @@ def test_assemble_trusts_a_known_digest_only_for_the_same_file(tmp_path: Path) -
     part = blobs.part_path(asset, 1)
     part.parent.mkdir(parents=True)
     part.write_bytes(data)
-    # A digest recorded for this very file (same inode) is used as is: no second read ...
-    marker = KnownDigest("f" * 64, os.stat(part).st_ino)
+    # A digest recorded for this very file (same FileId) is used as is: no second read ...
+    marker = KnownDigest("f" * 64, file_id(part))
     assert blobs.assemble(asset, [1], True, {1: marker}) == ("f" * 64, len(data))
 
-    # ... but once a racing re-PUT replaced the file (another inode), the bytes are re-read.
+    # ... but once a racing re-PUT replaced the file (another file), the bytes are re-read.
     other = str(uuid.uuid4())
     part = blobs.part_path(other, 1)
     part.parent.mkdir(parents=True)
     part.write_bytes(b"stale")
-    stale_inode = os.stat(part).st_ino
+    stale = file_id(part)
     replacement = part.with_name("new")
     replacement.write_bytes(data)
     os.replace(replacement, part)
-    assert os.stat(part).st_ino != stale_inode
-    sha, size = blobs.assemble(other, [1], True, {1: KnownDigest("0" * 64, stale_inode)})
+    assert file_id(part) != stale
+    sha, size = blobs.assemble(other, [1], True, {1: KnownDigest("0" * 64, stale)})
     assert (sha, size) == (hashlib.sha256(data).hexdigest(), len(data))
 
 
