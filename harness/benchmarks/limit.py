@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.benchmarks import machine_params, result, write_report
+from harness.benchmarks.cloud import _Connection, _head, cpu_seconds
 from harness.cloud.ca import CertPaths, ensure_certs
 from harness.errors import BenchFailure
 
@@ -91,9 +92,17 @@ def _sink_main(certs: CertPaths, pipe: Pipe) -> None:
         threading.Thread(target=_serve_connection, args=(conn,), daemon=True).start()
 
 
+@dataclass(frozen=True)
+class Sink:
+    """A running null sink: where it listens and its process (for its CPU time)."""
+
+    port: int
+    pid: int
+
+
 @contextlib.contextmanager
-def null_sink(certs: CertPaths) -> Iterator[int]:
-    """A null TLS sink process serving `certs`; yields its port, killed on exit."""
+def null_sink(certs: CertPaths) -> Iterator[Sink]:
+    """A null TLS sink process serving `certs`; killed on exit."""
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
     ours, theirs = ctx.Pipe()
     proc = ctx.Process(target=_sink_main, args=(certs, theirs), daemon=True)
@@ -101,15 +110,18 @@ def null_sink(certs: CertPaths) -> Iterator[int]:
     try:
         if not ours.poll(30):
             raise BenchFailure("the null TLS sink did not start within 30 s")
-        yield int(ours.recv())
+        assert proc.pid is not None
+        yield Sink(int(ours.recv()), proc.pid)
     finally:
         proc.kill()
         proc.join(10)
 
 
 # -- the load (this process, a thread per stream) ---------------------------------------------
-def measure_limit(certs: CertPaths, port: int, streams: int, config: LimitConfig) -> float:
-    """MB/s of whole PUTs of `part_size` bytes over `streams` keep-alive TLS connections."""
+def measure_limit(certs: CertPaths, port: int, streams: int,
+                  config: LimitConfig) -> tuple[float, int]:
+    """(MB/s, bytes) of whole PUTs of `part_size` bytes over `streams` keep-alive TLS
+    connections."""
     tls = ssl.create_default_context(cafile=str(certs.ca_cert))
     payload = os.urandom(config.part_size)
     counts = [0] * streams
@@ -125,14 +137,12 @@ def measure_limit(certs: CertPaths, port: int, streams: int, config: LimitConfig
     for thread in threads:
         thread.join(config.duration + 120)
     elapsed = time.monotonic() - t0
-    return sum(counts) / 1e6 / elapsed if elapsed > 0 else 0.0
+    return (sum(counts) / 1e6 / elapsed if elapsed > 0 else 0.0), sum(counts)
 
 
 def _stream(port: int, tls: ssl.SSLContext, payload: bytes, counts: list[int], at: int,
             start: threading.Barrier, config: LimitConfig) -> None:
     """One keep-alive stream PUTting `payload` until `duration` after every stream connected."""
-    from harness.benchmarks.cloud import _Connection, _head  # the cloud benchmark's client
-
     conn = _Connection("127.0.0.1", port, tls)
     conn.connect()
     head = _head("PUT", "/s3/parts/null", f"127.0.0.1:{port}", len(payload),
@@ -163,14 +173,20 @@ def measure(config: LimitConfig | None = None, certs_dir: Path | None = None) ->
         if certs_dir is None:
             certs_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="c2c-limit-")))
         certs = ensure_certs(certs_dir)
-        port = stack.enter_context(null_sink(certs))
-        cipher = negotiated(certs, port)
-        rates = {n: measure_limit(certs, port, n, config) for n in config.streams}
+        sink = stack.enter_context(null_sink(certs))
+        cipher = negotiated(certs, sink.port)
+        points = []
+        for n in config.streams:
+            cpu_before = cpu_seconds(sink.pid)
+            rate, moved = measure_limit(certs, sink.port, n, config)
+            cpu_per_gb = (cpu_seconds(sink.pid) - cpu_before) / (moved / 1e9) if moved else None
+            points.append((n, rate, cpu_per_gb))
     return [
         result("limit_MBps", round(rate, 1), "MB/s", streams=n, part_MiB=config.part_size / MIB,
                duration_s=config.duration, sink="null TLS sink (no hashing, no disk)",
+               sink_cpu_s_per_GB=round(cpu_per_gb, 2) if cpu_per_gb is not None else None,
                tls=cipher, **machine_params())
-        for n, rate in rates.items()
+        for n, rate, cpu_per_gb in points
     ]
 
 
