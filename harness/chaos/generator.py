@@ -14,13 +14,15 @@ from dataclasses import dataclass
 
 from harness.chaos.schedule import Capture, Schedule, Step
 
-GENERATOR = "c2c-chaos-generator/2"
-LARGE_SIZE = 12 * 1024 * 1024
-"""A large capture: two parts at the reference device's 8 MiB part size, so a cut can land
-between parts."""
-PAUSE_MARGIN = 1.0
-"""Captures keep this far from a pause window's edges: which side of the edge they fall on
-is then not a race between the bench's clock and the cloud's."""
+GENERATOR = "c2c-chaos-generator/4"
+LARGE_SIZE = 24 * 1024 * 1024
+"""A large capture: three parts at the reference device's 8 MiB part size (it asks for
+size // part_size parts), so a power cut can land between stored parts."""
+PAUSE_MARGIN = 2.0
+"""Captures keep this far from a pause window's edges. The cloud stamps a capture as its now
+minus the device's offset, so a create that spends L seconds in transit (a loaded bench, a
+retried connection) moves the capture L seconds later: near an edge, which side it falls on
+is a race (seen: a file captured 1.0 s before a pause held as captured inside it)."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ def _token_expiry(rng: random.Random, at: float, st: DrawState) -> Drawn:
 
 def _pause(rng: random.Random, at: float, st: DrawState) -> Drawn:
     at = max(at, PAUSE_MARGIN)  # clear of the large file captured at 0
-    held = rng.uniform(2.0 * PAUSE_MARGIN + 0.5, 4.0)
+    held = rng.uniform(2.0 * PAUSE_MARGIN + 0.5, 2.0 * PAUSE_MARGIN + 2.0)
     inside = rng.uniform(at + PAUSE_MARGIN, at + held - PAUSE_MARGIN)
     return Drawn((Step(at=_r(at), fault="cloud:pause", duration=_r(held)),
                   st.new_capture(inside, rng, allow_damage=False)), lane="pause")

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-PAUSE_EDGE_S = 0.5
+PAUSE_EDGE_S = 1.5
 """A capture this close to a pause window's start or stop may fall on either side of it in the
-cloud's eyes (the cloud's pause starts after the bench asked; the device stamps the file's
-mtime): such a file may be withheld or delivered, but still never lost, duplicated or corrupt."""
+cloud's eyes (the cloud's pause starts after the bench asked; the cloud stamps a capture as its
+now minus the device's offset, so a slow create moves it later): such a file may be withheld or
+delivered, but never duplicated or corrupt."""
 
 
 @dataclass(frozen=True)

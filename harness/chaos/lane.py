@@ -26,10 +26,11 @@ from harness.timeline import Timeline
 PAIR_TIMEOUT = 60.0
 MIB = 1024 * 1024
 CLOUD_SETTINGS = {"device_code_interval": 1, "default_part_size": 5 * MIB, "serial_ingest_rate": 20_000_000}
-"""Device-code polls once a second (pairing a lane takes seconds); 5 MiB parts (the S3
-minimum; the cloud chooses part sizes, c2c-api.md §11.10) taken in one at a time at 20 MB/s,
-so a 12 MiB file is three parts stored one after another and a power cut can land between
-them (resumption is then exercised, as in the certification's power-cut scenario)."""
+"""Device-code polls once a second (pairing a lane takes seconds); part bodies taken in one at
+a time at 20 MB/s, so the parts of a large capture are stored one after another and a power
+cut can land between them (resumption is exercised, as in the certification's power-cut
+scenario); 5 MiB parts (the S3 minimum) for a device that leaves the part count to the cloud
+(c2c-api.md §11.10; the reference device asks for size // 8 MiB parts itself)."""
 
 
 @dataclass

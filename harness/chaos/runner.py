@@ -151,7 +151,7 @@ class ScheduleRun:
         assert step.capture is not None
         src, record = self._staged[step.capture.name]
         dest = self.lane.device.capture([src])[0]
-        # the file's own stamp, as a camera's clip has: copying 12 MiB may take most of a second
+        # the file's own stamp, as a camera's clip has: copying 24 MiB may take most of a second
         captured_at = dest.stat().st_mtime
         self._placed[step.capture.name] = dest
         self.history.captures.append(CaptureRecord(
@@ -190,11 +190,13 @@ class ScheduleRun:
             self._held.append(_Held(active, record, rule_ids, stop_at=self._now() + step.duration))
 
     def _reached(self, when: str) -> bool:
-        """Wait (up to WHEN_WAIT_S) for the moment; `mid-upload`: an asset of this run created
-        in the cloud and not yet complete."""
+        """Wait (up to WHEN_WAIT_S) for the moment. `mid-upload`: a file of this run part-way into
+        the cloud between parts: some parts stored (two when it has three or more, as in the
+        certification's power-cut scenario, so a device that restarts from zero re-sends more
+        than the one part allowed), not all, and the asset not complete."""
         deadline = time.monotonic() + WHEN_WAIT_S
         while time.monotonic() < deadline:
-            if any(not r.get("completed_at") for r in self._rows()):
+            if any(_between_parts(r) for r in self._rows()):
                 return True
             time.sleep(0.05)
         return False
@@ -346,6 +348,12 @@ class ScheduleRun:
         h.pairing_state = str(pairing.get("state")) if isinstance(pairing, dict) and pairing.get("state") else None
         h.device_rows = len(lane.paired_rows())
         h.revoked = any(f.fault.startswith("auth:revoke") for f in h.faults)
+
+
+def _between_parts(row: dict[str, object]) -> bool:
+    expected = int(str(row.get("parts_expected") or 1))
+    received = int(str(row.get("parts_received") or 0))
+    return not row.get("completed_at") and expected >= 2 and min(2, expected - 1) <= received < expected
 
 
 def reset_lane(lane: Lane) -> None:

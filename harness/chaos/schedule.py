@@ -55,7 +55,8 @@ class Step:
     file: str | None = None
     when: str | None = None
     """A moment to wait for (up to a few seconds) before the fault: `mid-upload` = while one of
-    the schedule's files is part-way into the cloud. Not reached: the fault is not applied."""
+    the schedule's files is part-way into the cloud, between stored parts. Not reached: the
+    fault is not applied (and the schedule is inconclusive)."""
 
     def __post_init__(self) -> None:
         if (self.capture is None) == (self.fault is None):

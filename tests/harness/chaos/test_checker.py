@@ -54,10 +54,10 @@ def test_other_bytes_than_captured_are_corrupt() -> None:
 
 
 def test_a_file_captured_while_paused_must_not_reach_the_cloud() -> None:
-    windows = [{"start": T0 + 0.5, "stop": T0 + 3.0}]
-    held = check(_history([_capture("a.jpg", at=1.0)], [], pause_windows=windows), recovery=30)
+    windows = [{"start": T0 + 0.5, "stop": T0 + 6.0}]
+    held = check(_history([_capture("a.jpg", at=3.0)], [], pause_windows=windows), recovery=30)
     assert held.outcome == "pass" and held.counts["withheld"] == 1
-    leaked = check(_history([_capture("a.jpg", at=1.0)], [_row("a.jpg")], pause_windows=windows), recovery=30)
+    leaked = check(_history([_capture("a.jpg", at=3.0)], [_row("a.jpg")], pause_windows=windows), recovery=30)
     assert leaked.categories == ["leaked"]
 
 
@@ -115,13 +115,13 @@ def test_a_fault_that_never_acted_makes_a_clean_schedule_inconclusive_not_pass()
 
 
 def test_a_capture_at_a_pause_edge_may_be_withheld_or_delivered_but_not_lost_twice() -> None:
-    windows = [{"start": T0 + 1.2, "stop": T0 + 3.0}]
-    edge = _capture("a.jpg", at=1.0)  # 0.2 s before the pause: which side is the cloud's call
+    windows = [{"start": T0 + 3.0, "stop": T0 + 8.0}]
+    edge = _capture("a.jpg", at=2.0)  # 1 s before the pause: which side is the cloud's call
     assert check(_history([edge], [], pause_windows=windows), recovery=30).counts["withheld"] == 1
     assert check(_history([edge], [_row("a.jpg")], pause_windows=windows), recovery=30).outcome == "pass"
     twice = check(_history([edge], [_row("a.jpg"), _row("a.jpg", done_at=6.0)], pause_windows=windows), recovery=30)
     assert twice.categories == ["duplicated"]
-    clear = _capture("b.jpg", at=0.2)  # a second before the pause: must arrive
+    clear = _capture("b.jpg", at=0.5)  # 2.5 s before the pause: must arrive
     assert check(_history([clear], [], pause_windows=windows), recovery=30).categories == ["lost"]
 
 
