@@ -1,6 +1,7 @@
 """Benchmarks behind `make bench`: speed and memory targets live here, never in tests.
 
-Each benchmark module (`cloud`, `device`, `faults`) exposes `run(out_dir: Path) -> dict`,
+Each benchmark module (`limit`, `cloud`, `device`, `peers`, `shaped`, `faults`; `plot`
+summarizes them) exposes `run(out_dir: Path) -> dict`,
 writes `<out_dir>/<name>.json` in the shape
 
     {"benchmark": name, "results": [{"name", "value", "unit", "params"}]}
