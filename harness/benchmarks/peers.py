@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 
 from harness.benchmarks import machine_params, result, write_report
+from harness.benchmarks.cloud import _QUERY
 from harness.benchmarks.device import (
     FILETYPE,
     _check_delivery,
@@ -125,7 +126,8 @@ class PeerProcess:
     def upload(self, asset: dict[str, Any], timeout: float) -> str:
         """Hand over the asset and wait; returns the child's output (its errors, if any)."""
         out, _ = self.proc.communicate(json.dumps(asset).encode() + b"\n", timeout=timeout)
-        return out.decode("utf-8", "replace")[-500:]
+        # A peer's error names the part URL: its query string carries the signature.
+        return _QUERY.sub("?[redacted]", out.decode("utf-8", "replace"))[-500:]
 
     def kill(self) -> None:
         if self.proc.poll() is None:
