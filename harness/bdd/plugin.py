@@ -43,9 +43,9 @@ from harness.bdd.scenario_ids import (
     scenario_name,
     step_texts,
 )
-from harness.certify.checklist import load_checklist
 from harness.certify.seal import profile_digest
-from harness.certify.verdicts import (
+from harness.items.checklist import load_checklist
+from harness.items.verdicts import (
     ERROR,
     EVIDENCE_LEVELS,
     EVIDENCE_TAG,
@@ -214,9 +214,9 @@ def _device_codes(config: pytest.Config) -> Any:
     """The device's codes (kind, capabilities) for the applicability expressions, read once per
     run; None when the profile cannot be loaded (the session fixture then reports why)."""
     if _APPLICABILITY not in config.stash:
-        from harness.certify.checklist import codes
         from harness.device.profile import load_profile
         from harness.errors import ConfigError
+        from harness.items.checklist import codes
 
         try:
             profile = load_profile(config.getoption("--c2c-device"))
@@ -238,7 +238,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     device = _device_codes(item.config)
     if device is None:
         return
-    from harness.certify.verdicts import NOT_APPLICABLE_SKIP
+    from harness.items.verdicts import NOT_APPLICABLE_SKIP
 
     reason = load_checklist().scenario_not_applicable(outline_name(item), ids, device)
     if reason:

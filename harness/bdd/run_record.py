@@ -18,7 +18,7 @@ import pytest
 
 from harness.certify.merge import Shard, merge_shards
 from harness.certify.seal import journal_digest, seal
-from harness.certify.verdicts import ERROR
+from harness.items.verdicts import ERROR
 from harness.protocols import CloudWitness, PlainHttpTrap
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pytest_bdd.scenario import scenario_wrapper_template_registry
 
-from harness.certify.checklist import ITEM_ID
+from harness.items.checklist import ITEM_ID
 
 
 def checklist_ids(item: pytest.Item) -> list[str]:
