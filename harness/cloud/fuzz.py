@@ -16,6 +16,7 @@ examples) and whether the ledger changed only by accepted asset creations.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import tempfile
@@ -41,7 +42,7 @@ from schemathesis.generation import GenerationMode
 from harness.cloud.control import CloudControl
 from harness.cloud.openapi import DEVICE_SCHEMA
 from harness.cloud.runner import EmulatorProcess
-from harness.cloud.testing import FIRMWARE, PairedDevice, pair_device
+from harness.cloud.testing import FIRMWARE, PairedDevice, api_client, pair_device
 from harness.errors import BenchFailure
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -77,7 +78,8 @@ class DeviceApiFuzzer:
                  contract: dict[str, Any] | None = None) -> None:
         self.cloud = cloud
         self.device = device
-        self.schema = schemathesis.openapi.from_dict(contract or DEVICE_SCHEMA)
+        self.contract = contract or DEVICE_SCHEMA
+        self.schema = schemathesis.openapi.from_dict(self.contract)
         self.session = requests.Session()
         self.session.verify = str(cloud.ca_bundle)
         self.session.trust_env = False  # REQUESTS_CA_BUNDLE or a proxy in the environment would win
@@ -86,8 +88,24 @@ class DeviceApiFuzzer:
         self._statuses: Counter[str] = Counter()
         self._per_op: Counter[str] = Counter()
 
+    def seed_ledger(self) -> str:
+        """Upload one real file, so the ledger holds a complete row the fuzz must not touch;
+        returns its asset id, which path parameters `asset_id` then draw now and then."""
+        with api_client(self.cloud.api_url, self.cloud.ca_bundle) as http:
+            made = http.post("/v2/devices/assets", headers=self.device.headers,
+                             json={"name": "seed.mp4", "filetype": "video/mp4", "filesize": 16})
+            made.raise_for_status()
+            asset = made.json()
+            put = http.put(asset["upload_urls"][0], content=b"0123456789abcdef",
+                           headers={"content-type": "video/mp4", "x-amz-acl": "private"})
+            if put.status_code != 200:
+                raise BenchFailure(f"the fuzz could not seed the ledger: part PUT answered {put.status_code}")
+        return str(asset["id"])
+
     def run(self, budget: int, run_seed: int = 1) -> FuzzReport:
         """Spread `budget` requests over the operations, valid and invalid data alike."""
+        asset_id = self.seed_ledger()
+        self.schema = schemathesis.openapi.from_dict(_steer_asset_ids(self.contract, asset_id))
         operations = []
         for result in self.schema.get_all_operations():
             if isinstance(result, Err):
@@ -167,6 +185,17 @@ class DeviceApiFuzzer:
                      for key in after if key not in before and key not in self.created]
         self.report.ledger_problems = problems[:EXAMPLES_KEPT]
         self.report.ledger_ok = not problems
+
+
+def _steer_asset_ids(contract: dict[str, Any], asset_id: str) -> dict[str, Any]:
+    """The contract with every `asset_id` path parameter drawing the seeded asset or any string."""
+    steered = copy.deepcopy(contract)
+    for operations in steered["paths"].values():
+        for operation in operations.values():
+            for param in operation.get("parameters", []):
+                if param.get("name") == "asset_id":
+                    param["schema"] = {"anyOf": [{"const": asset_id}, {"type": "string"}]}
+    return steered
 
 
 def fuzz(budget: int, run_seed: int = 1, workdir: Path | None = None) -> FuzzReport:
