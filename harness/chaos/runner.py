@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,6 +106,7 @@ class ScheduleRun:
         except Exception as exc:
             h.bench_error = h.bench_error or f"{type(exc).__name__}: {exc}"
         h.finished_at = time.time()
+        shutil.rmtree(self.staging, ignore_errors=True)  # copied into the watch folder already
         return h
 
     def _stage(self, capture: Capture) -> None:
