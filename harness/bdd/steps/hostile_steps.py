@@ -18,8 +18,8 @@ from harness.bdd.steps.common import wait_until
 from harness.bdd.steps.pairing_steps import DEVICE_CODE_PATH
 from harness.cloud.paths import ASSET_CREATE_PATH
 from harness.errors import ConfigError, DeviceTimeout, FaultInjectionError
-from harness.faults.http.garble import GARBLE_KINDS, VOCABULARY_STARTS, AnswerGarbler, trusted_path
-from harness.faults.vocabulary import REGISTRY, ActiveFault, Fault, FaultTargets, inject, register
+from harness.faults.http.garble import GARBLE_KINDS, AnswerGarbler, trusted_path
+from harness.faults.vocabulary import ActiveFault, Fault, FaultTargets, inject
 from harness.protocols import ReroutableLink
 
 TOKEN_PATH = r"^/v2/auth/token$"
@@ -29,12 +29,6 @@ PATHS: dict[str, dict[str, str]] = {
     "token refreshes": {"path": TOKEN_PATH, "method": "POST", "body": "refresh_token"},
 }
 """What a scenario may garble, by the words it uses -> the rule's path, method, body regexes."""
-
-# The http:garble-KIND faults, until the vocabulary registers them itself (asked of the lead).
-for _name, _start in VOCABULARY_STARTS.items():
-    if ("http", _name) not in REGISTRY:
-        register("http", _name)(_start)
-
 
 class GarblingPath(ActiveFault):
     """mitmproxy with an AnswerGarbler in the device's path; `stop` gives the link back its
