@@ -58,6 +58,25 @@ class Stopped(Exception):
     """The device is shutting down."""
 
 
+class Garbled(Exception):
+    """A 2xx whose body is not the API's JSON (a captive portal, a cut-off answer): transient."""
+
+
+def json_object(r: httpx.Response, *required: str) -> dict[str, Any]:
+    """The answer's JSON object with `required` keys; Garbled when it is anything else."""
+    try:
+        body = r.json()
+    except ValueError:
+        raise Garbled(f"answered {r.status_code} with a body that is not JSON "
+                      f"({r.headers.get('content-type', 'no content-type')}, {len(r.content)} bytes)") from None
+    if not isinstance(body, dict):
+        raise Garbled(f"answered {r.status_code} with JSON that is not an object")
+    missing = [k for k in required if k not in body]
+    if missing:
+        raise Garbled(f"answered {r.status_code} without {', '.join(missing)}")
+    return body
+
+
 def _error_of(r: httpx.Response) -> str:
     """The OAuth `error` or the detailed error's message/title, for decisions and logs (no secrets)."""
     try:
@@ -120,8 +139,14 @@ class Api:
                 self._wait(retry_after(r, attempt) if r.status_code in (429, 503) else backoff(attempt + 3))
                 attempt += 1
                 continue
+            try:
+                code = json_object(r, "user_code", "device_code")
+            except Garbled as exc:
+                log(f"pairing: code request {exc}; retrying")
+                self._wait(backoff(attempt + 3))
+                attempt += 1
+                continue
             attempt = 0
-            code = r.json()
             log(f"PAIRING CODE: {code['user_code']}  (enter it at {code.get('verification_uri', 'Frame.io')})")
             if self._poll(code):
                 return
@@ -143,7 +168,11 @@ class Api:
                 log(f"pairing: poll failed ({type(exc).__name__}); polling on")
                 continue
             if r.status_code == 200:
-                self._accept(r.json())
+                try:
+                    self._accept(json_object(r, "access_token", "refresh_token"))
+                except Garbled as exc:
+                    log(f"pairing: poll {exc}; polling on")
+                    continue
                 log("paired")
                 return True
             error = _error_of(r)
@@ -209,14 +238,25 @@ class Api:
                     attempt += 1
                     continue
                 if r.status_code == 200:
-                    self._accept(r.json())
+                    try:
+                        self._accept(json_object(r, "access_token", "refresh_token"))
+                    except Garbled as exc:  # the pair on disk is still the one the cloud expects
+                        log(f"token refresh {exc}; retrying")
+                        self._wait(backoff(attempt))
+                        attempt += 1
+                        continue
                     self.refreshes += 1
                     break
-                if r.status_code == 429 or r.status_code >= 500:
-                    self._wait(retry_after(r, attempt))
+                error = _error_of(r)
+                # c2c-api.md §3.3: a used refresh token (invalid_request) or a 401 means the grant
+                # is gone; anything else (a portal's 403, a 404 from an intermediary, 429, 5xx)
+                # did not consume the refresh token: keep it and try again
+                if not (r.status_code == 401 or (r.status_code == 400 and error in NEW_CODE_ERRORS | {"invalid_client"})):
+                    log(f"token refresh answered {r.status_code} {error or 'without an API error'}; retrying")
+                    self._wait(retry_after(r, attempt) if r.status_code in (429, 503) else backoff(attempt))
                     attempt += 1
                     continue
-                log(f"token refresh refused ({r.status_code} {_error_of(r)}): pairing again")
+                log(f"token refresh refused ({r.status_code} {error}): pairing again")
                 self._tokens = None
                 self.store.clear()
                 raise Unpaired("refresh refused")
@@ -229,12 +269,17 @@ class Api:
         except (Rejected, Paused):
             return
         if r.status_code == 200 and self.on_identity is not None:
-            self.on_identity(r.json())
+            try:
+                self.on_identity(json_object(r))
+            except Garbled as exc:
+                log(f"GET me {exc}; the project name is kept")
 
     # --- resource calls ----------------------------------------------------------------------
-    def call(self, method: str, path: str, *, json: Any = None, identify: bool = True) -> httpx.Response:
+    def call(self, method: str, path: str, *, json: Any = None, identify: bool = True,
+             answer: tuple[str, ...] | None = None) -> httpx.Response:
         """An authorized call, retried on network errors, 5xx and 429 (Retry-After honoured);
-        a 401 refreshes and replays; 409 slow_down backs off, invalid_client refreshes."""
+        a 401 refreshes and replays; 409 slow_down backs off, invalid_client refreshes. With
+        `answer`, a 2xx must be a JSON object with those keys, else it is retried (Garbled)."""
         attempt = 0
         while True:
             if self.stop.is_set():
@@ -250,7 +295,17 @@ class Api:
                 attempt += 1
                 continue
             if r.status_code < 300:
-                return r
+                if answer is None:
+                    return r
+                try:
+                    json_object(r, *answer)
+                    return r
+                except Garbled as exc:
+                    wait = backoff(attempt + 1)
+                    log(f"{method} {path.split('/')[-1]}: {exc}; retrying in {wait:.1f} s")
+                    self._wait(wait)
+                    attempt += 1
+                    continue
             error = _error_of(r)
             if r.status_code == 401:
                 self.refresh(used=token)

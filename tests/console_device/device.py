@@ -219,7 +219,7 @@ class Device:
         parts = max(1, min(MAX_PARTS, entry.size // PART_SIZE))
         r = self.api.call("POST", "/v2/devices/assets", json={
             "name": entry.name, "filetype": entry.filetype, "filesize": entry.size, "parts": parts,
-            "offset": round(max(0.0, time.time() - entry.mtime), 3)})
+            "offset": round(max(0.0, time.time() - entry.mtime), 3)}, answer=("id", "upload_urls"))
         body = r.json()
         urls = body.get("upload_urls")
         if not isinstance(urls, list) or not urls:
