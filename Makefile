@@ -3,6 +3,7 @@
 #   make test                                   lint + the whole test suite (what CI runs)
 #   make report                                 Allure 3 HTML report from reports/allure-results
 #   make cloud | make device | make bench | make mutants | make repeat [N=10]
+#   make chaos [SCHEDULES=1000 WORKERS=2] | make fuzz [REQUESTS=10000]
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -27,10 +28,10 @@ PYTHON ?= $(shell \
       if "$$p" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null; then echo "$$p"; break; fi; \
     fi; done)
 
-.PHONY: help venv sysdeps test lint certify report cloud device bench mutants repeat clean
+.PHONY: help venv sysdeps test lint certify report cloud device bench mutants repeat chaos fuzz clean
 
 help:
-	@sed -n '2,6p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,7p' Makefile | sed 's/^# \{0,1\}//'
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "error: no Python >= 3.12 found (set PYTHON=/path/to/python3.12)"; exit 1; fi
@@ -89,6 +90,20 @@ mutants: $(STAMP)
 N ?= 10
 repeat: $(STAMP)
 	@$(VENV)/bin/c2c-certify repeat $(N) --device $(DEVICE) --seed $(SEED) --reports reports/repeat
+
+# Jepsen-style campaign: random replayable fault schedules, a checker over the whole history,
+# failures shrunk and written out (reports/chaos: summary JSON, HTML, failing schedules)
+SCHEDULES ?= 1000
+WORKERS ?= 2
+chaos: $(STAMP)
+	@$(VPY) -m harness.chaos --device $(DEVICE) --schedules $(SCHEDULES) --seed $(SEED) --workers $(WORKERS) --out reports/chaos
+
+# the emulator's device API fuzzed from its OpenAPI document (schemathesis): 5xx, contract
+# violations, ledger changes by rejected requests
+REQUESTS ?= 10000
+fuzz: $(STAMP)
+	@mkdir -p reports
+	@$(VPY) -m harness.cloud.fuzz --requests $(REQUESTS) --seed $(SEED) --out reports/fuzz.json
 
 clean:
 	rm -rf reports/allure-results reports/html reports/bench reports/certificate.* .cache/cloud
