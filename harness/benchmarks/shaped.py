@@ -6,6 +6,11 @@ idle. Issue #12's goal is >= 0.95 of the shaped rate. Each profile of
 harness/faults/network/profiles.py with a steady link (rate x RTT, jitter) is applied to
 the proxy in front of the emulator, and the device uploads a file sized to take about
 `seconds` at that rate; MB/s is the emulator's (asset created -> last byte stored).
+
+Toxiproxy's bandwidth toxic is per connection (Go's semantics), so four parallel parts would
+get four times a profile's rate. The uplink a set shares is modelled by the emulator's
+`serial_ingest_rate` as well: part bodies are taken one at a time at the profile's rate, in
+arrival order, so the device's connections together get the rate, as on a real uplink.
 """
 
 from __future__ import annotations
@@ -56,12 +61,15 @@ def measure(config: ShapedConfig, tmp: Path) -> list[dict[str, Any]]:
     with bench_link(tmp) as bench, paired_device(bench.emu, bench.project_id, tmp,
                                                  config.parallelism,
                                                  bench.link.device_api_url) as device:
+        control = bench.emu.control
+        assert control is not None
         for index, name in enumerate(config.profiles):
             rate, rtt = shaped_rate(name)
             size = min(config.max_size, max(MIB, int(rate * MB * config.seconds)))
             source = tmp / "staging" / f"S{index:03d}_C001.mxf"
             digest = make_file(source, size)
             bench.link.apply_profile(name)
+            control.update_settings(serial_ingest_rate=int(rate * MB))
             mine = device_upload(bench.emu, device, source, tmp / "media", size, digest,
                                  config.timeout)
             ratio = mine["mbps"] / rate if rate else 0.0
@@ -70,8 +78,10 @@ def measure(config: ShapedConfig, tmp: Path) -> list[dict[str, Any]]:
                 shaped_MBps=rate, vs_shaped=round(ratio, 3), target_vs_shaped=TARGET_VS_SHAPED,
                 meets_target=ratio >= TARGET_VS_SHAPED, file_bytes=size, parts=mine["parts"],
                 parallelism=config.parallelism, peer="reference_device", link=LINK,
+                shared_rate="emulator serial_ingest_rate = the profile's upstream rate",
                 **machine_params()))
         bench.link.clear()
+        control.update_settings(serial_ingest_rate=0)
     return results
 
 
