@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if report is not None:
             print(_summary(report))
-            print(f"  -> {args.out / (name + '.json')} ({time.monotonic() - started:.0f} s)")
+            print(f"  -> {args.out / (str(report['benchmark']) + '.json')} ({time.monotonic() - started:.0f} s)")
     return 1 if failed else 0
 
 

@@ -109,14 +109,14 @@ def _bars(reports: dict[str, list[Result]]) -> list[tuple[str, dict[str, float]]
                 group["emulator ingest"] = float(ingest["value"])
             if streams == 4 and (dev := _find(reports.get("device", []), "throughput_MBps")):
                 group["reference_device"] = float(dev["value"])
-            groups.append((f"loopback, {streams} stream{'s' if streams > 1 else ''}", group))
+            groups.append((f"loopback x{streams}", group))
     peers = reports.get("peers", [])
     for rtt in sorted({i["params"]["rtt_ms"] for i in peers if "rtt_ms" in i["params"]}):
         group = {}
         for item in peers:
             if item["params"].get("rtt_ms") == rtt and item["unit"] == "MB/s":
                 group[str(item["params"]["peer"])] = float(item["value"])
-        groups.append((f"proxy, {rtt} ms RTT", group))
+        groups.append((f"{rtt} ms RTT", group))
     for item in reports.get("shaped", []):
         params = item["params"]
         groups.append((str(params["profile"]), {"reference_device": float(item["value"]),
@@ -173,7 +173,10 @@ def render_html(reports: dict[str, list[Result]], summary: list[Result]) -> str:
     return ("<!doctype html><meta charset='utf-8'><title>c2c-bench throughput</title>"
             "<h1>Throughput per link: device, peers, emulator, limit</h1>"
             "<p>One run of <code>python -m harness.benchmarks all</code>; hover a bar for its "
-            "value. Figures depend on the machine's load (see loadavg in each report).</p>"
+            "value. Loopback xN: the null TLS sink over N streams, emulator ingest (1 / 8 "
+            "clients) and the device (4 parts at a time); N ms RTT: through the Toxiproxy "
+            "link; named profiles: shaped links. Figures depend on the machine's load (see "
+            "loadavg in each report).</p>"
             + "".join(parts) + "<h2>Ratios against issue #12's goals</h2><table border='1' "
             "cellpadding='4'><tr><th>ratio</th><th>value</th><th>where</th><th>goal</th></tr>"
             + rows + "</table>")

@@ -58,7 +58,7 @@ def test_run_writes_summary_and_a_page_with_every_link(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "summary.json").read_text()) == report
     page = (tmp_path / "throughput.html").read_text()
     assert page.count("<svg") == 1
-    for label in ("loopback, 1 stream", "loopback, 4 streams", "proxy, 50 ms RTT", "hotspot"):
+    for label in ("loopback x1", "loopback x4", "50 ms RTT", "hotspot"):
         assert label in page
     assert "frameioclient: 30 MB/s" in page and "limit: 800 MB/s" in page
     # the summary is not read back as a benchmark of its own
