@@ -483,15 +483,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     from harness.certify.shards import exclusive_group
 
-    power = _power_driver(config)
-    for item in items:
-        if checklist_ids(item):
-            group = exclusive_group(step_texts(item), power_driver=power,
-                                    network_profile=config.getoption("--c2c-network", default=None))
-            if group:
-                item.add_marker(pytest.mark.xdist_group(group))
-                if worker_id(config) and config.getoption("loadgroup", default=False):
-                    group_nodeid(item, group)
+    scenarios = [item for item in items if checklist_ids(item)]
+    power = _power_driver(config) if scenarios else ""  # a run without scenarios reads no profile
+    network = config.getoption("--c2c-network", default=None)
+    for item in scenarios:
+        group = exclusive_group(step_texts(item), power_driver=power, network_profile=network)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+            if worker_id(config) and config.getoption("loadgroup", default=False):
+                group_nodeid(item, group)
 
 
 def _power_driver(config: pytest.Config) -> str:
