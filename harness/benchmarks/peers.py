@@ -205,10 +205,10 @@ def measure(config: PeersConfig, tmp: Path) -> list[dict[str, Any]]:
     with bench_link(tmp) as bench, paired_device(bench.emu, bench.project_id, tmp,
                                                  config.parallelism,
                                                  bench.link.device_api_url) as device:
-        for rtt in config.rtts_ms:
+        for index, rtt in enumerate(config.rtts_ms):  # names unique even if an RTT repeats
             bench.link.apply_profile(latency_profile(rtt))
             common = {"rtt_ms": rtt, "file_bytes": size, "link": LINK, **machine_params()}
-            source = staging / f"A{rtt:03d}_C001.mxf"
+            source = staging / f"A{index:03d}_R{rtt:03d}.mxf"
             make_file(source, size)
             mine = device_upload(bench.emu, device, source, tmp / "media", size, digest,
                                  config.timeout)
@@ -218,7 +218,7 @@ def measure(config: PeersConfig, tmp: Path) -> list[dict[str, Any]]:
             rates = {}
             for peer in PEERS:
                 rates[peer] = peer_upload(bench, peer, staging / "probe.mxf", size, digest,
-                                          mine["parts"], config.timeout, f"{rtt}ms")
+                                          mine["parts"], config.timeout, f"{index}_{rtt}ms")
                 results.append(result("peer_MBps", round(rates[peer], 2), "MB/s", peer=peer,
                                       parts=mine["parts"], **common))
             ratio = mine["mbps"] / rates["frameioclient"] if rates["frameioclient"] else 0.0
