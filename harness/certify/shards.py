@@ -44,7 +44,7 @@ EXCLUSIVE: tuple[Exclusive, ...] = (
     Exclusive("power-relay", re.compile(r"\bpower\b", re.IGNORECASE), frozenset({"relay"})),
     Exclusive("tls-interceptor", re.compile(r"\bTLS interceptor\b")),
 )
-PACKET_NETWORK = re.compile(r"^(packet|netns|mahimahi)[:-]")  # --c2c-network profiles on namespaces
+PACKET_NETWORK = re.compile(r"^(packet|netns)(:|$)")  # --network packet[:PROFILE]: namespaces, TUN, routes
 
 
 def exclusive_group(steps: Iterable[str], *, power_driver: str, network_profile: str | None) -> str | None:

@@ -25,7 +25,9 @@ def test_interceptor_scenarios_are_grouped_plain_ones_are_free() -> None:
 
 
 def test_a_namespace_network_holds_every_scenario() -> None:
-    assert exclusive_group(["a file is captured"], power_driver="process", network_profile="packet:lte") == "netns"
+    for profile in ("packet", "packet:cellular"):
+        assert exclusive_group(["a file is captured"], power_driver="process", network_profile=profile) == "netns"
+    assert exclusive_group(["a file is captured"], power_driver="process", network_profile="packetised") is None
 
 
 def test_one_physical_device_or_one_person_is_not_sharded() -> None:
