@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-BENCHMARKS = ("limit", "cloud", "device", "peers", "shaped", "faults", "plot")
+BENCHMARKS = ("limit", "cloud", "device", "peers", "shaped", "faults", "links", "plot")
 
 
 def _available(name: str) -> bool:

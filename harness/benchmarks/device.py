@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from harness.benchmarks import machine_params, result, write_report
+from harness.benchmarks import hostile, machine_params, result, write_report
 from harness.benchmarks.cloud import cpu_seconds
 from harness.cloud.control import ssl_context
 from harness.cloud.runner import EmulatorProcess
@@ -44,8 +44,9 @@ _BLOCK = 8 * 1024 * 1024
 
 
 def run(out_dir: Path, *, file_gb: float = 2.0, parallelism: int = 4,
-        timeout: float = 900.0) -> dict[str, Any]:
-    """Measure, write `<out_dir>/device.json`, return the report."""
+        timeout: float = 900.0, hostile_path: bool = True) -> dict[str, Any]:
+    """Measure, write `<out_dir>/device.json`, return the report; with `hostile_path`, also
+    the device's peak RSS per malformed-answer case (harness.benchmarks.hostile, issue #23)."""
     size = int(file_gb * GB)
     with tempfile.TemporaryDirectory(prefix="c2c-bench-device-") as tmp_s:
         tmp = Path(tmp_s)
@@ -73,6 +74,8 @@ def run(out_dir: Path, *, file_gb: float = 2.0, parallelism: int = 4,
                meets_target=device["peak_rss_bytes"] / MB < TARGET_RSS_MB,
                measured="VmHWM of the device process", **machine_params()),
     ]
+    if hostile_path:
+        results += hostile.results()
     return write_report(out_dir, "device", results)
 
 

@@ -7,6 +7,9 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
+from harness.benchmarks import device as device_bench
 from harness.benchmarks.device import _vm_hwm, make_file, run
 
 
@@ -23,11 +26,16 @@ def test_vm_hwm_reads_a_live_process() -> None:
     assert _vm_hwm(2**22 + 12345) == 0  # no such pid
 
 
-def test_run_writes_the_report(tmp_path: Path) -> None:
+def test_run_writes_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the hostile-path campaign has its own real-stack test (test_hostile.py); here only its
+    # rows' place in device.json: after the 2 GB file's, told apart by params.case
+    hostile_row = {"name": "peak_rss_MB", "value": 60.0, "unit": "MB", "params": {"case": "baseline"}}
+    monkeypatch.setattr(device_bench.hostile, "results", lambda: [hostile_row])
     report = run(tmp_path, file_gb=0.02, parallelism=2, timeout=120)
     on_disk = json.loads((tmp_path / "device.json").read_text())
     assert on_disk == report and report["benchmark"] == "device"
-    by_name = {r["name"]: r for r in report["results"]}
+    assert report["results"][-1] == hostile_row
+    by_name = {r["name"]: r for r in report["results"] if "case" not in r["params"]}
     assert set(by_name) >= {"throughput_MBps", "raw_put_MBps", "peak_rss_MB"}
     for name in ("throughput_MBps", "raw_put_MBps", "peak_rss_MB"):
         assert by_name[name]["value"] > 0
