@@ -236,6 +236,17 @@ def cmd_steps(args: argparse.Namespace) -> int:
     return 0
 
 
+CHAOS_MODULE = "harness.chaos"
+
+
+def run_chaos(chaos_args: Sequence[str]) -> int:
+    """The fault campaign in a child process: harness.chaos sits above certification (it reads
+    the certification's ledger), so certify runs it by name, as `run` runs the pytest plugin.
+    Its arguments pass through untouched (argparse would claim --device, --seed, --help)."""
+    done = subprocess.run([sys.executable, "-m", CHAOS_MODULE, *chaos_args], check=False)
+    return done.returncode
+
+
 def cmd_mutants(args: argparse.Namespace) -> int:
     # the seeded defects live beside the test suite, not in the installed package: find the
     # checkout this harness runs from (a console script does not put it on sys.path)
@@ -363,6 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
     ver.set_defaults(func=cmd_verify)
     steps = sub.add_parser("steps", help="print the step catalog for feature authors")
     steps.set_defaults(func=cmd_steps)
+    cha = sub.add_parser("chaos", add_help=False,
+                         help="Jepsen-style fault campaign: --device P --schedules N --seed S [--replay FILE] "
+                              "(python -m harness.chaos --help)")
+    cha.set_defaults(func=lambda args: run_chaos([]))  # main() hands its arguments over first
     mut = sub.add_parser("mutants", help="certify every seeded-defect variant of the reference device")
     mut.add_argument("--full", action="store_true", help="full run per mutant instead of its item + smoke")
     mut.add_argument("--out", default="reports/mutants.json")
@@ -400,7 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["chaos"]:
+        return run_chaos(given[1:])
+    args = build_parser().parse_args(given)
     try:
         return int(args.func(args))
     except ConfigError as exc:

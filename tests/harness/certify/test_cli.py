@@ -180,3 +180,12 @@ def test_progress_of_a_sharded_run_names_each_worker(tmp_path: Path, capsys: pyt
     follow_progress(tmp_path, proc, quiet=False)  # a half-written last line is left for the next read
     err = capsys.readouterr().err
     assert "First" in err and "Second" in err and "gw0" in err and "gw1" in err
+
+
+def test_chaos_hands_every_argument_to_the_campaign(capfd: pytest.CaptureFixture[str]) -> None:
+    """`c2c-certify chaos ...` is `python -m harness.chaos ...` in a child process: its options
+    (--device, --help) are the campaign's, and so is the exit status (2: a usage error)."""
+    assert main(["chaos", "--device", "no-such-profile", "--schedules", "1"]) == 2
+    assert "no-such-profile" in capfd.readouterr().err
+    assert main(["chaos", "--help"]) == 0
+    assert "--replay" in capfd.readouterr().out
