@@ -158,11 +158,13 @@ def bench(request: pytest.FixtureRequest, c2c_session: Any) -> Iterator[Any]:
     """This scenario's view of the bench (protocols + its own captures and measurements)."""
     from harness.bdd.bench import Bench, ScenarioState
 
-    # every scenario starts on a live, unshaped link and a cloud without faults, whatever the last
+    # every scenario starts on a live link shaped only by the run's --network, and a cloud without faults, whatever the last
     # one ended in: a bench that cannot restore them is this scenario's error, never the device's fail
     network, cloud = c2c_session.started_network(), c2c_session.started_cloud()
     if network is not None:
         network.clear()
+        if c2c_session.network_profile:  # the run's --network holds in every scenario, not the first only
+            network.apply_profile(c2c_session.network_profile)
     if cloud is not None:
         cloud.clear_faults()
     state = ScenarioState()
