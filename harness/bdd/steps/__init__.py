@@ -14,6 +14,7 @@ from typing import Any
 
 STEP_MODULES = (
     "harness.bdd.steps.device_steps",
+    "harness.bdd.steps.device_display_steps",
     "harness.bdd.steps.cloud_steps",
     "harness.bdd.steps.network_steps",
     "harness.bdd.steps.power_steps",

@@ -8,7 +8,7 @@ also be ahead by the bytes it has put on the wire that the cloud has not stored 
 unstored bytes of assets already created). Outside that band the distance is the error the
 checklist limits (STAT-01: one file; STAT-02: one part).
 
-Pure functions over rows plus one small sampler; the steps in device_steps.py use them.
+Pure functions over rows plus one small sampler; the steps in device_display_steps.py use them.
 """
 
 from __future__ import annotations
