@@ -87,7 +87,11 @@ def _certify(pytester: pytest.Pytester, reports: Path, *xdist: str) -> dict[str,
     return dict(json.loads((reports / "results.json").read_text()))
 
 
-def test_a_sharded_run_writes_one_sealed_run_with_the_serial_verdicts(pytester: pytest.Pytester) -> None:
+def test_a_sharded_run_writes_one_sealed_run_with_the_serial_verdicts(pytester: pytest.Pytester,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # when make test itself runs on xdist, its worker's name must not leak into the nested runs
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
     pytester.mkdir("features")
     (pytester.path / "features" / "items.feature").write_text(FEATURE, encoding="utf-8")
     pytester.makepyfile(test_items=MODULE)
