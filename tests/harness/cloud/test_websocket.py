@@ -16,10 +16,15 @@ from harness.cloud.testing import PairedDevice
 from .conftest import wait_until
 
 
+# The emulator is shared by every test of this xdist worker and may still be finishing earlier
+# tests' uploads in its I/O threads; on a loaded CI machine a 10 s handshake wait was once too short.
+HANDSHAKE_TIMEOUT_S = 30
+
+
 def open_socket(cloud: CloudControl, token: str) -> ClientConnection:
     url = cloud.api_url.replace("https://", "wss://")
     return connect(f"{url}/devices/websocket?Authorization={quote('Bearer ' + token)}",
-                   ssl=ssl_context(cloud.ca_bundle), open_timeout=10)
+                   ssl=ssl_context(cloud.ca_bundle), open_timeout=HANDSHAKE_TIMEOUT_S)
 
 
 def receive(ws: ClientConnection) -> dict:
