@@ -61,7 +61,7 @@ lint: $(STAMP)
 test: $(STAMP) sysdeps $(NODEDIR)/node_modules/.bin/allure
 	@$(VENV)/bin/ruff check harness reference_device tests
 	@$(VENV)/bin/mypy
-	@$(VPY) -m pytest tests -q $(TEST_PARALLEL)
+	@$(VPY) -m pytest tests -q $(TEST_PARALLEL) --durations=25
 
 # the HTML report is written whatever the verdict (a failed certification needs it most,
 # not after a usage error); the exit status is the certificate's: 0 CERTIFIED, 1 NOT CERTIFIED,
