@@ -16,7 +16,7 @@ import pytest
 from pytest_bdd.parser import FeatureParser
 
 from harness.bdd.catalog import find_step, step_catalog
-from harness.bdd.plugin import BUILTIN_TAGS, FEATURES_DIR
+from harness.bdd.markers import BUILTIN_TAGS, FEATURES_DIR
 from harness.certify.cli import plugin_args
 from harness.items.checklist import ITEM_ID, load_checklist
 

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import tempfile
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
+from harness.bdd.markers import BUILTIN_TAGS, feature_tags, scenario_evidence
 from harness.bdd.run_record import (
     RunRecord,
     plain_http_of_run,
@@ -43,35 +42,20 @@ from harness.bdd.scenario_ids import (
     scenario_name,
     step_texts,
 )
+from harness.bdd.scenario_report import failure_reason, label_verdict, operator_answers, progress
 from harness.certify.seal import profile_digest
 from harness.items.checklist import load_checklist
 from harness.items.verdicts import (
     ERROR,
-    EVIDENCE_LEVELS,
-    EVIDENCE_TAG,
     by_evidence,
     error_cause,
-    evidence_levels,
     item_verdicts,
     scenario_verdict,
     verdict_for_skip,
 )
 
-if TYPE_CHECKING:
-    from harness.bdd.bench import Bench
-
-FEATURES_DIR = Path(__file__).resolve().parents[2] / "features"
 RESULTS = pytest.StashKey[RunRecord]()
 BENCH = pytest.StashKey[Any]()
-_TAG_LINE = re.compile(r"^\s*@")
-BUILTIN_TAGS = {
-    "smoke": "fast certification subset (<= 60 s)",
-    "declared": "verified from the device profile's declarations",
-    "operator": "needs a person on the bench",
-    "slow": "long-running scenario",
-    "tethered": "tethered camera scenarios",
-    **{f"{EVIDENCE_TAG}{level}": f"enforces a [{level.upper()}] point of c2c-api.md" for level in EVIDENCE_LEVELS},
-}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -86,17 +70,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="a failure resting only on inferred (@evidence-inferred) expectations blocks CERTIFIED")
     group.addoption("--c2c-prior", default=None,
                     help="results.json of an earlier run this one retries: its other records are carried forward")
-
-
-def feature_tags(directory: Path = FEATURES_DIR) -> set[str]:
-    """Every @tag used in the feature files (so --strict-markers accepts them)."""
-    tags: set[str] = set()
-    if directory.is_dir():
-        for path in directory.glob("*.feature"):
-            for line in path.read_text(encoding="utf-8").splitlines():
-                if _TAG_LINE.match(line):
-                    tags.update(t[1:] for t in line.split() if t.startswith("@"))
-    return tags
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -236,7 +209,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     ids = checklist_ids(item)
     if not ids:
         return
-    _progress(item.config, {"event": "start", "worker": worker_id(item.config), "scenario": scenario_name(item)})
+    progress(item.config, {"event": "start", "worker": worker_id(item.config), "scenario": scenario_name(item)})
     device = _device_codes(item.config)
     if device is None:
         return
@@ -326,7 +299,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return  # not a certification run
     measurements = list(b.state.measurements) if b is not None else []
     declared = dict(b.state.declared) if b is not None else {}
-    answers = _operator_answers(b)
+    answers = operator_answers(b)
     attested = any(a["attests"] for a in answers)
     if report.skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
@@ -336,7 +309,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         failure = exc if report.failed else None
         per_item = item_verdicts(ids, failure, measurements, declared=declared, attested=attested)
         verdict = scenario_verdict(failure, measurements, declared=bool(declared), attested=attested)
-        reason = _reason(exc) if report.failed else ""
+        reason = failure_reason(exc) if report.failed else ""
         if failure is None and not item.stash.get(_THEN_STEPS, 0):
             # passing with no Then step run is passing without a judgement: never a pass
             verdict, reason = ERROR, "no Then step ran: the scenario judged nothing"
@@ -373,56 +346,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "finished_at": time.time(),
     }
     record_of_run.results.append(record)
-    _label_verdict(verdict, declared, answers)
-    _progress(item.config, {"event": "scenario", "worker": worker_id(item.config),
-                            **{k: record[k] for k in ("nodeid", "scenario", "verdict", "items", "reason")}})
-
-
-def scenario_evidence(item: pytest.Item) -> list[str]:
-    """How firm the expectations a scenario enforces are: its @evidence-* tags (c2c-api.md levels)."""
-    return evidence_levels(m.name for m in item.iter_markers())
-
-
-def _label_verdict(verdict: str, declared: dict[str, str], answers: list[dict[str, Any]]) -> None:
-    """The certificate's verdict as an Allure label and tag, so a report never shows a declaration
-    or a person's yes as a plain green pass."""
-    with contextlib.suppress(Exception):  # reporting must never change a verdict
-        import allure
-
-        allure.dynamic.label("c2c-verdict", verdict)
-        if verdict in ("operator-confirmed", "fail (inferred)"):
-            allure.dynamic.tag(verdict)
-        for item_id, text in declared.items():
-            allure.dynamic.parameter(f"declared {item_id}", text)
-        for answer in answers:
-            if answer["attests"]:
-                allure.dynamic.parameter(f"operator {answer['operator']}", f"{answer['question']} -> {answer['answer']}")
-
-
-def _operator_answers(b: Bench | None) -> list[dict[str, Any]]:
-    """What the bench's person answered during this scenario: who, when, the question, the answer
-    (pass / fail / not-applicable), the evidence file attached, and a timeout if nobody answered."""
-    if b is None:
-        return []
-    return [asdict(a) for a in b.session.prompt.answers[b.state.operator_mark:]]
-
-
-def _reason(exc: BaseException | None) -> str:
-    if exc is None:
-        return ""
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    return f"{type(exc).__name__}: {first}"[:500] if first else type(exc).__name__
-
-
-def _progress(config: pytest.Config, event: dict[str, Any]) -> None:
-    reports = config.getoption("--c2c-reports", default=None)
-    if not reports:
-        return
-    path = Path(reports) / "progress.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(event) + "\n")
+    label_verdict(verdict, declared, answers)
+    progress(item.config, {"event": "scenario", "worker": worker_id(item.config),
+                           **{k: record[k] for k in ("nodeid", "scenario", "verdict", "items", "reason")}})
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
@@ -436,7 +362,7 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     n = sum(1 for i in session.items if checklist_ids(i))
     if n and worker_id(session.config) in ("", "gw0"):  # every worker collects the whole selection
-        _progress(session.config, {"event": "collected", "scenarios": n})
+        progress(session.config, {"event": "collected", "scenarios": n})
     run = session.config.stash.get(RESULTS, None)
     if run is not None:
         run.expected = expected_scenarios([*session.items, *run.deselected])
@@ -461,7 +387,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not record.results or not reports:
         return
     write_run(config, record, Path(reports), workers=len(record.shards))
-    _progress(config, {"event": "finished", "exitstatus": int(exitstatus)})
+    progress(config, {"event": "finished", "exitstatus": int(exitstatus)})
 
 
 # --- sharded runs (pytest-xdist): each worker certifies on its own device instance -------------

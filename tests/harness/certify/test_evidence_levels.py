@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.bdd.plugin import BUILTIN_TAGS
+from harness.bdd.markers import BUILTIN_TAGS
 from harness.certify.certificate import build_certificate, render_html, write_certificate
 from harness.certify.cli import pytest_command, summary_text
 from harness.certify.seal import seal
