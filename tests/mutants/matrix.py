@@ -138,9 +138,11 @@ def table(results: Sequence[dict[str, Any]], *, full: bool, seconds: float) -> d
 
 
 # mutants whose own item fails only when a step waits out its timeout (measured ~75-140 s;
-# the silent-heartbeat ones ~330 s: a gap over 300 s is only proven by watching 300 s)
+# the silent-heartbeat ones ~330 s: a gap over 300 s is only proven by watching 300 s), and
+# re-pairs-on-any-4xx-refresh, whose item (RTY-03, ten scenarios) must run whole (~270 s loaded)
 SLOW_MUTANTS = frozenset({"pairing-not-cancellable", "blocks-on-corrupt", "never-refreshes",
-                          "no-network-status", "stale-project-name", "no-heartbeat", "beats-once"})
+                          "no-network-status", "stale-project-name", "no-heartbeat", "beats-once",
+                          "re-pairs-on-any-4xx-refresh"})
 SLOW_QUICK_TIMEOUT_S = 540.0
 # the slow ones that spend their time waiting on a quiet device, not computing
 IDLE_MUTANTS = frozenset({"no-heartbeat", "beats-once"})

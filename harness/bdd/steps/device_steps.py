@@ -110,10 +110,21 @@ def _fresh_device(bench: Bench) -> None:
 
 @given("a paired device")
 def _paired_device(bench: Bench) -> None:
-    """A running device paired to the bench project; pairs it (device code flow) if needed."""
-    if bench.session.paired and _running(bench) and bench.cloud_device() is not None:
+    """A running device paired to the bench project; pairs it (device code flow) if needed.
+    A device whose own status says it has lost its pairing (an earlier scenario's fault left it
+    waiting for the user to pair again) is paired again: each scenario starts from a known state."""
+    if bench.session.paired and _running(bench) and bench.cloud_device() is not None and not _lost_pairing(bench):
         return
     pair(bench)
+
+
+def _lost_pairing(bench: Bench) -> bool:
+    """The device's status says it waits to be paired again (repair_needed); without a status
+    API there is nothing to read (False). Transitional states (booting, refreshing) do not count."""
+    st = device_status(bench) if bench.has_status else None
+    if not st:
+        return False
+    return "repair_needed" in ((st.get("pairing") or {}).get("state"), (st.get("token") or {}).get("state"))
 
 
 @given("a paired device that makes proxies")
