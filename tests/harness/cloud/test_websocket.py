@@ -15,7 +15,6 @@ from harness.cloud.testing import PairedDevice
 
 from .conftest import wait_until
 
-
 # The emulator is shared by every test of this xdist worker and may still be finishing earlier
 # tests' uploads in its I/O threads; on a loaded CI machine a 10 s handshake wait was once too short.
 HANDSHAKE_TIMEOUT_S = 30
