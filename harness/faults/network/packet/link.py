@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -92,6 +93,9 @@ class PacketLink:
         self.mtu = mtu
         self._forwarder: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
+        # One request, one answer line: callers on several threads (a profile's phase timer
+        # taking the link down while a test reads stats) must not read each other's answers.
+        self._control_lock = threading.Lock()
         self._control_file: Any = None
         self._children: list[subprocess.Popen[Any]] = []
         self._plumbing: netns.LinkPlumbing | None = None
@@ -223,8 +227,9 @@ class PacketLink:
         if self._control is None or self._forwarder is None:
             raise FaultInjectionError("the packet-level link is not open")
         try:
-            self._control.sendall(json.dumps(command).encode() + b"\n")
-            line = self._control_file.readline()
+            with self._control_lock:
+                self._control.sendall(json.dumps(command).encode() + b"\n")
+                line = self._control_file.readline()
         except OSError as exc:
             raise FaultInjectionError(f"packet forwarder did not answer {command['op']!r}: {exc}") from exc
         if not line:

@@ -101,6 +101,31 @@ def test_a_closed_link_refuses_commands() -> None:
         _ = link.host_address
 
 
+def test_commands_from_several_threads_each_get_their_own_answer() -> None:
+    """A profile's phase timer takes the link down while a test reads stats: each caller must read
+    the answer to its own request (series answers carry bin_s, stats answers do not)."""
+    mixed: list[str] = []
+    with PacketLink(LinkSpec.symmetric(rate_bps=10e6)) as link:
+
+        def read(series: bool) -> None:
+            for _ in range(150):
+                try:
+                    answer = link.series() if series else link.stats()
+                except FaultInjectionError as exc:
+                    mixed.append(str(exc))
+                    return
+                if ("bin_s" in answer) != series:
+                    mixed.append(f"{'series' if series else 'stats'} got {sorted(answer)[:4]}")
+
+        threads = [threading.Thread(target=read, args=(flag,)) for flag in (True, False, True, False)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not any(thread.is_alive() for thread in threads)
+    assert mixed == []
+
+
 KILLED_BENCH = """
 import sys
 from harness.faults.network.packet import LinkSpec, PacketLink
