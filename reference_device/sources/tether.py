@@ -349,12 +349,16 @@ class TetherSource:
     def _pump_events(self) -> None:
         deadline = time.monotonic() + self.config.event_budget
         while not self._stop.is_set() and time.monotonic() < deadline:
+            asked = time.monotonic()
             event = self._call(self.adapter.wait_event, self.config.event_timeout_ms)
             if event.kind == "file_added" and event.path is not None:
                 # An event means a new frame: no ledger check, because cameras reuse
                 # folder/name/size/mtime (the virtual camera does after every re-init).
                 self._download(event.path)
             elif event.kind == "timeout":
+                # Some drivers (libgphoto2's virtual camera, some PTP stacks) answer "timeout"
+                # at once instead of waiting: wait out the rest here, or the loop spins a core.
+                self._stop.wait(max(0.0, asked + self.config.event_timeout_ms / 1000 - time.monotonic()))
                 return
 
     def _scan_card(self) -> None:

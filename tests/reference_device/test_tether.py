@@ -545,3 +545,35 @@ def test_a_reused_camera_name_never_reuses_a_local_name(rig: Rig) -> None:
     rig.camera.shoot(name="DSC_0001.JPG")  # new frame, same name, new content
     wait_for(lambda: len(rig.files) == 2)
     assert rig.files[1].path.name == "DSC_0001_1.JPG"
+
+
+class InstantTimeoutCamera(FakeCamera):
+    """A driver that answers "timeout" at once instead of waiting (libgphoto2's virtual camera)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+
+    def wait_event(self, timeout_ms: int) -> CameraEvent:
+        self._check()
+        self.waits += 1
+        if self.events:
+            return self.events.popleft()
+        return CameraEvent("timeout")
+
+
+def test_a_camera_that_never_waits_does_not_spin_the_worker(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, InstantTimeoutCamera(), event_timeout_ms=100).start()
+    try:
+        wait_for(lambda: rig.state() == "connected", what="connected")
+        camera = rig.camera
+        assert isinstance(camera, InstantTimeoutCamera)
+        before, began = camera.waits, time.monotonic()
+        _, data = camera.shoot()
+        wait_for(lambda: len(rig.files) == 1, what="the frame")
+        wait_for(lambda: time.monotonic() - began >= 1.0, what="a second of an idle camera")
+        asked = (camera.waits - before) / (time.monotonic() - began)
+        assert asked <= 30, f"{asked:.0f} event waits per second with a 100 ms event timeout"
+        assert rig.files[0].path.read_bytes() == data
+    finally:
+        rig.source.stop()
