@@ -41,6 +41,12 @@ class Outcome:
     shrunk: Shrunk | None = None
     shrunk_written: Path | None = None
     replay: Verdict | None = None
+    earlier: list[Verdict] = field(default_factory=list)
+    """Inconclusive attempts before this one (a fault that never acted is run again)."""
+
+    @property
+    def attempts(self) -> int:
+        return len(self.earlier) + 1
 
 
 @dataclass
@@ -54,6 +60,9 @@ class CampaignConfig:
     shrink: bool = True
     shrink_tries: int = 10
     replay: Schedule | None = None
+    retry_inconclusive: int = 1
+    """Runs again a schedule whose fault never acted (the condition was not created), up to this
+    many times: the same schedule, other timing. One still inconclusive is counted as such."""
 
 
 @dataclass
@@ -118,8 +127,12 @@ class _Runner:
             while (index := self.take()) is not None:
                 schedule = (self.cfg.replay if self.cfg.replay is not None
                             else generate(self.cfg.seed, index, duration=self.cfg.duration))
+                earlier: list[Verdict] = []
                 verdict, history, wall = run_one(lane, schedule)
-                outcome = Outcome(schedule, verdict, history, wall)
+                while verdict.outcome == "inconclusive" and len(earlier) < self.cfg.retry_inconclusive:
+                    earlier.append(verdict)
+                    verdict, history, wall = run_one(lane, schedule)
+                outcome = Outcome(schedule, verdict, history, wall, earlier=earlier)
                 if verdict.outcome == "fail":
                     lane = self._failed(lane, number, outcome)
                 elif RELAUNCH_AFTER & set(verdict.categories):

@@ -34,6 +34,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="report directory (default: a new one under /tmp)")
     p.add_argument("--no-shrink", action="store_true", help="write failures out without shrinking them")
     p.add_argument("--shrink-tries", type=int, default=10, help="runs a shrink may take (default 10)")
+    p.add_argument("--retry-inconclusive", type=int, default=1, metavar="N",
+                   help="run a schedule whose fault never acted again, up to N times (default 1)")
     p.add_argument("--keep-lanes", action="store_true", help="keep the lanes' scratch (device state, cloud data)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -66,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = CampaignConfig(profile=profile, seed=replay.seed if replay else args.seed, schedules=schedules,
                              out=out, duration=args.duration, workers=1 if replay else args.workers,
                              shrink=not args.no_shrink and replay is None, shrink_tries=args.shrink_tries,
-                             replay=replay)
+                             replay=replay, retry_inconclusive=max(0, args.retry_inconclusive))
         show = None if args.quiet else _progress(schedules, sys.stderr)
         campaign = run_campaign(cfg, show)
     except C2CBenchError as exc:

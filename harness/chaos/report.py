@@ -40,7 +40,8 @@ def totals(campaign: Campaign) -> dict[str, int]:
 def _outcome_dict(o: Outcome) -> dict[str, Any]:
     out: dict[str, Any] = {"schedule": o.schedule.to_dict(), "name": o.schedule.name, "wall_s": round(o.wall_s, 2),
                            "verdict": o.verdict.to_dict(), "history": o.history.to_dict(),
-                           "written": str(o.written) if o.written else None}
+                           "written": str(o.written) if o.written else None, "attempts": o.attempts,
+                           "earlier": [v.to_dict() for v in o.earlier]}
     if o.shrunk is not None:
         out["shrunk"] = {"schedule": o.shrunk.schedule.to_dict(), "faults": len(o.shrunk.schedule.faults),
                          "tries": o.shrunk.tries, "log": o.shrunk.log, "verdict": o.shrunk.verdict.to_dict(),
@@ -125,6 +126,9 @@ def _row(o: Outcome) -> str:
         detail += html.escape(v.error)
     if v.unfired:
         detail += "<br>never acted: " + html.escape(", ".join(v.unfired))
+    if o.earlier:
+        detail += f"<br>attempt {o.attempts} (earlier: " + html.escape(
+            "; ".join(", ".join(e.unfired) or e.outcome for e in o.earlier)) + ")"
     extra = ""
     if v.outcome == "fail":
         extra = "<br>" + timeline_svg(o)
