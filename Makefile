@@ -87,13 +87,15 @@ bench: $(STAMP)
 	@mkdir -p reports/bench
 	@$(VPY) -m harness.benchmarks all --out reports/bench
 
+# every mutant x every item; SHARDS=N shards each mutant's run over N devices (run --workers)
+SHARDS ?= 1
 mutants: $(STAMP)
-	@$(VENV)/bin/c2c-certify mutants --full --out reports/mutants.json
+	@$(VENV)/bin/c2c-certify mutants --full --shards $(SHARDS) --out reports/mutants.json
 
 # flakes: certify N times, per item how often the verdict differed (reports/repeat, reports/bench/certify.json)
 N ?= 10
 repeat: $(STAMP)
-	@$(VENV)/bin/c2c-certify repeat $(N) --device $(DEVICE) --seed $(SEED) --reports reports/repeat
+	@$(VENV)/bin/c2c-certify repeat $(N) --device $(DEVICE) --seed $(SEED) --workers $(SHARDS) --reports reports/repeat
 
 # Jepsen-style campaign: random replayable fault schedules, a checker over the whole history,
 # failures shrunk and written out (reports/chaos: summary JSON, HTML, failing schedules)

@@ -7,8 +7,8 @@
     c2c-certify check-profile PROFILE
     c2c-certify retry --from REPORTS [--only fail,error,not-run]
     c2c-certify steps
-    c2c-certify mutants [--full] [--out reports/mutants.json]
-    c2c-certify repeat N --device reference [--reports reports/repeat]
+    c2c-certify mutants [--full] [--shards N] [--out reports/mutants.json]
+    c2c-certify repeat N --device reference [--workers N] [--reports reports/repeat]
     c2c-certify bench --device reference --workers 4 [--smoke] [--reports DIR] [--bench reports/bench]
     c2c-certify fleet --inventory lab.toml [--reports reports/fleet] [--smoke] [--solo-baseline]
 
@@ -259,7 +259,8 @@ def cmd_mutants(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     try:
-        results = run_matrix(full=args.full, out=Path(args.out), only=args.only or None, workers=args.workers)
+        results = run_matrix(full=args.full, out=Path(args.out), only=args.only or None, workers=args.workers,
+                             shards=args.shards)
     except KeyError as exc:
         raise ConfigError(str(exc.args[0])) from None
     bad = [r for r in results if not r["ok"]]
@@ -281,6 +282,8 @@ def cmd_repeat(args: argparse.Namespace) -> int:
 
     def certify(out: Path) -> int:
         argv = ["run", "--device", args.device, "--seed", str(args.seed), "--reports", str(out), "--quiet"]
+        if args.workers > 1:
+            argv += ["--workers", str(args.workers)]
         for item in args.item or ():
             argv += ["--item", item]
         return main(argv)
@@ -288,7 +291,8 @@ def cmd_repeat(args: argparse.Namespace) -> int:
     summary = repeat(args.runs, certify, reports)
     bench = Path(args.bench).resolve()
     bench.mkdir(parents=True, exist_ok=True)
-    (bench / "certify.json").write_text(json.dumps(bench_record(summary, device=args.device), indent=2), encoding="utf-8")
+    record = bench_record(summary, device=args.device, workers=args.workers)
+    (bench / "certify.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     for item_id in summary["items_that_differed"]:
         print(f"  DIFFERED {item_id}: {' '.join(summary['items'][item_id]['verdicts'])}")
     print(f"{args.runs} certifications of {args.device}: {summary['verdict_diffs']} verdict difference(s) "
@@ -383,12 +387,14 @@ def build_parser() -> argparse.ArgumentParser:
     mut.add_argument("--out", default="reports/mutants.json")
     mut.add_argument("--only", action="append", help="only this mutant (repeatable)")
     mut.add_argument("--workers", type=int, default=2, help="mutants certified at the same time")
+    mut.add_argument("--shards", type=int, default=1, help="each mutant's run sharded over N devices (run --workers)")
     mut.set_defaults(func=cmd_mutants)
     rep_n = sub.add_parser("repeat", help="certify N times; per item, how often the verdict differed")
     rep_n.add_argument("runs", type=int, help="how many certifications")
     rep_n.add_argument("--device", default="reference", help="profile name, path, or mutant:NAME")
     rep_n.add_argument("--seed", type=int, default=1)
     rep_n.add_argument("--item", action="append", help="only scenarios tagged with this checklist ID")
+    rep_n.add_argument("--workers", type=int, default=1, help="each run sharded over N devices (run --workers)")
     rep_n.add_argument("--reports", default="reports/repeat")
     rep_n.add_argument("--bench", default="reports/bench", help="where certify.json (certify_s, verdict_diffs) goes")
     rep_n.set_defaults(func=cmd_repeat)

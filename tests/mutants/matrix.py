@@ -72,10 +72,13 @@ def judge(mutant: Mutant, cert: dict[str, Any]) -> dict[str, Any]:
             "verdicts": {i: items[i]["verdict"] for i in sorted(ran)}, "note": "; ".join(notes)}
 
 
-def certify_argv(mutant: Mutant, reports: Path, *, full: bool = False) -> list[str]:
-    """The `c2c-certify run` argv for one mutant (quick: own item + SMOKE_ITEMS; full: everything)."""
+def certify_argv(mutant: Mutant, reports: Path, *, full: bool = False, shards: int = 1) -> list[str]:
+    """The `c2c-certify run` argv for one mutant (quick: own item + SMOKE_ITEMS; full: everything),
+    its scenarios sharded over `shards` devices when > 1 (`run --workers`)."""
     argv = [sys.executable, "-m", "harness.certify.cli", "run", "--device", f"mutant:{mutant.name}",
             "--reports", str(reports), "--quiet"]
+    if shards > 1:
+        argv += ["--workers", str(shards)]
     if not full:
         smoke = " or ".join(f"({i})" for i in SMOKE_ITEMS)
         # the trailing -m (last one wins in pytest) narrows the run to own item + smoke scenarios
@@ -97,14 +100,15 @@ def _interrupt(proc: subprocess.Popen[str]) -> None:
             continue
 
 
-def run_mutant(mutant: Mutant, reports: Path, *, full: bool = False, timeout: float | None = None) -> dict[str, Any]:
+def run_mutant(mutant: Mutant, reports: Path, *, full: bool = False, timeout: float | None = None,
+               shards: int = 1) -> dict[str, Any]:
     """Certify one mutant in its own `c2c-certify run` process and judge its certificate."""
     quick = SLOW_QUICK_TIMEOUT_S if mutant.name in SLOW_MUTANTS else QUICK_TIMEOUT_S
     limit = timeout if timeout is not None else (FULL_TIMEOUT_S if full else quick)
     started = time.monotonic()
     base = {"mutant": mutant.name, "item": mutant.item, "ok": False, "caught": False, "failed": [],
             "errors": [], "collateral": [], "verdicts": {}}
-    proc = subprocess.Popen(certify_argv(mutant, reports, full=full), cwd=REPO, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(certify_argv(mutant, reports, full=full, shards=shards), cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=limit)
@@ -163,7 +167,7 @@ def write_table(out: Path, doc: dict[str, Any]) -> None:
 
 def run_matrix(
     *, full: bool = False, out: Path | None = None, only: Sequence[str] | None = None, workers: int = 2,
-    work: Path | None = None,
+    work: Path | None = None, shards: int = 1,
 ) -> list[dict[str, Any]]:
     """Certify the selected mutants, `workers` at a time; write the table to `out` as results come in."""
     known = {m.name for m in MUTANTS}
@@ -180,7 +184,7 @@ def run_matrix(
     lock = threading.Lock()
 
     def one(m: Mutant) -> dict[str, Any]:
-        r = run_mutant(m, root / m.name, full=full)
+        r = run_mutant(m, root / m.name, full=full, shards=shards)
         with lock:
             results.append(r)
             if out is not None:

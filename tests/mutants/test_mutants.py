@@ -131,6 +131,12 @@ def test_quick_run_selects_the_own_item_and_the_smoke_items() -> None:
     assert "--item" not in certify_argv(get_mutant("logs-token"), Path("/tmp/r"), full=True)
 
 
+def test_a_full_run_can_be_sharded() -> None:
+    full = certify_argv(get_mutant("logs-token"), Path("/tmp/r"), full=True, shards=4)
+    assert full[full.index("--workers") + 1] == "4"
+    assert "--workers" not in certify_argv(get_mutant("logs-token"), Path("/tmp/r"), full=True)
+
+
 def test_table_shape() -> None:
     r = judge(get_mutant("logs-token"), _cert({"C2C-SEC-04": "fail"}))
     t = table([r], full=True, seconds=1.0)

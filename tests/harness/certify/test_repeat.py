@@ -57,3 +57,26 @@ def test_shard_bench_rows_compare_every_sharded_run_with_the_serial_one() -> Non
     assert next(r for r in rows if r["name"] == "verdict_diffs" and r["params"]["workers"] == 4)["params"]["items"] == ["A", "C"]
     with pytest.raises(ValueError, match="serial"):
         shard_bench_record([(2, 1.0, same)], device="reference", selection="full")
+
+
+def test_repeat_passes_its_workers_to_each_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.certify import cli
+
+    seen: list[list[str]] = []
+    real_main = cli.main
+
+    def fake_main(argv: list[str] | None = None) -> int:
+        if argv and argv[0] == "run":
+            seen.append(list(argv))
+            out = Path(argv[argv.index("--reports") + 1])
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "certificate.json").write_text(json.dumps({"items": {"C2C-UPL-01": {"verdict": "pass"}}}))
+            return 0
+        return real_main(argv)
+
+    monkeypatch.setattr(cli, "main", fake_main)
+    assert real_main(["repeat", "2", "--workers", "4", "--reports", str(tmp_path / "r"),
+                      "--bench", str(tmp_path / "b")]) == 0
+    assert len(seen) == 2 and all(a[a.index("--workers") + 1] == "4" for a in seen)
+    rows = json.loads((tmp_path / "b" / "certify.json").read_text())["results"]
+    assert {r["params"]["workers"] for r in rows} == {4}
