@@ -27,14 +27,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.errors import ConfigError, FaultInjectionError
 from harness.faults.http.addons import _RULE_KEY, ErrorInjector, redact_path
 from harness.faults.http.runner import MitmProxy
-
-if TYPE_CHECKING:
-    from harness.faults.vocabulary import Fault, FaultTargets
 
 PORTAL = b"<html><head><title>Guest Wi-Fi</title></head><body>Please accept the terms.</body></html>"
 HUGE_BYTES = 50 * 1024 * 1024
@@ -262,17 +259,6 @@ def garble_fault(injector: Any, kind: str, params: dict[str, Any]) -> Callable[[
                       size=int(params.get("size", HUGE_BYTES)), seconds=float(params.get("seconds", 30.0)))
     injector.garble(rule)
     return lambda: injector.stop_garbling(rule)
-
-
-def _vocabulary_start(kind: str) -> Callable[[FaultTargets, Fault], Callable[[], None]]:
-    def start(t: FaultTargets, f: Fault) -> Callable[[], None]:
-        return garble_fault(t.http_for(f), kind, dict(f.params))
-
-    return start
-
-
-VOCABULARY_STARTS = {f"garble-{kind}": _vocabulary_start(kind) for kind in GARBLE_KINDS}
-"""The `http:garble-KIND` faults: name -> start function, for the vocabulary's `register`."""
 
 
 def trusted_confdir(confdir: Path, ca_cert: Path, ca_key: Path) -> Path:

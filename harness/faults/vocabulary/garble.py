@@ -1,13 +1,24 @@
 """Malformed-answer faults (`http:garble-KIND`): mitmproxy answers in the cloud's place or spoils its JSON.
 
-The start functions live with the garbling addon (harness.faults.http.garble); this module
-puts them in the vocabulary so every caller, not only the hostile-answer steps, knows them.
+The garbling itself lives with its mitmproxy addon (harness.faults.http.garble); this module
+only names it in the vocabulary, so every caller, not only the hostile-answer steps, knows them.
 """
 
 from __future__ import annotations
 
-from harness.faults.http.garble import VOCABULARY_STARTS
-from harness.faults.vocabulary.language import register
+from collections.abc import Callable
 
-for _name, _start in VOCABULARY_STARTS.items():
-    register("http", _name)(_start)
+from harness.faults.http.garble import GARBLE_KINDS, garble_fault
+from harness.faults.vocabulary.language import Fault, register
+from harness.faults.vocabulary.targets import FaultTargets
+
+
+def _start(kind: str) -> Callable[[FaultTargets, Fault], Callable[[], None]]:
+    def start(t: FaultTargets, f: Fault) -> Callable[[], None]:
+        return garble_fault(t.http_for(f), kind, dict(f.params))
+
+    return start
+
+
+for _kind in GARBLE_KINDS:
+    register("http", f"garble-{_kind}")(_start(_kind))

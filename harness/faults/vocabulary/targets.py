@@ -12,7 +12,6 @@ from harness.timeline import Timeline
 
 if TYPE_CHECKING:
     from harness.faults.http.addons import ErrorRule
-    from harness.faults.vocabulary.language import Fault
 
 
 class TlsPath(Protocol):
@@ -44,26 +43,26 @@ class FaultTargets:
     project_id: str | None = None
     media_path: Path | None = None
 
-    def network_for(self, fault: Fault) -> Network:
+    def network_for(self, fault: object) -> Network:
         return _given(self.network, "network", fault)
 
-    def power_for(self, fault: Fault) -> Power:
+    def power_for(self, fault: object) -> Power:
         return _given(self.power, "power", fault)
 
-    def cloud_for(self, fault: Fault) -> Cloud:
+    def cloud_for(self, fault: object) -> Cloud:
         return _given(self.cloud, "cloud", fault)
 
-    def media_for(self, fault: Fault) -> Media:
+    def media_for(self, fault: object) -> Media:
         return _given(self.media, "media", fault)
 
-    def http_for(self, fault: Fault) -> HttpErrors:
+    def http_for(self, fault: object) -> HttpErrors:
         return _given(self.http, "http", fault)
 
-    def tls_for(self, fault: Fault) -> TlsPath:
+    def tls_for(self, fault: object) -> TlsPath:
         return _given(self.tls, "tls", fault)
 
 
-def _given[T](value: T | None, what: str, fault: Fault) -> T:
+def _given[T](value: T | None, what: str, fault: object) -> T:
     if value is None:
         raise ConfigError(f"fault {fault} needs a {what} target and none was given")
     return value
