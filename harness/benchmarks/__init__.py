@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["machine_params", "result", "write_report"]
+__all__ = ["machine_params", "result", "vm_hwm", "write_report"]
 
 
 def result(name: str, value: float, unit: str, **params: Any) -> dict[str, Any]:
@@ -33,6 +33,19 @@ def machine_params() -> dict[str, Any]:
     except OSError:
         load_1m = None
     return {"cpus": os.cpu_count(), "loadavg_1m": load_1m}
+
+
+def vm_hwm(pid: int) -> int:
+    """Peak resident set size of `pid` in bytes (VmHWM), 0 if the process is gone: the
+    device's memory targets are peaks, which a sampled RSS can miss."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def write_report(out_dir: Path, benchmark: str, results: list[dict[str, Any]]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from harness.benchmarks import hostile, machine_params, result, write_report
+from harness.benchmarks import hostile, machine_params, result, vm_hwm, write_report
 from harness.benchmarks.cloud import cpu_seconds
 from harness.cloud.control import ssl_context
 from harness.cloud.runner import EmulatorProcess
@@ -135,18 +135,6 @@ def _check_delivery(row: dict[str, Any], size: int, digest: str, who: str) -> No
         raise DeliveryFailure(f"{who}: sha256 in the ledger does not match the file")
 
 
-def _vm_hwm(pid: int) -> int:
-    """Peak resident set size of `pid` in bytes (VmHWM), 0 if the process is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 # -- the device -----------------------------------------------------------------------------
 @contextlib.contextmanager
 def paired_device(emu: EmulatorProcess, project_id: str, tmp: Path, parallelism: int,
@@ -195,13 +183,13 @@ def device_upload(emu: EmulatorProcess, device: DeviceProcess, source: Path, med
 
     def complete() -> dict[str, Any] | None:
         nonlocal peak_sampled
-        peak_sampled = max(peak_sampled, _vm_hwm(pid))
+        peak_sampled = max(peak_sampled, vm_hwm(pid))
         row = _ledger_row(emu, source.name)
         return row if row and row.get("state") == "complete" else None
 
     row = _poll(complete, timeout, f"the device to upload {size} bytes", 0.25, gone)
     wall = time.monotonic() - t0
-    peak = max(peak_sampled, _vm_hwm(pid))
+    peak = max(peak_sampled, vm_hwm(pid))
     gigabytes = size / 1e9
     cpu_device = (cpu_seconds(pid) - cpu_device) / gigabytes
     cpu_cloud = (cpu_seconds(emu.proc.pid) - cpu_cloud) / gigabytes

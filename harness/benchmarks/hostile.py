@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.benchmarks import machine_params, result
+from harness.benchmarks import machine_params, result, vm_hwm
 from harness.cloud.paths import ASSET_CREATE_PATH, S3_PART_PREFIX, TOKEN_PATH
 from harness.cloud.runner import EmulatorProcess
 from harness.errors import DeviceTimeout
@@ -78,18 +78,6 @@ class Outcome:
     intact: bool
     peak_rss_bytes: int
     seconds: float
-
-
-def vm_hwm(pid: int) -> int:
-    """Peak resident set size of `pid` in bytes (VmHWM), 0 if the process is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def _poll(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.25) -> None:

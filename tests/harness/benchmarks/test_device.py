@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness.benchmarks import device as device_bench
-from harness.benchmarks.device import _vm_hwm, make_file, run
+from harness.benchmarks import vm_hwm
+from harness.benchmarks.device import make_file, run
 
 
 def test_make_file_is_sparse_and_hashed(tmp_path: Path) -> None:
@@ -22,8 +23,8 @@ def test_make_file_is_sparse_and_hashed(tmp_path: Path) -> None:
 
 
 def test_vm_hwm_reads_a_live_process() -> None:
-    assert _vm_hwm(os.getpid()) > 1024 * 1024
-    assert _vm_hwm(2**22 + 12345) == 0  # no such pid
+    assert vm_hwm(os.getpid()) > 1024 * 1024
+    assert vm_hwm(2**22 + 12345) == 0  # no such pid
 
 
 def test_run_writes_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
