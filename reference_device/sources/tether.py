@@ -13,36 +13,29 @@ Delivery to the queue is at-least-once: the file is written, handed over, then r
 After a power cut between hand-over and record the same local path is handed over again,
 so the queue must treat a re-enqueue of the same path and content as a no-op.
 
+The card side (scan, download, hand-over, card deletes, the camera-call wrapper) is in
+reference_device/sources/tether_card.py; this module keeps the worker, the connection and
+the camera session.
+
 Bench use (VCAMERADIR selects libgphoto2's virtual camera; set it in the environment):
     python -m reference_device.sources.tether_cli --dest DIR --state DIR [--trigger-every S] [--max N]
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from reference_device.sources.base import CapturedFile, OnFile
-from reference_device.sources.camera import (
-    CameraAdapter,
-    CameraError,
-    CameraFileInfo,
-    CameraPath,
-    Gphoto2Camera,
-)
+from reference_device.sources.camera import CameraAdapter, CameraError, Gphoto2Camera
+from reference_device.sources.tether_card import TetherCard
 from reference_device.sources.tether_config import TetherConfig
-from reference_device.sources.tether_files import atomic_write, safe_name, sha256_file
-from reference_device.sources.tether_ledger import LedgerEntry, TetherLedger, identity
+from reference_device.sources.tether_ledger import LedgerEntry, TetherLedger
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-BASELINE_KEY = "__baseline__"
 CLAIM_MESSAGE = "another program holds the camera (gvfs-gphoto2-volume-monitor?): could not claim the USB device"
 
 
@@ -58,7 +51,7 @@ class TetherNotReady(TetherError):
     """No camera session right now (searching, unplugged, claim failed): try again later."""
 
 
-class TetherSource:
+class TetherSource(TetherCard):
     """`Source` for a tethered camera (see the module docstring)."""
 
     name = "tether"
@@ -176,10 +169,6 @@ class TetherSource:
     def _set(self, state: str, message: str, **extra: Any) -> None:
         with self._status_lock:
             self._status.update(state=state, message=message, **extra)
-
-    def _bump(self, key: str, n: int = 1) -> None:
-        with self._status_lock:
-            self._status[key] += n
 
     def _run(self) -> None:
         self._reannounce()
@@ -319,22 +308,6 @@ class TetherSource:
             self._pending_deletes.clear()
             self._status["pending_deletes"] = 0
 
-    def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        """One camera call under the lock; busy (-110) is retried with exponential backoff."""
-        delay = self.config.busy_backoff
-        for attempt in range(self.config.busy_retries + 1):
-            try:
-                with self._lock:
-                    return fn(*args)
-            except CameraError as exc:
-                if exc.kind != "busy" or attempt == self.config.busy_retries:
-                    raise
-                self._bump("busy_retries")
-                if self._stop.wait(delay):
-                    raise
-                delay = min(delay * 2, self.config.busy_backoff_max)
-        raise AssertionError("unreachable")
-
     def _periodic_trigger(self) -> None:
         every = self.config.trigger_every
         if every is None or time.monotonic() < self._next_trigger:
@@ -360,113 +333,3 @@ class TetherSource:
                 # at once instead of waiting: wait out the rest here, or the loop spins a core.
                 self._stop.wait(max(0.0, asked + self.config.event_timeout_ms / 1000 - time.monotonic()))
                 return
-
-    def _scan_card(self) -> None:
-        """Download whatever is on the card and not in the ledger (shot while we were away)."""
-        paths = self._call(self.adapter.list_files)
-        baseline = not self.ledger.has(BASELINE_KEY)
-        for path in paths:
-            if self._stop.is_set():
-                return
-            info = self._call(self.adapter.file_info, path)
-            key = identity(path, info)
-            if self.ledger.has(key):
-                self._session_keys.add(key)
-                continue
-            if baseline and not self.config.import_existing:
-                self.ledger.record(LedgerEntry(key, path.full, "preexisting", size=info.size))
-                self._session_keys.add(key)
-                continue
-            self._download(path, info)
-        if baseline:
-            self.ledger.record(LedgerEntry(BASELINE_KEY, "", "baseline"))
-
-    def _download(self, path: CameraPath, info: CameraFileInfo | None = None) -> None:
-        key: str | None = None
-        try:
-            if info is None:
-                info = self._call(self.adapter.file_info, path)
-            key = identity(path, info)
-            if key in self._session_keys or key in self._failed:
-                return  # already handled in this session (a scan and an event both saw it)
-            self._session_keys.add(key)
-            data = self._call(self.adapter.download, path)
-        except CameraError as exc:
-            if key is not None:
-                self._session_keys.discard(key)
-            if exc.kind in ("disconnected", "claim", "session", "busy"):
-                raise  # retried by the next scan after reconnecting
-            self._failed.add(key or path.full)
-            with self._status_lock:
-                self._status["last_error"] = f"cannot download {path.full}: {exc}"
-            return
-        if len(data) != info.size:
-            self._session_keys.discard(key)
-            raise CameraError(
-                -7, f"short download of {path.full}: {len(data)} of {info.size} bytes"
-            )
-        assert key is not None  # set whenever the download succeeded
-        digest = hashlib.sha256(data).hexdigest()
-        local = self._local_path(path.name, digest)
-        if not local.exists():
-            atomic_write(local, data, info.mtime)
-        captured_at = float(info.mtime) if info.mtime > 946684800 else time.time()
-        if self._on_file is not None:
-            self._on_file(
-                CapturedFile(path=local, captured_at=captured_at, growing=False, origin="tether")
-            )
-        entry = LedgerEntry(key, path.full, "downloaded", str(local), digest, len(data))
-        self.ledger.record(entry)
-        with self._status_lock:
-            self._downloaded_in[str(local)] = self._generation
-            self._status["downloaded"] += 1
-            self._status["last_file"] = local.name
-        if self.config.card_files == "delete":
-            self._delete(entry)
-
-    def _local_path(self, camera_name: str, digest: str) -> Path:
-        """dest/NAME, or NAME_n when NAME was already given to another frame.
-
-        Cameras reuse names (the virtual camera after every re-init), so a name the ledger
-        ever gave out is never reused, even after the device removed that file: every frame
-        reaches the cloud under its own name. A local file with the same bytes that no
-        ledger entry owns is a download finished just before a power cut: reuse it.
-        """
-        safe = safe_name(camera_name)
-        stem, suffix = os.path.splitext(safe)
-        for n in range(10000):
-            candidate = self.config.dest / (safe if n == 0 else f"{stem}_{n}{suffix}")
-            if self.ledger.owns(candidate):
-                continue
-            if not candidate.exists() or sha256_file(candidate) == digest:
-                return candidate
-        raise CameraError(-115, f"no free local name for {camera_name!r} in {self.config.dest}")
-
-    def _delete(self, entry: LedgerEntry) -> None:
-        folder, _, name = entry.camera_path.rpartition("/")
-        self._call(self.adapter.delete, CameraPath(folder or "/", name))
-        self.ledger.record(
-            LedgerEntry(
-                entry.key, entry.camera_path, "deleted", entry.local, entry.sha256, entry.size
-            )
-        )
-        self._bump("deleted_from_card")
-
-    def _delete_pending(self) -> None:
-        while True:
-            with self._status_lock:
-                if not self._pending_deletes:
-                    return
-                entry = self._pending_deletes[0]
-            try:
-                self._delete(entry)
-            except CameraError as exc:
-                if exc.kind != "error":
-                    raise
-                with self._status_lock:
-                    self._status["last_error"] = (
-                        f"cannot delete {entry.camera_path} from the card: {exc}"
-                    )
-            with self._status_lock:
-                self._pending_deletes.pop(0)
-                self._status["pending_deletes"] = len(self._pending_deletes)
