@@ -28,23 +28,20 @@ from reference_device.api import ApiClient
 from reference_device.config import DeviceConfig
 from reference_device.controls import ACTIVE, UserActions
 from reference_device.credentials import CredentialStore, atomic_write, redactor
+from reference_device.engine_auth import DeviceAuth, loop_backoff
 from reference_device.errors import (
     AuthError,
     Cancelled,
     ChannelPaused,
-    DeviceError,
     FatalUploadError,
     MediaError,
-    PairingError,
-    RepairNeeded,
     RetryableError,
-    UploadError,
 )
 from reference_device.heartbeat import Presence
 from reference_device.logsetup import setup_logging
 from reference_device.media_check import check_file, filetype_for
 from reference_device.netstats import NetworkStats
-from reference_device.pairing import Pairing, PairingStatus
+from reference_device.pairing import PairingStatus
 from reference_device.queue import FileQueue, FileRecord
 from reference_device.retry import RetryBudget
 from reference_device.sources.base import CapturedFile, Source
@@ -53,19 +50,11 @@ from reference_device.tokens import TokenManager
 from reference_device.uploader import Uploader
 
 log = logging.getLogger(__name__)
-__all__ = ["Engine", "run_device", "setup_logging"]
+__all__ = ["Engine", "loop_backoff", "run_device", "setup_logging"]
 MAX_FILES_IN_STATUS = 1000
-LOOP_BACKOFF_MIN = 1.0
-LOOP_BACKOFF_MAX = 60.0
-"""A failing loop turn (auth, identify, pairing, a restarted loop) waits 1, 2, 4 ... 60 s."""
 
 
-def loop_backoff(failures: int) -> float:
-    """Deterministic capped exponential wait after `failures` consecutive failures."""
-    return min(LOOP_BACKOFF_MAX, LOOP_BACKOFF_MIN * 2 ** max(0, min(failures - 1, 16)))
-
-
-class Engine(UserActions):
+class Engine(DeviceAuth, UserActions):
     """One reference device. `start()` returns at once; `stop()` is graceful."""
 
     def __init__(self, config: DeviceConfig, sources: Sequence[Source] | None = None) -> None:
@@ -223,112 +212,6 @@ class Engine(UserActions):
                        captured_at=st.st_mtime, filetype=filetype_for(path),
                        state="quarantined", reason=reason)
 
-    # --- auth ------------------------------------------------------------------------------
-    def identify(self) -> dict[str, Any] | None:
-        """GET /v2/devices/me: project (by id), device id, cloud status."""
-        me = self.tokens.call(self.api.me)
-        if not self.tokens.paired:
-            return me  # unpaired while the call ran: show no project from a dropped grant
-        project = me.get("project") or {}
-        pid = me.get("project_id") or project.get("id")
-        self.project = {"id": pid, "name": project.get("name")}
-        self.device_id = str(me.get("id") or me.get("device_id") or "") or None
-        status = me.get("status")
-        if isinstance(status, str):
-            self._set_cloud_status(status)
-        return me
-
-    def _on_repair(self, why: str) -> None:
-        self.pairing.set("repair_needed", error=f"credentials rejected ({why}); pair again")
-
-    def _set_cloud_status(self, status: str) -> None:
-        before = self.cloud_status
-        self.cloud_status = status if status in ("online", "paused", "offline") else "unknown"
-        if before != self.cloud_status:
-            log.info("cloud status %s -> %s", before, self.cloud_status)
-            self.wake.set()
-
-    def start_pairing(self) -> bool:
-        with self._lock:
-            if self._pair_thread is not None and self._pair_thread.is_alive():
-                return False
-            self._pair_cancel = threading.Event()
-            self._pair_thread = threading.Thread(target=self._pair, args=(self._pair_cancel,),
-                                                 name="pairing", daemon=True)
-            self._pair_thread.start()
-            return True
-
-    def _pair(self, cancel: threading.Event) -> None:
-        """The pairing thread: a bad answer never ends it, the flow starts over after a backoff."""
-        failures = 0
-        while not cancel.is_set() and not self.stop_event.is_set():
-            try:
-                self._pair_once(cancel)
-                return
-            except PairingError as exc:
-                log.warning("pairing ended: %s", exc)
-                return
-            except DeviceError as exc:
-                self.pairing.set("error", error=str(exc))
-                log.error("pairing failed: %s", exc)
-                return
-            except Exception as exc:
-                failures += 1
-                wait = loop_backoff(failures)
-                self.pairing.set("error", error=f"{type(exc).__name__}: {exc}")
-                log.error("pairing flow error (%s: %s); starting again in %.0fs",
-                          type(exc).__name__, exc, wait)
-                if cancel.wait(wait):
-                    return
-
-    def _pair_once(self, cancel: threading.Event) -> None:
-        flow = Pairing(self.config, self.api, self.pairing, cancel)
-        answer = flow.run()
-        with self._pair_lock:
-            if cancel.is_set():
-                # cancelled after run() returned: the cancel found no tokens to drop,
-                # so the grant is revoked here instead of being stored
-                flow.discard(answer)
-                self.pairing.set("cancelled")
-                log.info("pairing cancelled after approval; grant revoked")
-                return
-            self.tokens.accept(answer)
-            self.pairing.set("paired")
-        log.info("paired")
-        try:
-            self.identify()
-        except (UploadError, AuthError) as exc:
-            log.warning("identify after pairing failed (the auth loop tries again): %s", exc)
-        self.wake.set()
-
-    def _auth_loop(self) -> None:
-        """Proactive refresh and identify; a failing turn backs off (1 s ... 60 s), one log line each."""
-        failures, next_try = 0, 0.0
-        while not self.stop_event.is_set():
-            if self.tokens.state == "repair_needed" and self.pairing.state not in (
-                "requesting_code", "showing_code", "approved", "repair_needed"
-            ):
-                self.pairing.set("repair_needed", error="credentials rejected; pair again")
-            if time.monotonic() >= next_try:
-                try:
-                    self._auth_turn()
-                    failures = 0
-                except RepairNeeded as exc:
-                    log.warning("auth: %s", exc)
-                except Exception as exc:
-                    failures += 1
-                    wait = loop_backoff(failures)
-                    next_try = time.monotonic() + wait
-                    log.warning("auth: %s; next try in %.0fs", exc if isinstance(exc, DeviceError)
-                                else f"{type(exc).__name__}: {exc}", wait)
-            self.stop_event.wait(0.5)
-
-    def _auth_turn(self) -> None:
-        if self.tokens.paired and time.time() >= self.tokens.refresh_due_at():
-            self.tokens.refresh()
-        if self.tokens.paired and self.project["id"] is None:
-            self.identify()
-
     # --- upload workers --------------------------------------------------------------------
     def _can_upload(self) -> bool:
         return self.tokens.paired and self.cloud_status != "paused"
@@ -338,7 +221,7 @@ class Engine(UserActions):
         if not self._settle_deadline:
             return False
         if time.time() < self._settle_deadline and not all(
-            source.settled(self._select_all_before)  # type: ignore[attr-defined]
+            source.settled(self._select_all_before)
             for source in self.sources if hasattr(source, "settled")
         ):
             return True
@@ -434,13 +317,15 @@ class Engine(UserActions):
         records = self.queue.all()
         done_bytes = self.queue.bytes_done()
         counts = self.queue.counts()
-        files, remaining_bytes, current = [], 0, None
+        files: list[dict[str, Any]] = []
+        remaining_bytes, current, current_done = 0, None, -1
         for rec in records:
             live = self.uploader.progress(rec.id)
             done = rec.size if rec.state == "done" else (live if live is not None else done_bytes.get(rec.id, 0))
             if rec.state in ACTIVE:
                 remaining_bytes += max(0, rec.size - done)
-            if rec.state == "uploading" and (current is None or done > current["bytes_done"]):
+            if rec.state == "uploading" and done > current_done:
+                current_done = done
                 current = {"file_id": rec.id, "name": rec.name, "bytes_done": done, "size": rec.size,
                            "progress": round(done / rec.size, 4) if rec.size else 0.0}
             files.append({"id": rec.id, "name": rec.name, "path": rec.path, "size": rec.size,

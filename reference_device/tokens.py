@@ -46,7 +46,7 @@ class TokenManager:
         store: CredentialStore,
         *,
         stop: threading.Event,
-        on_refreshed: Callable[[], None] | None = None,
+        on_refreshed: Callable[[], object] | None = None,
         on_repair: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
