@@ -19,7 +19,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import pytest
 from pytest_bdd import given, parsers, then, when
 
 from harness.bdd.bench import Bench, Capture
@@ -34,7 +33,6 @@ from harness.bdd.steps.oracle_steps import _all_intact, require
 from harness.bdd.steps.power_steps import _cut, _restore
 from harness.certify.ledger import window_start
 from harness.errors import BenchFailure, DeliveryFailure, OperatorUnavailable
-from harness.items.verdicts import NOT_APPLICABLE_SKIP
 
 # The device has settled when nothing of this scenario is in flight and neither the cloud nor the
 # device showed anything new for this long: a frame fetched again after a restart arrives late.
@@ -75,9 +73,8 @@ def _camera_connected(status: dict[str, Any]) -> bool:
 
 @given(parsers.parse('a paired "{name}" device with a tethered virtual camera'))
 def _tethered(bench: Bench, name: str) -> None:
-    """A paired device whose profile declares the `tether` capability (else: not applicable)."""
-    if "tether" not in bench.profile.capabilities:
-        pytest.skip(f"{NOT_APPLICABLE_SKIP}profile {bench.profile.name} has no tethered camera (capability 'tether')")
+    """A paired device with a tethered camera. A device without the `tether` capability never gets
+    here: the checklist's `[scenario_applies]` skips the scenario as not applicable first."""
     _paired_device(bench)
 
 
