@@ -325,6 +325,10 @@ def _operator_html(a: Mapping[str, Any]) -> str:
         answer = "<b>no answer (timed out)</b>"
     else:
         answer = e(str(a.get("verdict") or a.get("answer")))
+        said = a.get("choice") if a.get("kind") == "choice" else a.get("value")
+        if said is not None:  # a value or a choice: what the person reported, then what the bench accepts
+            said = f"{said:g} {a.get('unit') or ''}".strip() if isinstance(said, int | float) else str(said)
+            answer = f"{e(said)} &rarr; {answer} (accepts {e(str(a.get('expected')))})"
         if a.get("source") == "answer file":
             answer += " (answer file)"
     evidence = (f"; evidence <code>{e(str(a['evidence']))}</code> sha256 <code>{e(str(a.get('evidence_sha256', ''))[:16])}</code>"

@@ -1,7 +1,8 @@
 """The person on the bench: prompts with an audit trail, and a device they drive by hand.
 
 Operator items work like Matter's manual test steps: the question, the answer (pass / fail /
-not-applicable), who answered (`--operator NAME`, else $C2C_OPERATOR, else the login), when,
+not-applicable, or a value or a choice the bench judges: harness/items/manual.py), who
+answered (`--operator NAME`, else $C2C_OPERATOR, else the login), when,
 and the evidence file the operator attached (copied into the reports folder, so the signed
 manifest hashes it, with its SHA-256 in the answer). A person who does not answer within the
 timeout is a bench error (cause operator-timeout), recorded too.
@@ -14,7 +15,7 @@ that question:
     operator = "Ana Diaz"                       # optional; else --operator / $C2C_OPERATOR
     [[answer]]
     question = "Does recording start on the SDI trigger?"   # the question as the bench asks it
-    answer = "pass"                             # pass | fail | n/a   (yes/no for actions)
+    answer = "pass"                             # pass | fail | n/a   (yes/no for actions; a number or an option)
     evidence = "/lab/2026-12-06/sdi-trigger.mp4"   # optional
 """
 
@@ -36,13 +37,11 @@ from typing import IO, Any
 from harness.config_files import read_toml
 from harness.device.profile import DeviceProfile
 from harness.errors import ConfigError, OperatorTimeout, OperatorUnavailable
-from harness.items.verdicts import FAIL, NOT_APPLICABLE, PASS, NotApplicable
+from harness.items.manual import Judged, Question
+from harness.items.verdicts import NOT_APPLICABLE, PASS, NotApplicable
 from harness.protocols import Power
 
 ANSWERS_ENV = "C2C_OPERATOR_ANSWERS"
-# What a person may type for each verdict of an attested item.
-VERDICT_WORDS = {PASS: frozenset({"pass", "p", "y", "yes"}), FAIL: frozenset({"fail", "f", "n", "no"}),
-                 NOT_APPLICABLE: frozenset({"n/a", "na", "not-applicable", "not applicable"})}
 ATTEST_CHOICES = "[pass/fail/n/a]"
 
 
@@ -56,6 +55,11 @@ class OperatorAnswer:
     at: float
     attests: bool = False  # the answer is the evidence for a verdict, not an action on the bench
     verdict: str | None = None  # pass | fail | not-applicable, for an attested item
+    kind: str = "verdict"  # verdict | value | choice (harness/items/manual.py)
+    value: float | None = None  # the number a value question was answered with, in `unit`
+    unit: str | None = None
+    choice: str | None = None  # the option a choice question was answered with
+    expected: str | None = None  # what the bench accepted (never shown to the person before the answer)
     evidence: str | None = None  # the attached file, relative to the reports folder
     evidence_sha256: str | None = None
     source: str = "terminal"  # terminal | answer file
@@ -72,7 +76,8 @@ class FileAnswer:
 
 
 def _norm(question: str) -> str:
-    return re.sub(r"\s+", " ", question.removesuffix(ATTEST_CHOICES).removesuffix("[y/n]")).strip().casefold()
+    """A question without its answer form ("[pass/fail/n/a]", "[y/n]", "[a number in s, or n/a]"), spaces folded."""
+    return re.sub(r"\s+", " ", re.sub(r"\s*\[[^\[\]]*\]\s*$", "", question)).strip().casefold()
 
 
 def load_answer_file(path: Path) -> tuple[str | None, list[FileAnswer]]:
@@ -91,12 +96,6 @@ def load_answer_file(path: Path) -> tuple[str | None, list[FileAnswer]]:
             raise ConfigError(f"{where}: field 'evidence' must be a path string")
         out.append(FileAnswer(raw["question"], raw["answer"], evidence))
     return name, out
-
-
-def attest_verdict(answer: str) -> str | None:
-    """The verdict a typed answer means (None: not one of the words)."""
-    word = answer.strip().casefold()
-    return next((v for v, words in VERDICT_WORDS.items() if word in words), None)
 
 
 def _default_operator() -> str:
@@ -176,21 +175,31 @@ class OperatorPrompt:
         fail (False) or not-applicable (raises NotApplicable), then the evidence file. A scenario
         that passes on it is "operator-confirmed" (with who answered, when, the question and the
         evidence), never "pass"."""
-        asked = f"{question} {ATTEST_CHOICES}"
+        return self.answer(Question(question)).verdict == PASS
+
+    def answer(self, question: Question) -> Judged:
+        """Ask a checklist question (a verdict, a value or a choice, harness/items/manual.py) and judge
+        the answer: an unclear one is asked again on a terminal, then refused (OperatorUnavailable);
+        n/a raises NotApplicable; a question that requires evidence and gets no file is refused."""
+        asked = question.prompt()
         answer = self._ask(asked, attests=True)
         record = self.answers[-1]
-        verdict = attest_verdict(answer)
-        if verdict is None and record.source == "terminal":
-            answer = self._ask(f"Please answer pass, fail or n/a. {asked}", attests=True)
+        judged = question.judge(answer)
+        if judged.verdict is None and record.source == "terminal":
+            answer = self._ask(f"Please answer {question.asks_for()}. {asked}", attests=True)
             record = self.answers[-1]
-            verdict = attest_verdict(answer)
-        if verdict is None:
-            raise OperatorUnavailable(f"answer {answer!r} is not pass, fail or n/a: {question}")
-        record.verdict = verdict
-        self._attach(record, question)
-        if verdict == NOT_APPLICABLE:
-            raise NotApplicable(f"operator {self.operator}: not applicable: {question}")
-        return verdict == PASS
+            judged = question.judge(answer)
+        if judged.verdict is None:
+            raise OperatorUnavailable(f"answer {judged.problem}: {question.text}")
+        record.verdict, record.kind, record.value, record.choice = judged.verdict, question.kind, judged.value, judged.choice
+        record.unit = question.unit or None
+        record.expected = None if question.kind == "verdict" else question.expected()
+        self._attach(record, question.text)
+        if judged.verdict == NOT_APPLICABLE:
+            raise NotApplicable(f"operator {self.operator}: not applicable: {question.text}")
+        if question.evidence and record.evidence_sha256 is None:
+            raise OperatorUnavailable(f"no evidence file attached, and the checklist requires one: {question.text}")
+        return judged
 
     def _attach(self, record: OperatorAnswer, question: str) -> None:
         """Ask for (or read) the evidence file and copy it into the reports folder, hashed."""

@@ -21,6 +21,7 @@ from typing import Any
 from harness.config_files import read_toml
 from harness.errors import ConfigError
 from harness.items.applies import ALL, Expr, ProfileCodes, parse_applies
+from harness.items.manual import Question, parse_question
 from harness.items.verdicts import PRECEDENCE
 
 DEFAULT_CHECKLIST = Path(__file__).resolve().parents[1] / "certify" / "checklist.toml"
@@ -93,6 +94,7 @@ class Item:
     scenarios: tuple[ScenarioRef, ...]
     measurements: tuple[Measurement, ...] = ()
     applies: Expr = ALL  # which devices the item is about, decided before anything runs
+    question: Question | None = None  # what an operator is asked when a person verifies it (harness/items/manual.py)
 
     def applies_to(self, kind: str, capabilities: Iterable[str] | None = None) -> bool:
         """Whether the item applies to a device of this kind with these capabilities
@@ -219,7 +221,13 @@ def _item(raw: Any, index: int) -> Item:
     measurements = tuple(
         _measurement(m, f"{where} measurement[{n}]") for n, m in enumerate(raw.get("measurements", []))
     )
-    unknown = set(raw) - {"id", "title", "section", "applies", "how_verified", "stimulus", "optional", "scenarios", "measurements"}
+    question = None
+    if "question" in raw:
+        if "operator" not in how:
+            raise ConfigError(f"{where}: field 'question' needs 'operator' in field 'how_verified'")
+        question = parse_question(raw["question"], f"{where} field 'question'")
+    unknown = set(raw) - {"id", "title", "section", "applies", "how_verified", "stimulus", "optional", "scenarios",
+                          "measurements", "question"}
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}")
     return Item(
@@ -232,6 +240,7 @@ def _item(raw: Any, index: int) -> Item:
         scenarios=tuple(scenarios),
         measurements=measurements,
         applies=applies,
+        question=question,
     )
 
 

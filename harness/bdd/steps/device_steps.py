@@ -21,6 +21,8 @@ from harness.bdd.steps.common import (
     wait_until,
 )
 from harness.errors import DeviceFailure, DeviceTimeout
+from harness.items.manual import Question
+from harness.items.verdicts import PASS
 
 PAIR_TIMEOUT = 60.0
 
@@ -278,16 +280,23 @@ def _declared(bench: Bench, item: str) -> None:
     if evidence:
         bench.state.declared[item] = evidence  # the verdict is "declared", never "pass"
         return
-    title = bench.session.checklist[item].title
-    if not bench.prompt.attest(f"{item}: {title}. Does the device meet it?"):
+    entry = bench.session.checklist[item]
+    asked = entry.question or Question(f"{item}: {entry.title}. Does the device meet it?")
+    if bench.prompt.answer(asked).verdict != PASS:
         raise DeviceFailure(f"{item}: operator says the device does not meet it")
 
 
 @then(parsers.parse('the operator confirms "{question}"'))
 def _operator_confirms(bench: Bench, question: str) -> None:
-    """An operator-verified requirement: "operator-confirmed" on a yes, "operator" when nobody answers."""
-    if not bench.prompt.attest(question):
-        raise DeviceFailure(f"operator says no: {question}")
+    """An operator-verified requirement: "operator-confirmed" on a yes, "operator" when nobody answers.
+    Where the scenario's checklist item has a question of its own (a value or a choice the bench
+    judges, harness/items/manual.py), the person is asked that instead of a yes/no."""
+    checklist = bench.session.checklist
+    asked = next((q for q in (checklist[i].question for i in bench.state.items if i in checklist) if q), None)
+    judged = bench.prompt.answer(asked or Question(question))
+    if judged.verdict != PASS:
+        said = judged.choice or (f"{judged.value:g} {asked.unit}" if asked and judged.value is not None else "no")
+        raise DeviceFailure(f"operator says {said}: {(asked.text if asked else question)}")
 
 
 __all__ = ["hold_for", "pair"]
