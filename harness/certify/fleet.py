@@ -2,9 +2,12 @@
 
 The inventory names the rigs and the devices on them (TOML):
 
+    places_dir = "/tmp/c2c-bench-places"  # optional: where the rigs' place locks live (the default)
+
     [rigs.local]               # software devices on this machine
     kind = "local"
     slots = 3                  # devices certified at the same time on this rig
+    wait = 600                 # optional: seconds to wait for a place another run holds
 
     [[devices]]
     name = "reference"         # folder name under the fleet's reports, unique
@@ -23,31 +26,67 @@ Each device is one ordinary `c2c-certify run` in its own process and reports fol
 exactly what a solo run writes. The fleet adds `fleet.json` and `fleet.html` (one row per
 device: status, headline, seconds, failing items), rewritten as each device finishes, and one
 `allure-results/` with every device's results (each scenario carries the device as an Allure
-parameter). Rig kinds other than `local` (execnet `ssh=host//python=...` rig controllers) are
-refused for now.
+parameter).
+
+Places: labgrid's reservation model, without its coordinator. In labgrid
+(labgrid/remote/coordinator.py, client.py) a *place* is a rig that one client acquires at a
+time: the coordinator records the holder as "host/user", and a second `acquire` is refused
+with "Place X is already acquired by host/user"; waiting is a *reservation* (a token in a
+queue with a priority, allocated when the place frees, expired unless the client keeps
+polling within its timeout); releasing is explicit (`labgrid-client release`). Here each rig
+has `slots` places; a device holds one for its whole certification, as an flock on
+`<places_dir>/<rig>.<n>.lock` whose text names the holder ("host/user pid N: fleet REPORTS
+device NAME"). Devices of one fleet on one rig queue for its places in this process (a
+one-place hardware rig certifies its devices one after another); a place held by another run
+(another fleet or certification sharing the directory) is polled for up to the rig's `wait`
+seconds, then the device's row is a bench error naming the holder (`RigBusy`). The kernel
+drops an flock when its process ends, so a crash or Ctrl-C releases the place. Not copied:
+the coordinator and its gRPC protocol, reservation tokens and priorities, tag filters that
+pick any matching place, `allow` (sharing an acquired place with another user) and the
+exporter resources a labgrid place acquires with it.
+
+Remote rigs (kind "ssh", execnet `ssh=host//python=...` rig controllers) are refused with a
+ConfigError that says what is missing: see `REMOTE_RIG_MISSING`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import getpass
 import html
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
+from harness.errors import BenchFailure, ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RIG_KINDS = ("local",)
+PLACES_DIR = Path("/tmp/c2c-bench-places")  # beside the relay port locks: shared by every user's runs
+DEFAULT_WAIT_S = 600.0
+REMOTE_RIG_MISSING = (
+    "remote rig controllers are not implemented: a fleet starts each device's `c2c-certify run` as a child "
+    "process on this machine, and nothing yet starts it through an execnet gateway (ssh=host//python=...) on the "
+    "controller, takes the controller's place lock, or copies the device's reports folder back; nor could it be "
+    "tested here (no ssh server on this bench). Run `c2c-certify fleet` on the rig controller itself, with its rigs "
+    'as kind = "local"')
+
+
+class RigBusy(BenchFailure):
+    """Every place of a rig stayed held by another run for longer than the rig's `wait`."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +94,7 @@ class Rig:
     name: str
     kind: str
     slots: int
+    wait: float = DEFAULT_WAIT_S
 
 
 @dataclass(frozen=True)
@@ -69,6 +109,7 @@ class FleetDevice:
 class Inventory:
     rigs: dict[str, Rig]
     devices: list[FleetDevice]
+    places_dir: Path = PLACES_DIR
 
 
 @dataclass
@@ -95,12 +136,22 @@ def load_inventory(path: Path) -> Inventory:
         raise ConfigError(f"inventory {path}: {exc}") from None
     rigs: dict[str, Rig] = {}
     for name, table in dict(data.get("rigs", {})).items():
-        kind, slots = table.get("kind", "local"), table.get("slots", 1)
+        kind, slots, wait = table.get("kind", "local"), table.get("slots", 1), table.get("wait", DEFAULT_WAIT_S)
+        if kind == "ssh":
+            raise ConfigError(f"inventory {path}: rig {name!r} is kind 'ssh': {REMOTE_RIG_MISSING}")
         if kind not in RIG_KINDS:
             raise ConfigError(f"inventory {path}: rig {name!r} is {kind!r}; this bench drives {', '.join(RIG_KINDS)} rigs")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise ConfigError(f"inventory {path}: rig name {name!r} must be letters, digits, '.', '_' or '-' "
+                              "(it names the rig's place lock files)")
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
             raise ConfigError(f"inventory {path}: rig {name!r} slots must be a positive integer")
-        rigs[name] = Rig(name, kind, slots)
+        if isinstance(wait, bool) or not isinstance(wait, int | float) or wait < 0:
+            raise ConfigError(f"inventory {path}: rig {name!r} wait must be a number of seconds >= 0")
+        rigs[name] = Rig(name, kind, slots, float(wait))
+    places_dir = data.get("places_dir", str(PLACES_DIR))
+    if not isinstance(places_dir, str) or not places_dir:
+        raise ConfigError(f"inventory {path}: places_dir must be a directory path")
     devices: list[FleetDevice] = []
     for n, table in enumerate(data.get("devices", []), 1):
         name, profile, rig = table.get("name"), table.get("profile"), table.get("rig", "local")
@@ -119,7 +170,99 @@ def load_inventory(path: Path) -> Inventory:
     names = [d.name for d in devices]
     if len(set(names)) != len(names):
         raise ConfigError(f"inventory {path}: device names must be unique")
-    return Inventory(rigs, devices)
+    return Inventory(rigs, devices, Path(places_dir))
+
+
+class PlaceLock:
+    """One place of one rig: an flock on `<dir>/<rig>.<n>.lock`, the holder written inside."""
+
+    def __init__(self, path: Path, number: int) -> None:
+        self.path = path
+        self.number = number
+        self._fd: int | None = None
+
+    def try_acquire(self, holder: str) -> bool:
+        """Take the place if no one holds it (never blocks)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            self.path.parent.chmod(0o1777)  # shared by every user's runs, like /tmp
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{holder}\n".encode(), 0)
+        self._fd = fd
+        return True
+
+    def holder(self) -> str:
+        """Who holds the place, as its holder wrote it."""
+        try:
+            return self.path.read_text(encoding="utf-8", errors="replace").strip() or "another run"
+        except OSError:
+            return "another run"
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+
+class RigPlaces:
+    """The places of one rig: this run's devices queue for them, other runs' holds are waited out."""
+
+    def __init__(self, rig: Rig, directory: Path, *, poll_s: float = 0.2) -> None:
+        self.rig = rig
+        self.directory = directory
+        self.poll_s = poll_s
+        self._mine: set[int] = set()
+        self._turn = threading.Condition()
+
+    def _lock(self, n: int) -> PlaceLock:
+        return PlaceLock(self.directory / f"{self.rig.name}.{n}.lock", n)
+
+    @contextlib.contextmanager
+    def hold(self, holder: str) -> Iterator[PlaceLock]:
+        """Hold one place while the body runs; RigBusy once other runs held every free one for `wait` s."""
+        place = self._acquire(holder)
+        try:
+            yield place
+        finally:
+            with self._turn:
+                place.release()
+                self._mine.discard(place.number)
+                self._turn.notify_all()
+
+    def _acquire(self, holder: str) -> PlaceLock:
+        deadline: float | None = None
+        with self._turn:
+            while True:
+                free = [n for n in range(1, self.rig.slots + 1) if n not in self._mine]
+                if not free:  # this run's own devices hold them all: wait for one, however long
+                    deadline = None
+                    self._turn.wait()
+                    continue
+                for n in free:
+                    place = self._lock(n)
+                    if place.try_acquire(holder):
+                        self._mine.add(n)
+                        return place
+                now = time.monotonic()
+                deadline = deadline if deadline is not None else now + self.rig.wait
+                if now >= deadline:
+                    held = "; ".join(f"{self._lock(n).path.name} by {self._lock(n).holder()}" for n in free)
+                    raise RigBusy(f"rig {self.rig.name!r} is held by another run ({held}); "
+                                  f"waited {self.rig.wait:.0f} s")
+                self._turn.wait(min(self.poll_s, deadline - now))
+
+
+def place_holder(reports: Path, device: FleetDevice) -> str:
+    """What a place lock says about its holder: labgrid's "host/user", then this run and device."""
+    return f"{socket.gethostname()}/{getpass.getuser()} pid {os.getpid()}: fleet {reports} device {device.name}"
 
 
 def run_argv(device: FleetDevice, out: Path, *, smoke: bool, items: Sequence[str], seed: int) -> list[str]:
@@ -162,18 +305,22 @@ def certify_fleet(inventory: Inventory, reports: Path, *, smoke: bool = False, i
     """Every device of the inventory, concurrently up to each rig's slots; the rows in inventory order."""
     rows = [DeviceOutcome(d.name, d.profile, d.rig, "waiting") for d in inventory.devices]
     lock = threading.Lock()
-    rig_slots = {name: threading.Semaphore(rig.slots) for name, rig in inventory.rigs.items()}
+    places = {name: RigPlaces(rig, inventory.places_dir) for name, rig in inventory.rigs.items()}
 
     def changed() -> None:
         if on_change is not None:
             on_change(list(rows))
 
     def job(n: int, device: FleetDevice) -> None:
-        with rig_slots[device.rig]:
-            with lock:
-                rows[n].state = "certifying"
-                changed()
-            outcome = certify_one(device, reports / device.name, smoke=smoke, items=items, seed=seed)
+        try:
+            with places[device.rig].hold(place_holder(reports, device)):
+                with lock:
+                    rows[n].state = "certifying"
+                    changed()
+                outcome = certify_one(device, reports / device.name, smoke=smoke, items=items, seed=seed)
+        except RigBusy as exc:  # a bench error, not the device's: no certificate, the holder named
+            outcome = DeviceOutcome(device.name, device.profile, device.rig, "done", status="BENCH ERROR",
+                                    headline=f"{type(exc).__name__}: {exc}")
         with lock:
             rows[n] = outcome
             changed()

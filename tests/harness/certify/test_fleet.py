@@ -6,18 +6,25 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
+from harness.certify import fleet
 from harness.certify.fleet import (
     DeviceOutcome,
+    FleetDevice,
+    Rig,
+    RigBusy,
+    RigPlaces,
+    certify_fleet,
     fleet_bench,
     load_inventory,
     summary_html,
     verdict_diffs,
 )
-from harness.errors import ConfigError
+from harness.errors import BenchFailure, ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
 INVENTORY = textwrap.dedent('''
@@ -48,7 +55,11 @@ def test_inventory_is_read_and_its_mistakes_named(tmp_path: Path) -> None:
     assert [d.profile for d in inv.devices] == ["reference", "mutant:no-retry-api"] and inv.rigs["local"].slots == 2
     for text, words in (
         (INVENTORY.replace('rig = "local"\n\n', 'rig = "bench9"\n\n', 1), "rig 'bench9'"),
-        (INVENTORY.replace('kind = "local"', 'kind = "ssh"'), "'ssh'"),
+        (INVENTORY.replace('kind = "local"', 'kind = "ssh"'), "kind 'ssh': remote rig controllers are not implemented"
+         ".*execnet gateway.*no ssh server.*on the rig controller itself"),
+        (INVENTORY.replace('kind = "local"', 'kind = "usb"'), "'usb'"),
+        (INVENTORY.replace('slots = 2', 'slots = 2\nwait = -1'), "wait"),
+        (INVENTORY.replace('[rigs.local]', '[rigs."lab/1"]').replace('rig = "local"', 'rig = "lab/1"'), "rig name"),
         (INVENTORY.replace('name = "no-retry"', 'name = "reference"'), "unique"),
         (INVENTORY.replace('slots = 2', 'slots = 0'), "slots"),
         ('[rigs.local]\nkind = "local"\n', r"no \[\[devices\]\]"),
@@ -67,6 +78,7 @@ def test_fleet_bench_compares_the_fleet_certificate_with_the_solo_one() -> None:
     assert by_name == {"fleet_ratio": 1.4, "fleet_solo_verdict_diffs": 1}
     assert verdict_diffs({"A": "pass"}, None) == 1
     assert "<td>m</td>" in summary_html(rows, 140.0) and "certificate.html" in summary_html(rows, None)
+    assert issubclass(RigBusy, BenchFailure)  # the bench's failure, never the device's
 
 
 @pytest.mark.slow
@@ -95,3 +107,90 @@ def test_a_fleet_of_two_software_devices_certifies_each_as_its_solo_run(tmp_path
     assert devices == {"reference", "mutant:no-retry-api"}
     bench = {r["name"]: r for r in json.loads((tmp_path / "bench" / "fleet.json").read_text())["results"]}
     assert bench["fleet_solo_verdict_diffs"]["value"] == 0 and bench["fleet_ratio"]["value"] > 0
+
+
+HOLD_PLACE = """
+import sys, time
+from pathlib import Path
+from harness.certify.fleet import PlaceLock
+place = PlaceLock(Path(sys.argv[1]), 1)
+assert place.try_acquire("lab-pc/alice pid-of-other-run: fleet elsewhere")
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def hold_in_another_process(path: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another run holding a place: a real process with the real flock (it ends, the kernel releases it)."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_PLACE, str(path), str(seconds)], cwd=REPO,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def fake_runs(monkeypatch: pytest.MonkeyPatch, seconds: float) -> list[tuple[str, float, float]]:
+    """certify_one replaced by a timed stand-in: what the place logic decides is when it runs."""
+    runs: list[tuple[str, float, float]] = []
+
+    def certify(device: FleetDevice, out: Path, **_: object) -> DeviceOutcome:
+        started = time.monotonic()
+        time.sleep(seconds)
+        runs.append((device.name, started, time.monotonic()))
+        return DeviceOutcome(device.name, device.profile, device.rig, "done", verdicts={})
+
+    monkeypatch.setattr(fleet, "certify_one", certify)
+    return runs
+
+
+def overlaps(runs: list[tuple[str, float, float]]) -> bool:
+    (_, a0, a1), (_, b0, b1) = runs
+    return a0 < b1 and b0 < a1
+
+
+@pytest.mark.parametrize("slots", [1, 2])
+def test_devices_of_one_fleet_share_a_rig_s_places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slots: int) -> None:
+    runs = fake_runs(monkeypatch, 0.5)
+    text = f'places_dir = "{tmp_path / "places"}"\n' + INVENTORY.replace("slots = 2", f"slots = {slots}")
+    rows = certify_fleet(load_inventory(write(tmp_path, text)), tmp_path / "reports")
+    assert [r.state for r in rows] == ["done", "done"] and len(runs) == 2
+    assert overlaps(runs) is (slots == 2), runs  # a one-place rig certifies its devices one after another
+    assert sorted(p.name for p in (tmp_path / "places").iterdir()) == [f"local.{n}.lock" for n in range(1, slots + 1)]
+
+
+def test_a_place_held_by_another_run_is_waited_for_then_a_bench_error_naming_the_holder(tmp_path: Path) -> None:
+    rig = Rig("bench", "local", 1, wait=0.6)
+    places = RigPlaces(rig, tmp_path, poll_s=0.05)
+    other = hold_in_another_process(tmp_path / "bench.1.lock", 60)
+    try:
+        started = time.monotonic()
+        busy = r"rig 'bench' is held by another run \(bench\.1\.lock by lab-pc/alice"
+        with pytest.raises(RigBusy, match=busy), places.hold("me"):
+            pass
+        assert time.monotonic() - started >= 0.6
+    finally:
+        other.kill()  # a crashed holder: the kernel drops its flock
+        other.wait()
+    with places.hold("me") as place:
+        assert place.holder() == "me"
+    # a holder that finishes within the wait: the place is taken as soon as it is free
+    other = hold_in_another_process(tmp_path / "bench.1.lock", 1.0)
+    patient = RigPlaces(Rig("bench", "local", 1, wait=60), tmp_path, poll_s=0.05)
+    try:
+        with patient.hold("me"):
+            assert other.poll() is not None, "held the place while the other run still had it"
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_fleet_device_whose_rig_stays_held_is_a_bench_error_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = fake_runs(monkeypatch, 0.0)
+    text = f'places_dir = "{tmp_path}"\n' + INVENTORY.replace("slots = 2", "slots = 1\nwait = 0.3")
+    other = hold_in_another_process(tmp_path / "local.1.lock", 60)
+    try:
+        rows = certify_fleet(load_inventory(write(tmp_path, text)), tmp_path / "reports")
+    finally:
+        other.kill()
+        other.wait()
+    assert runs == [] and {r.status for r in rows} == {"BENCH ERROR"}, rows
+    assert all("RigBusy" in r.headline and "lab-pc/alice" in r.headline and r.verdicts is None for r in rows)
