@@ -28,13 +28,16 @@ def label_verdict(verdict: str, declared: dict[str, str], answers: list[dict[str
         for item_id, text in declared.items():
             allure.dynamic.parameter(f"declared {item_id}", text)
         for answer in answers:
-            if answer["attests"]:
-                allure.dynamic.parameter(f"operator {answer['operator']}", f"{answer['question']} -> {answer['answer']}")
+            if answer["attests"]:  # a choice by its words (the person may have typed its number), then the verdict
+                said = answer.get("choice") or answer["answer"]
+                allure.dynamic.parameter(f"operator {answer['operator']}",
+                                         f"{answer['question']} -> {said} ({answer.get('verdict') or 'no verdict'})")
 
 
 def operator_answers(b: Bench | None) -> list[dict[str, Any]]:
     """What the bench's person answered during this scenario: who, when, the question, the answer
-    (pass / fail / not-applicable), the evidence file attached, and a timeout if nobody answered."""
+    (pass / fail / not-applicable, or a value or a choice with what the bench accepts and the verdict
+    it judged), the evidence file attached, and a timeout if nobody answered."""
     if b is None:
         return []
     return [asdict(a) for a in b.session.prompt.answers[b.state.operator_mark:]]

@@ -110,3 +110,18 @@ def test_a_choice_and_a_value_are_judged_by_the_bench_with_the_evidence_sealed(
     copied.write_bytes(copied.read_bytes().replace(b"take 1", b"take 7"))
     with pytest.raises(SealBroken, match="changed: operator-evidence/"):
         verify_folder(reports)
+
+
+def test_allure_shows_a_choice_by_its_words_and_the_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The person typed "3"; the report names the option and what the bench judged."""
+    import allure
+
+    from harness.bdd.scenario_report import label_verdict
+
+    shown: dict[str, str] = {}
+    monkeypatch.setattr(allure.dynamic, "parameter", lambda name, value, **_: shown.__setitem__(name, value))
+    monkeypatch.setattr(allure.dynamic, "label", lambda *a, **k: None)
+    monkeypatch.setattr(allure.dynamic, "tag", lambda *a, **k: None)
+    label_verdict("operator-confirmed", {}, [{"attests": True, "operator": "Ana", "question": "Which? [1) a | 2) both]",
+                                              "answer": "2", "choice": "both", "verdict": "pass"}])
+    assert shown == {"operator Ana": "Which? [1) a | 2) both] -> both (pass)"}
