@@ -8,6 +8,9 @@ channel of a board to the `harness.protocols.Power` protocol the Gherkin steps u
 Only one process may drive a port: it is opened exclusively (pyserial `exclusive=True`,
 an flock on the tty) and a lock file under /tmp/c2c-bench-relay-locks/ names the holder,
 so a second harness gets `RelayInUse` instead of fighting over the relay.
+
+`MinOffTimePower` is the on/off/cycle bookkeeping every switched supply shares (a relay
+channel, a labgrid power driver): a backend gives `_flip` and nothing else.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import hashlib
 import os
 import re
 import termios
+import time
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -43,6 +47,47 @@ class RelayBoard(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class MinOffTimePower:
+    """`harness.protocols.Power` with a minimum off-time over one switch; `_flip` is the backend.
+
+    The minimum off-time protects the device (supplies and flash controllers need time to
+    discharge before a clean restart) and the meaning of a test (a 50 ms glitch is not a
+    power cut): `on()` waits until the supply has been off at least `min_off_time`.
+    """
+
+    def __init__(self, min_off_time: float) -> None:
+        if min_off_time < 0:
+            raise ConfigError(f"min_off_time must be >= 0, got {min_off_time}")
+        self.min_off_time = min_off_time
+        self._off_since: float | None = None
+
+    def on(self) -> None:
+        if self._off_since is not None:
+            remaining = self.min_off_time - (time.monotonic() - self._off_since)
+            if remaining > 0:
+                time.sleep(remaining)
+        self._flip(True)
+        self._off_since = None
+
+    def off(self) -> None:
+        self._flip(False)
+        if self._off_since is None:
+            self._off_since = time.monotonic()
+
+    def cycle(self, off_time: float | None = None) -> None:
+        """Off, stay off for max(off_time, min_off_time), then on (our timing, never a driver's delay)."""
+        self.off()
+        wanted = self.min_off_time if off_time is None else max(off_time, self.min_off_time)
+        remaining = wanted - (time.monotonic() - (self._off_since or time.monotonic()))
+        if remaining > 0:
+            time.sleep(remaining)
+        self.on()
+
+    def _flip(self, on: bool) -> None:
+        """Switch the supply (and record it): the one thing a backend implements."""
+        raise NotImplementedError
 
 
 class PortLock:

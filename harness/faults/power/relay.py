@@ -1,9 +1,8 @@
 """`harness.protocols.Power` over one channel of a relay board.
 
-The minimum off-time protects both the device (supplies and flash controllers need time
-to discharge before a clean restart) and the meaning of a test (a 50 ms glitch is not a
-power cut): `on()` waits until the relay has been open at least `min_off_time`. Every
-flip is recorded on the fault timeline so reports can show it beside the uploads.
+`on()` waits until the relay has been open at least `min_off_time` (the bookkeeping is
+`MinOffTimePower`'s, shared with labgrid's power). Every flip is recorded on the fault
+timeline so reports can show it beside the uploads.
 
 Profile example (a device profile's relay channel; the board's own options are in
 lcus.py, numato.py, kmtronic.py, modemlines.py):
@@ -18,48 +17,21 @@ lcus.py, numato.py, kmtronic.py, modemlines.py):
 
 from __future__ import annotations
 
-import time
-
 from harness.errors import ConfigError
-from harness.faults.power.base import RelayBoard
+from harness.faults.power.base import MinOffTimePower, RelayBoard
 from harness.timeline import Timeline
 
 
-class RelayPower:
+class RelayPower(MinOffTimePower):
     """Power for a device whose supply runs through `channel` of `board`."""
 
     def __init__(self, board: RelayBoard, channel: int, min_off_time: float = 2.0, *,
                  timeline: Timeline | None = None, name: str = "relay") -> None:
-        if min_off_time < 0:
-            raise ConfigError(f"min_off_time must be >= 0, got {min_off_time}")
+        super().__init__(min_off_time)
         self.board = board
         self.channel = channel
-        self.min_off_time = min_off_time
         self.timeline = timeline
         self.name = name
-        self._off_since: float | None = None
-
-    def on(self) -> None:
-        if self._off_since is not None:
-            remaining = self.min_off_time - (time.monotonic() - self._off_since)
-            if remaining > 0:
-                time.sleep(remaining)
-        self._flip(True)
-        self._off_since = None
-
-    def off(self) -> None:
-        self._flip(False)
-        if self._off_since is None:
-            self._off_since = time.monotonic()
-
-    def cycle(self, off_time: float | None = None) -> None:
-        """Off, stay off for max(off_time, min_off_time), then on."""
-        self.off()
-        wanted = self.min_off_time if off_time is None else max(off_time, self.min_off_time)
-        remaining = wanted - (time.monotonic() - (self._off_since or time.monotonic()))
-        if remaining > 0:
-            time.sleep(remaining)
-        self.on()
 
     def is_on(self) -> bool | None:
         """The board's read-back; None when the board has none (LCUS-1, bare DTR/RTS)."""

@@ -7,15 +7,11 @@ bytes re-sent per cut bounded by the parts in flight.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import random
 import shlex
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,19 +21,17 @@ from harness.faults.power.labgrid import LabgridPower, labgrid_power_from_config
 from harness.faults.power.process import live_group_members
 from harness.faults.power.simulator import RelaySimulator
 from harness.timeline import Timeline
-from reference_device.testing import write_config
+from tests.harness.faults.power.conftest import (
+    PART,
+    assert_delivered_once,
+    pair_and_capture,
+    read_status,
+    reference_device,
+)
 from tests.waiting import wait_until
 
 pytest.importorskip("labgrid")
-PART = 5 * 1024 * 1024
 REPO = Path(__file__).resolve().parents[4]
-
-
-def _status(path: Path) -> dict[str, Any]:
-    try:
-        return dict(json.loads(path.read_text()))
-    except (FileNotFoundError, ValueError):
-        return {}
 
 
 def rig_yaml(path: Path, port: str) -> Path:
@@ -46,19 +40,6 @@ def rig_yaml(path: Path, port: str) -> Path:
     path.write_text("targets:\n  main:\n    drivers:\n      ExternalPowerDriver:\n"
                     f"        cmd_on: \"{cmd} on\"\n        cmd_off: \"{cmd} off\"\n", encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def cloud(tmp_path: Path) -> Iterator[EmulatorProcess]:
-    emu = EmulatorProcess(tmp_path / "cloud", settings={"device_code_interval": 1})
-    emu.start()
-    try:
-        yield emu
-    finally:
-        if emu.control is not None:
-            emu.control.close()
-        emu.kill()
-        emu.close()
 
 
 @pytest.fixture(autouse=True)
@@ -71,57 +52,31 @@ def _repo_importable(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_power_cut_through_labgrid_reaches_the_power_cut_verdict(cloud: EmulatorProcess, tmp_path: Path) -> None:
     control = cloud.control
     assert control is not None
-    media, status_file = tmp_path / "media", tmp_path / "status.json"
-    media.mkdir()
-    config = write_config(tmp_path / "device.toml", {
-        "api_url": cloud.api_url, "ca_bundle": str(cloud.ca_bundle), "state_dir": str(tmp_path / "state"),
-        "media_dirs": [str(media)], "status_file": str(status_file), "status_port": 0,
-        "part_size": PART, "parallelism": 2, "parallel_files": 2, "quiet_period": 0.3,
-        "max_upload_rate": 6_000_000,  # a metered link, so the cut lands mid-transfer
-    })
-    env = {**os.environ, "C2C_CLIENT_SECRET": control.client_secret()}
-    command = [sys.executable, "-m", "reference_device", "run", "--config", str(config), "--no-tui"]
+    device = reference_device(tmp_path, cloud)
     timeline = Timeline()
     rng = random.Random(11)
     files = {f"A002_C00{i}.bin": rng.randbytes(2 * PART + 777 * i) for i in range(1, 3)}
 
-    with RelaySimulator("lcus", channels=2, device_channel=1, device_command=command,
-                        device_env=env, device_log=tmp_path / "device.out") as board_sim:
+    with RelaySimulator("lcus", channels=2, device_channel=1, device_command=device.command,
+                        device_env=device.env, device_log=tmp_path / "device.out") as board_sim:
         rig_yaml(tmp_path / "rig.yaml", board_sim.port)
         power = labgrid_power_from_config({"env": "rig.yaml", "target": "main"}, base=tmp_path,
                                           timeline=timeline, off_time=0.5)
         try:
             power.on()
             assert power.is_on() is None  # a command-driven driver has no read-back
-            project = control.create_project("labgrid rig")
-            st = wait_until(lambda: _status(status_file).get("pairing", {}).get("user_code")
-                            and _status(status_file), 60, "a pairing code")
-            control.approve(st["pairing"]["user_code"], project["id"])
-            wait_until(lambda: _status(status_file).get("pairing", {}).get("state") == "paired", 60, "paired")
-            for name, data in files.items():
-                (media / name).write_bytes(data)
-
-            def progress() -> int:
-                return sum(int(f.get("bytes_done", 0)) for f in _status(status_file).get("files", []))
-
-            wait_until(lambda: progress() >= PART, 60, "the first part acknowledged")
+            pair_and_capture(control, device, files)
             pid = board_sim.device.pid if board_sim.device else None
             assert pid is not None
             power.cycle(0.5)  # off through labgrid (the group is SIGKILLed), then on again
             assert not live_group_members(pid), "the old device still runs after the labgrid power cut"
-            wait_until(lambda: _status(status_file).get("queue", {}).get("completed") == len(files),
+            wait_until(lambda: read_status(device.status_file).get("queue", {}).get("completed") == len(files),
                        120, "every file delivered after power came back")
         finally:
             power.off()
             power.close()
 
-    ledger = control.ledger()
-    resent = sum(r["bytes_received"] for r in ledger) - sum(len(d) for d in files.values())
-    complete = [r for r in ledger if r["state"] == "complete"]
-    verdict = "pass" if resent <= 2 * 2 * PART and all(
-        [r["sha256"] for r in complete if r["name"] == name] == [hashlib.sha256(data).hexdigest()]
-        for name, data in files.items()) else "fail"
-    assert verdict == "pass", (resent, complete)
+    assert_delivered_once(control, files, parts_in_flight=2 * 2)
     flips = [e.details["state"] for e in timeline.events if e.layer == "power"]
     assert flips[:3] == ["on", "off", "on"] and all(e.details["env"].endswith("rig.yaml")
                                                      for e in timeline.events if e.layer == "power"), flips
