@@ -21,7 +21,7 @@ from harness.device.operator import OperatorPrompt
 from harness.device.profile import DeviceProfile, default_values, render_template
 from harness.device.software import wait_for
 from harness.errors import DeviceFailure, OperatorUnavailable
-from harness.faults.power import ManualPower, relay_power
+from harness.faults.power import LabgridPower, ManualPower, relay_power
 from harness.protocols import Power
 from harness.timeline import Timeline
 
@@ -49,6 +49,9 @@ class HardwareDevice:
             self._power = power
         elif spec.driver == "relay" and spec.port is not None and spec.channel is not None:
             self._power = relay_power(spec.port, spec.channel, spec.board, self.timeline, spec.off_time)
+        elif spec.driver == "labgrid" and spec.env is not None:
+            self._power = LabgridPower(Path(spec.env), target=spec.target, driver=spec.name,
+                                       min_off_time=spec.off_time, timeline=self.timeline)
         else:
             self._power = ManualPower(prompt.confirm if prompt.interactive else None)
         self._http = httpx.Client(timeout=5.0)

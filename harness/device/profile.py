@@ -38,7 +38,7 @@ PLACEHOLDERS = frozenset(
 )
 SECRET_PLACEHOLDERS = frozenset({"client_secret"})
 DEVICE_KINDS = KINDS  # the codes applicability expressions read (harness.items.applies)
-POWER_DRIVERS = frozenset({"process", "relay", "manual"})
+POWER_DRIVERS = frozenset({"process", "relay", "manual", "labgrid"})
 CAPTURE_DRIVERS = frozenset({"watch-folder", "gphoto2", "command", "operator"})
 STATUS_DRIVERS = frozenset({"http-json", "none"})
 PAIRING_SOURCES = frozenset({"status", "console", "operator"})
@@ -70,6 +70,9 @@ class PowerSpec:
     channel: int | None = None
     board: str | None = None
     off_time: float = 1.0
+    env: str | None = None  # labgrid: environment file, absolute (written relative to the profile)
+    target: str = "main"  # labgrid: the target (role) in it
+    name: str | None = None  # labgrid: which power driver of the target, if it has several
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,26 @@ def _stack_dump_signal(raw: Mapping[str, Any], where: str) -> str | None:
     return value
 
 
+def _labgrid_power(p: Mapping[str, Any], spec: PowerSpec, where: str, path: Path | None) -> PowerSpec:
+    """`driver = "labgrid"` (harness/faults/power/labgrid.py): the environment file, relative to the
+    profile, must load and its target must have the power driver, before anything runs."""
+    # imported here: only a labgrid profile pays for the power package
+    from harness.faults.power.labgrid import check_environment
+
+    env = Path(_str(p, "env", where))
+    target = _str(p, "target", where, "main")
+    name = p.get("name")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ConfigError(f"{where}: field 'name' must be a non-empty string (the target's power driver)")
+    if not env.is_absolute():
+        env = ((path.parent if path is not None else Path.cwd()) / env).resolve()
+    try:
+        check_environment(env, target=target, driver=name)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return replace(spec, env=str(env), target=target, name=name)
+
+
 def _check_declarations(na: Mapping[str, Any], declared: Mapping[str, Any], where: str) -> None:
     """What a vendor may say instead of being tested, checked against the checklist before any run.
 
@@ -295,6 +318,8 @@ def parse_profile(data: Mapping[str, Any], *, path: Path | None = None) -> Devic
         raise ConfigError(f"{where} [power]: driver 'process' needs a [launch] command")
     if power.driver == "relay" and (not isinstance(power.port, str) or not isinstance(power.channel, int)):
         raise ConfigError(f"{where} [power]: driver 'relay' needs string 'port' and integer 'channel'")
+    if power.driver == "labgrid":
+        power = _labgrid_power(p, power, f"{where} [power]", path)
 
     c = _table(data, "capture", where)
     command = c.get("command", [])

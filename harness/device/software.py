@@ -36,7 +36,7 @@ from harness.errors import (
     MediaError,
     OperatorUnavailable,
 )
-from harness.faults.power import ManualPower, ProcessGroupPower, relay_power
+from harness.faults.power import LabgridSuppliedProcess, ManualPower, ProcessGroupPower, relay_power
 from harness.protocols import DeviceNamespace, Power
 from harness.timeline import Timeline
 
@@ -227,7 +227,7 @@ class SoftwareDevice:
 
     def _make_power(self) -> Power:
         spec = self.profile.power
-        if spec.driver == "process":
+        if spec.driver in ("process", "labgrid"):
             assert self.profile.launch is not None
             secret_values = self.values(with_secret=True)
             env = {k: render_template(v, secret_values, where=f"profile {self.name} env.{k}")
@@ -235,6 +235,13 @@ class SoftwareDevice:
             cwd_t = self.profile.launch.cwd
             cwd = Path(render_template(cwd_t, self.values())) if cwd_t else self.workdir
             prefix = self.namespace.exec_prefix() if self.namespace is not None else []
+            if spec.driver == "labgrid":  # labgrid switches the supply, the bench boots the group
+                assert spec.env is not None
+                return LabgridSuppliedProcess(
+                    [*prefix, *self.argv()], env_file=Path(spec.env), group_file=self.workdir / "labgrid-device.group",
+                    target=spec.target, driver=spec.name, off_time=spec.off_time, env=env, cwd=cwd,
+                    console=self.console_log, timeline=self.timeline, before_on=self._before_on,
+                    after_off=self.on_power_loss)
             return ProcessGroupPower([*prefix, *self.argv()], env=env, cwd=cwd, console=self.console_log,
                                      timeline=self.timeline, off_time=spec.off_time, before_on=self._before_on,
                                      after_off=self.on_power_loss)

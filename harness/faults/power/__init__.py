@@ -1,12 +1,14 @@
 """Power, labgrid-style, one backend a module: relay-board drivers (LCUS, Numato, KMTronic,
-DTR/RTS lines) over a pyserial port, `RelayPower` / `ProcessPower` / `ProcessGroupPower` /
-`ManualPower` implementing `harness.protocols.Power`, and a simulated relay board on a pty
-(`c2c-relay-sim`). The one home of power: device drivers (harness.device) take theirs from here."""
+DTR/RTS lines) over a pyserial port, `RelayPower` / `LabgridPower` (both `MinOffTimePower`) /
+`ProcessPower` / `ProcessGroupPower` / `LabgridSuppliedProcess` / `ManualPower` implementing
+`harness.protocols.Power`, and a simulated relay board on a pty (`c2c-relay-sim`). The one
+home of power: device drivers (harness.device) take theirs from here."""
 
 from __future__ import annotations
 
-from harness.faults.power.base import RelayBoard
+from harness.faults.power.base import MinOffTimePower, RelayBoard
 from harness.faults.power.kmtronic import KmtronicBoard
+from harness.faults.power.labgrid import LabgridPower, LabgridSuppliedProcess
 from harness.faults.power.lcus import LcusBoard
 from harness.faults.power.manual import ManualPower
 from harness.faults.power.modemlines import ModemLineRelay
@@ -22,8 +24,11 @@ BOARDS = {"lcus": LcusBoard, "numato": NumatoBoard, "kmtronic": KmtronicBoard,
 __all__ = [
     "BOARDS",
     "KmtronicBoard",
+    "LabgridPower",
+    "LabgridSuppliedProcess",
     "LcusBoard",
     "ManualPower",
+    "MinOffTimePower",
     "ModemLineRelay",
     "NumatoBoard",
     "ProcessGroupPower",
