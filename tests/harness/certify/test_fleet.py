@@ -24,6 +24,7 @@ from harness.certify.fleet import (
     summary_html,
     verdict_diffs,
 )
+from harness.device.profile import load_profile
 from harness.errors import BenchFailure, ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -194,3 +195,11 @@ def test_a_fleet_device_whose_rig_stays_held_is_a_bench_error_row(tmp_path: Path
         other.wait()
     assert runs == [] and {r.status for r in rows} == {"BENCH ERROR"}, rows
     assert all("RigBusy" in r.headline and "lab-pc/alice" in r.headline and r.verdicts is None for r in rows)
+
+
+def test_the_example_inventories_name_real_profiles() -> None:
+    inventories = sorted((REPO / "fixtures" / "inventories").glob("*.toml"))
+    assert [p.name for p in inventories] == ["labgrid-lab.toml", "software-lab.toml"]
+    for path in inventories:
+        for device in load_inventory(path).devices:
+            assert load_profile(device.profile).device_id, device
