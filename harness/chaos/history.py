@@ -58,6 +58,8 @@ class FaultRecord:
     """True: seen to act (a rule hit, a process killed, a link changed); False: never acted;
     None: no witness beyond its successful injection (counted as fired)."""
     note: str = ""
+    aimed_at: float | None = None
+    """When the cloud answered the request this fault waited for (`at-create`, `at-refresh`)."""
 
 
 @dataclass

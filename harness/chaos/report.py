@@ -22,6 +22,7 @@ def campaign_dict(campaign: Campaign) -> dict[str, Any]:
         "duration_s": cfg.duration, "workers": cfg.workers, "wall_s": round(campaign.wall_s, 1),
         "schedules_per_minute": round(campaign.schedules_per_minute, 2), "lane_setup_s": campaign.lane_setup_s,
         "verdicts": {v: campaign.count(v) for v in VERDICTS}, "totals": totals(campaign),
+        "faults": fault_stats(campaign),
         "device_error": campaign.device_error, "bench_error": campaign.bench_error,
         "exit_code": campaign.exit_code(),
         "outcomes": [_outcome_dict(o) for o in campaign.outcomes],
@@ -35,6 +36,30 @@ def totals(campaign: Campaign) -> dict[str, int]:
         for key, value in o.verdict.counts.items():
             out[key] = out.get(key, 0) + int(value)
     return out
+
+
+def fault_stats(campaign: Campaign) -> dict[str, Any]:
+    """How the faults of the counted runs acted: applied, acted, never acted; power cuts by the
+    moment they waited for (with the median delay after the cloud's answer); rules held past
+    their duration for their first hit."""
+    records = [(s, f) for o in campaign.outcomes for f in o.history.faults for s in (o.schedule.steps[f.step],)]
+    cuts: dict[str, dict[str, Any]] = {}
+    for step, f in records:
+        if not f.fault.startswith("power:"):
+            continue
+        c = cuts.setdefault(step.when or "random", {"applied": 0, "acted": 0, "delays_ms": []})
+        c["applied"] += 1
+        c["acted"] += f.fired is not False
+        if f.aimed_at is not None:
+            c["delays_ms"].append(round((f.started_at - f.aimed_at) * 1000.0))
+    for c in cuts.values():
+        delays = c.pop("delays_ms")
+        if delays:
+            c["median_ms_after_answer"] = _median(delays)
+    return {"records": len(records), "acted": sum(1 for _, f in records if f.fired is not False),
+            "never_acted": sum(1 for _, f in records if f.fired is False),
+            "rules_held_for_first_hit": sum(1 for _, f in records if "past its duration" in f.note),
+            "power_cuts": cuts}
 
 
 def _outcome_dict(o: Outcome) -> dict[str, Any]:
@@ -58,6 +83,12 @@ def summary_table(campaign: Campaign) -> str:
         f"chaos campaign: device {d['device']}, seed {d['seed']}, {len(campaign.outcomes)} schedules on "
         f"{d['workers']} lanes in {d['wall_s']:.0f} s ({d['schedules_per_minute']:.1f} schedules/minute)",
         "verdicts: " + ", ".join(f"{k} {v}" for k, v in d["verdicts"].items()),
+        f"faults:   {d['faults']['acted']} of {d['faults']['records']} acted "
+        f"({d['faults']['rules_held_for_first_hit']} rules held past their duration for their first hit); "
+        "power cuts " + ", ".join(f"{k} {c['acted']}/{c['applied']}"
+                                  + (f" ({c['median_ms_after_answer']:g} ms after the answer)"
+                                     if "median_ms_after_answer" in c else "")
+                                  for k, c in sorted(d["faults"]["power_cuts"].items())),
         "files:    " + ", ".join(f"{k} {t.get(k, 0)}" for k in ("intact", "lost", "duplicated", "corrupt", "leaked",
                                                                    "withheld", "rejected", "pending", "unexpected")),
     ]

@@ -21,6 +21,7 @@ from typing import Any
 
 from harness.chaos.history import CaptureRecord, FaultRecord, History, near_pause_edge
 from harness.chaos.lane import Lane
+from harness.chaos.moments import POLL_S, WHEN_WAIT_S, MomentWatch, Pending, Seen
 from harness.chaos.schedule import Capture, Schedule, Step
 from harness.cloud.paths import TOKEN_PATH
 from harness.errors import BenchFailure, DeviceFailure
@@ -30,9 +31,8 @@ from harness.faults.vocabulary import ActiveFault, FaultTargets, inject
 DEVICE_GAVE_UP = frozenset({"failed", "cancelled", "held", "quarantined", "done"})
 GIVEN_UP_S = 3.0
 """How long the device must keep saying so before the recovery wait ends early."""
-WHEN_WAIT_S = 6.0
-"""How long a `when` moment is waited for: hashing and creating a 24 MiB file took 2.5 s on
-a loaded bench before its first part went up."""
+HIT_LOOK_S = 0.1
+"""How often a rule held past its duration (until its first hit) is looked at."""
 SETTLE_S = 1.0
 """After the last expected file is complete: time for a late duplicate to show."""
 RULE_LAYER = "cloud"
@@ -52,6 +52,9 @@ class _Held:
     rule_ids: set[str]
     stop_at: float
     """Seconds from the schedule's start."""
+    until: float = 0.0
+    """A rule nobody hit by `stop_at` stays armed until its first hit, up to this offset."""
+    next_look: float = 0.0
 
 
 GRANT_BREAKERS = ("power:", "network:link-down", "network:switch-path")
@@ -71,6 +74,8 @@ class ScheduleRun:
         self._staged: dict[str, tuple[Path, CaptureRecord]] = {}
         self._placed: dict[str, Path] = {}
         self._held: list[_Held] = []
+        self._pending: list[Pending] = []
+        self._moments = MomentWatch(lane.cloud, self._rows, cursor=0)
         self._t0 = time.monotonic()
         self._journal_head = 0
         lane.runs += 1
@@ -88,6 +93,7 @@ class ScheduleRun:
             for capture in self.schedule.captures:
                 self._stage(capture)
             self._journal_head = self._head()
+            self._moments.cursor = self._journal_head
             h.started_at = time.time()
             self._play()
         except DeviceFailure as exc:
@@ -137,13 +143,17 @@ class ScheduleRun:
                 actions.append(_Action(start, len(actions), partial(self._start, step, number)))
         heapq.heapify(actions)
         self._t0 = time.monotonic()
-        while actions or self._held:
+        while actions or self._held or self._pending:
             now = self._now()
             self._stop_due(now)
+            self._apply_reached(now)
             if actions and actions[0].at <= now:
                 heapq.heappop(actions).run()
                 continue
-            upcoming = [a.at for a in actions[:1]] + [h.stop_at for h in self._held]
+            upcoming = [a.at for a in actions[:1]] + [h.stop_at if h.stop_at > now else h.next_look
+                                                      for h in self._held]
+            if self._pending:
+                upcoming.append(now + POLL_S)
             if not upcoming:
                 break
             time.sleep(max(0.0, min(0.05, min(upcoming) - now)))
@@ -166,6 +176,29 @@ class ScheduleRun:
         return "vanish" if any(f.file == name and f.fault == "media:vanish" for f in self.schedule.faults) else None
 
     def _start(self, step: Step, number: int) -> None:
+        """The step's time has come: apply it, or wait for its moment (the schedule goes on)."""
+        if step.when is not None:
+            self._pending.append(self._moments.wait_for(step, number, self._now()))
+            return
+        self._apply(step, number)
+
+    def _apply_reached(self, now: float) -> None:
+        """Apply each waiting fault whose moment came; give up on those past their wait."""
+        for pending in list(self._pending):
+            seen = self._moments.reached(pending)
+            if seen is None and now < pending.deadline:
+                continue
+            self._pending.remove(pending)
+            step = pending.step
+            if seen is not None:
+                self._apply(step, pending.number, seen)
+                continue
+            assert step.fault is not None
+            self.history.faults.append(FaultRecord(step=pending.number, fault=step.fault, started_at=time.time(),
+                                                   stopped_at=time.time(), fired=False,
+                                                   note=f"not applied: no {step.when} moment within {WHEN_WAIT_S:g} s"))
+
+    def _apply(self, step: Step, number: int, seen: Seen | None = None) -> None:
         assert step.fault is not None
         targets = self._targets
         if step.file is not None:
@@ -173,52 +206,51 @@ class ScheduleRun:
             if placed is None:
                 raise BenchFailure(f"{step.fault} aims at {step.file}, which was not captured before it")
             targets = FaultTargets(timeline=self.lane.timeline, media=self.lane.media, media_path=placed)
-        if step.when is not None and not self._reached(step.when):
-            self.history.faults.append(FaultRecord(step=number, fault=step.fault, started_at=time.time(),
-                                                   stopped_at=time.time(), fired=False,
-                                                   note=f"not applied: no {step.when} moment within {WHEN_WAIT_S:g} s"))
-            return
         is_rule = step.fault.startswith(RULE_FAULTS)
         before = self._rule_ids() if is_rule else set()
         was_on = self.lane.device.power().is_on()
-        record = FaultRecord(step=number, fault=step.fault, started_at=time.time())
+        moment = seen.note if seen is not None else ""
+        record = FaultRecord(step=number, fault=step.fault, started_at=time.time(), note=moment,
+                             aimed_at=seen.answered_at if seen is not None else None)
         self.history.faults.append(record)
         active = inject(step.fault, targets)
         rule_ids = self._rule_ids() - before if is_rule else set()
         if step.fault.startswith("power:"):
             record.fired = bool(was_on)
-            record.note = "" if was_on else "the device was already off"
+            record.note = moment if was_on else "the device was already off"
         if active.stopped:
             record.stopped_at = time.time()
         else:
-            self._held.append(_Held(active, record, rule_ids, stop_at=self._now() + step.duration))
-
-    def _reached(self, when: str) -> bool:
-        """Wait (up to WHEN_WAIT_S) for the moment. `mid-upload`: a file of this run part-way into
-        the cloud between parts: some parts stored (two when it has three or more, as in the
-        certification's power-cut scenario, so a device that restarts from zero re-sends more
-        than the one part allowed), not all, and the asset not complete."""
-        deadline = time.monotonic() + WHEN_WAIT_S
-        while time.monotonic() < deadline:
-            if any(_between_parts(r) for r in self._rows()):
-                return True
-            time.sleep(0.05)
-        return False
+            stop_at = self._now() + step.duration
+            until = stop_at + step.until_hit if rule_ids else stop_at
+            self._held.append(_Held(active, record, rule_ids, stop_at=stop_at, until=until))
 
     def _rule_ids(self) -> set[str]:
         return {str(r.get("id")) for r in self.lane.cloud.faults()}
 
     def _stop_due(self, now: float) -> None:
         for held in list(self._held):
-            if held.stop_at <= now:
-                self._stop(held)
+            if held.stop_at > now:
+                continue
+            if now < held.until:  # a rule past its duration: held on until its first hit
+                if now < held.next_look:
+                    continue
+                held.next_look = now + HIT_LOOK_S
+                if self._hits(held) == 0:
+                    continue
+            self._stop(held)
+
+    def _hits(self, held: _Held) -> int:
+        return sum(int(r.get("hits") or 0) for r in self.lane.cloud.faults() if str(r.get("id")) in held.rule_ids)
 
     def _stop(self, held: _Held) -> None:
         self._held.remove(held)
         if held.rule_ids:
-            hits = sum(int(r.get("hits") or 0) for r in self.lane.cloud.faults() if str(r.get("id")) in held.rule_ids)
+            hits = self._hits(held)
             held.record.fired = hits > 0
-            held.record.note = f"{hits} hit(s)"
+            over = self._now() - held.stop_at
+            longer = f", armed {over:.1f} s past its duration for its first hit" if over > HIT_LOOK_S else ""
+            held.record.note = f"{hits} hit(s){longer}"
         held.active.stop()
         held.record.stopped_at = time.time()
 
@@ -265,8 +297,9 @@ class ScheduleRun:
         """Why a re-pair is the contract's answer, or None: a token refresh the cloud answered
         200 (rotating the single-use refresh token, c2c-api.md §3.3) while a link break or power
         cut of this schedule was under way, so the answer may never have reached the device."""
-        breaks = [(f.started_at - 0.2, (f.stopped_at or f.started_at) + 0.5) for f in self.history.faults
-                  if f.fault.startswith(GRANT_BREAKERS)]
+        # a cut aimed at a refresh answer takes that very answer, however slowly the bench saw it
+        breaks = [(min(f.started_at - 0.2, f.aimed_at or f.started_at), (f.stopped_at or f.started_at) + 0.5)
+                  for f in self.history.faults if f.fault.startswith(GRANT_BREAKERS)]
         for r in self._journal():
             if r.get("method") != "POST" or r.get("status") != 200 or not str(r.get("path")).startswith(TOKEN_PATH):
                 continue
@@ -352,12 +385,6 @@ class ScheduleRun:
         h.pairing_state = str(pairing.get("state")) if isinstance(pairing, dict) and pairing.get("state") else None
         h.device_rows = len(lane.paired_rows())
         h.revoked = any(f.fault.startswith("auth:revoke") for f in h.faults)
-
-
-def _between_parts(row: dict[str, object]) -> bool:
-    expected = int(str(row.get("parts_expected") or 1))
-    received = int(str(row.get("parts_received") or 0))
-    return not row.get("completed_at") and expected >= 2 and min(2, expected - 1) <= received < expected
 
 
 def reset_lane(lane: Lane) -> None:

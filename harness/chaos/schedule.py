@@ -18,7 +18,8 @@ from harness.errors import ConfigError
 
 FORMAT = "c2c-chaos-schedule/1"
 CAPTURE_KINDS = ("jpg", "large")
-WHENS = ("mid-upload",)
+WHENS = ("mid-upload", "at-create", "at-refresh")
+"""Moments a fault waits for (see `Step.when`)."""
 CORRUPTIONS = ("truncate", "zero-length")
 """Damage done to a file before the device sees it (a broken clip on the card)."""
 
@@ -55,15 +56,21 @@ class Step:
     file: str | None = None
     when: str | None = None
     """A moment to wait for (up to a few seconds) before the fault: `mid-upload` = while one of
-    the schedule's files is part-way into the cloud, between stored parts. Not reached: the
-    fault is not applied (and the schedule is inconclusive)."""
+    the schedule's files is part-way into the cloud, between stored parts; `at-create` = as soon
+    as the cloud has answered an asset create of this run; `at-refresh` = as soon as it has
+    answered a token request (a refresh: the lane is paired) with 200. Not reached: the fault is
+    not applied (and the schedule is inconclusive)."""
+    until_hit: float = 0.0
+    """For a fault that arms an emulator rule: if nobody has hit the rule when `duration` ends,
+    it stays armed until its first hit, at most this many seconds more (the request it is meant
+    for may come a little late: a capture is handed over after the device's quiet period)."""
 
     def __post_init__(self) -> None:
         if (self.capture is None) == (self.fault is None):
             raise ConfigError(f"step at {self.at}s must be exactly one of a capture or a fault")
         if self.when is not None and self.when not in WHENS:
             raise ConfigError(f"step at {self.at}s: when {self.when!r} is not one of {WHENS}")
-        if self.at < 0 or self.duration < 0 or self.gap < 0 or self.repeat < 1:
+        if self.at < 0 or self.duration < 0 or self.gap < 0 or self.repeat < 1 or self.until_hit < 0:
             raise ConfigError(f"step at {self.at}s: negative time or repeat < 1")
 
     @property
@@ -83,7 +90,8 @@ class Step:
         held = f" for {self.duration:g}s" if self.duration else ""
         target = f" {self.file}" if self.file else ""
         moment = f" {self.when}" if self.when else ""
-        return f"{self.fault}{target}{moment}{held}{times}"
+        longer = f" (+<={self.until_hit:g}s until hit)" if self.until_hit else ""
+        return f"{self.fault}{target}{moment}{held}{longer}{times}"
 
 
 @dataclass(frozen=True)
@@ -185,4 +193,5 @@ def _step_from(data: dict[str, Any]) -> Step:
         gap=float(data.get("gap", 0.0)),
         file=data.get("file"),
         when=data.get("when"),
+        until_hit=float(data.get("until_hit", 0.0)),
     )

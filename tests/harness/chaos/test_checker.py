@@ -129,3 +129,14 @@ def test_an_asset_complete_before_the_cut_earns_no_allowance() -> None:
     early = _row("a.bin", done_at=1.5, bytes_duplicate=PART)  # complete before the cut at +2 s
     v = check(_history([_capture("a.bin")], [{**early, "created_at": T0 + 0.5}]), recovery=30)
     assert v.resent_allowance == 0 and v.categories == ["resent"]
+
+
+def test_an_asset_completed_just_before_the_cut_is_still_in_flight() -> None:
+    """The cloud completed the file 3 ms before the cut: the device may never have read the 200
+    of its last part and sends it again (one part allowed, as for an asset not yet complete)."""
+    just = _row("a.bin", done_at=1.997, bytes_duplicate=PART)
+    v = check(_history([_capture("a.bin")], [{**just, "created_at": T0 + 0.5}]), recovery=30)
+    assert v.resent_allowance == PART and v.outcome == "pass", v.problems
+    twice = check(_history([_capture("a.bin")], [{**just, "created_at": T0 + 0.5, "bytes_duplicate": 2 * PART}]),
+                  recovery=30)
+    assert twice.categories == ["resent"]

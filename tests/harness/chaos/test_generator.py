@@ -96,3 +96,48 @@ def test_bad_steps_and_documents_are_refused() -> None:
         Schedule.from_json('{"format": "something else"}')
     with pytest.raises(ConfigError):
         Schedule.from_json("[1, 2]")
+
+
+def _aimed(s: Schedule) -> list[Step]:
+    return [f for f in s.faults if f.until_hit > 0 or f.when is not None]
+
+
+def test_an_aimed_fault_brings_the_traffic_it_needs_placed_before_it() -> None:
+    """A rule, a token expiry and a power cut aimed at a moment come with a capture at their own
+    offset and sorted first, so the create, refresh or parts they wait for are on their way."""
+    seen: set[str | None] = set()
+    for i in range(300):
+        s = generate(11, i, duration=3.0)
+        for f in _aimed(s) + [f for f in s.faults if f.fault == "auth:expire-tokens"]:
+            order = s.steps.index(f)
+            before = [c for c in s.steps[:order] if c.capture is not None and c.at == f.at]
+            assert before, (i, f.label())
+            if f.when == "mid-upload":
+                assert any(c.capture is not None and c.capture.kind == "large" for c in before), (i, f.label())
+            if f.when == "at-refresh":
+                assert any(g.fault == "auth:expire-tokens" and g.at == f.at for g in s.faults), (i, f.label())
+            seen.add(f.when)
+        for f in s.faults:
+            if str(f.fault).startswith(("s3:", "api:", "auth:refresh-failure")):
+                assert f.until_hit > 0, f.label()
+    assert {"mid-upload", "at-create", "at-refresh"} <= seen
+
+
+def test_no_aimed_fault_waits_where_a_pause_holds_its_traffic_back() -> None:
+    for i in range(300):
+        s = generate(12, i)
+        for start, stop in _windows(s, "cloud:pause"):
+            for f in _aimed(s):
+                assert not (start - PAUSE_MARGIN <= f.at <= stop + PAUSE_MARGIN), (i, f.label(), start, stop)
+
+
+def test_until_hit_and_moments_round_trip_and_show_in_labels() -> None:
+    step = Step(at=1.0, fault="s3:slowdown x2", duration=2.0, until_hit=5.0)
+    assert "until hit" in step.label()
+    cut = Step(at=1.0, fault="power:cycle", when="at-create")
+    s = Schedule(seed=1, index=1, steps=(step, cut))
+    assert Schedule.from_json(s.to_json()) == s
+    with pytest.raises(ConfigError):
+        Step(at=1.0, fault="power:cycle", when="at-lunch")
+    with pytest.raises(ConfigError):
+        Step(at=1.0, fault="s3:slowdown", until_hit=-1.0)

@@ -63,3 +63,25 @@ def test_usage_errors_are_exit_code_2_without_starting_anything(tmp_path: Path) 
     assert main(["--device", "no-such-profile", "--out", str(tmp_path)]) == 2
     assert main(["--device", "reference", "--replay", str(tmp_path / "missing.json"), "--out", str(tmp_path)]) == 2
     assert not (tmp_path / "lanes").exists()
+
+
+def test_fault_stats_count_what_acted_and_how_close_aimed_cuts_landed(tmp_path: Path) -> None:
+    schedule = Schedule(seed=4, index=9, steps=(
+        Step(at=0.0, capture=Capture("s4-0009-01.jpg")),
+        Step(at=0.0, fault="power:cycle", when="at-create"),
+        Step(at=1.0, fault="power:cycle", when="mid-upload"),
+        Step(at=2.0, fault="s3:slowdown x1", duration=0.5, until_hit=5.0)))
+    history = History(schedule=schedule.name, lane=1, started_at=T0, faults_end=T0 + 4, finished_at=T0 + 6,
+                      faults=[FaultRecord(1, "power:cycle", T0 + 2.04, T0 + 2.6, True, "40 ms after ...",
+                                          aimed_at=T0 + 2.0),
+                              FaultRecord(2, "power:cycle", T0 + 7, T0 + 7, False, "not applied"),
+                              FaultRecord(3, "s3:slowdown x1", T0 + 2, T0 + 4, True,
+                                          "1 hit(s), armed 1.5 s past its duration for its first hit")])
+    outcome = Outcome(schedule, check(history, recovery=30), history, wall_s=6.0)
+    stats = write_reports(_campaign(tmp_path, [outcome]), tmp_path)["json"]
+    faults = json.loads(stats.read_text())["faults"]
+    assert (faults["records"], faults["acted"], faults["never_acted"], faults["rules_held_for_first_hit"]) == (3, 2, 1, 1)
+    assert faults["power_cuts"] == {"at-create": {"applied": 1, "acted": 1, "median_ms_after_answer": 40},
+                                    "mid-upload": {"applied": 1, "acted": 0}}
+    assert "power cuts at-create 1/1 (40 ms after the answer), mid-upload 0/1" in summary_table(
+        _campaign(tmp_path, [outcome]))
