@@ -135,10 +135,27 @@ def selection_of_run(config: pytest.Config, record: RunRecord) -> dict[str, Any]
     }
 
 
+def profile_of_run(config: pytest.Config, record: RunRecord) -> None:
+    """Name the device from its profile when no scenario started the session: every selected one was
+    not applicable, decided before it ran. Its declarations still decide the items (a declared
+    not-applicable stays that, not "needs a person") and its digest still binds the seal."""
+    from harness.certify.seal import profile_digest
+    from harness.device.profile import load_profile
+
+    arg = config.getoption("--c2c-device", default=None)
+    if not arg:
+        return
+    profile = load_profile(arg)
+    record.device = profile.summary() | {"not_applicable": dict(profile.not_applicable)}
+    record.bound.setdefault("profile_sha256", profile_digest(profile.path, profile.summary()))
+
+
 def write_run(config: pytest.Config, record: RunRecord, out: Path, *, workers: int = 0) -> None:
     """results.json (sealed) and the certificate of a finished run; a sharded run (`workers` > 0)
     also names its shards: each worker's journal digest, rows and scenario count."""
     out.mkdir(parents=True, exist_ok=True)
+    if record.device is None:
+        profile_of_run(config, record)
     device = record.device or {"name": config.getoption("--c2c-device")}
     run: dict[str, Any] = {
         "device_arg": config.getoption("--c2c-device"), "seed": config.getoption("--c2c-seed"),
