@@ -24,6 +24,7 @@ from starlette.types import Message, Receive
 
 from harness.cloud.blobs import KnownDigest, Received
 from harness.cloud.core import CloudCore
+from harness.cloud.part_lengths import admit, last_part_size
 from harness.cloud.responses import s3_error
 
 PART_PATH = re.compile(r"^/s3/parts/([0-9a-f-]{36})/(\d{1,5})/(\d{1,6})$")
@@ -208,6 +209,13 @@ async def put_part(request: Request) -> Response:
         return s3_error(411, "MissingContentLength", "You must provide the Content-Length HTTP "
                         "header.")
     length = int(length_text)
+    if asset["state"] != "complete" and open_layout(core, asset, gen_row is not None):
+        admitted = admit(length, number, asset["parts_expected"], asset["filesize"] or 0,
+                         asset["part_size"] or 0)
+        if admitted.part_size is None:
+            return s3_error(400, admitted.code, admitted.message, ProposedSize=str(length))
+        expected = length
+        fix_layout(core, asset, admitted.part_size)
     if length > expected:
         return s3_error(400, "EntityTooLarge", f"Your proposed upload exceeds the part size "
                         f"({length} > {expected} bytes).", ProposedSize=str(length),
@@ -238,6 +246,33 @@ async def put_part(request: Request) -> Response:
                  if received.sha256 is not None else None)
         await record_stored(core, asset_id, number, gen, expected, received.md5, dest, known)
     return Response(status_code=200, headers={"ETag": f'"{received.md5}"'})
+
+
+def open_layout(core: CloudCore, asset: dict[str, Any], realtime_gen: bool) -> bool:
+    """True while a multi-part basic asset's part size is still the device's to choose
+    (part_lengths.py): `uniform` lengths, and no PUT of its parts got past the length check."""
+    if (realtime_gen or asset["realtime"] or (asset["parts_expected"] or 0) < 2
+            or core.settings.part_lengths != "uniform"):
+        return False
+    row = core.store.one("SELECT COALESCE(SUM(put_attempts), 0) AS n FROM parts"
+                         " WHERE asset_id=?", asset["id"])
+    return row is not None and row["n"] == 0
+
+
+def fix_layout(core: CloudCore, asset: dict[str, Any], part_size: int) -> None:
+    """Record the layout the first admitted PUT chose; every later PUT must match it.
+
+    No await between the check and this write: two first PUTs cannot fix two layouts."""
+    if part_size == asset["part_size"]:
+        return
+    count, filesize = asset["parts_expected"], asset["filesize"] or 0
+    with core.store.tx() as db:
+        db.execute("UPDATE assets SET part_size=? WHERE id=?", (part_size, asset["id"]))
+        db.execute("UPDATE parts SET size=? WHERE asset_id=? AND number<?",
+                   (part_size, asset["id"], count))
+        db.execute("UPDATE parts SET size=? WHERE asset_id=? AND number=?",
+                   (last_part_size(filesize, count, part_size), asset["id"], count))
+    asset["part_size"] = part_size
 
 
 async def record_stored(core: CloudCore, asset_id: str, number: int, gen: int, size: int,

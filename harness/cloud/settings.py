@@ -38,6 +38,11 @@ class CloudSettings:
     max_parts: int = 10000
     # §11.11: honour the `parts` count cameras send (when it satisfies the S3 rules).
     honour_parts: bool = True
+    # §5.1/§11.11: lengths of a basic asset's part PUTs. "uniform": the device picks one part
+    # size P for all parts but the last (the even split ceil(filesize / n) or, like Fujifilm
+    # cameras, its own, e.g. 23,109,632 bytes), fixed by its first PUT (part_lengths.py);
+    # "exact": only the even split (§8.6). S3 URLs sign no length, so Frame.io takes either.
+    part_lengths: str = "uniform"
     # §11.12: "abs" treats a negative offset as its absolute value, "strict" rejects it.
     offset_sign: str = "abs"
     # §3.1: URL/QR pairing: a device that opts in (x-client-platypus-enabled: true) is
@@ -97,6 +102,8 @@ class CloudSettings:
     def validate(self) -> None:
         if self.offset_sign not in ("abs", "strict"):
             raise ConfigError("setting offset_sign must be 'abs' or 'strict'")
+        if self.part_lengths not in ("uniform", "exact"):
+            raise ConfigError("setting part_lengths must be 'uniform' or 'exact'")
         if self.status_mode not in ("websocket", "heartbeat"):
             raise ConfigError("setting status_mode must be 'websocket' or 'heartbeat'")
         if not 1 <= self.device_code_lifetime <= 120:
@@ -181,6 +188,7 @@ ANSWER_EVIDENCE: dict[str, Evidence] = {
     "strict_client_version": Evidence("INF", "§2.1, §11.23", "non-semver version: accept or 400"),
     "strict_poll_secret": Evidence("INF", "§11.2", "poll without client_secret"),
     "honour_parts": Evidence("OBS", "§3.8, §11.11", "camera-chosen parts count"),
+    "part_lengths": Evidence("OBS", "§3.8, §5.1, §8.6", "camera's own part size (fujidrop)"),
     "default_part_size": Evidence("INF", "§5.2, §11.10", "server part size"),
     "status_mode": Evidence("OBS", "§3.14, §11.17", "status socket offered"),
     "websocket_timeout": Evidence("OBS", "§3.14", "socket closed after 60 s silence"),

@@ -63,6 +63,23 @@ def test_heartbeat_and_offline_threshold(api: httpx.Client, cloud: CloudControl,
     assert_detailed(api.post("/v2/devices/heartbeat"), 401, "Not Authorized")
 
 
+def test_part_puts_are_not_heartbeats(api: httpx.Client, cloud: CloudControl,
+                                      paired_device: PairedDevice) -> None:
+    """c2c-api.md §5.4 [DOC]: uploading chunks to S3 does not keep a device online."""
+    asset = create_asset(api, paired_device, name="a.mp4", filetype="video/mp4",
+                         filesize=4).json()
+    cloud.advance_clock(301)
+    answer = api.put(asset["upload_urls"][0], content=b"data",
+                     headers={"content-type": "video/mp4", "x-amz-acl": "private"})
+    assert answer.status_code == 200
+    assert cloud.ledger()[0]["state"] == "complete"
+    device = next(d for d in cloud.devices() if d["id"] == paired_device.device_id)
+    assert device["status"] == "offline"
+    assert api.get("/v2/devices/me", headers=paired_device.headers).status_code == 200
+    device = next(d for d in cloud.devices() if d["id"] == paired_device.device_id)
+    assert device["status"] == "online"  # any API call does (§6)
+
+
 @pytest.mark.parametrize("path", ["/health", "/v2/health"])
 def test_health(api: httpx.Client, path: str) -> None:
     answer = api.get(path)

@@ -101,7 +101,8 @@ def do_request(r: Replay, step: dict[str, Any]) -> None:
 def do_put_parts(r: Replay, step: dict[str, Any]) -> None:
     saved = r.assets[step["asset"]]
     data = r.files[step.get("file", saved.file)]
-    chunk = math.ceil(len(data) / len(saved.urls)) if data else 0  # §5.1
+    # §5.1's even split, unless the flow gives the camera's own part size (part_lengths.py)
+    chunk = step.get("part_size") or (math.ceil(len(data) / len(saved.urls)) if data else 0)
     for number in step["parts"]:
         body = data[(number - 1) * chunk:number * chunk]
         headers = {"content-type": saved.filetype, "x-amz-acl": "private",
