@@ -95,10 +95,11 @@ def parse_fault(rule: Any) -> FaultRule:
 
 
 class CloudCore:
-    def __init__(self, data_dir: Path, base_settings: CloudSettings) -> None:
+    def __init__(self, data_dir: Path, base_settings: CloudSettings,
+                 cert_names: tuple[str, ...] = ()) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.certs: CertPaths = ensure_certs(self.data_dir)
+        self.certs: CertPaths = ensure_certs(self.data_dir, cert_names)
         self.store = Store(self.data_dir / "state.sqlite3")
         self.blobs = BlobStore(self.data_dir / "blobs")
         self.base_settings = base_settings

@@ -53,7 +53,7 @@ async def serve(data_dir: Path, host: str, port: int, http_port: int,
     # time: one thread per concurrent upload (32 clients) keeps none of them queued.
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="c2c-io"))
-    core = CloudCore(data_dir, settings)
+    core = CloudCore(data_dir, settings, cert_names=(host, *allow_hosts))  # a LAN camera checks them
     token, token_file = issue_token(data_dir)  # per run; only its path is ever shown
     app = build_app(core, token=token, names=served_names(host, allow_hosts))
     sock = bind(host, port)
