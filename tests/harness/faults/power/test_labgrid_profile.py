@@ -5,6 +5,7 @@ whose off command SIGKILLs the device's process group; the bench boots the devic
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import random
 import subprocess
@@ -140,3 +141,28 @@ def test_the_labgrid_profile_s_device_is_cut_by_labgrid_and_delivers_every_file(
     flips = [(e.name, e.details["state"]) for e in device.timeline.events if e.layer == "power" and e.action == "flip"]
     assert flips[:4] == [("labgrid", "on"), ("device", "on"), ("labgrid", "off"), ("device", "off")], flips
     assert flips[4:6] == [("labgrid", "on"), ("device", "on")], flips
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_certifying_the_labgrid_profile_cuts_power_through_labgrid_and_passes_the_power_cut_item(tmp_path: Path) -> None:
+    """`c2c-certify run` of the labgrid profile, the power-cut item's every scenario (about 70 s)."""
+    reports = tmp_path / "reports"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    done = subprocess.run([sys.executable, "-m", "harness.certify.cli", "run", "--device", "reference-labgrid",
+                           "--item", "C2C-QUE-03", "--reports", str(reports), "--quiet"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=880, check=False)
+    cert_path = reports / "certificate.json"
+    assert cert_path.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    cert = json.loads(cert_path.read_text())
+    assert cert["items"]["C2C-QUE-03"]["verdict"] == "pass", cert["items"]["C2C-QUE-03"]
+    timelines = [t for t in (json.loads(p.read_text()) for p in (reports / "allure-results").glob("*-attachment.json"))
+                 if isinstance(t, dict) and "events" in t]
+    windows = [[(e["name"], e["action"], e.get("details", {}).get("state")) for e in t["events"] if e["layer"] == "power"]
+               for t in timelines]
+    windows = [w for w in windows if ("cut", "start", None) in w]
+    assert len(windows) == 3, windows  # the item's three scenarios each cut power
+    cut = [("labgrid", "flip", "off"), ("device", "flip", "off"), ("labgrid", "flip", "on"), ("device", "flip", "on")]
+    for flips in windows:  # every cut: labgrid's off, then the device found dead; labgrid's on, then the boot
+        starts = [n for n, event in enumerate(flips) if event == ("cut", "start", None)]
+        assert all(flips[n + 1:n + 5] == cut for n in starts), flips
