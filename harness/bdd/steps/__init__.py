@@ -20,6 +20,8 @@ STEP_MODULES = (
     "harness.bdd.steps.power_steps",
     "harness.bdd.steps.media_steps",
     "harness.bdd.steps.oracle_steps",
+    "harness.bdd.steps.transfer_oracle_steps",
+    "harness.bdd.steps.token_oracle_steps",
     "harness.bdd.steps.workflow_oracle_steps",
     "harness.bdd.steps.media_oracle_steps",
     "harness.bdd.steps.auth_oracle_steps",

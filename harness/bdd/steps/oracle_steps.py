@@ -1,13 +1,14 @@
-"""Then-steps the cloud decides: the delivery ledger, the request journal, measurements.
+"""Then-steps the cloud decides about delivery: the ledger against the capture manifest, and
+the measurements every oracle step records (`measure_all`, `require`, `out_of_limits`).
 
 The oracle is what the emulator saw (Cloud.journal/ledger/plain_http_attempts), checked
-against the capture manifest: never the device's own claims.
+against the capture manifest: never the device's own claims. Part-level figures (re-sent
+bytes, throughput, parts after a cancel) are in `transfer_oracle_steps`, the device's tokens
+in `token_oracle_steps`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
 import time
 from collections.abc import Callable
 
@@ -16,11 +17,9 @@ from pytest_bdd import parsers, then
 from harness.bdd.bench import Bench
 from harness.bdd.measures import delivery_counts, retries_seen
 from harness.bdd.recovery import fault_ends, poll_recovery
-from harness.bdd.steps.cloud_steps import refreshes
-from harness.bdd.steps.common import device_status, hold_for, wait_until
+from harness.bdd.steps.common import wait_until
 from harness.certify.ledger import Ledger
 from harness.certify.throughput import part_upload_rate
-from harness.cloud.paths import S3_PART
 from harness.errors import BenchFailure, DeliveryFailure, DeviceTimeout
 
 GAVE_UP_GRACE_S = 10.0
@@ -282,217 +281,3 @@ def _not_blocked(bench: Bench) -> None:
     require(bench, "files_blocked_behind_corrupt", len(blocked), f"queue blocked behind the corrupted file: {blocked}",
             captured_after=len(after))
     assert not blocked, f"queue blocked behind the corrupted file: {blocked}"
-
-
-def _await_device_idle(bench: Bench, seconds: float = 60) -> None:
-    """Until the device reports nothing uploading (a device without status counts as idle)."""
-    def idle() -> bool:
-        queue = device_status(bench).get("queue") or {}
-        return not queue.get("uploading") and not queue.get("remaining_count")
-    try:
-        wait_until(idle, seconds, "the device to stop sending", interval=0.5)
-    except DeviceTimeout:
-        pass
-
-
-def _bytes_to_stored_parts(bench: Bench, assets: set[str]) -> int:
-    """Bytes the cloud received, this scenario, for parts of `assets` it had already stored."""
-    stored: set[tuple[str, str]] = set()
-    total = 0
-    for r in sorted(bench.journal(), key=lambda r: int(r.get("id") or 0)):
-        m = S3_PART.match(str(r.get("path") or "").split("?", 1)[0])
-        if r.get("method") != "PUT" or not m or m.group(1) not in assets:
-            continue
-        key = (m.group(1), m.group(2))
-        if key in stored:
-            total += int(r.get("bytes_in") or 0)
-        elif r.get("status") == 200:
-            stored.add(key)
-    return total
-
-
-@then("the bytes re-sent per power cut are at most one part")
-def _resent(bench: Bench) -> None:
-    """Resume from the last part: duplicate bytes per power cut <= one part (measured)."""
-    ledger = bench.ledger(drained=True)
-    # the files the cut step landed in mid-transfer, one per cut (a cut that came after its file
-    # was complete was retried on another file and is not judged); else every capture, every cut
-    hits = bench.state.power_cut_hits
-    cuts = len(hits) or max(1, sum(1 for w in bench.timeline.windows()
-                                   if w["layer"] == "power" and w["start"] >= bench.state.started_at))
-    names = set(hits) or {c.name for c in bench.state.captures}
-    rows = [r for r in bench.cloud.ledger() if r.get("name") in names]
-    part = max((int(r.get("filesize") or 0) / max(1, int(r.get("parts_expected") or 1)) for r in rows), default=0)
-    # re-sent = bytes sent again to a part the cloud had already stored (complete or cut short:
-    # the asset may complete while a device that restarted from zero is still re-sending)
-    # + bytes of assets abandoned and created again
-    _await_device_idle(bench)
-    resent = _bytes_to_stored_parts(bench, {str(r.get("asset_id")) for r in rows})
-    rows = [r for r in bench.cloud.ledger() if r.get("name") in names]
-    for name in names:
-        mine = [r for r in rows if r.get("name") == name]
-        if any(r.get("completed_at") for r in mine):
-            resent += sum(int(r.get("bytes_received") or 0) for r in mine if not r.get("completed_at"))
-    per_cut = resent / cuts
-    assert ledger.files, "nothing captured"
-    # measured, not asserted: a full re-upload fails C2C-CTL-01 only, the queue items still pass
-    bench.measure("C2C-CTL-01", "resent_bytes_per_cut", per_cut, part_size=math.ceil(part))
-
-
-@then(parsers.parse("the measured upload throughput is at least {mbps:d} Mbps"))
-def _throughput(bench: Bench, mbps: int) -> None:
-    """Accepted part-PUT bytes over the time a part PUT was in flight (harness/certify/throughput.py)."""
-    rate = part_upload_rate(bench.journal())
-    assert rate.parts, "no accepted part upload seen"
-    value = round(rate.mbps, 2)
-    passed = bench.measure("C2C-NETW-01", "upload_Mbps", value, part_bytes=rate.nbytes,
-                           busy_s=round(rate.busy_s, 3), span_s=round(rate.span_s, 3), accepted_parts=rate.parts)
-    assert passed, f"{value:.1f} Mbit/s < {mbps} Mbit/s: {rate.describe()}"
-
-
-CANCEL_SETTLE_S = 10.0
-
-
-def _parts_received(bench: Bench) -> int:
-    """Part PUTs the cloud accepted (aborted or refused bodies are not received parts)."""
-    return sum(1 for r in bench.journal() if r.get("method") == "PUT" and 200 <= int(r.get("status") or 0) < 300)
-
-
-def _in_flight_drain_s(bench: Bench, names: set[str]) -> float:
-    """How long parts already on the wire at the cancel may take to land.
-
-    A part body the device wrote before the cancel sits in the network's buffers and still
-    reaches the cloud (it cannot be recalled); on a rate-limited link that is one part's
-    transfer time. Parts the device starts after the cancel are what the check forbids.
-    """
-    mbps = bench.state.upload_rate_mbps
-    if not mbps:
-        return 2.0
-    rows = [r for r in bench.cloud.ledger() if r.get("name") in names]
-    part = max((int(r.get("filesize") or 0) / max(1, int(r.get("parts_expected") or 1)) for r in rows), default=0)
-    return 2.0 + 1.3 * part * 8 / (float(mbps) * 1e6)
-
-
-@then(parsers.parse("the cloud receives no more parts for the cancelled files within {seconds:d} seconds"))
-def _no_more_parts(bench: Bench, seconds: int) -> None:
-    """After cancel, parts in flight may land until the device shows the uploads stopped;
-    from then on no part is received for the rest of the window, and the file is not complete."""
-    names = {c.name for c in bench.state.captures}
-    started = time.monotonic()
-    stuck: DeviceTimeout | None = None
-    if bench.has_status:
-        def stopped() -> bool:
-            st = device_status(bench)
-            mine = [f for f in st.get("files", []) if f.get("name") in names]
-            return bool(mine) and all(f.get("state") != "uploading" for f in mine) \
-                and (st.get("current") or {}).get("name") not in names
-        try:
-            wait_until(stopped, CANCEL_SETTLE_S, "the device to show the cancelled uploads stopped")
-        except DeviceTimeout as exc:  # still a failure, once the cloud's side is measured too
-            stuck = exc
-    hold_for(_in_flight_drain_s(bench, names))
-    baseline = _parts_received(bench)
-
-    def check() -> None:
-        late = _parts_received(bench) - baseline
-        if late:  # measured as soon as seen: a device that keeps sending fails without waiting out the window
-            require(bench, "parts_after_cancel", late, f"{late} part(s) received after the cancel settled")
-    hold_for(max(1.0, seconds - (time.monotonic() - started)), check, interval=1.0)
-    require(bench, "parts_after_cancel", _parts_received(bench) - baseline, "parts received after the cancel settled")
-    ledger = bench.ledger(drained=False)
-    completed = [f.name for f in ledger.files if f.outcome == "intact"]
-    require(bench, "cancelled_files_completed", len(completed), f"the cancelled file completed anyway: {completed}")
-    assert len(completed) < len(ledger.files), "the cancelled file completed anyway"
-    if stuck is not None:
-        raise stuck
-
-
-# after a connected period of short-lived tokens, a device still at zero refreshes this much later never will
-NO_REFRESH_GIVE_UP_S = 15.0
-
-
-@then(parsers.re(r"the device refreshed its token at least (?P<count>\d+) times?$"))
-def _refreshed(bench: Bench, count: str) -> None:
-    """Token refreshes the cloud saw during the scenario (measured as `refreshes`)."""
-    n = int(count)
-    started = time.monotonic()
-
-    def enough() -> bool:
-        got = refreshes(bench)
-        if n > 1 and got == 0 and time.monotonic() - started > NO_REFRESH_GIVE_UP_S:
-            return True  # its tokens expired again and again, it never refreshed: stop waiting
-        return got >= n
-    try:
-        wait_until(enough, 60, f"{n} token refresh(es)")
-    except DeviceTimeout:
-        pass
-    got = refreshes(bench)
-    item = "C2C-NET-02" if n > 1 else "C2C-RTY-03"
-    bench.measure(item, "refreshes", got)
-    assert got >= n, f"the device refreshed its token {got} time(s), expected >= {n}"
-
-
-def _revoke_calls(bench: Bench) -> int:
-    """Revocations the cloud accepted in this scenario (POST /v2/auth/revoke answered 2xx)."""
-    return sum(1 for r in bench.journal() if str(r.get("path", "")).split("?", 1)[0].endswith("/v2/auth/revoke")
-               and r.get("method") == "POST" and 200 <= int(r.get("status") or 0) < 300)
-
-
-@then(parsers.parse("the cloud sees the device's tokens revoked within {seconds:d} seconds"))
-def _revoked(bench: Bench, seconds: int) -> None:
-    """Logout calls /v2/auth/revoke and the cloud accepts it (measured as revoke_calls)."""
-    started = time.monotonic()
-    try:
-        wait_until(lambda: _revoke_calls(bench) > 0, seconds, "a call to /v2/auth/revoke")
-    except DeviceTimeout:
-        pass
-    require(bench, "revoke_calls", _revoke_calls(bench), f"no accepted call to /v2/auth/revoke within {seconds} s",
-            waited_s=round(time.monotonic() - started, 1))
-
-
-@then(parsers.parse("the interceptor saw no completed request from the device within {seconds:d} seconds"))
-def _interceptor(bench: Bench, seconds: int) -> None:
-    """The device refused the interceptor's certificate: no request completed through it."""
-    mitm = bench.state.interceptor
-    assert mitm is not None, "no interceptor in place"
-    shown = bench.state.interceptor_certificate or "an untrusted certificate"
-
-    def check() -> None:
-        assert not mitm.requests_seen and not mitm.established_handshakes, \
-            f"the device completed a TLS handshake with an interceptor showing {shown}"
-    hold_for(seconds, check, interval=1.0)
-    if mitm.verdict() == "no-attempt":
-        raise DeviceTimeout("the device made no connection attempt through the interceptor (inconclusive)")
-
-
-LAST_JUMP_REFRESH_S = 30.0
-
-
-@then("the device refreshed its token after every clock jump")
-def _refreshed_per_jump(bench: Bench) -> None:
-    """Each clock jump of the soak outlives the access token: a refresh must follow every jump before the
-    next one (or before the end, for the last). Measured: refreshes (>= the jumps) and
-    jumps_without_refresh (== 0), from the journal's order (ids), whatever the emulator clock says."""
-    jumps = list(bench.state.clock_jumps)
-    if not jumps:
-        raise BenchFailure("no clock jump happened in this scenario: the shift was not exercised")
-
-    def refreshed() -> tuple[list[int], list[bool]]:
-        tokens = [int(r.get("id") or 0) for r in bench.journal() if str(r.get("path", "")).endswith("/v2/auth/token")
-                  and r.get("method") == "POST" and r.get("status") == 200]
-        bounds = [*jumps[1:], None]
-        return tokens, [any(t > a and (b is None or t <= b) for t in tokens) for a, b in zip(jumps, bounds, strict=True)]
-    # the earlier jumps are decided (the next jump came); the last may still be followed by one
-    if all(refreshed()[1][:-1]):
-        with contextlib.suppress(DeviceTimeout):
-            wait_until(lambda: refreshed()[1][-1], LAST_JUMP_REFRESH_S, "a token refresh after the last clock jump")
-    tokens, per_jump = refreshed()
-    tokens = [t for t in tokens if t > jumps[0]]  # the shift's refreshes (not a pairing before it)
-    missed = per_jump.count(False)
-    mark = len(bench.state.measurements)
-    measure_all(bench, "refreshes", len(tokens), clock_jumps=len(jumps))
-    require(bench, "jumps_without_refresh", missed, f"{missed} of {len(jumps)} clock jumps were not followed by a "
-            "token refresh", clock_jumps=len(jumps))
-    bad = out_of_limits(bench, mark)
-    if bad:
-        raise DeliveryFailure("; ".join(bad))

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from harness.bdd.bench import Bench, Capture, ScenarioState, SessionBench
-from harness.bdd.steps import oracle_steps, power_steps
+from harness.bdd.steps import power_steps, transfer_oracle_steps
 from harness.errors import BenchFailure
 from harness.items.checklist import load_checklist
 from harness.timeline import Timeline
@@ -213,10 +213,10 @@ def test_resent_bytes_are_judged_on_the_file_the_cut_landed_in(tmp_path: Path, m
     bench.state.power_cut_hits = ["HIT.bin"]
     bench.state.started_at = 0.0
     monkeypatch.setattr(Bench, "ledger", lambda self, drained=True: SimpleNamespace(files=["x"]))
-    oracle_steps._resent(bench)
+    transfer_oracle_steps._resent(bench)
     (m,) = bench.state.measurements
     assert m["value"] == 3 * 5 * MIB and not m["passed"]  # 3 parts re-sent by one cut: over one part
     bench.state.measurements.clear()
     bench.state.power_cut_hits = []
-    oracle_steps._resent(bench)
+    transfer_oracle_steps._resent(bench)
     assert bench.state.measurements[0]["value"] == 1.5 * 5 * MIB  # diluted over both cuts
