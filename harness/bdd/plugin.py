@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -36,11 +36,9 @@ from harness.bdd.scenario_ids import (
     checklist_ids,
     expected_scenarios,
     feature_file,
-    group_nodeid,
     outline_name,
     plain_nodeid,
     scenario_name,
-    step_texts,
 )
 from harness.bdd.scenario_report import failure_reason, label_verdict, operator_answers, progress
 from harness.certify.seal import profile_digest
@@ -54,8 +52,18 @@ from harness.items.verdicts import (
     verdict_for_skip,
 )
 
+if TYPE_CHECKING:  # imported where used: a plain pytest run of the project loads none of it
+    from harness.bdd.bench import Bench
+    from harness.bdd.session import SessionBench
+    from harness.items.applies import ProfileCodes
+    from harness.protocols import Cloud, Device, Media, Network
+    from harness.timeline import Timeline
+
+# the run's sharding hooks (xdist groups), a plugin of their own
+pytest_plugins = ["harness.bdd.sharding"]
+
 RESULTS = pytest.StashKey[RunRecord]()
-BENCH = pytest.StashKey[Any]()
+BENCH = pytest.StashKey["Bench"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -89,7 +97,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # --- fixtures ------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def c2c_session(request: pytest.FixtureRequest) -> Iterator[Any]:
+def c2c_session(request: pytest.FixtureRequest) -> Iterator[SessionBench]:
     """The session bench: emulator, network, media and device, built lazily on first use."""
     from harness.bdd.bench import session_bench
     from harness.bdd.declarations import contradictions, status_contradiction
@@ -127,7 +135,7 @@ def c2c_session(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 @pytest.fixture
-def bench(request: pytest.FixtureRequest, c2c_session: Any) -> Iterator[Any]:
+def bench(request: pytest.FixtureRequest, c2c_session: SessionBench) -> Iterator[Bench]:
     """This scenario's view of the bench (protocols + its own captures and measurements)."""
     from harness.bdd.bench import Bench, ScenarioState
 
@@ -157,35 +165,35 @@ def bench(request: pytest.FixtureRequest, c2c_session: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def cloud(bench: Any) -> Any:
+def cloud(bench: Bench) -> Cloud:
     return bench.cloud
 
 
 @pytest.fixture
-def network(bench: Any) -> Any:
+def network(bench: Bench) -> Network:
     return bench.network
 
 
 @pytest.fixture
-def device(bench: Any) -> Any:
+def device(bench: Bench) -> Device:
     return bench.device
 
 
 @pytest.fixture
-def media(bench: Any) -> Any:
+def media(bench: Bench) -> Media:
     return bench.media
 
 
 @pytest.fixture
-def timeline(bench: Any) -> Any:
+def timeline(bench: Bench) -> Timeline:
     return bench.timeline
 
 
 # --- applicability, decided before a scenario starts -----------------------------------------
-_APPLICABILITY = pytest.StashKey[Any]()
+_APPLICABILITY = pytest.StashKey["ProfileCodes | None"]()
 
 
-def _device_codes(config: pytest.Config) -> Any:
+def _device_codes(config: pytest.Config) -> ProfileCodes | None:
     """The device's codes (kind, capabilities) for the applicability expressions, read once per
     run; None when the profile cannot be loaded (the session fixture then reports why)."""
     if _APPLICABILITY not in config.stash:
@@ -268,7 +276,7 @@ def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scen
             allure.attach(body, name=name, attachment_type=kind)
 
 
-_EVIDENCE = pytest.StashKey[dict[str, Any]]()
+_EVIDENCE = pytest.StashKey[dict[str, tuple[str, Any]]]()
 _THEN_STEPS = pytest.StashKey[int]()
 
 
@@ -401,32 +409,3 @@ def pytest_testnodedown(node: Any, error: object) -> None:
     record = node.config.stash.get(RESULTS, None)
     if sent and record is not None:
         record.shards.append(json.loads(sent))
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Scenarios that need a machine-wide resource (harness.certify.shards) share one xdist group,
-    so `--dist loadgroup` runs them one after another on one worker."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    from harness.certify.shards import exclusive_group
-
-    scenarios = [item for item in items if checklist_ids(item)]
-    power = _power_driver(config) if scenarios else ""  # a run without scenarios reads no profile
-    network = config.getoption("--c2c-network", default=None)
-    for item in scenarios:
-        group = exclusive_group(step_texts(item), power_driver=power, network_profile=network)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
-            if worker_id(config) and config.getoption("loadgroup", default=False):
-                group_nodeid(item, group)
-
-
-def _power_driver(config: pytest.Config) -> str:
-    from harness.device.profile import load_profile
-    from harness.errors import ConfigError
-
-    try:
-        return load_profile(config.getoption("--c2c-device")).power.driver
-    except ConfigError:
-        return ""

@@ -70,13 +70,3 @@ def expected_scenarios(items: list[pytest.Item]) -> dict[str, list[str]]:
         for item_id in checklist_ids(item):
             expected.setdefault(item_id, set()).add(scenario_name(item))
     return {k: sorted(v) for k, v in sorted(expected.items())}
-
-
-def group_nodeid(item: pytest.Item, group: str) -> None:
-    """Give the node id the `@group` suffix xdist's loadgroup scheduler reads. xdist 3.8 writes it
-    to `item._nodeid`, which pytest 9.2 no longer reads (`nodeid` comes from `_id`): without this,
-    grouped scenarios spread over workers. Records strip it again (scenario_ids.plain_nodeid)."""
-    from _pytest.nodeid import coerce_node_id
-
-    if not item.nodeid.endswith(f"@{group}"):
-        item._id = coerce_node_id(f"{item.nodeid}@{group}")

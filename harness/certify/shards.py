@@ -7,7 +7,7 @@ link, media kit and device instance (state dir, watch folder, client id) under i
 `reports/work/run-*` folder. Nothing of that is shared, so scenarios spread freely
 (`--dist loadgroup`) — except those that need something the whole machine has only once.
 Those get one `xdist_group` each, and xdist runs a group's scenarios one after the other on
-one worker:
+one worker (harness.bdd.sharding marks them and hands the groups to xdist's scheduler):
 
 - `power-relay`: power cuts through a relay board (profile `[power] driver = "relay"`): one
   serial port or relay simulator socket, one device plugged into it;
