@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.certify.ledger import Ledger
-from harness.cloud.paths import S3_PART
+from harness.cloud.paths import S3_PART, S3_PART_PREFIX
 
 # Requests that move an upload forward: asset creation, real-time part URLs, part PUTs to S3.
-UPLOAD_REQUEST = re.compile(r"^(?:/v2/(?:devices/)?assets(?:/[^/?]+/realtime_upload/parts)?|/s3/parts/)")
+UPLOAD_REQUEST = re.compile(rf"^(?:/v2/(?:devices/)?assets(?:/[^/?]+/realtime_upload/parts)?|{S3_PART_PREFIX})")
 # S3_PART (harness.cloud.paths): a new URL for the same part (after an expired one) is the
 # same request retried, and so is the same part of the same file under a new asset (a device
 # may answer an expired URL with a new asset).
@@ -73,7 +73,7 @@ def request_key(row: Mapping[str, Any], asset_names: Mapping[str, str] | None = 
     if not m:
         return str(row.get("method") or ""), path
     owner = (asset_names or {}).get(m.group(1), m.group(1))
-    return str(row.get("method") or ""), f"/s3/parts/{owner}/{m.group(2)}"
+    return str(row.get("method") or ""), f"{S3_PART_PREFIX}{owner}/{m.group(2)}"
 
 
 def _status(row: Mapping[str, Any]) -> int:

@@ -15,10 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.cloud.paths import S3_PART_URL
+from harness.cloud.paths import issued_part_url
 from harness.errors import BenchFailure
-
-# A part PUT to the emulator's S3 endpoint (harness/cloud/s3.py PART_PATH), query and all.
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ def part_upload_rate(journal: Iterable[Mapping[str, Any]]) -> UploadRate:
     """
     intervals: list[Interval] = []
     for row in journal:
-        if row.get("method") != "PUT" or not S3_PART_URL.match(str(row.get("path") or "")):
+        if row.get("method") != "PUT" or not issued_part_url(str(row.get("path") or "")):
             continue
         started, duration_ms = row.get("started_at"), row.get("duration_ms")
         if started is None or duration_ms is None:

@@ -20,10 +20,20 @@ ASSET_CREATE_PATH = r"^/v2/(devices/)?assets$"
 S3_PART_PREFIX = "/s3/parts/"
 """What every presigned part URL the emulator issues starts with: /s3/parts/{asset}/{number}/{generation}."""
 
-S3_PART = re.compile(r"^/s3/parts/([^/?]+)/(\d+)(?:/[^?]*)?")
-"""Any request aimed at a part, well-formed or not -> (asset, part number). A new URL for the
-same part (after an expired one) is the same request retried (harness.bdd.measures)."""
+S3_PART = re.compile(rf"^{S3_PART_PREFIX}(?P<asset>[^/?]+)/(?P<number>\d+)(?:/(?P<generation>\d+)(?=\?|$)|/[^?]*)?")
+"""The one pattern of a part path. Matches any request aimed at a part, well-formed or not ->
+(asset, part number): a new URL for the same part (after an expired one) is the same request
+retried (harness.bdd.measures). `generation` is set only where the number is followed by
+/GENERATION and then the query or the end; `issued_part_url` adds the asset's uuid shape."""
 
-S3_PART_URL = re.compile(r"^/s3/parts/[0-9a-f-]{36}/\d+/\d+(?:\?|$)")
-"""Only a well-formed part URL as the emulator issues it (asset uuid, number, generation;
-a query allowed): what counts as part traffic for throughput (harness.certify.throughput)."""
+UUID_CHARS = frozenset("0123456789abcdef-")
+
+
+def issued_part_url(path: str) -> bool:
+    """Only a well-formed part URL as the emulator issues it (asset uuid, number, generation; a
+    query allowed): what counts as part traffic for throughput (harness.certify.throughput)."""
+    part = S3_PART.match(path)
+    if part is None or part["generation"] is None:
+        return False
+    asset = part["asset"]
+    return len(asset) == 36 and set(asset) <= UUID_CHARS
