@@ -177,6 +177,14 @@ def _device_run(*args: str, secret: str, **popen: Any) -> Iterator[subprocess.Po
             proc.wait()
 
 
+def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """SIGTERM to the device's whole process group (the clean stop systemd or Ctrl-C gives) and
+    its exit; what it printed to pipes ('' where its output went elsewhere)."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    return out or "", err or ""
+
+
 def test_run_serves_status_and_controls_in_a_real_process(tmp_path: Path) -> None:
     """`run` against an API nobody answers: the faces still work and SIGTERM stops cleanly."""
     state, media = tmp_path / "state", tmp_path / "media"
@@ -193,8 +201,7 @@ def test_run_serves_status_and_controls_in_a_real_process(tmp_path: Path) -> Non
                            timeout=30)
         assert r.returncode == 0, r.stderr
         wait_until(lambda: (_try_status(url) or {}).get("mode") == "manual", 10, "manual mode")
-        os.killpg(proc.pid, signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        out, err = _stop(proc)
     assert proc.returncode == 0, err
     assert f"STATUS {url}/status.json" in out
     assert "status pairing=" in out and "mode=manual" in out
@@ -241,8 +248,8 @@ def test_run_against_the_emulator_shows_code_and_pairs(
         r = subprocess.run([sys.executable, "-m", "reference_device", "status", "--state-dir",
                             str(state)], cwd=ROOT, capture_output=True, text=True, timeout=30)
         assert r.returncode == 0 and "project='CLI <Project>'" in r.stdout
-        os.killpg(proc.pid, signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
+        _stop(proc)
+        assert proc.returncode == 0
     text = out_path.read_text()
     assert secret not in text and "Traceback" not in text
     assert "pairing=paired" in text
@@ -285,8 +292,8 @@ def test_run_dumps_every_thread_stack_on_sigusr1_and_keeps_running(tmp_path: Pat
         dump = wait_until(dumped, 10, "a stack dump on stderr naming the presence thread", interval=0.2)
         assert "(most recent call first):" in dump and "Current thread" in dump
         assert proc.poll() is None and _try_status(url) is not None  # the dump stops nothing
-        os.killpg(proc.pid, signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
+        _stop(proc)
+        assert proc.returncode == 0
     assert not (state / "thread-stacks.txt").exists()  # without the TUI the dump goes to stderr
 
 
