@@ -9,6 +9,7 @@ that found it, and its shrunk form replayed once more to show it fails the same 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,12 @@ from harness.errors import BenchFailure, DeviceFailure
 
 RELAUNCH_AFTER = frozenset({"repaired", "crashed"})
 """A schedule that ended in these leaves the lane's device unusable: the lane is rebuilt."""
+LANE_RUNS = 40
+"""Schedule runs after which a lane is rebuilt anyway: its cloud lists every asset it ever took
+(the runner reads that ledger several times a second), so a lane kept for a whole 1,000-schedule
+campaign would slow down as it goes, and its scratch (the cloud's blobs, the device's watch
+folder: some 60 MiB a schedule) would fill the disk. A rebuild costs about 4 s; the old lane's
+scratch is removed (unless kept), as nothing failed on it."""
 
 
 @dataclass
@@ -60,6 +67,10 @@ class CampaignConfig:
     shrink: bool = True
     shrink_tries: int = 10
     replay: Schedule | None = None
+    lane_runs: int = LANE_RUNS
+    """Schedule runs after which a lane is rebuilt (see LANE_RUNS)."""
+    keep_lanes: bool = False
+    """Keep every lane's scratch, also of lanes rebuilt after `lane_runs` schedules."""
     retry_inconclusive: int = 1
     """Runs again a schedule whose fault never acted (the condition was not created), up to this
     many times: the same schedule, other timing. One still inconclusive is counted as such."""
@@ -137,6 +148,8 @@ class _Runner:
                     lane = self._failed(lane, number, outcome)
                 elif RELAUNCH_AFTER & set(verdict.categories):
                     lane = self._reopen(lane, number)
+                elif lane.runs >= self.cfg.lane_runs:
+                    lane = self._reopen(lane, number, discard=not self.cfg.keep_lanes)
                 with self._lock:
                     self.campaign.outcomes.append(outcome)
                     if self.progress is not None:
@@ -163,8 +176,12 @@ class _Runner:
             self.open_lanes.append(lane)
         return lane
 
-    def _reopen(self, lane: Lane, number: int) -> Lane:
+    def _reopen(self, lane: Lane, number: int, *, discard: bool = False) -> Lane:
+        """A new lane in place of `lane`; `discard`: remove the old one's scratch (else it stays
+        as evidence of what the device left behind)."""
         self._close(lane)
+        if discard:
+            shutil.rmtree(lane.workdir, ignore_errors=True)
         return self._open(number)
 
     def _close(self, lane: Lane) -> None:

@@ -16,7 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from harness.chaos.campaign import Campaign, CampaignConfig, Outcome, Progress, run_campaign
+from harness.chaos.campaign import (
+    LANE_RUNS,
+    Campaign,
+    CampaignConfig,
+    Outcome,
+    Progress,
+    run_campaign,
+)
 from harness.chaos.report import summary_table, write_reports
 from harness.chaos.schedule import Schedule
 from harness.device.profile import load_profile
@@ -36,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--shrink-tries", type=int, default=10, help="runs a shrink may take (default 10)")
     p.add_argument("--retry-inconclusive", type=int, default=1, metavar="N",
                    help="run a schedule whose fault never acted again, up to N times (default 1)")
+    p.add_argument("--lane-runs", type=int, default=LANE_RUNS, metavar="N",
+                   help=f"rebuild a lane after N schedule runs (default {LANE_RUNS}): bounds its cloud and disk")
     p.add_argument("--keep-lanes", action="store_true", help="keep the lanes' scratch (device state, cloud data)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -57,8 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser().parse_args(list(argv) if argv is not None else None)
     except SystemExit as exc:  # --help (0) or a usage error (2): a code, not an exit, for callers
         return exc.code if isinstance(exc.code, int) else 2
-    if args.schedules < 1 or args.workers < 1 or args.duration <= 0:
-        print("chaos: --schedules and --workers must be >= 1, --duration > 0", file=sys.stderr)
+    if args.schedules < 1 or args.workers < 1 or args.duration <= 0 or args.lane_runs < 1:
+        print("chaos: --schedules, --workers and --lane-runs must be >= 1, --duration > 0", file=sys.stderr)
         return 2
     out: Path = args.out or Path(tempfile.mkdtemp(prefix="c2c-chaos-"))
     try:
@@ -68,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = CampaignConfig(profile=profile, seed=replay.seed if replay else args.seed, schedules=schedules,
                              out=out, duration=args.duration, workers=1 if replay else args.workers,
                              shrink=not args.no_shrink and replay is None, shrink_tries=args.shrink_tries,
-                             replay=replay, retry_inconclusive=max(0, args.retry_inconclusive))
+                             replay=replay, retry_inconclusive=max(0, args.retry_inconclusive),
+                             keep_lanes=args.keep_lanes, lane_runs=args.lane_runs)
         show = None if args.quiet else _progress(schedules, sys.stderr)
         campaign = run_campaign(cfg, show)
     except C2CBenchError as exc:

@@ -85,10 +85,10 @@ def summary_table(campaign: Campaign) -> str:
         "verdicts: " + ", ".join(f"{k} {v}" for k, v in d["verdicts"].items()),
         f"faults:   {d['faults']['acted']} of {d['faults']['records']} acted "
         f"({d['faults']['rules_held_for_first_hit']} rules held past their duration for their first hit); "
-        "power cuts " + ", ".join(f"{k} {c['acted']}/{c['applied']}"
-                                  + (f" ({c['median_ms_after_answer']:g} ms after the answer)"
-                                     if "median_ms_after_answer" in c else "")
-                                  for k, c in sorted(d["faults"]["power_cuts"].items())),
+        "power cuts " + (", ".join(f"{k} {c['acted']}/{c['applied']}"
+                                   + (f" ({c['median_ms_after_answer']:g} ms after the answer)"
+                                      if "median_ms_after_answer" in c else "")
+                                   for k, c in sorted(d["faults"]["power_cuts"].items())) or "none"),
         "files:    " + ", ".join(f"{k} {t.get(k, 0)}" for k in ("intact", "lost", "duplicated", "corrupt", "leaked",
                                                                    "withheld", "rejected", "pending", "unexpected")),
     ]

@@ -2,7 +2,7 @@
 link per lane, every fault through the vocabulary.
 
 - a short seeded campaign passes for the reference device: nothing lost, duplicated, corrupt
-  or leaked, no bench error;
+  or leaked, no bench error, lanes rebuilt after --lane-runs schedules;
 - a seeded defect (a connection error fails the file) is caught, shrunk to <= 3 faults, and
   `--replay` of the written schedule fails the same way;
 - a fault that never acts (an S3 rule with no upload to hit) leaves the schedule
@@ -31,7 +31,7 @@ def _report(out: Path) -> dict[str, Any]:
 def test_a_short_campaign_passes_for_the_reference_device(tmp_path: Path) -> None:
     out = tmp_path / "chaos"
     code = main(["--device", "reference", "--schedules", "20", "--seed", "1", "--duration", "3",
-                 "--workers", "2", "--out", str(out), "--quiet"])
+                 "--workers", "2", "--out", str(out), "--quiet", "--lane-runs", "8"])
     report = _report(out)
     problems = [(o["name"], o["verdict"]["outcome"], o["verdict"]["problems"], o["verdict"]["error"])
                 for o in report["outcomes"] if o["verdict"]["outcome"] in ("fail", "error")]
@@ -44,6 +44,7 @@ def test_a_short_campaign_passes_for_the_reference_device(tmp_path: Path) -> Non
     assert fired >= 30
     assert (out / "index.html").read_text().count("<tr class=") == 20
     assert not (out / "lanes").exists()  # scratch (device state, cloud data with its keys) removed
+    assert len(report["lane_setup_s"]) >= 3  # each lane is rebuilt after 8 runs: its cloud stays small
 
 
 @pytest.mark.slow
