@@ -11,17 +11,20 @@ Besides capabilities, two more declarations are checked:
 
 - `[not_applicable]` on an item while the journal shows the behaviour the item is about
   (`NOT_APPLICABLE_SHOWN`: only items the journal can prove; the rest cannot be judged);
-- `[status] driver = "none"` while the device serves a status API. The bench can only see
-  that where it told the device where to serve one: a launch that uses `{status_port}`.
-  That port is probed (GET /status.json, the contract's path) after each scenario; a JSON
-  object answered there is the evidence. A device that serves status on a port of its own
-  choosing, or on hardware, cannot be observed without a person and is not judged.
+- `[status] driver = "none"` while the device serves a status API. The bench looks where it
+  can see one: the `{status_port}` it gave the device in the launch, and any loopback
+  `http://.../status.json` URL the device printed on its console (a port of its own
+  choosing). Each is probed (GET, the contract's path) after each scenario; a JSON object
+  answered there is the evidence. Only loopback is probed (the bench sends nothing to other
+  hosts); a device that serves status elsewhere, or on hardware, is not judged.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -150,7 +153,35 @@ def status_port_to_probe(profile: DeviceProfile, placeholders: Iterable[str], po
 
 def probe_status_api(port: int, *, timeout: float = 1.0) -> str | None:
     """GET http://127.0.0.1:PORT/status.json: the evidence when a JSON object answers, else None."""
-    url = f"http://127.0.0.1:{port}/status.json"
+    return probe_status_url(f"http://127.0.0.1:{port}/status.json", timeout=timeout)
+
+
+# A status URL on this machine as a device prints it (the contract's path); nothing else is probed.
+LOOPBACK_STATUS_URL = re.compile(r"http://(?:127\.0\.0\.1|localhost|\[::1\]):\d{1,5}/status\.json")
+CONSOLE_READ_LIMIT = 8 << 20  # the console's last 8 MiB: a device prints its URL at each start
+
+
+def status_urls_in(console: str) -> list[str]:
+    """The loopback status URLs a console shows, latest first, each once."""
+    return list(dict.fromkeys(reversed(LOOPBACK_STATUS_URL.findall(console))))
+
+
+def console_status_evidence(profile: DeviceProfile, console_log: Path, *, timeout: float = 1.0) -> str | None:
+    """For a profile without a status API: a status API answering at a URL the device printed on its console."""
+    if profile.status.driver != "none" or not console_log.is_file():
+        return None
+    with console_log.open("rb") as fh:
+        fh.seek(max(0, console_log.stat().st_size - CONSOLE_READ_LIMIT))
+        text = fh.read().decode("utf-8", errors="replace")
+    for url in status_urls_in(text):
+        evidence = probe_status_url(url, timeout=timeout)
+        if evidence:
+            return f"the device's console printed {url}; {evidence}"
+    return None
+
+
+def probe_status_url(url: str, *, timeout: float = 1.0) -> str | None:
+    """GET a status URL: the evidence when a JSON object answers, else None."""
     try:
         # trust_env=False: a bench's HTTP proxy settings must not send a loopback probe elsewhere
         with httpx.Client(timeout=timeout, trust_env=False) as client:

@@ -86,11 +86,16 @@ class RunRecord:
         return rows
 
     def probe_status_api(self, session: SessionBench) -> None:
-        """A profile that says "no status API" but launched the device with {status_port}: look there
-        once per scenario while the device is still up; the first answer is the evidence."""
+        """A profile that says "no status API": look at the {status_port} the launch gave the device and
+        at loopback status URLs its console printed, once per scenario while the device is still up;
+        the first answer is the evidence."""
         if self.status_api_seen:
             return
-        from harness.bdd.declarations import probe_status_api, status_port_to_probe
+        from harness.bdd.declarations import (
+            console_status_evidence,
+            probe_status_api,
+            status_port_to_probe,
+        )
         from harness.device.software import SoftwareDevice, profile_placeholders
 
         device = session.started_device()  # never start a device just to probe it
@@ -98,6 +103,7 @@ class RunRecord:
             return
         port = status_port_to_probe(session.profile, profile_placeholders(session.profile), device.status_port)
         evidence = probe_status_api(port) if port is not None else None
+        evidence = evidence or console_status_evidence(session.profile, device.console_log)
         if evidence:
             self.status_api_seen = evidence
 
