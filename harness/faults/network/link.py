@@ -287,3 +287,19 @@ def applied_profiles(events: Iterable[TimelineEvent]) -> list[dict[str, Any]]:
     """
     return [{"profile": e.name.removeprefix("profile:"), **e.details} for e in events
             if e.layer == LAYER and e.name.startswith("profile:") and e.action == "start"]
+
+
+# what a certificate names of a link: enough to redo the run's conditions, not the toxics' details
+LINK_FIELDS = ("backend", "profile", "summary", "trace", "up_capacity_mbps", "up_rate_mbps", "rtt_ms",
+               "queue_packets", "loss", "congestion_control")
+
+
+def scenario_links(events: Iterable[TimelineEvent], since: float) -> list[dict[str, Any]]:
+    """The links a scenario ran on: each network profile applied from `since` (wall clock) on,
+    once, with backend, profile, trace and parameters (LINK_FIELDS); [] on an unshaped link."""
+    found: list[dict[str, Any]] = []
+    for applied in applied_profiles(e for e in events if e.at >= since):
+        link = {key: applied[key] for key in LINK_FIELDS if applied.get(key) is not None}
+        if link not in found:
+            found.append(link)
+    return found

@@ -27,6 +27,7 @@ from harness.errors import FaultInjectionError
 from harness.faults.network.link import LAYER, NetworkLink
 from harness.faults.network.packet import bridge, netns
 from harness.faults.network.packet.link import PacketLink
+from harness.faults.network.packet.plot import CapacityPlot, rebin
 from harness.faults.network.packet.profiles import (
     BACKEND,
     DEVICE_CONGESTION_CONTROL,
@@ -63,7 +64,8 @@ class PacketNetwork:
         self._scheduler: ProfileScheduler | None = None
         self._phase: Phase | None = None
         self._generation = 0
-        self._applied_at = 0.0
+        self._applied_at = 0.0  # wall clock (the journal's) and monotonic (the forwarder's series)
+        self._applied_mono = 0.0
         try:
             self.proxy = NetworkLink(upstream, timeline=self.timeline, seed=seed,
                                      listen=f"{self.link.host_address}:0")
@@ -121,7 +123,7 @@ class PacketNetwork:
             self.proxy.clear()
             self.link.apply(found.spec())
             self.link.fast_path(False)
-            self._applied_at = time.time()
+            self._applied_at, self._applied_mono = time.time(), time.monotonic()
             self._profile = found
             self.timeline.record(LAYER, f"profile:{found.name}", "start", **self.describe(found))
             if found.phases:
@@ -150,6 +152,20 @@ class PacketNetwork:
         if profile is None:
             return None
         return profile.offered_mbps(start - applied, end - applied)
+
+    def capacity_plot(self, start: float, end: float, *, bin_s: float = 1.0, note: str = "") -> CapacityPlot | None:
+        """The active packet profile's capacity and the goodput the link delivered, per `bin_s`
+        since the profile was applied, with [start, end] (wall clock, the journal's) as the
+        window; None on an unshaped link."""
+        with self._lock:
+            profile, applied, applied_mono = self._profile, self._applied_at, self._applied_mono
+        if profile is None:
+            return None
+        upto = max(1.0, min(time.time() - applied, end - applied + 5.0))
+        series = self.series(applied_mono)
+        goodput = rebin(series.get("up") or [], applied_mono, bin_s, upto=upto)
+        return CapacityPlot(profile.name, "+".join(profile.traces) or None, profile.capacity_series(upto, bin_s),
+                            goodput, (start - applied, end - applied), note)
 
     def link_down(self) -> None:
         self.proxy.link_down()

@@ -129,6 +129,11 @@ class LinkProfile:
 
         return (before(end_s) - before(start_s)) * PACKET_BYTES * 8 / max(1e-6, end_s - start_s) / 1e6
 
+    def capacity_series(self, end_s: float, bin_s: float = 1.0) -> list[tuple[float, float]]:
+        """(bin start, Mbit/s offered) per `bin_s` from the application to `end_s` (for plots)."""
+        count = max(1, int(end_s / bin_s + 0.999999))
+        return [(i * bin_s, self.offered_mbps(i * bin_s, (i + 1) * bin_s)) for i in range(count)]
+
     def describe(self) -> dict[str, Any]:
         """What the timeline and the certificate record: backend, trace and parameters."""
         return {

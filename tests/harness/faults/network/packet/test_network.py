@@ -21,6 +21,7 @@ from harness.cloud.ca import ensure_certs
 from harness.errors import ConfigError, FaultInjectionError
 from harness.faults.network.link import applied_profiles
 from harness.faults.network.packet import netns
+from harness.faults.network.packet.flows import run_bulk_flows
 from harness.faults.network.packet.network import PacketNetwork, split_backend
 from harness.faults.power.process import ProcessGroupPower, live_group_members
 from harness.protocols import (
@@ -280,3 +281,21 @@ def test_sigterm_of_a_namespaced_process_is_not_needed_for_teardown(cloud_tls: t
         network.close()
     assert stubborn.wait(10) == -signal.SIGKILL
     assert _gone(namespace)
+
+
+def test_capacity_plot_puts_the_links_goodput_under_the_traces_capacity(cloud_tls: tuple[str, Path]) -> None:
+    """Four bulk flows on the cellular profile: the plot's goodput (counted where the link
+    delivers) never exceeds what the trace offered in a second by much, and fills a good part of it."""
+    with PacketNetwork(cloud_tls[0]) as network:
+        assert network.capacity_plot(time.time(), time.time() + 1) is None  # unshaped: no capacity to plot
+        network.apply_profile("cellular")
+        start = time.time()
+        run_bulk_flows(network.link, flows=4, seconds=8.0, warmup_s=2.0)
+        plot = network.capacity_plot(start, time.time(), note="test")
+    assert plot is not None and plot.profile == "cellular" and plot.trace == "TMobile-LTE-short.up.gz"
+    assert len(plot.capacity_mbps) == len(plot.goodput_mbps) >= 8
+    carried = sum(v for _, v in plot.goodput_mbps)
+    offered = sum(v for _, v in plot.capacity_mbps)
+    assert 0.1 * offered < carried <= offered  # payload under wire capacity; the flows carried a share of it
+    svg = plot.svg("four flows on cellular")
+    assert svg.count("<polyline") == 2 and "upload window" in svg
