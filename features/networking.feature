@@ -9,6 +9,13 @@ Feature: Networks the device must work on
     Then every captured file arrives intact within 120 seconds
     And the measured upload throughput is at least 50 Mbps
 
+  @C2C-NETW-01 @evidence-doc
+  Scenario: Uploads use what a lossy cellular uplink allows
+    Given a paired device behind the packet-level network profile "cellular"
+    When a large file of 32 MB is captured
+    Then every captured file arrives intact within 240 seconds
+    And the upload throughput is at least 40 % of the capacity the link offered
+
   @evidence-doc
   Scenario Outline: Uploads complete on every network configuration
     Given a paired device

@@ -327,6 +327,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if verdict == "fail" and not reason:
             bad = [m for m in measurements if m.get("passed") is False]
             reason = "; ".join(f"{m['name']}={m['value']} outside {m['limits']}" for m in bad)
+    links: list[dict[str, Any]] = []  # the links it ran on, for the certificate (issue #22, helper H1)
+    if b is not None:
+        from harness.faults.network.link import scenario_links
+
+        with contextlib.suppress(Exception):  # reporting never changes a verdict
+            links = scenario_links(b.timeline.events, b.state.started_at - 1.0)  # the run's --network just before
     evidence = scenario_evidence(item)
     verdict = by_evidence(verdict, evidence)
     per_item = {i: by_evidence(v, evidence) for i, v in per_item.items()}
@@ -346,6 +352,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "exception": type(exc).__name__ if exc is not None and report.failed else None,
         "cause": cause,
         "measurements": measurements,
+        "network": links,
         "exercised": list(b.state.exercised) if b is not None else [],
         "declared": declared,
         "evidence": evidence,

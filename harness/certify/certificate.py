@@ -153,10 +153,33 @@ def item_verdicts(
             "declared": sorted({str(r["declared"][item.id]) for r in records if item.id in (r.get("declared") or {})}),
             "operator_answers": [a for r in records for a in r.get("operator_answers", ()) if a.get("attests")],
             "exercised": sorted({str(x) for r in records for x in r.get("exercised", ())}),
+            # the links its scenarios ran on: backend, profile, trace and parameters (issue #22)
+            "networks": _networks(records),
             # how firm the expectations its scenarios enforce are (c2c-api.md tags, @evidence-*)
             "evidence": sorted({str(x) for r in records for x in r.get("evidence") or ()}),
         }
     return items
+
+
+def _networks(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each shaped link the item's scenarios ran on, once (a scenario record's `network`)."""
+    found: list[dict[str, Any]] = []
+    for link in (dict(x) for r in records for x in r.get("network") or ()):
+        if link not in found:
+            found.append(link)
+    return found
+
+
+def network_text(link: Mapping[str, Any]) -> str:
+    """One link as the certificate shows it: 'packet cellular: trace T.up, 13.3 Mbit/s, 100 ms RTT, ...'."""
+    facts = [f"trace {link['trace']}" if link.get("trace") else "",
+             f"{link['up_capacity_mbps']} Mbit/s up" if link.get("up_capacity_mbps") else "",
+             f"{link['rtt_ms']:g} ms RTT" if link.get("rtt_ms") is not None else "",
+             f"{float(link['loss']) * 100:g} % loss" if link.get("loss") else "",
+             f"queue {link['queue_packets']} packets" if link.get("queue_packets") else "",
+             f"TCP {link['congestion_control']}" if link.get("congestion_control") else ""]
+    described = ", ".join(f for f in facts if f) or str(link.get("summary") or "")
+    return f"{link.get('backend', '?')} {link.get('profile', '?')}" + (f": {described}" if described else "")
 
 
 def accepted(entry: Mapping[str, Any]) -> bool:
@@ -311,6 +334,7 @@ def _evidence_html(entry: Mapping[str, Any]) -> str:
     parts = [f"<i>declared:</i> {e(text)}" for text in entry.get("declared", [])]
     parts += [_operator_html(a) for a in entry.get("operator_answers", [])]
     parts += [f"<i>exercised:</i> {e(text)}" for text in entry.get("exercised", [])]
+    parts += [f"<i>network:</i> {e(network_text(link))}" for link in entry.get("networks", [])]
     parts += [f"<i>not run:</i> {e(name)}" for name in entry.get("missing_scenarios", [])]
     parts += [f"<i>attempt {e(str(a.get('attempt')))}:</i> {e(str(a.get('verdict')))} {e(str(a.get('scenario')))}"
               for a in entry.get("attempts", [])]

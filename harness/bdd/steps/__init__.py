@@ -17,6 +17,7 @@ STEP_MODULES = (
     "harness.bdd.steps.device_display_steps",
     "harness.bdd.steps.cloud_steps",
     "harness.bdd.steps.network_steps",
+    "harness.bdd.steps.packet_steps",
     "harness.bdd.steps.power_steps",
     "harness.bdd.steps.media_steps",
     "harness.bdd.steps.oracle_steps",

@@ -1,0 +1,90 @@
+"""C2C-NETW-01 on a packet-level link, the parts that need no link: the upload window from the
+emulator's ledger, which devices a scenario can put in a namespace, the links a scenario record
+names (timeline -> record) and how the certificate shows them per item."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness.bdd.steps.packet_steps import UploadWindow, upload_window, why_not_packet
+from harness.certify.certificate import build_certificate, network_text, render_html
+from harness.device.profile import load_profile
+from harness.faults.network.link import scenario_links
+from harness.faults.network.packet.profiles import LINK_PROFILES
+from harness.items.checklist import load_checklist
+from harness.timeline import Timeline
+
+
+def _row(name: str, created: float, completed: float | None, size: int = 1000, state: str = "complete") -> dict[str, Any]:
+    return {"name": name, "created_at": created, "completed_at": completed, "filesize": size, "state": state}
+
+
+def test_upload_window_runs_from_the_first_asset_to_the_last_completion() -> None:
+    rows = [_row("a.mxf", 100.0, None, state="uploading"),  # an abandoned first asset: its time counts
+            _row("a.mxf", 104.0, 120.0, 4_000_000), _row("b.mxf", 101.0, 110.0, 1_000_000),
+            _row("other.mxf", 50.0, 200.0, 9)]
+    window = upload_window(rows, {"a.mxf", "b.mxf"})
+    assert window == UploadWindow(start=100.0, end=120.0, nbytes=5_000_000)
+    assert window.mbps == pytest.approx(5_000_000 * 8 / 1e6 / 20)
+
+
+def test_no_upload_window_until_every_file_is_complete() -> None:
+    rows = [_row("a.mxf", 100.0, 120.0), _row("b.mxf", 101.0, None, state="uploading")]
+    assert upload_window(rows, {"a.mxf", "b.mxf"}) is None
+    assert upload_window(rows, {"missing.mxf"}) is None
+    assert upload_window(rows, set()) is None
+
+
+@pytest.mark.parametrize(("profile", "can"), [("reference", True), ("mutant:no-parallel", True),
+                                               ("relay-camera", False), ("reference-labgrid", False)])
+def test_only_a_device_the_bench_launches_as_a_process_goes_behind_a_packet_link(profile: str, can: bool) -> None:
+    reason = why_not_packet(load_profile(profile))
+    assert (reason is None) == can
+    if reason:
+        assert "network namespace" in reason and profile.split(":")[-1] in reason
+
+
+def _packet_timeline() -> tuple[Timeline, float]:
+    timeline = Timeline()
+    timeline.record("network", "profile:hotspot", "start", backend="proxy", proxy="c2c_api", summary="old",
+                    toxics=[{"type": "latency"}])
+    since = timeline.events[-1].at + 1e-6
+    described = LINK_PROFILES["cellular"].describe() | {"congestion_control": "reno", "namespace": "c2c-pl-1-0"}
+    for _ in range(2):  # applied twice: named once
+        timeline.record("network", "profile:cellular", "start", **described)
+        timeline.record("network", "profile:cellular", "stop", backend="packet")
+    timeline.record("network", "phase:roaming", "start", backend="packet")
+    return timeline, since
+
+
+def test_a_scenario_names_each_link_it_ran_on_once_without_the_namespace() -> None:
+    timeline, since = _packet_timeline()
+    (link,) = scenario_links(timeline.events, since)
+    assert link["backend"] == "packet" and link["profile"] == "cellular"
+    assert link["trace"] == "TMobile-LTE-short.up.gz" and link["rtt_ms"] == 100.0 and link["loss"] == 0.005
+    assert link["congestion_control"] == "reno" and "namespace" not in link
+    assert [x["profile"] for x in scenario_links(timeline.events, 0.0)] == ["hotspot", "cellular"]
+
+
+def test_the_certificate_names_backend_profile_and_trace_per_item() -> None:
+    timeline, since = _packet_timeline()
+    links = scenario_links(timeline.events, since)
+    results: list[dict[str, Any]] = [
+        {"nodeid": "n1", "scenario": "Uploads use what a lossy cellular uplink allows", "items": ["C2C-NETW-01"],
+         "verdict": "pass", "measurements": [], "network": links},
+        {"nodeid": "n2", "scenario": "Upload speed reaches 50 Mbps when the network allows",
+         "items": ["C2C-NETW-01"], "verdict": "pass", "measurements": [],
+         "network": [{"backend": "proxy", "profile": "hardline", "summary": "1000 Mbit/s up / 2 ms"}]},
+        {"nodeid": "n3", "scenario": "x", "items": ["C2C-UPL-01"], "verdict": "pass", "measurements": []}]
+    cert = build_certificate(results, {"name": "ref", "kind": "camera", "capabilities": []}, checklist=load_checklist())
+    netw = cert["items"]["C2C-NETW-01"]["networks"]
+    assert [(n["backend"], n["profile"]) for n in netw] == [("packet", "cellular"), ("proxy", "hardline")]
+    assert cert["items"]["C2C-UPL-01"]["networks"] == []
+    text = network_text(netw[0])
+    assert text.startswith("packet cellular: trace TMobile-LTE-short.up.gz, 13.32 Mbit/s up, 100 ms RTT")
+    assert "0.5 % loss" in text and "queue 400 packets" in text and "TCP reno" in text
+    assert network_text(netw[1]) == "proxy hardline: 1000 Mbit/s up / 2 ms"
+    page = render_html(cert)
+    assert "<i>network:</i> packet cellular: trace TMobile-LTE-short.up.gz" in page
