@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 
-from reference_device import engine as engine_module
 from reference_device.credentials import CredentialStore
 from reference_device.pairing import Pairing
 from reference_device.testing import DeviceProcess
@@ -110,7 +109,7 @@ def test_cancel_between_approval_and_storing_never_stores(
         got["cancel"] = engine.control("pairing/cancel")  # nothing stored yet: nothing to drop
         return answer
 
-    monkeypatch.setattr(engine_module.Pairing, "run", run_then_cancel)
+    monkeypatch.setattr(Pairing, "run", run_then_cancel)
     project = control.create_project("P")
     engine.start()
     try:
