@@ -55,7 +55,7 @@ class OperatorAnswer:
     at: float
     attests: bool = False  # the answer is the evidence for a verdict, not an action on the bench
     verdict: str | None = None  # pass | fail | not-applicable, for an attested item
-    kind: str = "verdict"  # verdict | value | choice (harness/items/manual.py)
+    kind: str | None = None  # verdict | value | choice for an attested question (harness/items/manual.py)
     value: float | None = None  # the number a value question was answered with, in `unit`
     unit: str | None = None
     choice: str | None = None  # the option a choice question was answered with
