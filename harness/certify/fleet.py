@@ -241,20 +241,20 @@ class RigPlaces:
         deadline: float | None = None
         with self._turn:
             while True:
-                free = [n for n in range(1, self.rig.slots + 1) if n not in self._mine]
-                if not free:  # this run's own devices hold them all: wait for one, however long
-                    deadline = None
-                    self._turn.wait()
-                    continue
-                for n in free:
+                for n in range(1, self.rig.slots + 1):
                     place = self._lock(n)
-                    if place.try_acquire(holder):
+                    if n not in self._mine and place.try_acquire(holder):
                         self._mine.add(n)
                         return place
-                now = time.monotonic()
+                if self._mine:  # this run holds a place of the rig: queue behind it, however long
+                    deadline = None
+                    self._turn.wait(self.poll_s)
+                    continue
+                now = time.monotonic()  # every place is another run's: wait out `wait`, then name them
                 deadline = deadline if deadline is not None else now + self.rig.wait
                 if now >= deadline:
-                    held = "; ".join(f"{self._lock(n).path.name} by {self._lock(n).holder()}" for n in free)
+                    held = "; ".join(f"{self._lock(n).path.name} by {self._lock(n).holder()}"
+                                     for n in range(1, self.rig.slots + 1))
                     raise RigBusy(f"rig {self.rig.name!r} is held by another run ({held}); "
                                   f"waited {self.rig.wait:.0f} s")
                 self._turn.wait(min(self.poll_s, deadline - now))

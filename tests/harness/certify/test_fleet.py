@@ -203,3 +203,17 @@ def test_the_example_inventories_name_real_profiles() -> None:
     for path in inventories:
         for device in load_inventory(path).devices:
             assert load_profile(device.profile).device_id, device
+
+
+def test_a_device_waits_behind_its_own_fleet_however_long_while_another_run_holds_the_other_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = fake_runs(monkeypatch, 0.8)  # each run outlasts the rig's wait
+    text = f'places_dir = "{tmp_path}"\n' + INVENTORY.replace("slots = 2", "slots = 2\nwait = 0.3")
+    other = hold_in_another_process(tmp_path / "local.2.lock", 60)
+    try:
+        rows = certify_fleet(load_inventory(write(tmp_path, text)), tmp_path / "reports")
+    finally:
+        other.kill()
+        other.wait()
+    assert [r.status for r in rows] == ["", ""] and len(runs) == 2 and not overlaps(runs), rows
