@@ -121,3 +121,22 @@ def test_required_evidence_missing_is_no_answer_and_na_needs_none(tmp_path: Path
     with pytest.raises(NotApplicable):
         prompt.answer(strict)
     assert [a.verdict for a in prompt.answers] == [PASS, NOT_APPLICABLE]  # the record keeps what was said
+
+
+def test_every_question_in_the_checklist_is_asked_by_a_step_of_its_item() -> None:
+    """A question no step asks would be dead data: each item's scenario reaches one of the two steps that ask it."""
+    from pytest_bdd.parser import FeatureParser
+
+    from harness.bdd.markers import FEATURES_DIR
+
+    asking: dict[str, list[str]] = {}
+    for path in sorted(FEATURES_DIR.glob("*.feature")):
+        feature = FeatureParser(str(FEATURES_DIR), path.name).parse()
+        for scenario in feature.scenarios.values():
+            for tag in set(scenario.tags) | set(feature.tags):
+                asking.setdefault(tag, []).extend(
+                    s.name for s in scenario.steps
+                    if s.name.startswith(f'the profile declares "{tag}"') or s.name.startswith("the operator confirms"))
+    with_question = [item.id for item in load_checklist() if item.question is not None]
+    assert len(with_question) >= 5
+    assert all(asking.get(i) for i in with_question), {i: asking.get(i) for i in with_question}
