@@ -120,3 +120,18 @@ def test_retry_refuses_another_firmware(tmp_path: Path, capsys: pytest.CaptureFi
         retry_plan(earlier, ("fail",), str(bench_version()["commit"]))
     assert main(["retry", "--from", str(earlier)]) == 2
     assert "another certification" in capsys.readouterr().err
+
+
+def test_retry_refuses_another_profile_or_bench(tmp_path: Path) -> None:
+    """Same firmware is not enough: a changed declaration or another harness is another certification."""
+    profile = tmp_path / "dut.toml"
+    profile.write_text((PROFILE_DIR / "reference.toml").read_text().replace('name = "reference"', 'name = "dut"'))
+    earlier = _sealed_run(tmp_path, profile)
+    commit = str(bench_version()["commit"])
+    with pytest.raises(ConfigError, match=r"bench \w{12} -> 0123456789ab"):
+        retry_plan(earlier, ("fail",), "0123456789abcdef")
+    profile.write_text(profile.read_text().replace('"C2C-WF-05" = "the reference device makes no proxies"',
+                                                   '"C2C-WF-05" = "no proxies on this firmware"', 1))
+    with pytest.raises(ConfigError, match="the profile changed") as info:
+        retry_plan(earlier, ("fail",), commit)
+    assert "firmware" not in str(info.value)
