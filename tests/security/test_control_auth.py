@@ -21,7 +21,7 @@ from harness.cloud.openapi import SCHEMA
 from harness.cloud.routes_control import control_routes
 from harness.cloud.runner import EmulatorProcess
 from harness.cloud.security import MAX_JSON_BODY
-from harness.cloud.testing import api_client
+from harness.cloud.testing import PairedDevice, api_client
 
 OPERATIONS = [(method.upper(), path) for path, ops in SCHEMA["paths"].items() for method in ops]
 ROUTES = [(method, route.path.removeprefix("/_bench/v1")) for route in control_routes()
@@ -133,3 +133,24 @@ def test_oversized_control_body_is_413(anonymous: httpx.Client, cloud: CloudCont
     assert answer.status_code == 413
     with httpx.Client(verify=ssl_context(cloud.ca_bundle)) as fresh:
         assert fresh.get(cloud.api_url + "/health").status_code == 200
+
+
+def test_the_token_lies_nowhere_in_the_data_dir_but_its_file(
+        anonymous: httpx.Client, cloud: CloudControl, cloud_process: EmulatorProcess,
+        paired_device: PairedDevice) -> None:
+    """After control calls, a session, and the token misused on the device API and in a query,
+    no file of the emulator (state, journal, log, blobs) holds it but DATA/bench-token."""
+    token = cloud_process.token_file.read_text().strip()
+    marker = "scan-marker-" + token[:4][::-1] + "-project"
+    cloud.create_project(marker)  # proves the scan reads what the emulator wrote
+    anonymous.post("/_bench/session", json={"token": token},
+                   headers={"origin": cloud.api_url, "sec-fetch-site": "same-origin"})
+    anonymous.get("/v2/devices/me", headers={"authorization": f"Bearer {token}"})
+    anonymous.get(f"/v2/devices/me?access_token={token}", headers=paired_device.headers)
+    anonymous.post("/_bench/v1/projects", json={"name": token})  # refused: 401, never stored
+    cloud.journal()  # the journal is flushed to disk by the time it is read
+    files = {str(p.relative_to(cloud_process.data_dir)): p.read_bytes()
+             for p in cloud_process.data_dir.rglob("*")
+             if p.is_file() and p != cloud_process.token_file}
+    assert any(marker.encode() in data for data in files.values())
+    assert [name for name, data in files.items() if token.encode() in data] == []
