@@ -293,7 +293,8 @@ def build_certificate(
 
 
 def _mark_contradicted(items: dict[str, dict[str, Any]], contradiction: Mapping[str, Any]) -> None:
-    """A contradicted [not_applicable] declaration shows on its item too: the reason it gave no longer stands."""
+    """A contradicted [not_applicable] declaration shows on its item too: the reason it gave no longer
+    stands, so the item is `not-run` (never judged), not counted among the not-applicable ones."""
     declaration = str(contradiction.get("declaration", ""))
     if not declaration.startswith("not_applicable: "):
         return
@@ -302,6 +303,8 @@ def _mark_contradicted(items: dict[str, dict[str, Any]], contradiction: Mapping[
     if entry is None:
         return
     entry["contradicted"] = str(contradiction.get("evidence", ""))
+    if entry["verdict"] == "not-applicable":  # a false excuse excuses nothing: the item was never judged
+        entry["verdict"] = "not-run"
     entry["reason"] = (f"declaration contradicted: {entry['contradicted']}; " + entry["reason"].replace(
         "declared not applicable: ", "declared not applicable (contradicted): ", 1)).rstrip("; ")
 

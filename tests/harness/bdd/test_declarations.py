@@ -149,6 +149,7 @@ def test_a_contradicted_not_applicable_shows_on_its_item_and_blocks_certified() 
     entry = cert["items"]["C2C-SOCK-01"]
     assert entry["contradicted"].startswith("the journal shows real-time status")
     assert entry["reason"].startswith("declaration contradicted: ")
+    assert entry["verdict"] == "not-run"  # a false excuse excuses nothing: never judged, not n/a
     assert "C2C-SOCK-01" not in cert["summary"]["declared_not_applicable"]
     assert cert["summary"]["status"] == "NOT CERTIFIED"
     from harness.certify.certificate import render_html
