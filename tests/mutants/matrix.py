@@ -60,14 +60,19 @@ def judge(mutant: Mutant, cert: dict[str, Any]) -> dict[str, Any]:
     shared = [i for i in failed if i not in allowed and items[i].get("automatable")
               and _failing(items[i]) and _failing(items[i]) <= own_scenarios]
     collateral = [i for i in failed if i not in allowed and i not in shared and items[i].get("automatable")]
+    listed = [str(c.get("declaration", "")) for c in cert.get("summary", {}).get("contradicted", [])]
+    uncontradicted = [d for d in mutant.contradicts if not any(x.startswith(d) for x in listed)]
     notes = []
+    if uncontradicted:
+        notes.append(f"declaration(s) not listed as contradicted: {uncontradicted} (listed: {listed})")
     if not caught:
         notes.append(f"{mutant.item} was {own.get('verdict')!r}, not {mutant.expect!r}: {str(own.get('reason', ''))[:200]}")
     if collateral:
         notes.append(f"also failed {collateral}: " + " | ".join(str(items[i].get("reason", ""))[:160] for i in collateral))
     if errors:
         notes.append(f"bench errors on {errors}: " + " | ".join(str(items[i].get("reason", ""))[:160] for i in errors))
-    return {"mutant": mutant.name, "item": mutant.item, "ok": caught and not collateral and not errors,
+    return {"mutant": mutant.name, "item": mutant.item,
+            "ok": caught and not collateral and not errors and not uncontradicted,
             "caught": caught, "failed": failed, "errors": errors, "collateral": collateral, "shared": shared,
             "verdicts": {i: items[i]["verdict"] for i in sorted(ran)}, "note": "; ".join(notes)}
 

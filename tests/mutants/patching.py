@@ -33,6 +33,9 @@ class Mutant:
     # the verdict that catches it: "fail (inferred)" for a defect only an inferred expectation
     # (c2c-api.md [INF]) can see; it must never come out plain "fail" (nor pass)
     expect: str = "fail"
+    # declarations of the profile the defect makes false: the certificate must list each of them
+    # as contradicted (matched as the start of its "declaration", e.g. "capabilities: parallel")
+    contradicts: tuple[str, ...] = ()
 
 
 def _resolve(target: str) -> tuple[Any, str, Any]:

@@ -122,6 +122,17 @@ def test_judge_counts_errors_only_on_items_that_ran() -> None:
     assert not broken["ok"] and broken["errors"] == ["C2C-UPL-01"]
 
 
+def test_judge_requires_the_contradictions_a_mutant_makes() -> None:
+    from dataclasses import replace
+
+    m = replace(get_mutant("no-parallel"), contradicts=("capabilities: parallel",))
+    cert = _cert({"C2C-OPT-05": "fail"})
+    missing = judge(m, cert)
+    assert not missing["ok"] and "not listed as contradicted" in missing["note"]
+    cert["summary"] = {"contradicted": [{"declaration": "capabilities: parallel", "evidence": "most 1"}]}
+    assert judge(m, cert)["ok"]
+
+
 def test_quick_run_selects_the_own_item_and_the_smoke_items() -> None:
     argv = certify_argv(get_mutant("logs-token"), Path("/tmp/r"))
     assert argv[argv.index("--item") + 1] == "C2C-SEC-04"
