@@ -28,7 +28,7 @@ RIG = textwrap.dedent(
     """
     import json, os, signal, sys, threading
     from pathlib import Path
-    from reference_device.sources import tether as tether_mod
+    from reference_device.sources import tether_card as tether_mod
     from reference_device.sources.tether import TetherConfig, TetherSource
     from reference_device.sources.tether_ledger import TetherLedger
     from tests.reference_device.test_tether import FakeCamera
