@@ -43,8 +43,8 @@ class DeviceConfig:
     firmware_version: str = "1.0.0"
     media_dirs: list[Path] = field(default_factory=list)
     mode: str = "auto"
-    parallelism: int = 4
-    parallel_files: int = 2
+    parallelism: int = 4  # part PUTs on the wire across the device (one pool of part slots)
+    parallel_files: int = 2  # files feeding those slots (claimed, parts not all sent yet)
     part_size: int = 8 * MIB
     max_upload_rate: int = 0  # bytes/s for part bodies, 0 = unlimited (metered links)
     filetype_priorities: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PRIORITIES))

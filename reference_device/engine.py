@@ -42,6 +42,7 @@ from reference_device.logsetup import setup_logging
 from reference_device.media_check import check_file, filetype_for
 from reference_device.netstats import NetworkStats
 from reference_device.pairing import PairingStatus
+from reference_device.part_pool import PartPool
 from reference_device.queue import FileQueue, FileRecord
 from reference_device.retry import RetryBudget
 from reference_device.sources.base import CapturedFile, Source
@@ -70,7 +71,8 @@ class Engine(DeviceAuth, UserActions):
         self.queue = FileQueue(config.queue_path)
         self.budget = RetryBudget(config.retry_budget)
         self.uploader = Uploader(config, self.api, self.tokens, self.queue, self.stats,
-                                 part_slots=threading.Semaphore(config.parallelism), budget=self.budget)
+                                 pool=PartPool(config.parallelism, on_drained=self.wake.set),
+                                 budget=self.budget)
         self.pairing = PairingStatus()
         self.presence = Presence(config, self.api, self.tokens, self.stop_event,
                                  identify=self.identify, device_id=lambda: self.device_id,
@@ -122,7 +124,9 @@ class Engine(DeviceAuth, UserActions):
             self.pairing.set("paired")
         for target, name in ((self._auth_loop, "auth"), (self._status_file_loop, "status-file")):
             self._spawn(target, name)
-        for i in range(self.config.parallel_files):
+        # parallel_files files feed the part slots; a file whose parts are all on the wire
+        # no longer counts, so up to `parallelism` more may be finishing meanwhile
+        for i in range(self.config.parallel_files + self.config.parallelism):
             self._spawn(self._worker, f"upload-{i}")
         self.presence.start()
         for source in self.sources:
@@ -167,6 +171,7 @@ class Engine(DeviceAuth, UserActions):
                 ev.set()
         for thread in self._threads:
             thread.join(timeout=10)
+        self.uploader.pool.close()
         self.presence.join()
         if self._pair_thread is not None:
             self._pair_thread.join(timeout=5)
@@ -228,8 +233,15 @@ class Engine(DeviceAuth, UserActions):
         self._settle_deadline = 0.0
         return False
 
+    def _feeding(self) -> int:
+        """Files in flight with parts still waiting for a slot (or no parts yet)."""
+        return sum(1 for fid in self._inflight if not self.uploader.pool.draining(fid))
+
     def _claim(self) -> tuple[FileRecord, threading.Event] | None:
+        """The next file by priority, while fewer than `parallel_files` files feed the slots."""
         with self._lock:
+            if self._feeding() >= self.config.parallel_files:
+                return None
             if self.mode == "manual" and self._settling():
                 return None
             now = time.monotonic()

@@ -11,8 +11,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from reference_device.errors import Cancelled, RetryableError
+
+
+class StopFlag(Protocol):
+    """What a wait can be cut short by: a threading.Event, or a part's stop signal (its
+    file cancelled or a sibling part failed for good)."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
 
 
 class RetryBudget:
@@ -64,7 +74,7 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._next = time.monotonic()
 
-    def take(self, nbytes: int, stop: threading.Event | None = None) -> None:
+    def take(self, nbytes: int, stop: StopFlag | None = None) -> None:
         """Wait for `nbytes` of budget; a set `stop` ends the wait early (cancel)."""
         if self.rate <= 0:
             return
@@ -103,7 +113,7 @@ def retry_call[T](
     *,
     backoff: Backoff,
     budget: RetryBudget,
-    stop: threading.Event,
+    stop: StopFlag,
     on_retry: Callable[[RetryableError, int, float], None] | None = None,
     max_attempts: int | None = None,
 ) -> T:

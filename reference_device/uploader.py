@@ -21,7 +21,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,8 +38,9 @@ from reference_device.errors import (
 )
 from reference_device.media_check import check_file
 from reference_device.netstats import NetworkStats
+from reference_device.part_pool import PartPool
 from reference_device.queue import FileQueue, FileRecord, Part
-from reference_device.retry import Backoff, RateLimiter, RetryBudget, retry_call
+from reference_device.retry import Backoff, RateLimiter, RetryBudget, StopFlag, retry_call
 from reference_device.tokens import TokenManager
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def url_expires_at(url: str) -> float | None:
 
 
 def file_slices(
-    path: Path, offset: int, length: int, cancel: threading.Event,
+    path: Path, offset: int, length: int, cancel: StopFlag,
     on_bytes: Callable[[int], None] | None = None,
 ) -> Iterator[bytes]:
     """Yield `length` bytes of `path` from `offset` in 1 MiB slices; abort on cancel."""
@@ -101,7 +101,8 @@ def basic_layout(size: int, n_urls: int) -> list[tuple[int, int, int]]:
 
 
 class Uploader:
-    """Shared by the engine's file workers; one `upload()` call per file."""
+    """Shared by the engine's file workers; one `upload()` call per file, whose parts go
+    through the one PartPool of the device (at most `parallelism` part PUTs at a time)."""
 
     def __init__(
         self,
@@ -111,7 +112,7 @@ class Uploader:
         queue: FileQueue,
         stats: NetworkStats,
         *,
-        part_slots: threading.Semaphore,
+        pool: PartPool,
         budget: RetryBudget,
     ) -> None:
         self.config = config
@@ -119,7 +120,8 @@ class Uploader:
         self.tokens = tokens
         self.queue = queue
         self.stats = stats
-        self.part_slots = part_slots
+        self.pool = pool
+        self._ranks: dict[str, int] = {}  # file id -> its rank in the pool (hand-over order)
         self.budget = budget
         self.backoff = Backoff(config.backoff_base, config.backoff_cap)
         self._progress: dict[str, int] = {}
@@ -133,13 +135,13 @@ class Uploader:
         with self._plock:
             return self._progress.get(file_id)
 
-    def _add_progress(self, file_id: str, n: int, cancel: threading.Event | None = None) -> None:
+    def _add_progress(self, file_id: str, n: int, cancel: StopFlag | None = None) -> None:
         self.limiter.take(n, cancel)
         with self._plock:
             self._progress[file_id] = self._progress.get(file_id, 0) + n
         self.stats.sent(n)
 
-    def _retry(self, fn: Callable[[], T], cancel: threading.Event, what: str,
+    def _retry(self, fn: Callable[[], T], cancel: StopFlag, what: str,
                max_attempts: int | None = CREATE_ATTEMPTS) -> T:
         def on_retry(exc: RetryableError, attempt: int, wait_s: float) -> None:
             self.retries += 1
@@ -167,7 +169,7 @@ class Uploader:
             expires = (rec.urls_created_at or 0) + self.config.url_ttl
         return time.time() >= expires - min(URL_SAFETY, self.config.url_ttl / 4)
 
-    def _put(self, rec: FileRecord, part: Part, cancel: threading.Event) -> None:
+    def _put(self, rec: FileRecord, part: Part, cancel: StopFlag) -> None:
         """PUT one part with bounded retries; ack it durably.
 
         ExpiredUrlError (expired, or unusable such as not HTTPS) propagates for a fresh
@@ -184,10 +186,9 @@ class Uploader:
             with self._plock:
                 base = self._progress.get(rec.id, 0)
             try:
-                with self.part_slots:
-                    body = file_slices(path, part.offset, part.size, cancel,
-                                       lambda n: self._add_progress(rec.id, n, cancel))
-                    self.api.put_part(part.url or "", body, part.size, rec.filetype)
+                body = file_slices(path, part.offset, part.size, cancel,
+                                   lambda n: self._add_progress(rec.id, n, cancel))
+                self.api.put_part(part.url or "", body, part.size, rec.filetype)
             except FileNotFoundError:
                 raise MediaError("vanished", f"{path.name} disappeared while uploading") from None
             except PermissionError:
@@ -221,6 +222,7 @@ class Uploader:
         done = sum(p.size for p in self.queue.parts(rec.id) if p.done)
         with self._plock:
             self._progress[rec.id] = done
+            self._ranks[rec.id] = self.pool.rank()  # claimed in priority order
         try:
             if rec.realtime:
                 self._realtime(rec, cancel)
@@ -229,6 +231,7 @@ class Uploader:
         finally:
             with self._plock:
                 self._progress.pop(rec.id, None)
+                self._ranks.pop(rec.id, None)
 
     # --- basic -----------------------------------------------------------------------------
     def _urls_fresh(self, rec: FileRecord) -> bool:
@@ -279,23 +282,15 @@ class Uploader:
         return fresh
 
     def _run_parts(self, rec: FileRecord, parts: list[Part], cancel: threading.Event) -> None:
-        if not parts:
-            return
-        if len(parts) == 1 or self.config.parallelism == 1:
-            for part in parts:
-                self._put(rec, part, cancel)
-            return
-        inner = threading.Event()  # stops sibling parts when one fails for good
-        stop_all = _AnyEvent(cancel, inner)
-        with ThreadPoolExecutor(max_workers=min(self.config.parallelism, len(parts)),
-                                thread_name_prefix="part") as pool:
-            futures = [pool.submit(self._put, rec, p, stop_all) for p in parts]  # type: ignore[arg-type]
-            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            error = next((f.exception() for f in finished if f.exception() is not None), None)
-            if error is not None:
-                inner.set()
-                wait(futures)
-                raise error
+        """Send `parts` through the device's part slots; return when the last one landed."""
+        self._send(rec, parts, cancel)
+
+    def _send(self, rec: FileRecord, parts: list[Part], cancel: threading.Event) -> None:
+        with self._plock:
+            rank = self._ranks.get(rec.id)
+        if rank is None:  # not inside upload() (a direct call): ranked behind what is in flight
+            rank = self.pool.rank()
+        self.pool.run(rec.id, rank, parts, lambda part, stop: self._put(rec, part, stop), cancel)
 
     # --- real-time -------------------------------------------------------------------------
     def _realtime(self, rec: FileRecord, cancel: threading.Event) -> None:
@@ -367,7 +362,7 @@ class Uploader:
                 parts: list[Part]) -> None:
         for _ in range(MAX_RECREATES + 1):
             try:
-                self._put(rec, part, cancel)
+                self._send(rec, [part], cancel)
                 return
             except ExpiredUrlError:
                 total = sum(p.size for p in parts) if part.is_final else None
@@ -375,23 +370,3 @@ class Uploader:
                                total, cancel)
                 part = next(p for p in self.queue.parts(rec.id) if p.number == part.number)
         raise RetryableError(f"real-time part URLs of {rec.name} kept expiring; file deferred")
-
-
-class _AnyEvent:
-    """Looks like a threading.Event that is set when any of its events is set."""
-
-    def __init__(self, *events: threading.Event) -> None:
-        self.events = events
-
-    def is_set(self) -> bool:
-        return any(e.is_set() for e in self.events)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if self.is_set():
-                return True
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return False
-            self.events[0].wait(0.05 if left is None else min(0.05, left))
