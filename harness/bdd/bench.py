@@ -4,8 +4,7 @@
 device process are started once) with the scenario's own captures, journal cursor and
 measurements, so scenarios sharing one emulator never read each other's evidence. Its
 jobs live beside it: session set-up in `harness.bdd.session`, the TLS interceptor's
-lifetime in `harness.bdd.interception`, measurements and the ledger in
-`harness.bdd.recording`.
+lifetime in `harness.bdd.interception`, measurements in `harness.bdd.recording`.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.bdd.interception import TlsInterception
-from harness.bdd.recording import note_exercised, pause_windows, record_measurement, scenario_ledger
+from harness.bdd.recording import note_exercised, pause_windows, record_measurement
 from harness.bdd.session import (
     PROJECT_NAME,
     SessionBench,
@@ -27,7 +26,7 @@ from harness.bdd.session import (
     start_network,
 )
 from harness.bdd.state import Capture, ScenarioState
-from harness.certify.ledger import Ledger
+from harness.certify.ledger import Ledger, build_ledger, window_start
 from harness.device.operator import OperatorPrompt
 from harness.device.profile import DeviceProfile
 from harness.errors import CloudError
@@ -180,8 +179,24 @@ class Bench:
         return pause_windows(self.timeline)
 
     def ledger(self, *, drained: bool = True) -> Ledger:
-        """This scenario's delivery ledger (harness.bdd.recording)."""
-        return scenario_ledger(self, drained=drained)
+        """This scenario's delivery ledger: its captures against this device's assets in the cloud."""
+        device_id = None
+        with contextlib.suppress(Exception):
+            device_id = self.cloud_device_id()
+        rows = self.cloud.ledger(device_id)
+        names = {c.name for c in self.state.captures}
+        if device_id is None:  # no device to attribute uploads to: only the captured names count
+            rows = [r for r in rows if r.get("name") in names]
+        # this device's assets created in this scenario's window (emulator time) that match no
+        # capture are `unexpected`; files the bench gave it in other scenarios are excused
+        manifest = {str(e.get("name") or Path(str(e.get("path", ""))).name) for e in self.media.manifest()}
+        known = (manifest | self.session.captured_names) - names
+        status = self.device.status() or {}
+        return build_ledger(
+            [c.row() for c in self.state.captures], rows, device_files=status.get("files", []),
+            pause_windows=self.pause_windows(), drained=drained, since=window_start(self.journal()),
+            known_names=known, proxies="proxies" in self.profile.capabilities,
+        )
 
     def exercised(self, what: str) -> None:
         """Say what the scenario really exercised where it compresses the field (an accelerated
