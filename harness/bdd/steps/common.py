@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 from harness.bdd.bench import Bench
 from harness.errors import DeviceFailure, DeviceTimeout, OperatorUnavailable
+from harness.items.manual import Question
+from harness.items.verdicts import PASS
 
 T = TypeVar("T")
 POLL_S = 0.25
@@ -57,6 +59,15 @@ def status_or_operator(bench: Bench, question: str, check: Callable[[dict[str, A
         return
     if not bench.prompt.attest(question):
         raise DeviceFailure(f"operator says no: {question}")
+
+
+def operator_judges(bench: Bench, question: Question) -> None:
+    """Ask a person what the device shows (a value or a choice) and judge the answer here: the
+    question never names the answer the bench expects, so a yes cannot be given on trust."""
+    judged = bench.prompt.answer(question)
+    if judged.verdict != PASS:
+        shown = judged.value if judged.value is not None else judged.choice
+        raise DeviceFailure(f"the operator reports {shown!r} for {question.text!r}; expected {question.expected()}")
 
 
 def control_or_operator(bench: Bench, action: str, question: str, **args: Any) -> None:

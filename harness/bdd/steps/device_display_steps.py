@@ -19,7 +19,7 @@ from pytest_bdd import given, parsers, then
 
 from harness.bdd.bench import Bench
 from harness.bdd.state import AlertWatch
-from harness.bdd.steps.common import device_status, status_or_operator, wait_until
+from harness.bdd.steps.common import device_status, operator_judges, status_or_operator, wait_until
 from harness.bdd.steps.status_oracle import (
     Remaining,
     RemainingSampler,
@@ -30,6 +30,10 @@ from harness.bdd.steps.status_oracle import (
 )
 from harness.certify.throughput import part_upload_rate
 from harness.errors import BenchFailure, DeviceFailure
+from harness.items.manual import Question
+
+NETWORK_STATES = ("online", "offline", "online but degraded", "nothing shown")
+"""What a person may report of the device's network indicator (the bench accepts online or offline)."""
 
 
 @then("the device does not show itself as paired")
@@ -89,7 +93,8 @@ def _remaining(bench: Bench, count: int) -> None:
     """Remaining file count against the cloud's (captures not complete there), each device
     sample bracketed by oracle reads; measured: time to agree, and the worst disagreement."""
     if not bench.has_status:
-        status_or_operator(bench, f"Does the device show {count} files remaining?", lambda st: False)
+        operator_judges(bench, Question("How many files does the device show as remaining?", kind="value",
+                                        unit="files", low=count, high=count))
         return
     sampler = _remaining_sampler(bench)
     oracle = sampler.read_oracle()
@@ -110,7 +115,10 @@ def _remaining_size(bench: Bench) -> None:
     """Remaining bytes against the cloud's unstored bytes of the captures (bracketed samples)."""
     total = sum(c.size for c in bench.state.captures)
     if not bench.has_status:
-        status_or_operator(bench, f"Does the device show {total / 1e6:.1f} MB remaining?", lambda st: False)
+        megabytes = total / 1e6  # a display rounds: within 5 % or 0.1 MB
+        operator_judges(bench, Question("How many MB does the device show as remaining?", kind="value", unit="MB",
+                                        low=max(0.0, min(megabytes * 0.95, megabytes - 0.1)),
+                                        high=max(megabytes * 1.05, megabytes + 0.1)))
         return
     sampler = _remaining_sampler(bench)
     wait_until(lambda: sampler.sample(record=False)[1] == 0, 60, "the device to show the remaining size the cloud expects")
@@ -231,7 +239,8 @@ def _network_state(bench: Bench, state: str, seconds: int) -> None:
             return net.get("online") is False or net.get("health") == "down"
         return net.get("online") is True and net.get("health") != "down"
     if not bench.has_status:
-        status_or_operator(bench, f"Does the device show its network as {state}?", shown)
+        operator_judges(bench, Question("What does the device show as its network state?", kind="choice",
+                                        choices=NETWORK_STATES, accept=("offline",) if state == "down" else ("online",)))
         return
     start = time.monotonic()
     try:
