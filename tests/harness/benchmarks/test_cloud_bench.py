@@ -76,6 +76,9 @@ def test_create_latency_reports_p50_and_p99() -> None:
     assert p99["params"]["errors"] == 0, p99["params"]["first_error"]
     assert p99["params"]["target_p99_ms"] == TARGET_CREATE_P99_MS
     assert p99["params"]["meets_target"] is (p99["value"] < TARGET_CREATE_P99_MS)
+    # the load-independent figure beside the latency: the emulator's own CPU per create
+    assert 0 < p99["params"]["emulator_cpu_ms_per_create"] < 1000
+    assert 0 < p99["params"]["emulator_cores_used"] <= 2.5
 
 
 def test_paced_latency_run_keeps_its_rate() -> None:
