@@ -80,6 +80,19 @@ def test_part_puts_are_not_heartbeats(api: httpx.Client, cloud: CloudControl,
     assert device["status"] == "online"  # any API call does (§6)
 
 
+def test_an_offline_device_still_uploads(api: httpx.Client, cloud: CloudControl,
+                                         paired_device: PairedDevice) -> None:
+    """c2c-api.md §6: offline is a UI state only; uploads are still allowed [INF]."""
+    cloud.advance_clock(301)
+    device = next(d for d in cloud.devices() if d["id"] == paired_device.device_id)
+    assert device["status"] == "offline"
+    asset = create_asset(api, paired_device, name="late.mp4", filetype="video/mp4", filesize=3)
+    assert asset.status_code == 200, asset.text
+    put = api.put(asset.json()["upload_urls"][0], content=b"abc",
+                  headers={"content-type": "video/mp4", "x-amz-acl": "private"})
+    assert put.status_code == 200 and cloud.ledger()[0]["state"] == "complete"
+
+
 @pytest.mark.parametrize("path", ["/health", "/v2/health"])
 def test_health(api: httpx.Client, path: str) -> None:
     answer = api.get(path)
