@@ -39,7 +39,8 @@ def test_a_short_campaign_passes_for_the_reference_device(tmp_path: Path) -> Non
     assert len(report["outcomes"]) == 20
     totals = report["totals"]
     assert all(totals.get(k, 0) == 0 for k in ("lost", "duplicated", "corrupt", "leaked", "unexpected")), totals
-    assert report["verdicts"]["pass"] >= 14, report["verdicts"]  # most schedules tested what they say
+    # faults drawn with their traffic act: 20 of 20 passed here (13 before, 7 inconclusive)
+    assert report["verdicts"]["pass"] >= 17, report["verdicts"]
     fired = sum(1 for o in report["outcomes"] for f in o["history"]["faults"] if f["fired"] is not False)
     assert fired >= 30
     assert (out / "index.html").read_text().count("<tr class=") == 20
