@@ -28,12 +28,12 @@ from harness.errors import BenchFailure, DeviceFailure
 
 RELAUNCH_AFTER = frozenset({"repaired", "crashed"})
 """A schedule that ended in these leaves the lane's device unusable: the lane is rebuilt."""
-LANE_RUNS = 40
+LANE_RUNS = 25
 """Schedule runs after which a lane is rebuilt anyway: its cloud lists every asset it ever took
 (the runner reads that ledger several times a second), so a lane kept for a whole 1,000-schedule
 campaign would slow down as it goes, and its scratch (the cloud's blobs, the device's watch
-folder: some 60 MiB a schedule) would fill the disk. A rebuild costs about 4 s; the old lane's
-scratch is removed (unless kept), as nothing failed on it."""
+folder: some 50 MiB a schedule, 1.2 GB a lane at 25) would fill the disk. A rebuild costs
+about 5 s; the old lane's scratch is removed (unless kept), as nothing failed on it."""
 
 
 @dataclass
