@@ -27,9 +27,11 @@ import httpx
 
 from harness.benchmarks import hostile, machine_params, result, vm_hwm, write_report
 from harness.benchmarks.cloud import cpu_seconds
+from harness.benchmarks.limit import null_sink
+from harness.cloud.ca import ensure_certs
 from harness.cloud.control import ssl_context
 from harness.cloud.runner import EmulatorProcess
-from harness.errors import CloudError, DeliveryFailure, DeviceTimeout
+from harness.errors import BenchFailure, CloudError, DeliveryFailure, DeviceTimeout
 from reference_device.testing import DeviceProcess
 
 __all__ = ["run"]
@@ -44,9 +46,11 @@ _BLOCK = 8 * 1024 * 1024
 
 
 def run(out_dir: Path, *, file_gb: float = 2.0, parallelism: int = 4,
-        timeout: float = 900.0, hostile_path: bool = True) -> dict[str, Any]:
+        timeout: float = 900.0, hostile_path: bool = True,
+        sink_file_gb: float | None = 20.0) -> dict[str, Any]:
     """Measure, write `<out_dir>/device.json`, return the report; with `hostile_path`, also
-    the device's peak RSS per malformed-answer case (harness.benchmarks.hostile, issue #23)."""
+    the device's peak RSS per malformed-answer case (harness.benchmarks.hostile, issue #23);
+    with `sink_file_gb`, the device alone against the null TLS sink (`device_to_sink`)."""
     size = int(file_gb * GB)
     with tempfile.TemporaryDirectory(prefix="c2c-bench-device-") as tmp_s:
         tmp = Path(tmp_s)
@@ -74,9 +78,74 @@ def run(out_dir: Path, *, file_gb: float = 2.0, parallelism: int = 4,
                meets_target=device["peak_rss_bytes"] / MB < TARGET_RSS_MB,
                measured="VmHWM of the device process", **machine_params()),
     ]
+    if sink_file_gb:
+        results += device_to_sink(sink_file_gb, parallelism, timeout)
     if hostile_path:
         results += hostile.results()
     return write_report(out_dir, "device", results)
+
+
+def device_to_sink(file_gb: float, parallelism: int, timeout: float) -> list[dict[str, Any]]:
+    """The device's own ceiling and its peak RSS for a large file: parts go to the null TLS
+    sink (harness.benchmarks.limit), not the emulator.
+
+    Why: through the emulator, the device's MB/s is mostly the emulator's (it hashes twice,
+    writes twice and fsyncs every byte); with the part URLs pointing at the sink (emulator
+    setting `upload_base_url`, same certificate) the device is the only one that works per
+    byte beside TLS, so `device_to_sink_MBps` reads straight against `limit_MBps`, and a
+    20 GB file costs no disk. The sink answers every PUT 200 with a non-MD5 ETag, which the
+    device accepts; its queue shows the file done when its last part is acknowledged. MB/s is
+    wall time from the file appearing to the device's status showing it done (0.2 s polls).
+    """
+    size = int(file_gb * GB)
+    with tempfile.TemporaryDirectory(prefix="c2c-bench-device-sink-") as tmp_s:
+        tmp = Path(tmp_s)
+        with EmulatorProcess(tmp / "cloud", settings={"device_code_interval": 1}) as emu, \
+                null_sink(ensure_certs(tmp / "cloud")) as sink:
+            assert emu.control is not None
+            project = emu.control.create_project("Device to sink")
+            emu.control.update_settings(upload_base_url=f"https://127.0.0.1:{sink.port}")
+            source = tmp / "staging" / "A002_C001.mxf"
+            source.parent.mkdir(parents=True, exist_ok=True)
+            with open(source, "wb") as fh:  # sparse: zeros, no disk; read like any file
+                fh.truncate(size)
+            with paired_device(emu, project["id"], tmp, parallelism) as device:
+                assert device.proc is not None
+                pid = device.proc.pid
+                cpu_device, cpu_sink = cpu_seconds(pid), cpu_seconds(sink.pid)
+                peak = 0
+                os.replace(source, tmp / "media" / source.name)
+                t0 = time.monotonic()
+
+                def done() -> bool:
+                    nonlocal peak
+                    peak = max(peak, vm_hwm(pid))
+                    status = device.status() or {}
+                    return bool(status.get("queue", {}).get("completed", 0) >= 1)
+
+                _poll(done, timeout, f"the device to send {size} bytes to the sink", 0.2,
+                      lambda: None if device.is_running() else f"device exited ({device.tail(20)})")
+                wall = time.monotonic() - t0
+                peak = max(peak, vm_hwm(pid))
+                row = _ledger_row(emu, source.name)
+                if row is None or int(row.get("bytes_received") or 0) != 0:
+                    raise BenchFailure("device to sink: the emulator, not the sink, got part bytes"
+                                       f" ({row and row.get('bytes_received')})")
+                gigabytes = size / 1e9
+                device_cpu = (cpu_seconds(pid) - cpu_device) / gigabytes
+                sink_cpu = (cpu_seconds(sink.pid) - cpu_sink) / gigabytes
+    label = int(file_gb) if float(file_gb).is_integer() else round(file_gb, 3)
+    common = {"file_GB": label, "parallelism": parallelism,
+              "transport": "loopback TLS to the null sink (no emulator on the part path)",
+              **machine_params()}
+    return [
+        result("device_to_sink_MBps", round(size / wall / MB, 2), "MB/s", **common,
+               device_cpu_s_per_GB=round(device_cpu, 2), sink_cpu_s_per_GB=round(sink_cpu, 2),
+               measured="wall time: file appears -> device status shows it done"),
+        result("peak_rss_MB", round(peak / MB, 1), "MB", **common, target_MB=TARGET_RSS_MB,
+               meets_target=peak / MB < TARGET_RSS_MB,
+               measured="VmHWM of the device process, upload to the null sink"),
+    ]
 
 
 # -- the file -------------------------------------------------------------------------------

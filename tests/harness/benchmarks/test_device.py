@@ -32,11 +32,18 @@ def test_run_writes_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     # rows' place in device.json: after the 2 GB file's, told apart by params.case
     hostile_row = {"name": "peak_rss_MB", "value": 60.0, "unit": "MB", "params": {"case": "baseline"}}
     monkeypatch.setattr(device_bench.hostile, "results", lambda: [hostile_row])
-    report = run(tmp_path, file_gb=0.02, parallelism=2, timeout=120)
+    report = run(tmp_path, file_gb=0.02, parallelism=2, timeout=120, sink_file_gb=0.03)
     on_disk = json.loads((tmp_path / "device.json").read_text())
     assert on_disk == report and report["benchmark"] == "device"
     assert report["results"][-1] == hostile_row
-    by_name = {r["name"]: r for r in report["results"] if "case" not in r["params"]}
+    # the device alone against the null sink: its own rows, told apart by params.transport
+    to_sink = {r["name"]: r for r in report["results"] if "null sink" in r["params"].get("transport", "")}
+    assert set(to_sink) == {"device_to_sink_MBps", "peak_rss_MB"}
+    assert to_sink["device_to_sink_MBps"]["value"] > 0
+    assert to_sink["device_to_sink_MBps"]["params"]["sink_cpu_s_per_GB"] > 0  # the bytes went there
+    assert to_sink["peak_rss_MB"]["params"]["file_GB"] == 0.03
+    by_name = {r["name"]: r for r in report["results"] if "case" not in r["params"]
+               and "null sink" not in r["params"].get("transport", "")}
     assert set(by_name) >= {"throughput_MBps", "raw_put_MBps", "peak_rss_MB"}
     for name in ("throughput_MBps", "raw_put_MBps", "peak_rss_MB"):
         assert by_name[name]["value"] > 0
