@@ -104,6 +104,36 @@ def test_unknown_path_and_method(api: httpx.Client) -> None:
     assert_detailed(api.get("/v2/devices/heartbeat"), 405)
 
 
+# c2c-api.md §3.16: every endpoint of the summary, with what an unauthenticated call must get
+SUMMARY = [("POST", "/v2/auth/device/code", 400), ("POST", "/v2/auth/token", 400),
+           ("POST", "/v2/auth/revoke", 400), ("GET", "/v2/devices/me", 401),
+           ("POST", "/v2/devices/heartbeat", 401), ("GET", "/health", 200),
+           ("POST", "/v2/devices/assets", 401), ("POST", "/v2/assets", 401),
+           ("POST", "/v2/devices/assets/{id}/realtime_upload/parts", 401),
+           ("POST", "/v2/assets/{id}/realtime_upload/parts", 401),
+           ("POST", "/v2/devices/assets/{id}/comments", 401), ("POST", "/v2/devices/channels", 401),
+           ("POST", "/v2/devices/channels/{id}/disconnect", 401),
+           ("POST", "/v2/devices/channels/disconnect", 401),
+           ("POST", "/v2/devices/channels/{id}/inputs/0/trigger", 401)]
+
+
+@pytest.mark.parametrize(("method", "path", "status"), SUMMARY, ids=[f"{m} {p}" for m, p, _ in SUMMARY])
+def test_every_summary_endpoint_is_served(api: httpx.Client, method: str, path: str,
+                                          status: int) -> None:
+    """Routed (not 404/405): auth endpoints refuse an empty form, resource endpoints want a token."""
+    answer = api.request(method, path.replace("{id}", "00000000-0000-0000-0000-000000000001"))
+    assert answer.status_code == status, answer.text
+
+
+@pytest.mark.parametrize("path", ["/v2/me", "/v2/devices/accounts",
+                                  "/v2/devices/accounts/00000000-0000-0000-0000-000000000001/projects"])
+def test_application_endpoints_are_not_served(api: httpx.Client, paired_device: PairedDevice,
+                                              path: str) -> None:
+    """§3.15: endpoints of C2C *applications*; a hardware device's token gets 404 here."""
+    assert_detailed(api.get(path, headers=paired_device.headers), 404)
+    assert_detailed(api.post("/v2/devices/connect?project_id=x", headers=paired_device.headers), 404)
+
+
 def test_client_versions_recorded_and_strict_mode(api: httpx.Client, cloud: CloudControl,
                                                   paired_device: PairedDevice) -> None:
     for version in ("1.00", "2.0.0"):
