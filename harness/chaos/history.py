@@ -78,7 +78,8 @@ class History:
     pause_windows: list[dict[str, Any]] = field(default_factory=list)
     device_alive: bool = True
     device_rows: int = 1
-    """How many cloud device rows the lane's client id has (2+: the device paired again)."""
+    """1 + the cloud device rows the lane's client id gained during the schedule (2+: the device
+    paired again; a re-pair excused in an earlier schedule on the lane does not count)."""
     pairing_state: str | None = None
     revoked: bool = False
     repair_excused: str | None = None

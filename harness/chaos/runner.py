@@ -78,6 +78,8 @@ class ScheduleRun:
         self._moments = MomentWatch(lane.cloud, self._rows, cursor=0)
         self._t0 = time.monotonic()
         self._journal_head = 0
+        self._rows_before = 1
+        """The lane's device rows when the schedule began (an earlier, excused re-pair left two)."""
         lane.runs += 1
         # the same schedule runs again when replayed or shrunk: file names unique per run keep
         # each run's assets apart in the lane's cloud
@@ -93,6 +95,7 @@ class ScheduleRun:
             for capture in self.schedule.captures:
                 self._stage(capture)
             self._journal_head = self._head()
+            self._rows_before = len(self.lane.paired_rows())
             self._moments.cursor = self._journal_head
             h.started_at = time.time()
             self._play()
@@ -383,7 +386,7 @@ class ScheduleRun:
             if isinstance(files, list) else []
         pairing = status.get("pairing")
         h.pairing_state = str(pairing.get("state")) if isinstance(pairing, dict) and pairing.get("state") else None
-        h.device_rows = len(lane.paired_rows())
+        h.device_rows = 1 + len(lane.paired_rows()) - self._rows_before
         h.revoked = any(f.fault.startswith("auth:revoke") for f in h.faults)
 
 
