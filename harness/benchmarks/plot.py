@@ -80,6 +80,9 @@ def summarize(reports: dict[str, list[Result]]) -> list[Result]:
                       GOALS["device_vs_limit"], limit_streams=4))
     out.append(_ratio("device_vs_raw_put", _find(device, "throughput_MBps"),
                       _find(device, "raw_put_MBps"), None))
+    # the device alone (parts to the null sink): what the device itself reaches of the limit
+    out.append(_ratio("device_to_sink_vs_limit", _find(device, "device_to_sink_MBps"), limit4,
+                      GOALS["device_vs_limit"], limit_streams=4))
     for item in reports.get("shaped", []):
         params = item["params"]
         out.append(result("device_vs_shaped", params["vs_shaped"], "ratio",

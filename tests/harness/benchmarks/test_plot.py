@@ -19,7 +19,8 @@ def _reports(out: Path) -> None:
                                 result("ingest_MBps", 300.0, "MB/s", clients=32),
                                 result("create_p99_ms", 12.5, "ms", clients=32)])
     write_report(out, "device", [result("throughput_MBps", 640.0, "MB/s"),
-                                 result("raw_put_MBps", 700.0, "MB/s")])
+                                 result("raw_put_MBps", 700.0, "MB/s"),
+                                 result("device_to_sink_MBps", 600.0, "MB/s", file_GB=20)])
     write_report(out, "peers", [
         result("throughput_MBps", 90.0, "MB/s", rtt_ms=50, peer="reference_device"),
         result("peer_MBps", 30.0, "MB/s", rtt_ms=50, peer="frameioclient"),
@@ -41,6 +42,8 @@ def test_summary_ratios_follow_the_reports(tmp_path: Path) -> None:
     assert summary[("create_p99_ms", None, None, None)]["params"]["meets_target"] is True
     device = summary[("device_vs_limit", None, None, None)]
     assert device["value"] == pytest.approx(0.8) and device["params"]["meets_target"] is True
+    alone = summary[("device_to_sink_vs_limit", None, None, None)]
+    assert alone["value"] == pytest.approx(0.75) and alone["params"]["meets_target"] is False
     frameio = summary[("device_vs_frameioclient", None, 50, None)]
     assert frameio["value"] == pytest.approx(3.0) and frameio["params"]["meets_target"] is True
     assert summary[("device_vs_httpx-naive", None, 50, None)]["value"] == pytest.approx(1.5)
