@@ -49,6 +49,7 @@ class Replay:
     assets: dict[str, SavedAsset] = field(default_factory=dict)
     socket: ClientConnection | None = None
     closing: ExitStack = field(default_factory=ExitStack)
+    headers: dict[str, str] = field(default_factory=dict)  # the flow's own, on every API call
 
     def fill(self, value: Any) -> Any:
         """Placeholders in strings, recursively: {device_uuid}, {device_id}."""
@@ -84,7 +85,7 @@ def subset(expected: Any, actual: Any, where: str) -> None:
 
 
 def do_request(r: Replay, step: dict[str, Any]) -> None:
-    headers = r.device.headers if step.get("auth", True) else {}
+    headers = {**(r.device.headers if step.get("auth", True) else {}), **r.headers}
     answer = r.api.request(step["method"], r.fill(step["path"]), headers=headers,
                            json=r.fill(step["json"]) if "json" in step else None)
     assert answer.status_code == step.get("expect_status", 200), answer.text
@@ -174,14 +175,21 @@ def test_replay(path: Path, api: httpx.Client, cloud: CloudControl,
                 paired_device: PairedDevice) -> None:
     flow = json.loads(path.read_text(encoding="utf-8"))
     r = Replay(cloud, api, paired_device,
-               files={k: generated(v["size"], v["seed"]) for k, v in flow["files"].items()})
+               files={k: generated(v["size"], v["seed"]) for k, v in flow["files"].items()},
+               headers=flow.get("headers", {}))
+    already = len(cloud.journal())
     with r.closing:
         for i, step in enumerate(flow["steps"]):
             try:
                 STEPS[step["do"]](r, step)
             except AssertionError as exc:
                 raise AssertionError(f"{path.name} step {i} ({step['do']}): {exc}") from None
-    puts = [row for row in cloud.journal() if row["method"] == "PUT"]
+    rows = cloud.journal()[already:]
+    version = r.headers.get("x-client-version")
+    if version is not None:  # the camera's own version string (Fujifilm: "1.00") is accepted
+        calls = [row for row in rows if row["path"].startswith("/v2/")]
+        assert calls and all(row["client_version"] == version for row in calls), calls
+    puts = [row for row in rows if row["method"] == "PUT"]
     for row in puts:  # what cameras send: a length, never chunked
         names = {k.lower() for k in (row.get("headers") or {})}
         assert "content-length" in names and "transfer-encoding" not in names, row
