@@ -7,6 +7,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from harness.cloud.core import FAULT_KINDS
+
 OBJ: dict[str, Any] = {"type": "object"}
 LIST: dict[str, Any] = {"type": "array", "items": OBJ}
 ERROR = {"description": "refused", "content": {"application/json": {"schema": {
@@ -46,12 +48,14 @@ FAULT = {
         "target": {"enum": ["s3", "api"]},
         "path": {"type": "string", "description": "regular expression on the request path"},
         "method": {"type": "string"}, "count": {"type": "integer", "minimum": 1, "default": 1},
-        "kind": {"enum": ["slowdown", "internal_error", "request_timeout", "expired_url",
-                          "too_many_requests", "unauthorized", "drop", "slow_down"],
+        "kind": {"enum": list(FAULT_KINDS),  # the emulator's own list: the two cannot drift
                  "description": "slow_down (target api only): the next `count` device-code "
                                 "polls (POST /v2/auth/token, device_code grant, for a live "
                                 "code) answer 400 {\"error\": \"slow_down\"} and the code's "
-                                "interval grows by slow_down_increment, as RFC 8628 says"},
+                                "interval grows by slow_down_increment, as RFC 8628 says; "
+                                "conflict_slow_down / conflict_invalid_client (target api "
+                                "only): asset creation answers 409 with that message "
+                                "(c2c-api.md §3.8)"},
         "retry_after": {"type": "integer", "minimum": 0},
     },
 }

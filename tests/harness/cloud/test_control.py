@@ -167,6 +167,22 @@ def test_openapi_documents_every_control_path(api: httpx.Client) -> None:
         assert path in schema["paths"], path
 
 
+def test_the_schema_names_every_fault_kind_and_each_is_taken(api: httpx.Client,
+                                                              cloud: CloudControl) -> None:
+    """The documented kinds are the emulator's (the 409 conflict kinds were missing)."""
+    schema = api.get("/_bench/openapi.json").json()
+    body = schema["paths"]["/faults"]["post"]["requestBody"]["content"]["application/json"]
+    kinds = body["schema"]["properties"]["kind"]["enum"]
+    assert {"conflict_slow_down", "conflict_invalid_client", "slow_down", "drop"} <= set(kinds)
+    for kind in kinds:
+        target = "api" if kind.startswith(("conflict_", "slow_")) else "s3"
+        rule = {"target": target, "kind": kind}
+        if kind == "slow_down":
+            rule["path"] = "/v2/auth/token"
+        assert cloud.add_fault(rule), kind
+    assert sorted(f["kind"] for f in cloud.faults()) == sorted(kinds)
+
+
 def test_settings_validation(cloud: CloudControl) -> None:
     assert cloud.settings()["device_code_lifetime"] == 120
     assert cloud.update_settings(device_code_lifetime=30)["device_code_lifetime"] == 30
