@@ -25,9 +25,11 @@ from starlette.types import Message, Receive
 from harness.cloud.blobs import KnownDigest, Received
 from harness.cloud.core import CloudCore
 from harness.cloud.part_lengths import admit, last_part_size
+from harness.cloud.paths import S3_PART_PREFIX
 from harness.cloud.responses import s3_error
 
-PART_PATH = re.compile(r"^/s3/parts/([0-9a-f-]{36})/(\d{1,5})/(\d{1,6})$")
+PART_PATH = re.compile(rf"^{re.escape(S3_PART_PREFIX)}([0-9a-f-]{{36}})/(\d{{1,5}})/(\d{{1,6}})$")
+"""The router's own, strict reading of paths.S3_PART: uuid, number <= 5 digits, generation."""
 
 
 @functools.lru_cache(maxsize=4096)
@@ -58,7 +60,7 @@ def part_url(core: CloudCore, *, base: str, asset: dict[str, Any], number: int, 
     amz_date = now.strftime("%Y%m%dT%H%M%SZ")
     base = core.settings.upload_base_url.rstrip("/") or base
     host = base.split("://", 1)[1].split("/", 1)[0]
-    path = f"/s3/parts/{asset['id']}/{number}/{gen}"
+    path = f"{S3_PART_PREFIX}{asset['id']}/{number}/{gen}"
     prefix = base.split("://", 1)[1][len(host):]
     query = [
         ("x-amz-meta-asset_id", asset["id"]),
