@@ -69,6 +69,9 @@ class PeersConfig:
     parallelism: int = 4
     part_size: int = 8 * MIB  # the device's default; peers get the same part URLs count
     timeout: float = 600.0
+    # a camera's stills: many one-part files at once (0 = no burst point)
+    burst_files: int = 16
+    burst_file_size: int = 8 * MIB
 
 
 def latency_profile(rtt_ms: int) -> NetworkProfile:
@@ -196,6 +199,32 @@ def peer_upload(bench: Bench, peer: str, source: Path, size: int, digest: str, p
     return size / _elapsed(row, wall) / MB
 
 
+def device_burst(bench: Bench, staging: Path, media: Path, config: PeersConfig,
+                 tag: str) -> dict[str, Any]:
+    """`burst_files` one-part files dropped at once; MB/s from the first asset created to the
+    last stored (emulator clock). Why: a file's last wave of parts used to leave slots idle
+    until the next file was claimed and created, which one large file never shows."""
+    names = [f"B{tag}_{i:03d}.mxf" for i in range(config.burst_files)]
+    digests = {name: make_file(staging / name, config.burst_file_size) for name in names}
+    for name in names:
+        os.replace(staging / name, media / name)
+    assert bench.emu.control is not None
+    control = bench.emu.control
+
+    def landed() -> list[dict[str, Any]] | None:
+        rows = [r for r in control.ledger() if r.get("name") in digests]
+        done = [r for r in rows if r.get("state") == "complete"]
+        return done if len(done) == len(names) else None
+
+    rows = _poll(landed, config.timeout, f"{len(names)} burst files to arrive", 0.25)
+    for row in rows:
+        _check_delivery(row, config.burst_file_size, digests[str(row["name"])], "burst")
+    first = min(float(r["created_at"]) for r in rows)
+    last = max(float(r["completed_at"]) for r in rows)
+    return {"mbps": config.burst_file_size * len(names) / max(1e-6, last - first) / MB,
+            "seconds": last - first}
+
+
 def measure(config: PeersConfig, tmp: Path) -> list[dict[str, Any]]:
     """Device and peers at every RTT on one emulator and link; results in report order."""
     results: list[dict[str, Any]] = []
@@ -215,6 +244,12 @@ def measure(config: PeersConfig, tmp: Path) -> list[dict[str, Any]]:
             results.append(result("throughput_MBps", round(mine["mbps"], 2), "MB/s",
                                   peer="reference_device", parts=mine["parts"],
                                   parallelism=config.parallelism, **common))
+            if config.burst_files:
+                burst = device_burst(bench, staging, tmp / "media", config, f"{index}_{rtt}")
+                results.append(result(
+                    "burst_MBps", round(burst["mbps"], 2), "MB/s", peer="reference_device",
+                    files=config.burst_files, file_bytes=config.burst_file_size, parts_each=1,
+                    parallelism=config.parallelism, rtt_ms=rtt, link=LINK, **machine_params()))
             rates = {}
             for peer in PEERS:
                 rates[peer] = peer_upload(bench, peer, staging / "probe.mxf", size, digest,

@@ -117,7 +117,7 @@ def _bars(reports: dict[str, list[Result]]) -> list[tuple[str, dict[str, float]]
     for rtt in sorted({i["params"]["rtt_ms"] for i in peers if "rtt_ms" in i["params"]}):
         group = {}
         for item in peers:
-            if item["params"].get("rtt_ms") == rtt and item["unit"] == "MB/s":
+            if item["params"].get("rtt_ms") == rtt and item["name"] in ("throughput_MBps", "peer_MBps"):
                 group[str(item["params"]["peer"])] = float(item["value"])
         groups.append((f"{rtt} ms RTT", group))
     for item in reports.get("shaped", []):

@@ -24,10 +24,14 @@ def test_shaped_rate_reads_the_profiles_upstream() -> None:
 
 
 def test_device_and_both_peers_deliver_the_same_bytes(tmp_path: Path) -> None:
-    items = measure(PeersConfig(rtts_ms=(0,), file_size=17 * MIB, timeout=120), tmp_path)
+    items = measure(PeersConfig(rtts_ms=(0,), file_size=17 * MIB, timeout=120, burst_files=3,
+                                burst_file_size=MIB), tmp_path)
     rows = {(i["name"], i["params"].get("peer")): i for i in items}
     assert set(rows) == {("throughput_MBps", "reference_device"), ("peer_MBps", PEERS[0]),
-                         ("peer_MBps", PEERS[1]), ("device_vs_frameioclient", None)}
+                         ("peer_MBps", PEERS[1]), ("device_vs_frameioclient", None),
+                         ("burst_MBps", "reference_device")}
+    burst = rows[("burst_MBps", "reference_device")]  # every file delivered, hashes checked
+    assert burst["value"] > 0 and burst["params"]["files"] == 3 and burst["params"]["rtt_ms"] == 0
     for key in (("throughput_MBps", "reference_device"), ("peer_MBps", "frameioclient"),
                 ("peer_MBps", "httpx-naive")):
         assert rows[key]["value"] > 0 and rows[key]["params"]["rtt_ms"] == 0
