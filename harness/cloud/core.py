@@ -17,14 +17,13 @@ from typing import Any
 
 from harness.cloud.blobs import BlobStore
 from harness.cloud.ca import CertPaths, ensure_certs
+from harness.cloud.fault_responses import ALL_KINDS
 from harness.cloud.paths import TOKEN_PATH
 from harness.cloud.settings import CloudSettings, dump_toml
 from harness.cloud.store import Store, new_id
 from harness.errors import ConfigError
 
-FAULT_KINDS = ("slowdown", "internal_error", "request_timeout", "expired_url",
-               "too_many_requests", "unauthorized", "drop", "slow_down",
-               "conflict_slow_down", "conflict_invalid_client")
+FAULT_KINDS = (*ALL_KINDS, "slow_down")  # the shared table's answers, and the poll slow_down
 # Kinds answered by a route handler rather than FaultMiddleware: they need the parsed body.
 HANDLER_KINDS = ("slow_down",)
 # Bounds of the in-memory witness records (an 8-hour shift of 30 s tokens is ~1000 pairs).

@@ -51,6 +51,21 @@ KINDS: dict[str, ErrorKind] = {
                                    "Too Many Requests", "Rate limit exceeded."),
     "unauthorized": ErrorKind(401, "ExpiredToken", "The provided token has expired.",
                               "Not Authorized", "You are not allowed to access that resource"),
+    # c2c-api.md §5.5: the other S3 answers a device must sort into retry / new URL / fatal
+    # (on the API they answer the nearest detailed error)
+    "service_unavailable": ErrorKind(503, "ServiceUnavailable", "Please reduce your request rate.",
+                                     "Service Unavailable", "The service is temporarily unavailable."),
+    "incomplete_body": ErrorKind(400, "IncompleteBody", "You did not provide the number of "
+                                 "bytes specified by the Content-Length HTTP header.",
+                                 "Bad Request", "The request body was incomplete."),
+    "bad_digest": ErrorKind(400, "BadDigest", "The Content-MD5 you specified did not match what "
+                            "we received.", "Bad Request", "The request body was damaged."),
+    "time_skewed": ErrorKind(403, "RequestTimeTooSkewed", "The difference between the request "
+                             "time and the current time is too large.",
+                             "Forbidden", "The request time is too far from the server's."),
+    "no_such_upload": ErrorKind(404, "NoSuchUpload", "The specified upload does not exist. The "
+                                "upload ID may be invalid, or the upload may have been aborted "
+                                "or completed.", "Not Found", "No such upload."),
     # c2c-api.md §3.8 / §11.7: the spec's other 409 messages on asset creation (semantics
     # undocumented; inferred: slow_down = back off and retry, invalid_client = refresh).
     "conflict_slow_down": ErrorKind(409, None, "", "slow_down",

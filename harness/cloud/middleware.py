@@ -22,6 +22,10 @@ from harness.cloud.core import CloudCore
 from harness.cloud.fault_responses import API_ONLY_KINDS, api_error
 from harness.cloud.responses import detailed, simple
 
+# Kinds this middleware words itself (below); every other kind is answered from the shared
+# table (fault_responses.KINDS): the 409s of asset creation and §5.5's S3 classes.
+OWN_API_ANSWERS = frozenset({"slowdown", "internal_error", "request_timeout", "expired_url",
+                             "too_many_requests", "unauthorized", "drop"})
 REDACTED = "[redacted]"
 SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie"}
 SECRET_WORDS = ("secret", "token", "password", "signature", "credential", "authorization")
@@ -161,7 +165,7 @@ class FaultMiddleware:
         if rule.kind == "drop" and scope.get("c2c.abort"):
             scope["c2c.abort"]()
             return
-        if rule.kind in API_ONLY_KINDS:  # the 409s of asset creation, from the shared table
+        if rule.kind in API_ONLY_KINDS or rule.kind not in OWN_API_ANSWERS:  # the shared table
             status, body, headers = api_error(rule.kind, path, retry_after=rule.retry_after)
             await Response(body, status_code=status, headers=headers)(scope, receive, send)
             return

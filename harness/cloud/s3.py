@@ -24,6 +24,7 @@ from starlette.types import Message, Receive
 
 from harness.cloud.blobs import KnownDigest, Received
 from harness.cloud.core import CloudCore
+from harness.cloud.fault_responses import KINDS
 from harness.cloud.part_lengths import admit, last_part_size
 from harness.cloud.paths import S3_PART_PREFIX
 from harness.cloud.responses import s3_error
@@ -93,6 +94,10 @@ FAULT_ANSWERS = {
     "too_many_requests": (429, "SlowDown", "Please reduce your request rate."),
     "unauthorized": (401, "Unauthorized", "Unauthorized"),
 }
+# c2c-api.md §5.5's other answers, as the shared table words them (fault_responses.KINDS)
+FAULT_ANSWERS |= {name: (kind.status, kind.s3_code, kind.s3_message)
+                  for name, kind in KINDS.items()
+                  if kind.s3_code is not None and name not in FAULT_ANSWERS}
 
 
 def ingest_fifo(state: Any) -> asyncio.Lock:

@@ -31,6 +31,10 @@ def new_upload(api: httpx.Client, device: PairedDevice, data: bytes) -> str:
     ("slowdown", 503, "SlowDown"), ("internal_error", 500, "InternalError"),
     ("request_timeout", 400, "RequestTimeout"), ("expired_url", 403, "AccessDenied"),
     ("too_many_requests", 429, "SlowDown"), ("unauthorized", 401, "Unauthorized"),
+    # c2c-api.md §5.5's other classes, worded by the shared table (fault_responses.KINDS)
+    ("service_unavailable", 503, "ServiceUnavailable"), ("incomplete_body", 400, "IncompleteBody"),
+    ("bad_digest", 400, "BadDigest"), ("time_skewed", 403, "RequestTimeTooSkewed"),
+    ("no_such_upload", 404, "NoSuchUpload"),
 ])
 def test_s3_faults_then_recovery(api: httpx.Client, cloud: CloudControl,
                                  paired_device: PairedDevice, kind: str, status: int,
@@ -165,6 +169,17 @@ def test_openapi_documents_every_control_path(api: httpx.Client) -> None:
                  "/devices/{device_id}/pause", "/tokens/expire", "/clock/advance", "/faults",
                  "/journal", "/ledger", "/assets", "/plain-http", "/websockets"):
         assert path in schema["paths"], path
+
+
+@pytest.mark.parametrize(("kind", "status"), [("service_unavailable", 503),
+                                               ("time_skewed", 403), ("no_such_upload", 404)])
+def test_shared_table_kinds_on_the_api_answer_detailed(api: httpx.Client, cloud: CloudControl,
+                                                       paired_device: PairedDevice, kind: str,
+                                                       status: int) -> None:
+    cloud.add_fault({"target": "api", "kind": kind, "path": "^/v2/devices/me$"})
+    answer = api.get("/v2/devices/me", headers=paired_device.headers)
+    assert answer.status_code == status and answer.json()["code"] == status
+    assert api.get("/v2/devices/me", headers=paired_device.headers).status_code == 200
 
 
 def test_the_schema_names_every_fault_kind_and_each_is_taken(api: httpx.Client,
