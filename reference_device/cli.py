@@ -223,7 +223,7 @@ def _selection(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dic
     return {"ids": list(args.ids)}
 
 
-def _control_body(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[str, dict]:
+def _control_body(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[str, dict[str, Any]]:
     cmd = args.command
     if cmd == "pair":
         return "pairing/start", {}

@@ -58,13 +58,14 @@ class UserActions:
         pairing/start; pairing/cancel; logout; shutter(count=N) (tethered camera).
         """
         action = action.strip("/").replace("_", "/")
-        handler = {
+        handlers: dict[str, Callable[..., dict[str, Any]]] = {
             "mode": self._c_mode, "upload": self._c_upload, "cancel": self._c_cancel,
             "priority": self._c_priority, "retry": self._c_retry,
             "pairing/start": self._c_pair_start, "pairing/cancel": self._c_pair_cancel,
             "cancel/pairing": self._c_pair_cancel, "logout": self._c_logout,
             "shutter": self._c_shutter,
-        }.get(action)
+        }
+        handler = handlers.get(action)
         if handler is None:
             return {"ok": False, "error": f"unknown action {action!r}"}
         try:

@@ -112,7 +112,7 @@ class CredentialStore:
             except FileNotFoundError:
                 return {}
             try:
-                data = json.loads(self._fernet.decrypt(blob))
+                data: dict[str, Any] = json.loads(self._fernet.decrypt(blob))
             except (InvalidToken, ValueError):
                 raise DeviceError(
                     f"credential store {self.path.name} is unreadable (wrong key or corrupt); "

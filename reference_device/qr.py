@@ -11,9 +11,9 @@ from __future__ import annotations
 import io
 import re
 
-import qrcode
-import qrcode.constants
-import qrcode.image.svg
+import qrcode  # type: ignore[import-untyped]
+import qrcode.constants  # type: ignore[import-untyped]
+import qrcode.image.svg  # type: ignore[import-untyped]
 
 __all__ = ["big_code", "format_code", "qr_matrix", "qr_svg", "qr_terminal"]
 

@@ -211,7 +211,8 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _snapshot(self) -> dict[str, Any]:
-        return redact(self.server.engine.snapshot())
+        snap: dict[str, Any] = redact(self.server.engine.snapshot())
+        return snap
 
     # -- GET ------------------------------------------------------------------------------
     def do_GET(self) -> None:

@@ -136,9 +136,10 @@ class DeviceProcess:
         if self.status_file is None:
             return None
         try:
-            return json.loads(self.status_file.read_text())
+            data = json.loads(self.status_file.read_text())
         except (FileNotFoundError, ValueError):
             return None
+        return data if isinstance(data, dict) else None
 
     def wait_for(self, predicate: StatusPredicate, timeout: float, what: str = "condition") -> dict[str, Any]:
         """Poll the status until `predicate` holds; raise TimeoutError naming `what`."""

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -268,7 +268,7 @@ class TerminalUI:
             self._run_plain(stop, self.console.file)
 
     # -- no terminal: plain lines ---------------------------------------------------------
-    def _run_plain(self, stop: threading.Event, out: TextIO) -> None:
+    def _run_plain(self, stop: threading.Event, out: IO[str]) -> None:
         last_key: tuple[Any, ...] | None = None
         last_code: Any = None
         last_time = 0.0
@@ -310,7 +310,7 @@ class TerminalUI:
                                           max_rows=max(3, height - 30)))
 
 
-def _write(out: TextIO, line: str) -> None:
+def _write(out: IO[str], line: str) -> None:
     try:
         out.write(printable(line) + "\n")
         out.flush()

@@ -12,8 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tests.reference_device.conftest import sha256, wait_until
+from tests.reference_device.conftest import sha256
 from tests.reference_device.test_engine_e2e import make_engine, pair
+from tests.waiting import wait_until
 
 FILES = 8
 SIZE = 300_000
