@@ -159,6 +159,10 @@ class CloudWitness(Protocol):
         """Access and refresh token values issued to the device (scan for them; never log them)."""
         ...
 
+    def bench_token(self) -> str | None:
+        """The run's control-plane credential, which must no more leak than a device's tokens."""
+        ...
+
     def token_polls(self, client_id: str | None = None) -> list[dict[str, Any]]:
         """Device-code polls: {client_id, started_at, t, answer}, cloud time, oldest first."""
         ...

@@ -23,7 +23,8 @@ CONSOLE_EXCERPT = 64 * 1024  # characters: the end of what the device printed in
 
 
 def known_secrets(cloud: Cloud) -> list[str]:
-    """What the bench knows is secret: the client secret and every token the emulator issued.
+    """What the bench knows is secret: the client secret, the run's bench token and every token
+    the emulator issued.
 
     A vendor device may print a token bare (no "Bearer", no "access_token="), which no shape
     catches; the exact values are redacted whatever surrounds them. Best effort: a cloud that
@@ -33,6 +34,7 @@ def known_secrets(cloud: Cloud) -> list[str]:
     try:
         secrets.append(cloud.client_secret())
         if isinstance(cloud, CloudWitness):
+            secrets.append(cloud.bench_token() or "")
             for device in cloud.devices():
                 secrets.extend(cloud.issued_tokens(str(device["id"])))
     except Exception:  # evidence never raises: the token shapes still apply

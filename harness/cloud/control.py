@@ -277,6 +277,15 @@ class CloudControl:
         return self._rows("GET", "/websockets")
 
     # --- witness records (harness.protocols.CloudWitness) -------------------------------------
+    def bench_token(self) -> str | None:
+        """This run's control-plane credential (for a leak scan: never log it); None without one."""
+        if self.token_file is None:
+            return None
+        try:
+            return self.token_file.read_text(encoding="ascii").strip() or None
+        except OSError:
+            return None
+
     def issued_tokens(self, device_id: str) -> list[str]:
         """The access and refresh token values issued to the device (for a leak scan: never log them)."""
         body = self._call("GET", f"/devices/{device_id}/tokens")

@@ -109,6 +109,9 @@ class FakeCloud:
     def issued_tokens(self, device_id: str) -> list[str]:
         return []
 
+    def bench_token(self) -> str | None:
+        return None
+
     def token_polls(self, client_id: str | None = None) -> list[dict[str, Any]]:
         return []
 

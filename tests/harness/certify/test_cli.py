@@ -130,6 +130,7 @@ def test_smoke_certification_through_the_real_stack(device: str, tmp_path: Path,
     assert results
     labels = json.loads(results[0].read_text())["labels"]
     assert any(lb["name"] == "checklist" for lb in labels)
+    assert any(lb["name"] == "evidence" for lb in labels)  # how firm the scenario's expectations are
     if device == "reference":  # make test installs Allure 3 (npm) first: the HTML report is built
         allure = REPO / ".cache/node/node_modules/.bin/allure"
         assert allure.exists(), "Allure 3 CLI missing: run `make test` (it installs it under .cache/node)"

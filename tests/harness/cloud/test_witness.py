@@ -100,3 +100,12 @@ def test_status_beats_list_every_socket_beat_and_heartbeat_of_one_device(
     assert sorted(b["kind"] for b in got) == ["heartbeat", "socket", "socket", "socket", "socket-open"]
     assert all(b["t"] >= start for b in got) and got == sorted(got, key=lambda b: b["t"])
     assert cloud.status_beats(paired_device.device_id, since=got[-1]["t"] + 1)["beats"] == []
+
+
+def test_the_bench_token_is_a_known_secret(cloud: CloudControl) -> None:
+    from harness.bdd.evidence import known_secrets
+
+    assert cloud.token_file is not None
+    token = cloud.bench_token()
+    assert token and token == cloud.token_file.read_text().strip()
+    assert token in known_secrets(cloud)
