@@ -27,12 +27,30 @@ def result(name: str, value: float, unit: str, **params: Any) -> dict[str, Any]:
 
 
 def machine_params() -> dict[str, Any]:
-    """What the numbers depend on: CPUs and how busy the machine was when they were taken."""
+    """What the numbers depend on: CPUs and how busy the machine was when they were taken.
+
+    `cpu_pressure_avg10`: the share of the last 10 s in which some runnable task waited for a
+    CPU (Linux PSI, /proc/pressure/cpu; None where absent). A shared bench box's figures read
+    against it: at 60 % a single-threaded server gets well under one core.
+    """
     try:
         load_1m = round(os.getloadavg()[0], 2)
     except OSError:
         load_1m = None
-    return {"cpus": os.cpu_count(), "loadavg_1m": load_1m}
+    return {"cpus": os.cpu_count(), "loadavg_1m": load_1m, "cpu_pressure_avg10": cpu_pressure()}
+
+
+def cpu_pressure() -> float | None:
+    """Linux PSI "some avg10" for CPU, in percent; None where the kernel has no PSI."""
+    try:
+        with open("/proc/pressure/cpu", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("some "):
+                    fields = dict(f.split("=", 1) for f in line.split()[1:])
+                    return float(fields["avg10"])
+    except (OSError, KeyError, ValueError):
+        pass
+    return None
 
 
 def vm_hwm(pid: int) -> int:

@@ -50,7 +50,12 @@ def test_report_shape_is_written_atomically(tmp_path: Path) -> None:
         "results": [{"name": "x_MBps", "value": 1.5, "unit": "MB/s", "params": {"clients": 1}}],
     }
     assert not list(tmp_path.glob("*.tmp"))
-    assert set(machine_params()) == {"cpus", "loadavg_1m"}
+    assert set(machine_params()) == {"cpus", "loadavg_1m", "cpu_pressure_avg10"}
+    pressure = machine_params()["cpu_pressure_avg10"]
+    if Path("/proc/pressure/cpu").exists():
+        assert isinstance(pressure, float) and 0.0 <= pressure <= 100.0
+    else:
+        assert pressure is None
 
 
 def test_ingest_point_moves_real_bytes_through_the_emulator() -> None:
