@@ -115,15 +115,17 @@ class PartPool:
         if job.error is not None:
             raise job.error
 
-    def close(self) -> None:
-        """Stop the slot threads once their parts end (engine stop)."""
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the slot threads once their parts end (engine stop); waits `timeout` s in all
+        (a PUT stuck on a dead link ends with its request timeout, the threads are daemons)."""
         with self._cond:
             self._closed = True
-            for job in self._jobs:
+            for job in list(self._jobs):
                 self._drop_pending(job, Cancelled("the part pool is closed"))
             self._cond.notify_all()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout=10)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     # --- slot threads (hold self._cond for every job change) -------------------------------
     def _start_slots(self) -> None:
@@ -133,7 +135,7 @@ class PartPool:
             self._threads.append(thread)
 
     def _next(self) -> tuple[_FileJob, Part] | None:
-        for job in self._jobs:
+        for job in list(self._jobs):  # a stopped job may leave the list below
             if job.stop.is_set():
                 self._drop_pending(job, Cancelled("cancelled") if job.error is None else None)
                 continue
