@@ -4,16 +4,27 @@ names (timeline -> record) and how the certificate shows them per item."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.bdd.steps.packet_steps import UploadWindow, upload_window, why_not_packet
+from harness.bdd.bench import Bench, ScenarioState, SessionBench
+from harness.bdd.steps import packet_steps
+from harness.bdd.steps.packet_steps import (
+    UploadWindow,
+    _behind_packet_link,
+    upload_window,
+    why_not_packet,
+)
 from harness.certify.certificate import build_certificate, network_text, render_html
+from harness.device.operator import OperatorPrompt
 from harness.device.profile import load_profile
+from harness.errors import BenchFailure, ConfigError
 from harness.faults.network.link import scenario_links
 from harness.faults.network.packet.profiles import LINK_PROFILES
 from harness.items.checklist import load_checklist
+from harness.items.verdicts import NOT_APPLICABLE, verdict_for_skip
 from harness.timeline import Timeline
 
 
@@ -88,3 +99,29 @@ def test_the_certificate_names_backend_profile_and_trace_per_item() -> None:
     assert network_text(netw[1]) == "proxy hardline: 1000 Mbit/s up / 2 ms"
     page = render_html(cert)
     assert "<i>network:</i> packet cellular: trace TMobile-LTE-short.up.gz" in page
+
+
+def _bench(tmp_path: Path, profile: str) -> Bench:
+    """A bench that has started nothing: the Given step must decide before it builds anything."""
+    session = SessionBench(profile=load_profile(profile), workdir=tmp_path, seed=1, prompt=OperatorPrompt(),
+                           timeline=Timeline(), checklist=load_checklist())
+    return Bench(session, ScenarioState())
+
+
+def test_a_device_the_bench_does_not_launch_is_not_applicable_never_a_pass(tmp_path: Path) -> None:
+    bench = _bench(tmp_path, "relay-camera")
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        _behind_packet_link(bench, None, "cellular")  # type: ignore[arg-type]  # no request: it must not get that far
+    assert verdict_for_skip(str(skipped.value)) == NOT_APPLICABLE and "relay" in str(skipped.value)
+    assert bench.session.started_network() is None and bench.session.started_device() is None
+
+
+def test_a_bench_without_packet_links_is_an_error_with_its_cause(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(packet_steps, "packet_links_available", lambda: "packet-level links need root")
+    bench = _bench(tmp_path, "reference")
+    with pytest.raises(BenchFailure, match=r"cannot build the packet-level link.*need root"):
+        _behind_packet_link(bench, None, "cellular")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="not a packet-level profile"):
+        _behind_packet_link(bench, None, "hardline")  # type: ignore[arg-type]
+    assert bench.session.started_network() is None and bench.session.started_device() is None
