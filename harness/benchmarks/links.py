@@ -6,7 +6,9 @@ params.congestion_control: the namespace's loss-based default, CUBIC or Reno, an
 carried; and the reference device (a real process in the link's namespace, real TLS, through
 the fault proxy to the emulator, as in a certification) uploading one file, its throughput as
 a ratio of the capacity the trace offered over the same seconds, with its default
-parallelism and with one part at a time (what `mutant:no-parallel` does).
+parallelism and with one part at a time (what `mutant:no-parallel` does); each upload's goodput
+against the trace's capacity second by second is drawn beside links.json
+(`links-<profile>-p<parallelism>.svg`, harness.faults.network.packet.plot).
 
 Every trace restarts from its beginning for each measurement (the spec is re-applied), so
 flows and devices meet the same stretch of the recording. Nothing is asserted; figures depend
@@ -105,8 +107,11 @@ def _device_upload(network: PacketNetwork, emu: EmulatorProcess, profile: LinkPr
     seconds = max(1e-6, completed - created)
     capacity = profile.offered_mbps(created - applied_wall, completed - applied_wall)
     mbps = size * 8 / seconds / MB
+    plot = network.capacity_plot(created, completed, note=f"device ({tag}): {mbps:.2f} of {capacity:.2f} Mbit/s "
+                                 f"offered = {mbps / capacity:.0%}" if capacity else "")
     return {"mbps": mbps, "capacity_mbps": capacity, "seconds": seconds, "bytes": size,
-            "parallelism": parallelism or "default"}
+            "parallelism": parallelism or "default",
+            "svg": plot.svg(f"reference device on {profile.name}, parallelism {parallelism or 'default'}") if plot else ""}
 
 
 def _status(path: Path, section: str) -> dict[str, Any]:
@@ -163,6 +168,9 @@ def run(out_dir: Path, *, profiles: tuple[str, ...] = tuple(LINK_PROFILES), devi
                     continue
                 for parallelism in (None, 1):
                     d = _device_upload(network, emu, profile, tmp, parallelism)
+                    if d["svg"]:  # throughput vs the trace's capacity, beside links.json
+                        out_dir.mkdir(parents=True, exist_ok=True)
+                        (out_dir / f"links-{name}-p{d['parallelism']}.svg").write_text(d["svg"], encoding="utf-8")
                     params = {**base, "parallelism": d["parallelism"], "file_bytes": d["bytes"],
                               "seconds": round(d["seconds"], 2), "throughput_Mbps": round(d["mbps"], 2),
                               "window_capacity_Mbps": round(d["capacity_mbps"], 2),
