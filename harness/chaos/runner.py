@@ -80,6 +80,8 @@ class ScheduleRun:
         self._journal_head = 0
         self._rows_before = 1
         """The lane's device rows when the schedule began (an earlier, excused re-pair left two)."""
+        self._pairing_started = False
+        """The bench started pairing on a device waiting for the user (once per schedule)."""
         lane.runs += 1
         # the same schedule runs again when replayed or shrunk: file names unique per run keep
         # each run's assets apart in the lane's cloud
@@ -314,11 +316,22 @@ class ScheduleRun:
         return None
 
     def _approve_repair(self) -> bool:
-        """Approve the device's new code when the grant was lost in flight (as the operator would);
-        True if approved. The lane's device id follows the new pairing."""
+        """Pair the device again when the grant was lost in flight, as the operator would: start
+        pairing on a device that waits for the user (repair_needed), approve the code it shows;
+        True once approved. The lane's device id follows the new pairing."""
         status = self.lane.device.status() or {}
         pairing = status.get("pairing")
-        if not isinstance(pairing, dict) or pairing.get("state") != "showing_code" or not pairing.get("user_code"):
+        if not isinstance(pairing, dict):
+            return False
+        if pairing.get("state") == "repair_needed" and not self._pairing_started:
+            if self._grant_lost_in_flight() is None:
+                return False
+            self._pairing_started = True
+            self.lane.timeline.record("device", "start_pairing", "mark", why="grant lost in flight")
+            with contextlib.suppress(DeviceFailure):  # refused: no code comes, the files stay lost
+                self.lane.device.control("start_pairing")
+            return False
+        if pairing.get("state") != "showing_code" or not pairing.get("user_code"):
             return False
         reason = self._grant_lost_in_flight()
         if reason is None:
