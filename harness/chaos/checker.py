@@ -72,8 +72,10 @@ class Verdict:
 
 
 def ledger_of(history: History) -> Ledger:
-    delivered = {str(r.get("name")) for r in history.cloud_rows if r.get("completed_at")}
-    captures = [c.decided(history.pause_windows, c.name in delivered) for c in history.captures]
+    # at a pause edge the cloud's side is whether it accepted the create (an asset exists; a
+    # paused capture's create is refused), not whether the upload finished in time
+    accepted = {str(r.get("name")) for r in history.cloud_rows}
+    captures = [c.decided(history.pause_windows, c.name in accepted) for c in history.captures]
     return build_ledger([c.row() for c in captures], history.cloud_rows,
                         device_files=history.device_files, pause_windows=history.pause_windows,
                         drained=True)

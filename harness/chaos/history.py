@@ -33,9 +33,10 @@ class CaptureRecord:
         return {"name": self.name, "sha256": self.sha256, "size": self.size, "captured_at": self.captured_at,
                 "path": self.path, "corruption": self.corruption, "paused": self.paused}
 
-    def decided(self, windows: list[dict[str, Any]], delivered: bool) -> CaptureRecord:
-        """This capture with `paused` settled: at a pause edge, the side the cloud chose."""
-        return replace(self, paused=not delivered) if near_pause_edge(self.captured_at, windows) else self
+    def decided(self, windows: list[dict[str, Any]], accepted: bool) -> CaptureRecord:
+        """This capture with `paused` settled: at a pause edge, the side the cloud chose (it
+        accepted the create: not paused)."""
+        return replace(self, paused=not accepted) if near_pause_edge(self.captured_at, windows) else self
 
 
 def near_pause_edge(at: float, windows: list[dict[str, Any]]) -> bool:

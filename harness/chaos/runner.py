@@ -274,6 +274,10 @@ class ScheduleRun:
                 if c.corruption is None and not near_pause_edge(c.captured_at, windows)
                 and not any((w["start"] or 0.0) <= c.captured_at <= (w["stop"] or 1e18) for w in windows)}
 
+    def _edge_names(self) -> set[str]:
+        windows = self._pause_windows()
+        return {c.name for c in self.history.captures if c.corruption is None and near_pause_edge(c.captured_at, windows)}
+
     def _pause_windows(self) -> list[dict[str, Any]]:
         """This schedule's pause windows (stop None: still paused)."""
         return [{"start": float(w["start"]), "stop": w["stop"]} for w in self.lane.timeline.windows()
@@ -360,7 +364,11 @@ class ScheduleRun:
         while time.time() < deadline:
             if self.history.repair_excused is None:
                 self._approve_repair()
-            done = {str(r.get("name")) for r in self._rows() if r.get("completed_at")}
+            rows = self._rows()
+            done = {str(r.get("name")) for r in rows if r.get("completed_at")}
+            # a capture at a pause edge that the cloud accepted (it holds an asset for it) is on
+            # the delivered side: wait for it too (else it is judged while still uploading)
+            expected |= self._edge_names() & {str(r.get("name")) for r in rows}
             if expected <= done:
                 time.sleep(SETTLE_S)
                 return

@@ -140,3 +140,16 @@ def test_an_asset_completed_just_before_the_cut_is_still_in_flight() -> None:
     twice = check(_history([_capture("a.bin")], [{**just, "created_at": T0 + 0.5, "bytes_duplicate": 2 * PART}]),
                   recovery=30)
     assert twice.categories == ["resent"]
+
+
+def test_an_edge_capture_the_cloud_accepted_is_judged_as_delivered_side() -> None:
+    """Campaign s2027-0926: a file 1.3 s before a pause, created after the resume and still
+    uploading when judged, was called 'captured while paused and reached the cloud'. The cloud
+    accepted its create, so it is on the delivered side: it must complete (else lost)."""
+    windows = [{"start": T0 + 3.0, "stop": T0 + 8.0}]
+    edge = _capture("a.bin", at=1.7)
+    uploading = _row("a.bin", done_at=None)
+    v = check(_history([edge], [uploading], pause_windows=windows), recovery=30)
+    assert v.categories == ["lost"], v.problems
+    assert check(_history([edge], [_row("a.bin")], pause_windows=windows), recovery=30).outcome == "pass"
+    assert check(_history([edge], [], pause_windows=windows), recovery=30).counts["withheld"] == 1
