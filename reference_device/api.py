@@ -9,6 +9,7 @@ decoding, at most MAX_ANSWER_BYTES read): a garbled answer is a transient BadAns
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -148,6 +149,12 @@ def classify_s3_error(resp: httpx.Response) -> UploadError:
 _PLAIN_MD5 = re.compile(r'^"?([0-9a-fA-F]{32})"?$')
 
 
+def _close_quietly(client: httpx.Client | None) -> None:
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.close()
+
+
 class _Hashing:
     """Wraps a part's byte iterator and keeps the MD5 of what was actually sent."""
 
@@ -162,7 +169,12 @@ class _Hashing:
 
 
 class ApiClient:
-    """Thin typed client over httpx; one pool, recreated after transport failures."""
+    """Thin typed client over httpx; one pool, replaced after a transport failure.
+
+    The pool is replaced, not closed under its users: a failed connection says nothing about
+    the sibling part uploads on the pool's other connections (an S3 front end drops one), and
+    closing them would re-send parts the cloud is storing. The old pool is closed once its
+    last request in flight ends."""
 
     def __init__(self, config: DeviceConfig, stats: NetworkStats | None = None) -> None:
         self.config = config
@@ -170,6 +182,8 @@ class ApiClient:
         self.base = config.api_url.rstrip("/")
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
+        self._in_flight: dict[httpx.Client, int] = {}
+        self._retired: set[httpx.Client] = set()
 
     # --- transport -------------------------------------------------------------------------
     def ssl_context(self) -> ssl.SSLContext:
@@ -195,17 +209,41 @@ class ApiClient:
             return self._client
 
     def reset_connections(self) -> None:
-        """Drop every pooled connection (network change): the next call reconnects."""
+        """New requests reconnect on a new pool; the old one is closed once no request uses it."""
         with self._lock:
             client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.close()
-            except Exception:
-                pass
+            if client is not None and self._in_flight.get(client):
+                self._retired.add(client)
+                client = None
+        _close_quietly(client)
+
+    @contextlib.contextmanager
+    def _pool(self) -> Iterator[httpx.Client]:
+        """The current pool, counted as in use until the request's answer has been read."""
+        client = self._get()
+        with self._lock:
+            self._in_flight[client] = self._in_flight.get(client, 0) + 1
+        try:
+            yield client
+        finally:
+            with self._lock:
+                left = self._in_flight[client] - 1
+                if left:
+                    self._in_flight[client] = left
+                else:
+                    del self._in_flight[client]
+                idle_retired = not left and client in self._retired
+                if idle_retired:
+                    self._retired.discard(client)
+            if idle_retired:
+                _close_quietly(client)
 
     def close(self) -> None:
         self.reset_connections()
+        with self._lock:
+            retired, self._retired = list(self._retired), set()
+        for client in retired:
+            _close_quietly(client)
 
     def full_url(self, url: str) -> str:
         """An API path joined to the base, or an absolute URL that must be HTTPS."""
@@ -247,7 +285,7 @@ class ApiClient:
         full = self.full_url(url)
         name = self.endpoint_name(method, full)
         try:
-            with self._get().stream(method, full, headers=hdrs, **kwargs) as streamed:
+            with self._pool() as pool, pool.stream(method, full, headers=hdrs, **kwargs) as streamed:
                 content = read_capped(streamed.iter_bytes(), name, streamed.status_code,
                                       streamed.headers.get("content-length"))
                 kept = [(k, v) for k, v in streamed.headers.multi_items()
