@@ -3,7 +3,7 @@
 #   make test                                   lint + the whole test suite (what CI runs)
 #   make report                                 Allure 3 HTML report from reports/allure-results
 #   make cloud | make device | make bench | make mutants | make repeat [N=10]
-#   make chaos [SCHEDULES=1000 WORKERS=2] | make fuzz [REQUESTS=10000]
+#   make chaos [SCHEDULES=1000 WORKERS=6] | make fuzz [REQUESTS=10000]
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -100,9 +100,10 @@ repeat: $(STAMP)
 # Jepsen-style campaign: random replayable fault schedules, a checker over the whole history,
 # failures shrunk and written out (reports/chaos: summary JSON, HTML, failing schedules)
 SCHEDULES ?= 1000
-WORKERS ?= 2
+WORKERS ?= 6
+DURATION ?= 3
 chaos: $(STAMP)
-	@$(VPY) -m harness.chaos --device $(DEVICE) --schedules $(SCHEDULES) --seed $(SEED) --workers $(WORKERS) --out reports/chaos
+	@$(VPY) -m harness.chaos --device $(DEVICE) --schedules $(SCHEDULES) --seed $(SEED) --workers $(WORKERS) --duration $(DURATION) --out reports/chaos
 
 # the emulator's device API fuzzed from its OpenAPI document (schemathesis): 5xx, contract
 # violations, ledger changes by rejected requests
