@@ -16,8 +16,9 @@ SMOKE   ?=
 NETWORK ?=
 SEED    ?= 1
 # make test: whole files per xdist worker, the mutant matrix's file first (tests/conftest.py);
-# one worker runs the matrix (itself several certifications at once), two share the rest
-TEST_PARALLEL ?= -n 3 --dist loadfile --no-loadscope-reorder
+# one worker runs the matrix (itself several certifications at once), three share the rest
+# (most tests wait on devices and links: an idle 2-core machine ran the suite at ~1 core)
+TEST_PARALLEL ?= -n 4 --dist loadfile --no-loadscope-reorder
 export ALLURE_NO_ANALYTICS := true
 # Every run starts dozens of Python processes (device, emulator, a pytest per certification):
 # with PYTHONDONTWRITEBYTECODE set each one compiles the project and pytest re-rewrites its

@@ -15,14 +15,15 @@ import pytest
 
 LONG_FILES = (  # from make test's --durations, longest first
     "tests/mutants/test_mutants.py",
+    "tests/harness/certify/test_netw01_certify.py",
     "tests/harness/certify/test_cli.py",
+    "tests/harness/chaos/test_campaign.py",
     "tests/harness/bdd/test_sharded_plugin.py",
     "tests/harness/certify/test_plugin.py",
-    "tests/harness/chaos/test_campaign.py",
     "tests/harness/certify/test_sharded_certify.py",
     "tests/harness/certify/test_fleet.py",
     "tests/harness/certify/test_retry.py",
-    "tests/harness/certify/test_netw01_certify.py",
+    "tests/harness/faults/power/test_labgrid_profile.py",
 )
 
 
