@@ -23,6 +23,15 @@ from reference_device.errors import RetryableError
 MAX_ANSWER_BYTES = 1024 * 1024
 """Cap on any answer body the device reads (1 MiB). The largest legitimate answer, a
 `/v2/devices/me` with 100 channels, is a few tens of KiB; S3 error documents are < 1 KiB."""
+URL_ANSWER_BYTES = 2048
+"""Room per upload URL in an asset-create answer: a pre-signed URL is under 1 KiB (2 KiB
+with a session token). A 20 GiB file in 8 MiB parts asks 2,560 URLs, about 1.7 MB: the
+1 MiB cap alone refused every create of a file over ~12 GiB."""
+
+
+def create_answer_cap(parts: int) -> int:
+    """The answer cap for an asset create asking `parts` upload URLs."""
+    return MAX_ANSWER_BYTES + max(0, parts) * URL_ANSWER_BYTES
 
 
 class BadAnswer(RetryableError):

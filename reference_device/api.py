@@ -22,7 +22,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from reference_device.answers import (
+    MAX_ANSWER_BYTES,
     BadAnswer,
+    create_answer_cap,
     media_type,
     parse_json_object,
     read_capped,
@@ -272,6 +274,7 @@ class ApiClient:
         *,
         token: str | None = None,
         headers: dict[str, str] | None = None,
+        answer_cap: int = MAX_ANSWER_BYTES,
         **kwargs: Any,
     ) -> httpx.Response:
         """One request, its answer streamed and capped (answers.MAX_ANSWER_BYTES) before
@@ -287,7 +290,7 @@ class ApiClient:
         try:
             with self._pool() as pool, pool.stream(method, full, headers=hdrs, **kwargs) as streamed:
                 content = read_capped(streamed.iter_bytes(), name, streamed.status_code,
-                                      streamed.headers.get("content-length"))
+                                      streamed.headers.get("content-length"), answer_cap)
                 kept = [(k, v) for k, v in streamed.headers.multi_items()
                         if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
                 resp = httpx.Response(streamed.status_code, headers=kept, content=content,
@@ -424,7 +427,9 @@ class ApiClient:
     def create_asset(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         """The asset answer with `id` (and, for a basic asset, `upload_urls`) checked (§3.8)."""
         name = "POST /v2/devices/assets"
-        asset = self._resource_json("POST", "/v2/devices/assets", token, json=body)
+        parts = body.get("parts")
+        cap = create_answer_cap(parts if isinstance(parts, int) else 1)
+        asset = self._resource_json("POST", "/v2/devices/assets", token, json=body, answer_cap=cap)
         require_str(asset, "id", name, 200)
         if not body.get("is_realtime_upload"):
             urls = asset.get("upload_urls")
