@@ -7,10 +7,12 @@ Feature: Upload status on the device
     Given a paired device
     And the network profile "cellular"
     And the device is in "manual" upload mode
-    When a large file of 2 MB is captured
-    And a large file of 2 MB is captured
-    And a large file of 2 MB is captured
-    And a large file of 2 MB is captured
+    # files of two 8 MB parts each: a device that uploads everything at once still finishes
+    # them in waves, so the remaining count and size have steps to follow
+    When a large file of 16 MB is captured
+    And a large file of 16 MB is captured
+    And a large file of 16 MB is captured
+    And a large file of 16 MB is captured
     Then the device shows 4 files remaining
     And the device shows the total remaining size of the captured files
     When the user uploads all files
