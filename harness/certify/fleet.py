@@ -52,7 +52,6 @@ ConfigError that says what is missing: see `REMOTE_RIG_MISSING`.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import getpass
 import html
 import json
@@ -72,6 +71,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import BenchFailure, ConfigError
+from harness.locks import HolderLock
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RIG_KINDS = ("local",)
@@ -174,42 +174,23 @@ def load_inventory(path: Path) -> Inventory:
 
 
 class PlaceLock:
-    """One place of one rig: an flock on `<dir>/<rig>.<n>.lock`, the holder written inside."""
+    """One place of one rig: a harness.locks.HolderLock on `<dir>/<rig>.<n>.lock`."""
 
     def __init__(self, path: Path, number: int) -> None:
         self.path = path
         self.number = number
-        self._fd: int | None = None
+        self._lock = HolderLock(path)
 
     def try_acquire(self, holder: str) -> bool:
         """Take the place if no one holds it (never blocks)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):
-            self.path.parent.chmod(0o1777)  # shared by every user's runs, like /tmp
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{holder}\n".encode(), 0)
-        self._fd = fd
-        return True
+        return self._lock.try_acquire(holder)
 
     def holder(self) -> str:
         """Who holds the place, as its holder wrote it."""
-        try:
-            return self.path.read_text(encoding="utf-8", errors="replace").strip() or "another run"
-        except OSError:
-            return "another run"
+        return self._lock.holder()
 
     def release(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, 0)
-            os.close(self._fd)  # closing drops the flock
-            self._fd = None
+        self._lock.release()
 
 
 class RigPlaces:

@@ -16,7 +16,6 @@ channel, a labgrid power driver): a backend gives `_flip` and nothing else.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import re
@@ -28,6 +27,7 @@ from typing import Protocol, runtime_checkable
 import serial
 
 from harness.errors import ConfigError, RelayError, RelayInUse
+from harness.locks import HolderLock
 
 LOCK_DIR = Path("/tmp/c2c-bench-relay-locks")
 LINK_ERRORS = (serial.SerialException, OSError, termios.error)
@@ -91,34 +91,21 @@ class MinOffTimePower:
 
 
 class PortLock:
-    """An flock on a per-port file under /tmp: held while a driver has the port open."""
+    """A driver's hold on a relay port while it has it open (harness.locks.HolderLock on a
+    per-port file under /tmp/c2c-bench-relay-locks/, the holder's pid inside)."""
 
     def __init__(self, port: str) -> None:
         self.port = port
         self.path = LOCK_DIR / f"{_lock_name(port)}.lock"
-        self._fd: int | None = None
+        self._lock = HolderLock(self.path)
 
     def acquire(self) -> None:
-        LOCK_DIR.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):
-            LOCK_DIR.chmod(0o1777)  # shared by every user's harness, like /tmp
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise RelayInUse(f"relay port {self.port} is in use (held by pid {holder})") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
+        if not self._lock.try_acquire(str(os.getpid())):
+            holder = self._lock.holder("another process")
+            raise RelayInUse(f"relay port {self.port} is in use (held by pid {holder})")
 
     def release(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, 0)
-            os.close(self._fd)  # closing drops the flock
-            self._fd = None
+        self._lock.release()
 
 
 def _lock_name(port: str) -> str:
