@@ -182,7 +182,7 @@ class ApiClient:
         self.config = config
         self.stats = stats or NetworkStats(config.network_type)
         self.base = config.api_url.rstrip("/")
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # _pool takes the pool and counts it in one hold
         self._client: httpx.Client | None = None
         self._in_flight: dict[httpx.Client, int] = {}
         self._retired: set[httpx.Client] = set()
@@ -222,8 +222,8 @@ class ApiClient:
     @contextlib.contextmanager
     def _pool(self) -> Iterator[httpx.Client]:
         """The current pool, counted as in use until the request's answer has been read."""
-        client = self._get()
-        with self._lock:
+        with self._lock:  # no reset may close the pool between taking it and counting it
+            client = self._get()
             self._in_flight[client] = self._in_flight.get(client, 0) + 1
         try:
             yield client
