@@ -9,7 +9,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from harness.faults.network.proxy import ListenError, Proxy, resolve_listen
+from harness.faults.network.listen import ListenError, resolve_listen
+from harness.faults.network.proxy import Proxy
 from harness.faults.network.toxics import (
     TOXIC_TYPES,
     Toxic,
