@@ -59,6 +59,7 @@ class PacketNetwork:
         self.link = PacketLink(passthrough())
         self.link.open()
         self._bridges: list[bridge.PortBridge] = []
+        self._bridged: set[tuple[str, int]] = set()
         self._lock = threading.RLock()
         self._profile: LinkProfile | None = None
         self._scheduler: ProfileScheduler | None = None
@@ -84,14 +85,19 @@ class PacketNetwork:
         return self.link.namespace_exec_prefix()
 
     def bridge_local_port(self, port: int) -> None:
-        """The device's 127.0.0.1:`port` (status page, local API) reachable at the host's."""
-        self._bridges.append(bridge.into_namespace(self.link.namespace, port))
+        """The device's 127.0.0.1:`port` (status page, local API) reachable at the host's.
+        Once per port: a fresh device in the same namespace reuses the bridge."""
+        if ("into", port) not in self._bridged:
+            self._bridges.append(bridge.into_namespace(self.link.namespace, port))
+            self._bridged.add(("into", port))
 
     def bridge_host_url(self, url: str) -> None:
-        """A host service on 127.0.0.1 given to the device (the plain-HTTP trap) reachable from it."""
+        """A host service on 127.0.0.1 given to the device (the plain-HTTP trap) reachable from it.
+        Once per port: a fresh device in the same namespace reuses the bridge."""
         parts = urlsplit(url)
-        if parts.hostname in ("127.0.0.1", "localhost") and parts.port:
+        if parts.hostname in ("127.0.0.1", "localhost") and parts.port and ("out", parts.port) not in self._bridged:
             self._bridges.append(bridge.out_of_namespace(self.link.namespace, parts.port))
+            self._bridged.add(("out", parts.port))
 
     # --- Network protocol ---------------------------------------------------------------
     @property
@@ -219,6 +225,7 @@ class PacketNetwork:
             for port_bridge in self._bridges:
                 port_bridge.close()
             self._bridges.clear()
+            self._bridged.clear()
             self.link.close()
 
     def __enter__(self) -> PacketNetwork:

@@ -190,6 +190,8 @@ def test_local_ports_are_bridged_both_ways(cloud_tls: tuple[str, Path], tmp_path
         try:
             url = f"http://127.0.0.1:{host.server_address[1]}/"
             network.bridge_host_url(url)
+            network.bridge_host_url(url)  # a fresh device in the same namespace asks again: one bridge
+            network.bridge_local_port(port)
             plain = network.link.run_in_namespace(
                 [sys.executable, "-c", "import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())",
                  url], timeout=30)
