@@ -30,6 +30,10 @@ def loop_backoff(failures: int) -> float:
     return min(LOOP_BACKOFF_MAX, LOOP_BACKOFF_MIN * 2.0 ** max(0, min(failures - 1, 16)))
 
 
+ENDED_PAIRING = frozenset({"denied", "expired", "error", "cancelled"})
+"""Pairing states a flow shows just before its thread ends."""
+ENDING_WAIT_S = 2.0
+
 class DeviceAuth:
     """Pairing, identify and proactive refresh; the engine supplies the state."""
 
@@ -73,6 +77,12 @@ class DeviceAuth:
             self.wake.set()
 
     def start_pairing(self) -> bool:
+        with self._lock:
+            ending = self._pair_thread
+        if ending is not None and ending.is_alive() and self.pairing.state in ENDED_PAIRING:
+            # the flow has shown its end (denied, expired ...) and is on its way out: a user who
+            # asks to pair again at that moment is not refused
+            ending.join(ENDING_WAIT_S)
         with self._lock:
             if self._pair_thread is not None and self._pair_thread.is_alive():
                 return False
