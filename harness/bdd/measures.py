@@ -13,7 +13,7 @@ unit-tested apart from the scenarios that record it:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +76,12 @@ def request_key(row: Mapping[str, Any], asset_names: Mapping[str, str] | None = 
     return str(row.get("method") or ""), f"{S3_PART_PREFIX}{owner}/{m.group(2)}"
 
 
+def _part_owner(row: Mapping[str, Any], asset_names: Mapping[str, str] | None) -> str | None:
+    """The file (name, else asset id) an S3 part request belongs to; None for any other request."""
+    m = S3_PART.match(_path(row))
+    return None if not m else (asset_names or {}).get(m.group(1), m.group(1))
+
+
 def _status(row: Mapping[str, Any]) -> int:
     try:
         return int(row.get("status") or 0)
@@ -92,14 +98,18 @@ class Retries:
     not_retried: list[str]
 
 
-def retries_seen(journal: Iterable[Mapping[str, Any]], asset_names: Mapping[str, str] | None = None) -> Retries:
+def retries_seen(journal: Iterable[Mapping[str, Any]], asset_names: Mapping[str, str] | None = None,
+                 files: Collection[str] | None = None) -> Retries:
     """Error answers (4xx/5xx, pairing and token calls aside) later answered 2xx for the same request.
 
     Rows are taken in journal order (their id). An error whose request never succeeded
-    afterwards is listed in `not_retried` ("POST /v2/assets 500").
+    afterwards is listed in `not_retried` ("POST /v2/assets 500"). With `files` (names), part
+    errors of other files are left out: a file an earlier scenario left still uploading may
+    meet this scenario's errors and is not this scenario's to judge.
     """
     rows = sorted(journal, key=lambda r: int(r.get("id") or 0))
-    failed = [(i, r) for i, r in enumerate(rows) if _status(r) >= 400 and not AUTH_PATH.match(_path(r))]
+    failed = [(i, r) for i, r in enumerate(rows) if _status(r) >= 400 and not AUTH_PATH.match(_path(r))
+              and (files is None or _part_owner(r, asset_names) in (None, *files))]
     retried = 0
     not_retried: list[str] = []
     for i, r in failed:

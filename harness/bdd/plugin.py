@@ -45,6 +45,8 @@ from harness.certify.seal import profile_digest
 from harness.items.checklist import load_checklist
 from harness.items.verdicts import (
     ERROR,
+    FAIL,
+    FAIL_INFERRED,
     by_evidence,
     error_cause,
     item_verdicts,
@@ -148,6 +150,7 @@ def bench(request: pytest.FixtureRequest, c2c_session: SessionBench) -> Iterator
             network.apply_profile(c2c_session.network_profile)
     if cloud is not None:
         cloud.clear_faults()
+    c2c_session.reset_if_unknown()  # a device the last scenario left in fail or error starts afresh
     state = ScenarioState()
     state.items = checklist_ids(request.node)  # steps name the item a skip is about
     b = Bench(c2c_session, state)
@@ -361,6 +364,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "finished_at": time.time(),
     }
     record_of_run.results.append(record)
+    if b is not None and verdict in (FAIL, FAIL_INFERRED, ERROR):  # the device's state is unknown: the next one starts afresh
+        b.session.reset_before_next = f"{scenario_name(item)!r} ended in {verdict}"
     label_verdict(verdict, declared, answers)
     progress(item.config, {"event": "scenario", "worker": worker_id(item.config),
                            **{k: record[k] for k in ("nodeid", "scenario", "verdict", "items", "reason")}})

@@ -90,6 +90,8 @@ class SessionBench:
     device_generation: int = 0
     journal_cursor: int = 0
     captured_names: set[str] = field(default_factory=set)  # every capture of the run's earlier scenarios
+    # why the next scenario starts from a factory-reset device (the last one ended in fail or error)
+    reset_before_next: str | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     @property
@@ -144,6 +146,18 @@ class SessionBench:
         self._device = self._make_device()
         self.paired = False
         return self._device
+
+    def reset_if_unknown(self) -> str | None:
+        """Factory-reset a software device whose last scenario ended in fail or error: what it
+        holds then (a file it stalls behind, a flow cut halfway) is not a state a later scenario
+        chose, and a defect must fail on its own item, not on every scenario after it. A hardware
+        device keeps its state (a reset is a person's job); returns why it was reset."""
+        why, self.reset_before_next = self.reset_before_next, None
+        if why is None or self._device is None or self.profile.launch is None:
+            return None
+        self.timeline.record("device", "factory reset", "mark", why=why)
+        self.fresh_device()
+        return why
 
     def started_network(self) -> Network | None:
         """The network link if this run started one."""

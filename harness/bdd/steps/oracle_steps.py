@@ -164,7 +164,7 @@ def _measure_retries(bench: Bench) -> None:
     if not declaring(bench, "retries_seen"):
         return
     names = {str(a.get("asset_id")): str(a.get("name")) for a in bench.cloud.ledger()}
-    r = retries_seen(bench.journal(), names)
+    r = retries_seen(bench.journal(), names, files={c.name for c in bench.state.captures} or None)
     if r.failed == 0:
         injected = [e for e in bench.timeline.windows() + [
             {"layer": ev.layer, "name": ev.name, "start": ev.at} for ev in bench.timeline.events if ev.action == "mark"]

@@ -60,6 +60,16 @@ def test_the_same_part_of_the_same_file_under_a_new_asset_is_a_retry() -> None:
     assert retries_seen(rows, {"old": "A001.JPG", "new": "A002.JPG"}).retried == 0
 
 
+def test_part_errors_of_a_file_left_by_an_earlier_scenario_are_not_judged() -> None:
+    rows = [_row(1, "PUT", "/s3/parts/old/3/0", 503),    # an earlier scenario's file, still uploading
+            _row(2, "PUT", "/s3/parts/mine/1/0", 503), _row(3, "PUT", "/s3/parts/mine/1/0", 200),
+            _row(4, "POST", "/v2/assets", 500)]          # not a part: always judged
+    names = {"old": "LEFT.MOV", "mine": "A001.JPG"}
+    assert (retries_seen(rows, names).failed, retries_seen(rows, names).retried) == (3, 1)
+    r = retries_seen(rows, names, files={"A001.JPG"})
+    assert (r.failed, r.retried, r.not_retried) == (2, 1, ["POST /v2/assets 500"])
+
+
 def test_a_device_that_gives_up_shows_no_retry() -> None:
     rows = [_row(1, "POST", "/v2/assets", 500), _row(2, "POST", "/v2/assets", 500)]
     assert retries_seen(rows).retried == 0
