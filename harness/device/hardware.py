@@ -13,7 +13,7 @@ import json
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import httpx
 
@@ -21,16 +21,9 @@ from harness.device.operator import OperatorPrompt
 from harness.device.profile import DeviceProfile, default_values, render_template
 from harness.device.software import wait_for
 from harness.errors import DeviceFailure, OperatorUnavailable
-from harness.faults.power import LabgridPower, ManualPower, relay_power
+from harness.faults.power import HeldPower, LabgridPower, ManualPower, relay_power
 from harness.protocols import Power
 from harness.timeline import Timeline
-
-
-@runtime_checkable
-class HeldPower(Protocol):
-    """A power switch that holds something until closed (a relay board's port lock, a labgrid place)."""
-
-    def close(self) -> None: ...
 
 
 class HardwareDevice:

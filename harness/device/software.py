@@ -36,7 +36,13 @@ from harness.errors import (
     MediaError,
     OperatorUnavailable,
 )
-from harness.faults.power import LabgridSuppliedProcess, ManualPower, ProcessGroupPower, relay_power
+from harness.faults.power import (
+    HeldPower,
+    LabgridSuppliedProcess,
+    ManualPower,
+    ProcessGroupPower,
+    relay_power,
+)
 from harness.protocols import DeviceNamespace, Power
 from harness.timeline import Timeline
 
@@ -440,7 +446,10 @@ class SoftwareDevice:
         return redact(text, secrets)
 
     def close(self) -> None:
+        """Power off, then let go of what the supply holds (labgrid's drivers, a relay's port lock)."""
         try:
             self.stop()
         finally:
+            if isinstance(self._power, HeldPower):
+                self._power.close()
             self._http.close()

@@ -6,7 +6,7 @@ home of power: device drivers (harness.device) take theirs from here."""
 
 from __future__ import annotations
 
-from harness.faults.power.base import MinOffTimePower, RelayBoard
+from harness.faults.power.base import HeldPower, MinOffTimePower, RelayBoard
 from harness.faults.power.kmtronic import KmtronicBoard
 from harness.faults.power.labgrid import LabgridPower, LabgridSuppliedProcess
 from harness.faults.power.lcus import LcusBoard
@@ -23,6 +23,7 @@ BOARDS = {"lcus": LcusBoard, "numato": NumatoBoard, "kmtronic": KmtronicBoard,
 
 __all__ = [
     "BOARDS",
+    "HeldPower",
     "KmtronicBoard",
     "LabgridPower",
     "LabgridSuppliedProcess",

@@ -35,6 +35,13 @@ LINK_ERRORS = (serial.SerialException, OSError, termios.error)
 
 
 @runtime_checkable
+class HeldPower(Protocol):
+    """A power switch that holds something until closed (a relay board's port lock, labgrid's drivers)."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
 class RelayBoard(Protocol):
     """One relay board on one port. Channels use the numbers printed on the board."""
 

@@ -13,8 +13,9 @@ import pytest
 from harness.device.operator import OperatorDevice, OperatorPrompt
 from harness.device.profile import parse_profile
 from harness.device.software import SoftwareDevice, wait_for
-from harness.errors import DeviceFailure, MediaError, OperatorUnavailable
+from harness.errors import DeviceFailure, MediaError, OperatorUnavailable, RelayInUse
 from harness.faults.power.manual import ManualPower
+from harness.faults.power.simulator import RelaySimulator
 
 SECRET = "s3cr3t-value-for-the-test-0123456789"
 
@@ -286,3 +287,24 @@ def test_stack_dump_lines_keep_the_dump_and_drop_interleaved_logging() -> None:
         "Current thread 0x00007fe8a45a6b80 (most recent call first):\n"
         '  File "/x/tui.py", line 288 in _run_plain\n')
     assert stack_dump_lines("no dump here\n") == ""
+
+
+def test_close_lets_go_of_a_relay_board(tmp_path: Path) -> None:
+    """A relay-powered software device holds the board's port lock until close(): a factory
+    reset (a fresh device on the same rig) must be able to take the board again."""
+    sim = RelaySimulator("numato", channels=8).start()
+    try:
+        data = profile(tmp_path, power={"driver": "relay", "board": "numato", "port": sim.port, "channel": 2,
+                                        "off_time": 0})
+
+        def make(workdir: str) -> SoftwareDevice:
+            return SoftwareDevice(parse_profile(data), api_url="https://127.0.0.1:1",
+                                  ca_bundle=tmp_path / "ca.pem", client_secret=lambda: SECRET,
+                                  workdir=tmp_path / workdir)
+        first = make("dev-1")
+        with pytest.raises(RelayInUse):
+            make("dev-2")  # held by the first one
+        first.close()
+        make("dev-3").close()  # taken again, then let go
+    finally:
+        sim.stop()
