@@ -7,6 +7,7 @@ import stat
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,10 +34,10 @@ STUB = textwrap.dedent('''
 ''')
 
 
-def profile(tmp_path: Path, **overrides: object) -> dict:
+def profile(tmp_path: Path, **overrides: object) -> dict[str, Any]:
     script = tmp_path / "stub_device.py"
     script.write_text(STUB)
-    data = {
+    data: dict[str, Any] = {
         "name": "stub", "kind": "app", "firmware": "0.0.1",
         "inspect": ["{state_dir}"],
         "launch": {"command": ["{python}", str(script), "{state_dir}"],
