@@ -300,6 +300,9 @@ DEVICE_PATHS: dict[str, Any] = {
         {"type": "object", "required": ["success"], "properties": {"success": {"type": "boolean"}}},
         {"client_id": STR, "client_secret": STR, "token": STR}, ["client_id", "client_secret", "token"])},
     "/v2/devices/me": {"get": device_op("The project device (§3.5)", {"200": answer(PROJECT_DEVICE)}, ())},
+    "/v2/me": {"get": device_op("The user behind the device's grant (§3.15, [OBS])", {"200": answer(
+        {"type": "object", "required": ["_type", "id", "name"],
+         "properties": {"_type": {"const": "user"}, "id": STR, "name": STR}})}, ())},
     "/v2/devices/heartbeat": {"post": device_op("Keep the device online (§3.6)", NO_CONTENT, ())},
     "/v2/devices/assets": {"post": device_op(
         "Create an asset (§3.8)", {"200": answer(ASSET_ANSWER)}, ASSET_REFUSALS,

@@ -146,6 +146,12 @@ async def me(request: Request, device: dict[str, Any]) -> Response:
     return JSONResponse(project_device(core, core.store.device(device["id"]) or device))
 
 
+async def current_user(request: Request, device: dict[str, Any]) -> Response:
+    """GET /v2/me: the user behind the device's grant (§3.15: some cameras call it [OBS]; the
+    shape is the `creator` user of §3.5's authorization [INF])."""
+    return JSONResponse({"_type": "user", "id": device["creator_id"], "name": "Bench Operator"})
+
+
 async def heartbeat(request: Request, device: dict[str, Any]) -> Response:
     """POST /v2/devices/heartbeat: 204, keeps the device online."""
     return Response(status_code=204)
@@ -327,6 +333,7 @@ def device_routes() -> list[Route]:
         Route("/health", health, methods=["GET", "HEAD"]),
         Route("/v2/health", health, methods=["GET", "HEAD"]),
         Route("/v2/devices/me", authed(me), methods=["GET"]),
+        Route("/v2/me", authed(current_user), methods=["GET"]),
         Route("/v2/devices/heartbeat", authed(heartbeat), methods=["POST"]),
         Route("/v2/devices/assets", authed(create_asset), methods=["POST"]),
         Route("/v2/assets", authed(create_asset), methods=["POST"]),

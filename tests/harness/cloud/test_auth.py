@@ -257,3 +257,12 @@ def test_legacy_spellings(api: httpx.Client, cloud: CloudControl) -> None:
     assert api.post("/v2/device/code", data=code_form(cloud)).status_code == 404
     assert api.get("/v2/auth/token", params={"grant_type": DEVICE_GRANT}).status_code == 405
     assert api.post("/v2/auth/device/code", data=code_form(cloud)).status_code == 200
+
+
+def test_current_user_needs_a_valid_token(api: httpx.Client, paired_device: PairedDevice) -> None:
+    """GET /v2/me (§3.15, some cameras call it): the grant's user with a token, 401 without."""
+    me = api.get("/v2/me", headers=paired_device.headers)
+    assert me.status_code == 200 and me.json()["_type"] == "user" and me.json()["id"]
+    device = api.get("/v2/devices/me", headers=paired_device.headers).json()
+    assert me.json()["id"] == device["creator_id"]
+    assert_detailed(api.get("/v2/me"), 401)
