@@ -38,6 +38,7 @@ from harness.faults.network.packet.link import packet_links_available
 from harness.faults.network.packet.network import PacketNetwork, split_backend
 from harness.faults.network.packet.profiles import LINK_PROFILES, get_link_profile
 from harness.items.verdicts import NOT_APPLICABLE_SKIP
+from harness.protocols import ClientIdentity
 
 ITEM = "C2C-NETW-01"
 MEASUREMENT = "link_utilization"
@@ -93,8 +94,14 @@ class PacketScenario:
         self.bench.session = self.session
 
     def close(self) -> None:
-        """Back to the run's session; stop this scenario's device, namespace and link."""
+        """Back to the run's session; revoke this scenario's device copy in the cloud (a project
+        keeps no stray second device), then stop it, its namespace and its link."""
+        launched = self.session.started_device()
+        copy = self.bench.cloud_device() if isinstance(launched, ClientIdentity) else None
         self.bench.session = self.original
+        if copy is not None:
+            with contextlib.suppress(Exception):  # tidying up never changes the scenario's verdict
+                self.original.cloud.revoke_device(str(copy["id"]))
         self.session.close()
 
 

@@ -125,3 +125,39 @@ def test_a_bench_without_packet_links_is_an_error_with_its_cause(tmp_path: Path,
     with pytest.raises(ConfigError, match="not a packet-level profile"):
         _behind_packet_link(bench, None, "hardline")  # type: ignore[arg-type]
     assert bench.session.started_network() is None and bench.session.started_device() is None
+
+
+class _Copy:
+    """The scenario's second device instance, as far as closing it goes."""
+
+    client_id = "copy-client"
+    stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+class _Devices:
+    """The cloud's device list and its revocations (harness.protocols.Cloud, those two calls)."""
+
+    def __init__(self) -> None:
+        self.revoked: list[str] = []
+
+    def devices(self) -> list[dict[str, Any]]:
+        return [{"id": "run-device", "client_id": "run-client"}, {"id": "copy-device", "client_id": "copy-client"}]
+
+    def revoke_device(self, device_id: str) -> None:
+        self.revoked.append(device_id)
+
+
+def test_the_scenario_revokes_its_device_copy_and_only_it(tmp_path: Path) -> None:
+    bench = _bench(tmp_path, "reference")
+    cloud = _Devices()
+    bench.session._cloud = cloud  # type: ignore[assignment]
+    bench.session.project = {"id": "p"}
+    scenario = packet_steps.PacketScenario(bench)
+    copy = _Copy()
+    scenario.session._device = copy  # type: ignore[assignment]
+    scenario.enter()
+    scenario.close()
+    assert cloud.revoked == ["copy-device"] and copy.stopped and bench.session is scenario.original
