@@ -208,17 +208,39 @@ class CloudControl:
     def advance_clock(self, seconds: float) -> None:
         self._call("POST", "/clock/advance", {"seconds": seconds})
 
-    def add_fault(self, rule: dict[str, Any]) -> str:
-        return str(self._object("POST", "/faults", rule)["id"])
+    def add_fault(self, rule: dict[str, Any], client_id: str | None = None) -> str:
+        """Arm `rule`; with `client_id`, for that device's requests only (else every device's)."""
+        body = rule if client_id is None else {**rule, "client_id": client_id}
+        return str(self._object("POST", "/faults", body)["id"])
 
     def remove_fault(self, rule_id: str) -> None:
         self._call("DELETE", f"/faults/{rule_id}")
 
-    def faults(self) -> list[dict[str, Any]]:
-        return self._rows("GET", "/faults")
+    def faults(self, client_id: str | None = None) -> list[dict[str, Any]]:
+        """Every rule, or with `client_id` only the rules for that device."""
+        return self._rows("GET", "/faults", params={"client_id": client_id} if client_id else None)
 
-    def clear_faults(self) -> None:
-        self._call("DELETE", "/faults")
+    def fault(self, rule_id: str) -> dict[str, Any]:
+        return self._object("GET", f"/faults/{rule_id}")
+
+    def clear_faults(self, client_id: str | None = None) -> None:
+        """Remove every rule, or with `client_id` only the rules for that device."""
+        self._call("DELETE", "/faults", params={"client_id": client_id} if client_id else None)
+
+    def hold(self, target: str, path: str, *, method: str | None = None, hold_s: float | None = None,
+             client_id: str | None = None) -> str:
+        """Arm a `hold` rule: the next matching request is carried out but its answer is kept
+        back until `release_fault` (or `hold_s`); `fault(id)["arrived_at"]` says when it came."""
+        rule: dict[str, Any] = {"target": target, "kind": "hold", "path": path, "count": 1}
+        if method is not None:
+            rule["method"] = method
+        if hold_s is not None:
+            rule["hold_s"] = hold_s
+        return self.add_fault(rule, client_id)
+
+    def release_fault(self, rule_id: str) -> bool:
+        """Let a `hold` rule's answers go; True if one was held."""
+        return bool(self._object("POST", f"/faults/{rule_id}/release")["released"])
 
     def journal(self, since: int = 0) -> list[dict[str, Any]]:
         """Journal rows after id `since`, each shaped like `JournalEntry`."""

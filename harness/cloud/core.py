@@ -23,9 +23,13 @@ from harness.cloud.settings import CloudSettings, dump_toml
 from harness.cloud.store import Store, new_id
 from harness.errors import ConfigError
 
-FAULT_KINDS = (*ALL_KINDS, "slow_down")  # the shared table's answers, and the poll slow_down
+FAULT_KINDS = (*ALL_KINDS, "slow_down", "hold")
+"""The shared table's answers, the poll slow_down, and `hold` (the real answer, held back)."""
 # Kinds answered by a route handler rather than FaultMiddleware: they need the parsed body.
 HANDLER_KINDS = ("slow_down",)
+HOLD_S = 10.0
+"""How long a `hold` rule keeps an answer back when nobody releases it (the default)."""
+MAX_HOLD_S = 300.0
 # Bounds of the in-memory witness records (an 8-hour shift of 30 s tokens is ~1000 pairs).
 MAX_TOKENS_PER_DEVICE = 4000
 MAX_POLL_RECORDS = 20000
@@ -40,9 +44,18 @@ class FaultRule:
     count: int
     kind: str
     retry_after: int | None
+    client_id: str | None = None
+    """Only this device's requests (the client id it paired with); None: every device's."""
+    hold_s: float | None = None
+    """Kind `hold`: the longest the answer waits for a release."""
     hits: int = 0
+    arrived_at: float | None = None
+    """Kind `hold`: emulator time the last matching request arrived (memory only)."""
+    released_at: float | None = None
+    """Kind `hold`: emulator time its held answers were let go (release, removal or timeout)."""
 
     def matches(self, target: str, method: str, path: str, in_handler: bool = False) -> bool:
+        """The request's target, method and path fit (whoever sent it: see `serves`)."""
         if self.count <= 0 or self.target != target:
             return False
         if (self.kind in HANDLER_KINDS) != in_handler:
@@ -50,6 +63,10 @@ class FaultRule:
         if self.method and self.method.upper() != method.upper():
             return False
         return not self.path or re.search(self.path, path) is not None
+
+    def serves(self, client_id: str | None) -> bool:
+        """A rule without a device answers everyone; one with a device only that device."""
+        return self.client_id is None or self.client_id == client_id
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -90,7 +107,25 @@ def parse_fault(rule: Any) -> FaultRule:
     if retry_after is not None and (isinstance(retry_after, bool)
                                     or not isinstance(retry_after, int) or retry_after < 0):
         raise ConfigError("fault retry_after must be an integer >= 0")
-    return FaultRule(new_id(), target, path, method, count, kind, retry_after)
+    client_id = rule.get("client_id")
+    if client_id is not None and (not isinstance(client_id, str) or not client_id.strip()
+                                  or len(client_id) > 255):
+        raise ConfigError("fault client_id must be a device's client id (1..255 characters)")
+    return FaultRule(new_id(), target, path, method, count, kind, retry_after, client_id,
+                     _hold_s(kind, target, rule.get("hold_s")))
+
+
+def _hold_s(kind: str, target: str, value: Any) -> float | None:
+    """A `hold` rule's timeout (HOLD_S unless given); None for every other kind."""
+    if kind != "hold":
+        if value is not None:
+            raise ConfigError("fault hold_s belongs to kind 'hold' only")
+        return None
+    if value is None:
+        return HOLD_S
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_HOLD_S:
+        raise ConfigError(f"fault hold_s must be a number of seconds in (0, {MAX_HOLD_S:g}]")
+    return float(value)
 
 
 class CloudCore:
@@ -110,9 +145,11 @@ class CloudCore:
         self._ensure_bench_client()
         self.faults: list[FaultRule] = [
             FaultRule(**{k: r[k] for k in ("id", "target", "path", "method", "count", "kind",
-                                           "retry_after", "hits")})
+                                           "retry_after", "client_id", "hold_s", "hits")})
             for r in self.store.all("SELECT * FROM faults ORDER BY created_at")
         ]
+        self.hold_gates: dict[str, asyncio.Event] = {}
+        """Per `hold` rule: set once its held answers may go (memory only)."""
         self.journal_buffer: list[tuple[Any, ...]] = []
         # Witness records for the bench, in memory only (never on disk, so the database
         # still holds no usable credential): the tokens issued to each device, so the bench
@@ -168,36 +205,77 @@ class CloudCore:
     def add_fault(self, rule: FaultRule) -> None:
         self.faults.append(rule)
         self.store.run(
-            "INSERT INTO faults (id, target, path, method, count, kind, retry_after, created_at)"
-            " VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO faults (id, target, path, method, count, kind, retry_after, client_id,"
+            " hold_s, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
             rule.id, rule.target, rule.path, rule.method, rule.count, rule.kind,
-            rule.retry_after, self.now(),
+            rule.retry_after, rule.client_id, rule.hold_s, self.now(),
         )
 
-    def delete_faults(self, fault_id: str | None = None) -> int:
-        before = len(self.faults)
-        self.faults = [f for f in self.faults if fault_id is not None and f.id != fault_id]
-        if fault_id is None:
-            self.store.run("DELETE FROM faults")
-        else:
+    def delete_faults(self, fault_id: str | None = None, client_id: str | None = None) -> int:
+        """Remove one rule (`fault_id`), one device's rules (`client_id`) or every rule; a
+        removed `hold` rule lets its held answers go."""
+        def doomed(rule: FaultRule) -> bool:
+            if fault_id is not None:
+                return rule.id == fault_id
+            return client_id is None or rule.client_id == client_id
+        gone = [f for f in self.faults if doomed(f)]
+        self.faults = [f for f in self.faults if not doomed(f)]
+        for rule in gone:
+            self.release_hold(rule)
+        if fault_id is not None:
             self.store.run("DELETE FROM faults WHERE id=?", fault_id)
-        return before - len(self.faults)
+        elif client_id is not None:
+            self.store.run("DELETE FROM faults WHERE client_id=?", client_id)
+        else:
+            self.store.run("DELETE FROM faults")
+        return len(gone)
 
-    def take_fault(self, target: str, method: str, path: str,
-                   in_handler: bool = False) -> FaultRule | None:
+    def scoped_faults(self, target: str, method: str, path: str, in_handler: bool = False) -> bool:
+        """Whether a live rule for one device fits this request: only then must the caller find
+        out who sent it (a token lookup, a form read) before `take_fault`."""
+        return any(r.client_id is not None and r.matches(target, method, path, in_handler)
+                   for r in self.faults)
+
+    def take_fault(self, target: str, method: str, path: str, in_handler: bool = False,
+                   client_id: str | None = None) -> FaultRule | None:
         """The first live rule matching this request, with one use consumed.
 
         `in_handler` asks for the kinds a route handler answers (HANDLER_KINDS), which
-        FaultMiddleware never takes.
+        FaultMiddleware never takes. `client_id`: the device that sent the request (None:
+        unknown), so a rule for another device is passed over.
         """
         for rule in self.faults:
-            if rule.matches(target, method, path, in_handler):
+            if rule.matches(target, method, path, in_handler) and rule.serves(client_id):
                 rule.count -= 1
                 rule.hits += 1
                 self.store.run("UPDATE faults SET count=?, hits=? WHERE id=?",
                                rule.count, rule.hits, rule.id)
                 return rule
         return None
+
+    def asset_client(self, asset_id: str) -> str | None:
+        """The client id of the device that created `asset_id` (who sends its part PUTs)."""
+        row = self.store.one("SELECT d.client_id AS client_id FROM assets a JOIN devices d"
+                             " ON d.id = a.device_pk WHERE a.id=?", asset_id)
+        return None if row is None else str(row["client_id"])
+
+    def hold_gate(self, rule: FaultRule) -> asyncio.Event:
+        """A request matched the `hold` rule: note its arrival; the gate opens on release."""
+        rule.arrived_at = self.now()
+        gate = self.hold_gates.get(rule.id)
+        if gate is None:
+            gate = self.hold_gates[rule.id] = asyncio.Event()
+        return gate
+
+    def release_hold(self, rule: FaultRule) -> bool:
+        """Let the answers the rule holds go; False if none was held. (A later arrival, if
+        the rule has uses left, is held again.)"""
+        gate = self.hold_gates.pop(rule.id, None)
+        if gate is None:
+            return False
+        gate.set()
+        rule.released_at = self.now()
+        return True
 
     # --- journal -------------------------------------------------------------------------
     def flush_journal(self) -> None:
@@ -224,6 +302,8 @@ class CloudCore:
         self.token_polls.clear()
         self.store.reset()
         self.blobs.reset()
+        for rule in self.faults:
+            self.release_hold(rule)
         self.faults = []
         self.clock_offset = 0.0
         self.settings = self.base_settings

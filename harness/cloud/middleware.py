@@ -9,16 +9,19 @@ and secrets in header names, and signature/credential/token query parameters.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode
 
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from harness.cloud.core import CloudCore
+from harness.cloud.core import CloudCore, FaultRule
 from harness.cloud.fault_responses import API_ONLY_KINDS, api_error
 from harness.cloud.responses import detailed, simple
 
@@ -145,7 +148,13 @@ class JournalMiddleware:
 
 
 class FaultMiddleware:
-    """Answers API calls matching a `target: api` fault rule instead of the real handler."""
+    """Answers API calls matching a `target: api` fault rule instead of the real handler.
+
+    A rule for one device (`client_id`) is matched against who sent the request: the bearer
+    token's device, or the `client_id` of an auth form (device code, poll, refresh, revoke),
+    read here and handed on to the route unchanged. A `hold` rule lets the request through
+    and keeps its answer back until the bench releases it (or the rule's `hold_s` ends).
+    """
 
     def __init__(self, app: ASGIApp, core: CloudCore) -> None:
         self.app = app
@@ -158,9 +167,15 @@ class FaultMiddleware:
                 or not (path.startswith("/v2/") or path in ("/health", "/devices/websocket"))):
             await self.app(scope, receive, send)
             return
-        rule = self.core.take_fault("api", scope["method"], path)
+        client_id: str | None = None
+        if self.core.scoped_faults("api", scope["method"], path):
+            client_id, receive = await requester(self.core, scope, receive)
+        rule = self.core.take_fault("api", scope["method"], path, client_id=client_id)
         if rule is None:
             await self.app(scope, receive, send)
+            return
+        if rule.kind == "hold":
+            await self.app(scope, receive, held_send(self.core, rule, send))
             return
         if rule.kind == "drop" and scope.get("c2c.abort"):
             scope["c2c.abort"]()
@@ -184,6 +199,77 @@ class FaultMiddleware:
             "drop": lambda: detailed(500, "Internal Server Error", "connection dropped"),
         }[rule.kind]()
         await response(scope, receive, send)
+
+
+def held_send(core: CloudCore, rule: FaultRule, send: Send) -> Send:
+    """`send` whose answer waits at its first message for the rule's release or timeout: the
+    request is carried out at once, only the device learns of it later (or never)."""
+    gate = core.hold_gate(rule)
+    waited = False
+
+    async def send_when_released(message: Message) -> None:
+        nonlocal waited
+        if not waited:
+            waited = True
+            try:
+                await asyncio.wait_for(gate.wait(), timeout=rule.hold_s)
+            except TimeoutError:
+                rule.released_at = core.now()
+        await send(message)
+
+    return send_when_released
+
+
+FORM_LIMIT = 64 * 1024
+"""Largest auth body read to learn its client_id (the routes take 64 KiB form fields at most)."""
+
+
+async def requester(core: CloudCore, scope: Scope, receive: Receive) -> tuple[str | None, Receive]:
+    """(client id of the device that sent this request or None, `receive` for the route).
+
+    A bearer token names its device; an auth call (no token) carries the client_id in its
+    form, so its body is read here and replayed to the route byte for byte."""
+    value = header(scope, b"authorization") or ""
+    scheme, _, presented = value.partition(" ")
+    if scheme.lower() == "bearer" and presented.strip():
+        row = core.store.token(presented.strip())
+        return (None if row is None else str(row["client_id"])), receive
+    if scope.get("method") == "GET":
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        return query.get("client_id"), receive
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False) or size > FORM_LIMIT:
+            break
+    replay = deque(messages)
+
+    async def replayed() -> Message:
+        return replay.popleft() if replay else await receive()
+
+    complete = messages[-1]["type"] == "http.request" and not messages[-1].get("more_body", False)
+    if not complete:
+        return None, replayed
+    body = b"".join(m.get("body", b"") for m in messages)
+    return await form_client_id(scope, body), replayed
+
+
+async def form_client_id(scope: Scope, body: bytes) -> str | None:
+    """The `client_id` field of a urlencoded or multipart body; None if it has none."""
+    async def once() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(dict(scope), once).form(max_files=0, max_fields=50)
+    except Exception:  # python-multipart raises several types for broken bodies
+        return None
+    value = form.get("client_id")
+    return value if isinstance(value, str) else None
 
 
 class ClientVersionMiddleware:

@@ -166,7 +166,7 @@ def answer_poll(core: CloudCore, form: dict[str, str], scope: MutableMapping[str
         return simple("access_denied")
     if now >= code["expires_at"]:
         return simple("expired_token")
-    if core.take_fault("api", method, TOKEN_PATH, in_handler=True) is not None:
+    if core.take_fault("api", method, TOKEN_PATH, in_handler=True, client_id=client_id) is not None:
         # Forced slow_down (fault kind "slow_down"): answered like a too-fast poll,
         # interval grown, so a device that keeps its old pace meets a real slow_down next.
         core.store.run(

@@ -269,11 +269,14 @@ async def clock_advance(request: Request) -> Response:
 
 
 async def faults(request: Request) -> Response:
+    """GET lists, DELETE removes, POST adds; `?client_id=`: that device's rules only."""
     core = core_of(request)
+    client_id = request.query_params.get("client_id") or None
     if request.method == "GET":
-        return JSONResponse([f.to_dict() for f in core.faults])
+        return JSONResponse([f.to_dict() for f in core.faults
+                             if client_id is None or f.client_id == client_id])
     if request.method == "DELETE":
-        core.delete_faults()
+        core.delete_faults(client_id=client_id)
         return Response(status_code=204)
     rule = parse_fault(await body_of(request))
     core.add_fault(rule)
@@ -290,6 +293,18 @@ async def fault_one(request: Request) -> Response:
     for rule in core.faults:
         if rule.id == fault_id:
             return JSONResponse(rule.to_dict())
+    return fail(404, "no such fault")
+
+
+async def fault_release(request: Request) -> Response:
+    """Let the answers a `hold` rule keeps back go: {"released": true} if one was held."""
+    core = core_of(request)
+    fault_id = request.path_params["fault_id"]
+    for rule in core.faults:
+        if rule.id == fault_id:
+            if rule.kind != "hold":
+                return fail(409, f"fault {fault_id} is a {rule.kind} rule, not a hold")
+            return JSONResponse({"released": core.release_hold(rule), **rule.to_dict()})
     return fail(404, "no such fault")
 
 
@@ -434,6 +449,7 @@ def control_routes() -> list[Route]:
         ("/clock/advance", clock_advance, ["POST"]),
         ("/faults", faults, ["GET", "POST", "DELETE"]),
         ("/faults/{fault_id}", fault_one, ["GET", "DELETE"]),
+        ("/faults/{fault_id}/release", fault_release, ["POST"]),
         ("/journal", journal, ["GET"]),
         ("/ledger", ledger, ["GET"]),
         ("/assets", assets, ["GET"]),

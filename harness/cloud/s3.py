@@ -100,16 +100,20 @@ FAULT_ANSWERS |= {name: (kind.status, kind.s3_code, kind.s3_message)
                   if kind.s3_code is not None and name not in FAULT_ANSWERS}
 
 
-def ingest_fifo(state: Any) -> asyncio.Lock:
-    """The one lock of `serial_ingest_rate`, kept on the app's state (one per server process).
+def ingest_fifo(state: Any, device_pk: str) -> asyncio.Lock:
+    """The lock of `serial_ingest_rate` for one device, kept on the app's state.
 
-    asyncio.Lock wakes its waiters in arrival order, so queued part bodies are taken in the
-    order their PUTs reached the emulator, like packets through a narrow uplink.
+    asyncio.Lock wakes its waiters in arrival order, so a device's queued part bodies are taken
+    in the order its PUTs reached the emulator, like packets through its narrow uplink. One per
+    device: devices sharing an emulator (the chaos campaign's lanes) each have their own uplink,
+    so one device's parts never wait behind another's.
     """
-    lock = getattr(state, "ingest_fifo", None)
+    locks: dict[str, asyncio.Lock] | None = getattr(state, "ingest_fifos", None)
+    if locks is None:
+        locks = state.ingest_fifos = {}
+    lock = locks.get(device_pk)
     if lock is None:
-        lock = asyncio.Lock()
-        state.ingest_fifo = lock
+        lock = locks[device_pk] = asyncio.Lock()
     return lock
 
 
@@ -136,12 +140,12 @@ def paced(receive: Receive, rate: int) -> Receive:
 
 
 async def receive_body(request: Request, core: CloudCore, expected: int, dest: Path,
-                       sha256: bool = False) -> Received:
-    """The part body to `dest`: side by side at link speed, or through the ingest FIFO."""
+                       sha256: bool = False, device_pk: str = "") -> Received:
+    """The part body to `dest`: side by side at link speed, or through the device's ingest FIFO."""
     rate = core.settings.serial_ingest_rate
     if rate <= 0:
         return await core.blobs.receive_part(request.receive, expected, dest, sha256=sha256)
-    async with ingest_fifo(request.app.state):
+    async with ingest_fifo(request.app.state, device_pk):
         return await core.blobs.receive_part(paced(request.receive, rate), expected, dest,
                                              sha256=sha256)
 
@@ -160,7 +164,18 @@ async def put_part(request: Request) -> Response:
     if match is None:
         return s3_error(404, "NoSuchKey", "The specified key does not exist.")
     asset_id, number, gen = match.group(1), int(match.group(2)), int(match.group(3))
-    rule = core.take_fault("s3", "PUT", request.url.path)
+    # a rule for one device: the part's asset names it (the device that created the asset)
+    client_id = (core.asset_client(asset_id) if core.scoped_faults("s3", "PUT", request.url.path)
+                 else None)
+    rule = core.take_fault("s3", "PUT", request.url.path, client_id=client_id)
+    if rule is not None and rule.kind == "hold":  # stored as usual, the answer held back
+        gate = core.hold_gate(rule)
+        answer = await store_part(request, core, asset_id, number, gen)
+        try:
+            await asyncio.wait_for(gate.wait(), timeout=rule.hold_s)
+        except TimeoutError:
+            rule.released_at = core.now()
+        return answer
     if rule is not None:
         if rule.kind == "drop" and request.scope.get("c2c.abort"):
             request.scope["c2c.abort"]()
@@ -172,7 +187,12 @@ async def put_part(request: Request) -> Response:
         except Exception:
             return Response(status_code=status)
         return s3_error(status, code, message, headers)
+    return await store_part(request, core, asset_id, number, gen)
 
+
+async def store_part(request: Request, core: CloudCore, asset_id: str, number: int,
+                     gen: int) -> Response:
+    """Check the PUT (signature, expiry, upload, length) and store its body as the part."""
     query = parse_qsl(request.url.query, keep_blank_values=True)
     params = dict(query)
     required = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
@@ -241,7 +261,8 @@ async def put_part(request: Request) -> Response:
         dest = dest.with_name(dest.name + f".{gen}.late")
     # A basic asset of one part: its SHA-256 is the part's, hashed as it arrives (no re-read).
     whole = not late and not asset["realtime"] and asset["parts_expected"] == 1
-    received = await receive_body(request, core, expected, dest, sha256=whole)
+    received = await receive_body(request, core, expected, dest, sha256=whole,
+                                  device_pk=str(asset["device_pk"]))
     if not received.complete:
         core.store.run("UPDATE parts SET bytes_received=bytes_received+?,"
                        " bytes_incomplete=bytes_incomplete+? WHERE asset_id=? AND number=?",

@@ -96,7 +96,8 @@ CREATE TABLE IF NOT EXISTS ws_beats (
 CREATE INDEX IF NOT EXISTS ws_beats_device ON ws_beats(device_pk, t);
 CREATE TABLE IF NOT EXISTS faults (
   id TEXT PRIMARY KEY, target TEXT NOT NULL, path TEXT, method TEXT, count INTEGER NOT NULL,
-  kind TEXT NOT NULL, retry_after INTEGER, created_at REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0);
+  kind TEXT NOT NULL, retry_after INTEGER, created_at REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0,
+  client_id TEXT, hold_s REAL);
 """
 
 # Columns added after a table's first release: (table, column, SQL type). A data dir made
@@ -105,6 +106,8 @@ ADDED_COLUMNS = (
     ("journal", "started_at", "REAL"),
     ("journal", "duration_ms", "REAL"),
     ("codes", "verification_uri_complete", "TEXT"),
+    ("faults", "client_id", "TEXT"),
+    ("faults", "hold_s", "REAL"),
 )
 
 RESET_TABLES = (
