@@ -9,6 +9,17 @@ The inventory names the rigs and the devices on them (TOML):
     slots = 3                  # devices certified at the same time on this rig
     wait = 600                 # optional: seconds to wait for a place another run holds
 
+    [rigs.bench-b]             # a rig controller reached over ssh (harness/certify/remote.py)
+    kind = "ssh"
+    host = "rig-b.lab"
+    port = 22                  # optional
+    user = "c2c"               # optional: ssh's default otherwise
+    identity = "keys/rig-b"    # optional: private key file, relative to this inventory
+    known_hosts = "keys/known_hosts"  # optional: pins the host key (StrictHostKeyChecking=yes)
+    python = "/opt/c2c-bench/.venv/bin/python"  # the controller's interpreter
+    repo = "/opt/c2c-bench"    # the c2c-bench checkout on the controller
+    slots = 1
+
     [[devices]]
     name = "reference"         # folder name under the fleet's reports, unique
     profile = "reference"      # profile name, path, or mutant:NAME
@@ -20,6 +31,11 @@ The inventory names the rigs and the devices on them (TOML):
     profile = "mutant:no-retry-api"
     rig = "local"
 
+    [[devices]]
+    name = "camera-b"
+    profile = "my-camera"      # a profile of the controller's checkout
+    rig = "bench-b"
+
 Each device is one ordinary `c2c-certify run` in its own process and reports folder
 (`<reports>/<name>/`: certificate, sealed results, signed manifest; its console output in
 `<reports>/<name>.log`), so its certificate is
@@ -28,25 +44,16 @@ device: status, headline, seconds, failing items), rewritten as each device fini
 `allure-results/` with every device's results (each scenario carries the device as an Allure
 parameter).
 
-Places: labgrid's reservation model, without its coordinator. In labgrid
-(labgrid/remote/coordinator.py, client.py) a *place* is a rig that one client acquires at a
-time: the coordinator records the holder as "host/user", and a second `acquire` is refused
-with "Place X is already acquired by host/user"; waiting is a *reservation* (a token in a
-queue with a priority, allocated when the place frees, expired unless the client keeps
-polling within its timeout); releasing is explicit (`labgrid-client release`). Here each rig
-has `slots` places; a device holds one for its whole certification, as an flock on
-`<places_dir>/<rig>.<n>.lock` whose text names the holder ("host/user pid N: fleet REPORTS
-device NAME"). Devices of one fleet on one rig queue for its places in this process (a
-one-place hardware rig certifies its devices one after another); a place held by another run
-(another fleet or certification sharing the directory) is polled for up to the rig's `wait`
-seconds, then the device's row is a bench error naming the holder (`RigBusy`). The kernel
-drops an flock when its process ends, so a crash or Ctrl-C releases the place. Not copied:
-the coordinator and its gRPC protocol, reservation tokens and priorities, tag filters that
-pick any matching place, `allow` (sharing an acquired place with another user) and the
-exporter resources a labgrid place acquires with it.
+Places (harness/certify/places.py): each rig has `slots` places, labgrid's reservation model
+without its coordinator; a device holds one for its whole certification.
 
-Remote rigs (kind "ssh", execnet `ssh=host//python=...` rig controllers) are refused with a
-ConfigError that says what is missing: see `REMOTE_RIG_MISSING`.
+A device on a rig of kind "ssh" is certified by the same `c2c-certify run` on the rig
+controller, through an execnet gateway (`ssh=... host//python=...`): its console output and
+progress lines stream back into the fleet's live view and its reports folder is copied back
+into `<reports>/<name>/`, so its row, certificate and Allure results are a local rig's
+(harness/certify/remote.py). The rig's places are held on the fleet's machine: two fleets on
+different machines sharing one controller do not see each other's holds. A controller that
+cannot be reached is a bench error row (RemoteRigError naming the host and ssh's reason).
 """
 
 from __future__ import annotations
@@ -58,35 +65,32 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.certify.places import PLACES_DIR, RigPlaces
+from harness.certify.remote import (
+    ProgressTail,
+    SshRig,
+    certify_remote,
+    parse_ssh_rig,
+    progress_note,
+)
 from harness.errors import BenchFailure, ConfigError
-from harness.locks import HolderLock
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-RIG_KINDS = ("local",)
-PLACES_DIR = Path("/tmp/c2c-bench-places")  # beside the relay port locks: shared by every user's runs
+RIG_KINDS = ("local", "ssh")
 DEFAULT_WAIT_S = 600.0
-REMOTE_RIG_MISSING = (
-    "remote rig controllers are not implemented: a fleet starts each device's `c2c-certify run` as a child "
-    "process on this machine, and nothing yet starts it through an execnet gateway (ssh=host//python=...) on the "
-    "controller, takes the controller's place lock, or copies the device's reports folder back; nor could it be "
-    "tested here (no ssh server on this bench). Run `c2c-certify fleet` on the rig controller itself, with its rigs "
-    'as kind = "local"')
-
-
-class RigBusy(BenchFailure):
-    """Every place of a rig stayed held by another run for longer than the rig's `wait`."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ class Rig:
     kind: str
     slots: int
     wait: float = DEFAULT_WAIT_S
+    ssh: SshRig | None = None  # kind "ssh": how to reach the rig controller
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,8 @@ class DeviceOutcome:
     seconds: float = 0.0
     failing: tuple[str, ...] = ()
     verdicts: dict[str, str] | None = None  # item -> verdict, from the device's certificate
+    scenarios: int = 0  # scenarios finished so far (the live view)
+    last: str = ""  # the last one: "<verdict>  <scenario>"
 
 
 def load_inventory(path: Path) -> Inventory:
@@ -137,8 +144,6 @@ def load_inventory(path: Path) -> Inventory:
     rigs: dict[str, Rig] = {}
     for name, table in dict(data.get("rigs", {})).items():
         kind, slots, wait = table.get("kind", "local"), table.get("slots", 1), table.get("wait", DEFAULT_WAIT_S)
-        if kind == "ssh":
-            raise ConfigError(f"inventory {path}: rig {name!r} is kind 'ssh': {REMOTE_RIG_MISSING}")
         if kind not in RIG_KINDS:
             raise ConfigError(f"inventory {path}: rig {name!r} is {kind!r}; this bench drives {', '.join(RIG_KINDS)} rigs")
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
@@ -148,7 +153,11 @@ def load_inventory(path: Path) -> Inventory:
             raise ConfigError(f"inventory {path}: rig {name!r} slots must be a positive integer")
         if isinstance(wait, bool) or not isinstance(wait, int | float) or wait < 0:
             raise ConfigError(f"inventory {path}: rig {name!r} wait must be a number of seconds >= 0")
-        rigs[name] = Rig(name, kind, slots, float(wait))
+        try:
+            ssh = parse_ssh_rig(name, table, path.parent) if kind == "ssh" else None
+        except ConfigError as exc:
+            raise ConfigError(f"inventory {path}: {exc}") from None
+        rigs[name] = Rig(name, kind, slots, float(wait), ssh)
     places_dir = data.get("places_dir", str(PLACES_DIR))
     if not isinstance(places_dir, str) or not places_dir:
         raise ConfigError(f"inventory {path}: places_dir must be a directory path")
@@ -173,100 +182,46 @@ def load_inventory(path: Path) -> Inventory:
     return Inventory(rigs, devices, Path(places_dir))
 
 
-class PlaceLock:
-    """One place of one rig: a harness.locks.HolderLock on `<dir>/<rig>.<n>.lock`."""
-
-    def __init__(self, path: Path, number: int) -> None:
-        self.path = path
-        self.number = number
-        self._lock = HolderLock(path)
-
-    def try_acquire(self, holder: str) -> bool:
-        """Take the place if no one holds it (never blocks)."""
-        return self._lock.try_acquire(holder)
-
-    def holder(self) -> str:
-        """Who holds the place, as its holder wrote it."""
-        return self._lock.holder()
-
-    def release(self) -> None:
-        self._lock.release()
-
-
-class RigPlaces:
-    """The places of one rig: this run's devices queue for them, other runs' holds are waited out."""
-
-    def __init__(self, rig: Rig, directory: Path, *, poll_s: float = 0.2) -> None:
-        self.rig = rig
-        self.directory = directory
-        self.poll_s = poll_s
-        self._mine: set[int] = set()
-        self._turn = threading.Condition()
-
-    def _lock(self, n: int) -> PlaceLock:
-        return PlaceLock(self.directory / f"{self.rig.name}.{n}.lock", n)
-
-    @contextlib.contextmanager
-    def hold(self, holder: str) -> Iterator[PlaceLock]:
-        """Hold one place while the body runs; RigBusy once other runs held every free one for `wait` s."""
-        place = self._acquire(holder)
-        try:
-            yield place
-        finally:
-            with self._turn:
-                place.release()
-                self._mine.discard(place.number)
-                self._turn.notify_all()
-
-    def _acquire(self, holder: str) -> PlaceLock:
-        deadline: float | None = None
-        with self._turn:
-            while True:
-                for n in range(1, self.rig.slots + 1):
-                    place = self._lock(n)
-                    if n not in self._mine and place.try_acquire(holder):
-                        self._mine.add(n)
-                        return place
-                if self._mine:  # this run holds a place of the rig: queue behind it, however long
-                    deadline = None
-                    self._turn.wait(self.poll_s)
-                    continue
-                now = time.monotonic()  # every place is another run's: wait out `wait`, then name them
-                deadline = deadline if deadline is not None else now + self.rig.wait
-                if now >= deadline:
-                    held = "; ".join(f"{self._lock(n).path.name} by {self._lock(n).holder()}"
-                                     for n in range(1, self.rig.slots + 1))
-                    raise RigBusy(f"rig {self.rig.name!r} is held by another run ({held}); "
-                                  f"waited {self.rig.wait:.0f} s")
-                self._turn.wait(min(self.poll_s, deadline - now))
-
-
 def place_holder(reports: Path, device: FleetDevice) -> str:
     """What a place lock says about its holder: labgrid's "host/user", then this run and device."""
     return f"{socket.gethostname()}/{getpass.getuser()} pid {os.getpid()}: fleet {reports} device {device.name}"
 
 
+ProgressSink = Callable[[str], None]
+
+
+def cli_run_args(device: FleetDevice, *, smoke: bool, items: Sequence[str], seed: int) -> list[str]:
+    """`c2c-certify run`'s options for one device, but --reports (each rig says where)."""
+    args = ["--device", device.profile, "--seed", str(seed), "--quiet", "--workers", str(device.workers)]
+    if smoke:
+        args.append("--smoke")
+    for item in items:
+        args += ["--item", item]
+    return args
+
+
 def run_argv(device: FleetDevice, out: Path, *, smoke: bool, items: Sequence[str], seed: int) -> list[str]:
     """The `c2c-certify run` of one device (a process of its own: a crash takes only that device down)."""
-    argv = [sys.executable, "-m", "harness.certify.cli", "run", "--device", device.profile, "--seed", str(seed),
-            "--reports", str(out), "--quiet", "--workers", str(device.workers)]
-    if smoke:
-        argv.append("--smoke")
-    for item in items:
-        argv += ["--item", item]
-    return argv
+    return [sys.executable, "-m", "harness.certify.cli", "run",
+            *cli_run_args(device, smoke=smoke, items=items, seed=seed), "--reports", str(out)]
 
 
-def certify_one(device: FleetDevice, out: Path, *, smoke: bool, items: Sequence[str], seed: int) -> DeviceOutcome:
-    """Certify one device in its own process; its row from the certificate it wrote."""
+def certify_one(device: FleetDevice, out: Path, *, smoke: bool, items: Sequence[str], seed: int,
+                rig: Rig | None = None, on_progress: ProgressSink | None = None,
+                cancel: threading.Event | None = None) -> DeviceOutcome:
+    """Certify one device in its own process (on the rig controller for an ssh rig); its row from the
+    certificate it wrote. `cancel` stops the run as Ctrl-C would; RemoteRigError if a controller fails."""
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
     started = time.monotonic()
     log_path = out.parent / f"{out.name}.log"  # beside the folder: the run's manifest lists what is inside
-    with log_path.open("wb") as log:
-        done = subprocess.run(run_argv(device, out, smoke=smoke, items=items, seed=seed), cwd=REPO_ROOT, env=env,
-                              stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False)
-    outcome = DeviceOutcome(device.name, device.profile, device.rig, "done", exit_code=done.returncode,
+    sink: ProgressSink = on_progress or (lambda line: None)
+    stop = cancel or threading.Event()
+    if rig is not None and rig.ssh is not None:
+        exit_code = certify_remote(rig.name, rig.ssh, cli_run_args(device, smoke=smoke, items=items, seed=seed),
+                                   out, log_path, marker=str(out), on_progress=sink, cancel=stop)
+    else:
+        exit_code = run_local(run_argv(device, out, smoke=smoke, items=items, seed=seed), out, log_path, sink, stop)
+    outcome = DeviceOutcome(device.name, device.profile, device.rig, "done", exit_code=exit_code,
                             seconds=round(time.monotonic() - started, 1))
     cert_path = out / "certificate.json"
     if not cert_path.exists():
@@ -281,25 +236,75 @@ def certify_one(device: FleetDevice, out: Path, *, smoke: bool, items: Sequence[
     return outcome
 
 
+def run_local(argv: list[str], out: Path, log_path: Path, on_progress: ProgressSink, cancel: threading.Event) -> int:
+    """One run on this machine: console into `log_path`, progress lines as they land. The run has a
+    session of its own; cancelled or interrupted, its process group gets a Ctrl-C (pytest tears the
+    bench down) and, 30 s later, SIGKILL (a Ctrl-C to the run alone would orphan its pytest)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    tail = ProgressTail(out / "progress.jsonl")
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            while proc.poll() is None and not cancel.wait(0.3):
+                for line in tail.new_lines():
+                    on_progress(line)
+        finally:
+            if proc.poll() is None:
+                stop_group(proc, grace_s=30)
+    for line in tail.new_lines():
+        on_progress(line)
+    return proc.returncode
+
+
+def stop_group(proc: subprocess.Popen[bytes], *, grace_s: float) -> None:
+    """Ctrl-C for a run's process group, SIGKILL for what is left of it after `grace_s`."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        proc.poll()  # reap the leader: a zombie still counts as a member
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break  # pytest and every member have finished their teardown
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def certify_fleet(inventory: Inventory, reports: Path, *, smoke: bool = False, items: Sequence[str] = (),
                   seed: int = 1, on_change: Callable[[list[DeviceOutcome]], None] | None = None) -> list[DeviceOutcome]:
-    """Every device of the inventory, concurrently up to each rig's slots; the rows in inventory order."""
+    """Every device of the inventory, concurrently up to each rig's slots; the rows in inventory order.
+    Ctrl-C (or a bug) stops every run, local and remote, before it propagates."""
     rows = [DeviceOutcome(d.name, d.profile, d.rig, "waiting") for d in inventory.devices]
     lock = threading.Lock()
-    places = {name: RigPlaces(rig, inventory.places_dir) for name, rig in inventory.rigs.items()}
+    cancel = threading.Event()
+    places = {name: RigPlaces(name, rig.slots, rig.wait, inventory.places_dir) for name, rig in inventory.rigs.items()}
 
     def changed() -> None:
         if on_change is not None:
             on_change(list(rows))
 
+    def progress(n: int, line: str) -> None:
+        note = progress_note(line)
+        if note is not None:
+            with lock:
+                rows[n].scenarios += 1
+                rows[n].last = note
+                changed()
+
     def job(n: int, device: FleetDevice) -> None:
         try:
-            with places[device.rig].hold(place_holder(reports, device)):
+            with places[device.rig].hold(place_holder(reports, device), cancel=cancel):
                 with lock:
                     rows[n].state = "certifying"
                     changed()
-                outcome = certify_one(device, reports / device.name, smoke=smoke, items=items, seed=seed)
-        except RigBusy as exc:  # a bench error, not the device's: no certificate, the holder named
+                outcome = certify_one(device, reports / device.name, smoke=smoke, items=items, seed=seed,
+                                      rig=inventory.rigs[device.rig], on_progress=lambda line: progress(n, line),
+                                      cancel=cancel)
+        except BenchFailure as exc:  # the bench's, not the device's: no certificate, the holder or host named
             outcome = DeviceOutcome(device.name, device.profile, device.rig, "done", status="BENCH ERROR",
                                     headline=f"{type(exc).__name__}: {exc}")
         with lock:
@@ -307,8 +312,13 @@ def certify_fleet(inventory: Inventory, reports: Path, *, smoke: bool = False, i
             changed()
 
     with ThreadPoolExecutor(max_workers=len(inventory.devices)) as pool:
-        for future in [pool.submit(job, n, d) for n, d in enumerate(inventory.devices)]:
-            future.result()
+        futures = [pool.submit(job, n, d) for n, d in enumerate(inventory.devices)]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            cancel.set()  # leaving the pool waits for every job: each stops its run first
+            raise
     gather_allure(reports, [d.name for d in inventory.devices])
     return rows
 
@@ -385,10 +395,12 @@ def fleet_command(inventory_path: Path, reports: Path, *, smoke: bool, items: Se
     solo = None
     if bench is not None:
         first = inventory.devices[0]
-        solo = certify_one(first, reports / "solo" / first.name, smoke=smoke, items=items, seed=seed)
+        solo = certify_one(first, reports / "solo" / first.name, smoke=smoke, items=items, seed=seed,
+                           rig=inventory.rigs[first.rig])
         print(f"  solo {first.name}: {solo.seconds:.0f} s, {solo.headline}", flush=True)
     started = time.monotonic()
     seen: set[tuple[str, str]] = set()
+    shown: dict[str, int] = {}
 
     def show(rows: list[DeviceOutcome]) -> None:
         write_summary(reports, rows)  # the summary fills as devices finish
@@ -397,6 +409,9 @@ def fleet_command(inventory_path: Path, reports: Path, *, smoke: bool, items: Se
                 seen.add((row.name, row.state))
                 took = f" {row.seconds:.0f} s" if row.state == "done" else ""
                 print(f"  {row.name:<20} {row.state:<11}{took} {row.headline}", flush=True)
+            if row.state == "certifying" and row.scenarios > shown.get(row.name, 0):
+                shown[row.name] = row.scenarios  # the run's progress line, local or from a rig controller
+                print(f"  {row.name:<20} {row.scenarios:>4}  {row.last}", flush=True)
 
     rows = certify_fleet(inventory, reports, smoke=smoke, items=items, seed=seed, on_change=show)
     wall = time.monotonic() - started

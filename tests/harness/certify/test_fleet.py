@@ -15,15 +15,13 @@ from harness.certify import fleet
 from harness.certify.fleet import (
     DeviceOutcome,
     FleetDevice,
-    Rig,
-    RigBusy,
-    RigPlaces,
     certify_fleet,
     fleet_bench,
     load_inventory,
     summary_html,
     verdict_diffs,
 )
+from harness.certify.places import RigBusy, RigPlaces
 from harness.device.profile import load_profile
 from harness.errors import BenchFailure, ConfigError
 
@@ -56,8 +54,7 @@ def test_inventory_is_read_and_its_mistakes_named(tmp_path: Path) -> None:
     assert [d.profile for d in inv.devices] == ["reference", "mutant:no-retry-api"] and inv.rigs["local"].slots == 2
     for text, words in (
         (INVENTORY.replace('rig = "local"\n\n', 'rig = "bench9"\n\n', 1), "rig 'bench9'"),
-        (INVENTORY.replace('kind = "local"', 'kind = "ssh"'), "kind 'ssh': remote rig controllers are not implemented"
-         ".*execnet gateway.*no ssh server.*on the rig controller itself"),
+        (INVENTORY.replace('kind = "local"', 'kind = "ssh"'), "rig 'local' is kind 'ssh': it needs host and repo"),
         (INVENTORY.replace('kind = "local"', 'kind = "usb"'), "'usb'"),
         (INVENTORY.replace('slots = 2', 'slots = 2\nwait = -1'), "wait"),
         (INVENTORY.replace('[rigs.local]', '[rigs."lab/1"]').replace('rig = "local"', 'rig = "lab/1"'), "rig name"),
@@ -113,7 +110,7 @@ def test_a_fleet_of_two_software_devices_certifies_each_as_its_solo_run(tmp_path
 HOLD_PLACE = """
 import sys, time
 from pathlib import Path
-from harness.certify.fleet import PlaceLock
+from harness.certify.places import PlaceLock
 place = PlaceLock(Path(sys.argv[1]), 1)
 assert place.try_acquire("lab-pc/alice pid-of-other-run: fleet elsewhere")
 print("held", flush=True)
@@ -159,8 +156,7 @@ def test_devices_of_one_fleet_share_a_rig_s_places(tmp_path: Path, monkeypatch: 
 
 
 def test_a_place_held_by_another_run_is_waited_for_then_a_bench_error_naming_the_holder(tmp_path: Path) -> None:
-    rig = Rig("bench", "local", 1, wait=0.6)
-    places = RigPlaces(rig, tmp_path, poll_s=0.05)
+    places = RigPlaces("bench", 1, 0.6, tmp_path, poll_s=0.05)
     other = hold_in_another_process(tmp_path / "bench.1.lock", 60)
     try:
         started = time.monotonic()
@@ -175,7 +171,7 @@ def test_a_place_held_by_another_run_is_waited_for_then_a_bench_error_naming_the
         assert place.holder() == "me"
     # a holder that finishes within the wait: the place is taken as soon as it is free
     other = hold_in_another_process(tmp_path / "bench.1.lock", 1.0)
-    patient = RigPlaces(Rig("bench", "local", 1, wait=60), tmp_path, poll_s=0.05)
+    patient = RigPlaces("bench", 1, 60, tmp_path, poll_s=0.05)
     try:
         with patient.hold("me"):
             assert other.poll() is not None, "held the place while the other run still had it"
@@ -199,7 +195,7 @@ def test_a_fleet_device_whose_rig_stays_held_is_a_bench_error_row(tmp_path: Path
 
 def test_the_example_inventories_name_real_profiles() -> None:
     inventories = sorted((REPO / "fixtures" / "inventories").glob("*.toml"))
-    assert [p.name for p in inventories] == ["labgrid-lab.toml", "software-lab.toml"]
+    assert [p.name for p in inventories] == ["labgrid-lab.toml", "remote-lab.toml", "software-lab.toml"]
     for path in inventories:
         for device in load_inventory(path).devices:
             assert load_profile(device.profile).device_id, device

@@ -1,0 +1,377 @@
+"""Remote rigs: a device certified on a rig controller over ssh, through an execnet gateway.
+
+The fleet machine opens `ssh=<options> host//python=<controller python>` (execnet runs
+`ssh <options> '<python> -c "import sys;exec(eval(sys.stdin.readline()))"'` and bootstraps itself
+over the pipe). `REMOTE_ENTRY` then runs on the controller: it puts the controller's checkout
+(`repo`) on sys.path and calls `serve`, which starts the ordinary `python -m harness.certify.cli
+run ... --reports <temp dir>` there and answers on the channel:
+
+    ("log", bytes)       the run's console output, as it comes (written to <reports>/<name>.log)
+    ("progress", str)    each line the run's plugin appends to progress.jsonl (the live view)
+    ("exit", int)        the run's exit status
+    ("tar", bytes) ...   the reports folder as a gzipped tar, in chunks; ("end", 0) closes it
+
+The fleet machine may send ("stop", 0); closing the gateway (Ctrl-C, an error, ssh dying) is the
+same order. Stopping is a terminal's Ctrl-C for the run (SIGINT to its process group: pytest tears
+the bench down), then, after STOP_GRACE_S, SIGKILL to every process still descending from
+`serve`. `serve` is a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so an emulator or device a
+dead pytest started in its own session is still its descendant, never an orphan of init. execnet
+itself SIGINTs a controller whose gateway is gone 5 s later and exits it 10 s after that, hence the
+short grace.
+
+Host keys: `known_hosts` in the inventory pins them (StrictHostKeyChecking=yes); without it ssh
+uses the user's own known_hosts. ssh runs with BatchMode=yes (never a password prompt on a pipe)
+and logs its own errors to a file (-E), so a gateway that cannot open is a RemoteRigError naming
+the rig, user@host:port and ssh's reason, never a device failure. No secret crosses: the
+controller reads the device's profile (and its client_secret) from its own checkout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.errors import BenchFailure, ConfigError
+
+if TYPE_CHECKING:
+    import execnet
+
+STOP_GRACE_S = 8.0  # < execnet's 15 s between a lost gateway and os._exit on the controller
+CHUNK = 1 << 20
+RUN_MARKER_ENV = "C2C_FLEET_RUN"  # on every process of a remote run: which fleet device it certifies
+PR_SET_CHILD_SUBREAPER = 36
+
+
+# Runs on the controller (execnet sends this source): our checkout there does the rest.
+REMOTE_ENTRY = """
+import sys
+repo, run_args, marker = channel.receive()
+sys.path.insert(0, repo)
+from harness.certify.remote import serve
+serve(channel, repo, run_args, marker)
+"""
+
+
+class RemoteRigError(BenchFailure):
+    """A rig controller could not be reached or could not run the certification (the bench's fault)."""
+
+
+@dataclass(frozen=True)
+class SshRig:
+    """Where a rig controller is and how to reach it."""
+
+    host: str
+    repo: str  # the c2c-bench checkout on the controller
+    python: str = "python3"
+    user: str | None = None
+    port: int | None = None
+    identity: Path | None = None
+    known_hosts: Path | None = None
+    connect_timeout_s: int = 10
+
+    @property
+    def address(self) -> str:
+        return f"{self.user + '@' if self.user else ''}{self.host}{f':{self.port}' if self.port else ''}"
+
+
+def parse_ssh_rig(name: str, table: dict[str, object], base: Path) -> SshRig:
+    """An inventory's `kind = "ssh"` rig; relative key paths are relative to the inventory."""
+    def text(key: str, default: str | None = None) -> str | None:
+        value = table.get(key, default)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value or re.search(r"\s", value) or "//" in value:
+            # execnet splits the ssh part of its spec on spaces, and '//' ends a spec key
+            raise ConfigError(f"rig {name!r} {key} must be a non-empty string without spaces or '//'")
+        return value
+
+    def path(key: str) -> Path | None:
+        value = text(key)
+        if value is None:
+            return None
+        return (base / Path(value).expanduser()).resolve()  # checked when the rig is used (preflight)
+
+    host, repo, python, user = text("host"), text("repo"), text("python", "python3"), text("user")
+    if host is None or repo is None:
+        raise ConfigError(f"rig {name!r} is kind 'ssh': it needs host and repo (the c2c-bench checkout there)")
+    port = table.get("port")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
+        raise ConfigError(f"rig {name!r} port must be a TCP port number")
+    return SshRig(host, repo, python or "python3", user, port, path("identity"), path("known_hosts"))
+
+
+def ssh_options(rig: SshRig, log: Path) -> list[str]:
+    """The ssh options (no command) that reach the controller: never a prompt, errors into `log`."""
+    options = ["-E", str(log), "-o", "BatchMode=yes", "-o", f"ConnectTimeout={rig.connect_timeout_s}",
+               "-o", "ServerAliveInterval=15"]
+    if rig.port:
+        options += ["-p", str(rig.port)]
+    if rig.identity:
+        options += ["-i", str(rig.identity), "-o", "IdentitiesOnly=yes"]
+    if rig.user:
+        options += ["-l", rig.user]
+    if rig.known_hosts:
+        options += ["-o", f"UserKnownHostsFile={rig.known_hosts}", "-o", "StrictHostKeyChecking=yes"]
+    return [*options, rig.host]
+
+
+def gateway_spec(rig: SshRig, log: Path) -> str:
+    """execnet's XSpec: `ssh=<options split on spaces>//python=<interpreter on the controller>`."""
+    return f"ssh={' '.join(ssh_options(rig, log))}//python={rig.python}"
+
+
+def _reason(log: Path, stderr: str) -> str:
+    said = [line.strip() for line in [*stderr.splitlines(), *_read(log).splitlines()] if line.strip()]
+    return "; ".join(said[-3:]) or "no reason given"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def preflight(name: str, rig: SshRig, log: Path) -> None:
+    """One ssh round trip that proves the controller answers, its python runs and holds our checkout;
+    RemoteRigError with ssh's or the controller's own words otherwise."""
+    for key, path in (("identity", rig.identity), ("known_hosts", rig.known_hosts)):
+        if path is not None and not path.is_file():
+            raise RemoteRigError(f"rig {name!r} ({rig.address}): {key} {path} is not a file")
+    check = f"import sys; sys.path.insert(0, {rig.repo!r}); import harness.certify.remote"
+    argv = ["ssh", *ssh_options(rig, log), f"{shlex.quote(rig.python)} -c {shlex.quote(check)}"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
+                              timeout=rig.connect_timeout_s * 3)
+    except subprocess.TimeoutExpired:
+        raise RemoteRigError(f"rig {name!r} ({rig.address}): no answer in {rig.connect_timeout_s * 3} s") from None
+    if done.returncode != 0:
+        raise RemoteRigError(f"rig {name!r} ({rig.address}): {_reason(log, done.stderr)}")
+
+
+@contextlib.contextmanager
+def open_gateway(name: str, rig: SshRig, workdir: Path) -> Iterator[execnet.Gateway]:
+    """An execnet gateway to the controller, in a group of its own that is always terminated."""
+    import execnet
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / f".ssh-{name}.log"
+    preflight(name, rig, log)
+    group = execnet.Group()
+    try:
+        try:
+            gateway = group.makegateway(gateway_spec(rig, log))
+        except Exception as exc:  # execnet's own words (HostNotFound, EOFError...) plus ssh's
+            raise RemoteRigError(f"rig {name!r} ({rig.address}): gateway did not open: "
+                                 f"{type(exc).__name__}; {_reason(log, '')}") from None
+        yield gateway
+    finally:
+        group.terminate(timeout=STOP_GRACE_S + 4)
+        with contextlib.suppress(OSError):
+            log.unlink()
+
+
+def certify_remote(name: str, rig: SshRig, run_args: Sequence[str], out: Path, log_path: Path, *, marker: str,
+                   on_progress: Callable[[str], None], cancel: threading.Event) -> int:
+    """Run `cli run <run_args> --reports <controller temp dir>` on the controller; its console output
+    into `log_path`, its progress lines to `on_progress`, its reports folder unpacked into `out`.
+    Returns the run's exit status; RemoteRigError when the controller or the link fails."""
+    with open_gateway(name, rig, out.parent) as gateway, log_path.open("wb") as log:
+        channel = gateway.remote_exec(REMOTE_ENTRY)
+        channel.send((rig.repo, list(run_args), marker))
+        status: int | None = None
+        archive = io.BytesIO()
+        stop_sent = False
+        while True:
+            if cancel.is_set() and not stop_sent:
+                channel.send(("stop", 0))
+                stop_sent = True
+            try:
+                kind, payload = channel.receive(timeout=0.5)
+            except channel.TimeoutError:
+                continue
+            except (EOFError, channel.RemoteError) as exc:
+                raise RemoteRigError(f"rig {name!r} ({rig.address}): the controller went away: "
+                                     f"{str(exc).strip().splitlines()[-1:] or type(exc).__name__}") from None
+            if kind == "log":
+                log.write(payload)
+                log.flush()
+            elif kind == "progress":
+                on_progress(payload)
+            elif kind == "exit":
+                status = int(payload)
+            elif kind == "tar":
+                archive.write(payload)
+            elif kind == "end":
+                break
+        channel.waitclose(timeout=10)
+    if status is None:
+        raise RemoteRigError(f"rig {name!r} ({rig.address}): the run ended without an exit status")
+    out.mkdir(parents=True, exist_ok=True)
+    archive.seek(0)
+    with tarfile.open(fileobj=archive, mode="r:gz") as tar:
+        tar.extractall(out, filter="data")  # refuses absolute paths, '..', devices: the controller is not trusted
+    return status
+
+
+def serve(channel: execnet.Channel, repo: str, run_args: Sequence[str], marker: str) -> None:
+    """The controller's side: certify into a temp folder, stream it back, leave no process behind."""
+    import shutil
+
+    _become_subreaper()
+    reports = Path(tempfile.mkdtemp(prefix="c2c-fleet-remote-"))
+    env = {**os.environ, "PYTHONPATH": repo, RUN_MARKER_ENV: marker}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    proc = subprocess.Popen([sys.executable, "-m", "harness.certify.cli", "run", *run_args, "--reports", str(reports)],
+                            cwd=repo, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    sending = threading.Lock()
+
+    def send(kind: str, payload: bytes | str | int) -> None:
+        with sending:  # the output pump and this thread share the channel
+            channel.send((kind, payload))
+
+    stopping = threading.Event()
+    try:
+        threading.Thread(target=_listen_for_stop, args=(channel, proc, stopping), daemon=True).start()
+        pump = threading.Thread(target=_pump_output, args=(send, proc), daemon=True)
+        pump.start()
+        tail = ProgressTail(reports / "progress.jsonl")
+        while proc.poll() is None:
+            for line in tail.new_lines():
+                send("progress", line)
+            time.sleep(0.3)
+        pump.join(timeout=5)
+        for line in tail.new_lines():
+            send("progress", line)
+        send("exit", proc.returncode)
+        stop_run(proc)  # anything the run left running is killed (and reaped) before the folder ships
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            tar.add(reports, arcname=".")
+        data = buffer.getvalue()
+        for start in range(0, len(data), CHUNK):
+            send("tar", data[start:start + CHUNK])
+        send("end", 0)
+    finally:
+        stopping.set()
+        stop_run(proc)
+        shutil.rmtree(reports, ignore_errors=True)
+
+
+def _listen_for_stop(channel: execnet.Channel, proc: subprocess.Popen[bytes], stopping: threading.Event) -> None:
+    """A ("stop", 0) or a closed channel (gateway gone) stops the run at once."""
+    with contextlib.suppress(Exception):
+        while not stopping.is_set():
+            if channel.receive()[0] == "stop":
+                break
+    if not stopping.is_set():
+        stop_run(proc)
+
+
+def _pump_output(send: Callable[[str, bytes], None], proc: subprocess.Popen[bytes]) -> None:
+    stdout = proc.stdout
+    assert stdout is not None
+    with contextlib.suppress(OSError, ValueError):  # a channel closed under us: the run is being stopped
+        for chunk in iter(lambda: os.read(stdout.fileno(), 65536), b""):
+            send("log", chunk)
+
+
+_STOP_LOCK = threading.Lock()
+
+
+def stop_run(proc: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C for the run's process group; once the run and everything it started have ended (or
+    STOP_GRACE_S passed), SIGKILL for every descendant still there; adopted orphans reaped."""
+    with _STOP_LOCK:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while time.monotonic() < deadline and (proc.poll() is None or descendants(os.getpid())):
+            _reap_adopted(proc.pid)
+            time.sleep(0.2)
+        for pid in descendants(os.getpid()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 5
+        while descendants(os.getpid()) and time.monotonic() < deadline:
+            _reap_adopted(proc.pid)
+            time.sleep(0.05)
+
+
+def descendants(root: int) -> list[int]:
+    """Every live process below `root` (from /proc: pid -> parent)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: list[int] = []
+    frontier = [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        found += children
+        frontier += children
+    return found
+
+
+def _become_subreaper() -> None:
+    """Linux: orphans of the run become our children (and so stay findable and killable)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _reap_adopted(run_pid: int) -> None:
+    """Collect the exit of orphans the run left us (zombies otherwise); the run itself is Popen's."""
+    for pid in descendants(os.getpid()):
+        if pid != run_pid:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+
+
+class ProgressTail:
+    """The complete lines a run's plugin has appended to progress.jsonl since the last call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+
+    def new_lines(self) -> list[str]:
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self._offset)
+                data = fh.read()
+        except OSError:
+            return []
+        complete = data[:data.rfind(b"\n") + 1]  # a worker may be writing the last line
+        self._offset += len(complete)
+        return [line for line in complete.decode("utf-8", errors="replace").splitlines() if line.strip()]
+
+
+def progress_note(line: str) -> str | None:
+    """A progress.jsonl line as the fleet's live view shows it ('pass  <scenario>'), or None."""
+    with contextlib.suppress(ValueError, AttributeError):
+        event = json.loads(line)
+        if event.get("event") == "scenario":
+            return f"{event.get('verdict', '')}  {event.get('scenario', '')}"
+    return None
