@@ -308,6 +308,7 @@ def certify_fleet(inventory: Inventory, reports: Path, *, smoke: bool = False, i
             outcome = DeviceOutcome(device.name, device.profile, device.rig, "done", status="BENCH ERROR",
                                     headline=f"{type(exc).__name__}: {exc}")
         with lock:
+            outcome.scenarios, outcome.last = rows[n].scenarios, rows[n].last  # the live view's count stays
             rows[n] = outcome
             changed()
 

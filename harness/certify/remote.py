@@ -154,7 +154,10 @@ def preflight(name: str, rig: SshRig, log: Path) -> None:
     for key, path in (("identity", rig.identity), ("known_hosts", rig.known_hosts)):
         if path is not None and not path.is_file():
             raise RemoteRigError(f"rig {name!r} ({rig.address}): {key} {path} is not a file")
-    check = f"import sys; sys.path.insert(0, {rig.repo!r}); import harness.certify.remote"
+    check = (f"import os, sys\nrepo = {rig.repo!r}\n"
+             "if not os.path.isfile(os.path.join(repo, 'harness', 'certify', 'cli.py')):\n"
+             "    sys.exit(f'no c2c-bench checkout at {repo}')\n"
+             "sys.path.insert(0, repo)\nimport harness.certify.remote\n")
     argv = ["ssh", *ssh_options(rig, log), f"{shlex.quote(rig.python)} -c {shlex.quote(check)}"]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
@@ -271,7 +274,7 @@ def serve(channel: execnet.Channel, repo: str, run_args: Sequence[str], marker: 
         send("end", 0)
     finally:
         stopping.set()
-        stop_run(proc)
+        _stop_surely(proc)
         shutil.rmtree(reports, ignore_errors=True)
 
 
@@ -297,16 +300,17 @@ _STOP_LOCK = threading.Lock()
 
 
 def stop_run(proc: subprocess.Popen[bytes]) -> None:
-    """Ctrl-C for the run's process group; once the run and everything it started have ended (or
-    STOP_GRACE_S passed), SIGKILL for every descendant still there; adopted orphans reaped."""
+    """Ctrl-C for the run's process group (the cli and its pytest); once that group has ended (or
+    STOP_GRACE_S passed), whatever still descends from us is an orphan of its teardown: SIGKILL."""
     with _STOP_LOCK:
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGINT)
         deadline = time.monotonic() + STOP_GRACE_S
-        while time.monotonic() < deadline and (proc.poll() is None or descendants(os.getpid())):
-            _reap_adopted(proc.pid)
-            time.sleep(0.2)
+        while time.monotonic() < deadline and _group_alive(proc):
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         for pid in descendants(os.getpid()):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -315,6 +319,28 @@ def stop_run(proc: subprocess.Popen[bytes]) -> None:
         while descendants(os.getpid()) and time.monotonic() < deadline:
             _reap_adopted(proc.pid)
             time.sleep(0.05)
+
+
+def _stop_surely(proc: subprocess.Popen[bytes]) -> None:
+    """stop_run from the main thread, which execnet SIGINTs 5 s after losing the gateway: an
+    interrupted wait is resumed, never abandoned (the process would exit with the run alive)."""
+    while True:
+        try:
+            stop_run(proc)
+            return
+        except KeyboardInterrupt:
+            continue
+
+
+def _group_alive(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether the run's process group still has a member (its adopted zombies reaped first)."""
+    proc.poll()
+    _reap_adopted(proc.pid)
+    try:
+        os.killpg(proc.pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def descendants(root: int) -> list[int]:
