@@ -80,9 +80,11 @@ from typing import Any
 
 from harness.certify.places import PLACES_DIR, RigPlaces
 from harness.certify.remote import (
+    RUN_MARKER_ENV,
     ProgressTail,
     SshRig,
     certify_remote,
+    kill_marked,
     parse_ssh_rig,
     progress_note,
 )
@@ -239,8 +241,10 @@ def certify_one(device: FleetDevice, out: Path, *, smoke: bool, items: Sequence[
 def run_local(argv: list[str], out: Path, log_path: Path, on_progress: ProgressSink, cancel: threading.Event) -> int:
     """One run on this machine: console into `log_path`, progress lines as they land. The run has a
     session of its own; cancelled or interrupted, its process group gets a Ctrl-C (pytest tears the
-    bench down) and, 30 s later, SIGKILL (a Ctrl-C to the run alone would orphan its pytest)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    bench down) and, 30 s later, SIGKILL (a Ctrl-C to the run alone would orphan its pytest); then
+    any process still carrying the run's marker (an emulator an interrupted pytest left) is killed."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p),
+           RUN_MARKER_ENV: str(out)}
     tail = ProgressTail(out / "progress.jsonl")
     with log_path.open("wb") as log:
         proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -252,6 +256,7 @@ def run_local(argv: list[str], out: Path, log_path: Path, on_progress: ProgressS
         finally:
             if proc.poll() is None:
                 stop_group(proc, grace_s=30)
+                kill_marked(str(out))
     for line in tail.new_lines():
         on_progress(line)
     return proc.returncode

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
 STOP_GRACE_S = 8.0  # < execnet's 15 s between a lost gateway and os._exit on the controller
 CHUNK = 1 << 20
-RUN_MARKER_ENV = "C2C_FLEET_RUN"  # on every process of a remote run: which fleet device it certifies
+RUN_MARKER_ENV = "C2C_FLEET_RUN"  # in every process of a fleet's run: which device folder it certifies
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -341,6 +341,25 @@ def _group_alive(proc: subprocess.Popen[bytes]) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def marked(marker: str) -> list[int]:
+    """Live processes whose environment carries RUN_MARKER_ENV=marker (a run's, whoever adopted them)."""
+    wanted = f"{RUN_MARKER_ENV}={marker}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            with contextlib.suppress(OSError):
+                if wanted in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
+                    found.append(int(entry))
+    return found
+
+
+def kill_marked(marker: str) -> None:
+    """SIGKILL what a stopped run left behind (found by its marker: its parents may be gone)."""
+    for pid in marked(marker):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def descendants(root: int) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import os
@@ -198,6 +199,14 @@ def marked(marker: str) -> list[int]:
     return found
 
 
+def started(run: str) -> bool:
+    return len(marked(run)) >= 3
+
+
+def ended(run: str) -> bool:
+    return not marked(run)
+
+
 def ssh_clients(port: int) -> list[int]:
     """This machine's ssh clients to the throwaway sshd (the gateway's own ssh process)."""
     found = []
@@ -213,17 +222,20 @@ def ssh_clients(port: int) -> list[int]:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "fleet-killed"])
-def test_a_stopped_fleet_stops_the_remote_run_and_leaves_no_process_behind(
+def test_a_stopped_fleet_stops_its_runs_and_leaves_no_process_behind(
     tmp_path: Path, sshd: Sshd, signum: signal.Signals
 ) -> None:
-    """Ctrl-C: the fleet tells the controller to stop. Killed outright: the gateway's pipe closes and
-    the controller stops on its own. Either way within 20 s, long before the smoke run would end."""
+    """Ctrl-C: the fleet stops the controller's run and its own local one. Killed outright: the
+    gateway's pipe closes and the controller stops on its own. Either way within 20 s, long before
+    the smoke runs would end."""
     reports = tmp_path / "fleet"
-    marker = str(reports / "far-reference")
-    argv = [*fleet_argv(inventory(tmp_path, sshd, local=False), reports)[:-2], "--smoke"]  # a minute or more
+    local = signum == signal.SIGINT  # a killed fleet cannot stop a local run: that is the terminal's Ctrl-C
+    runs = [str(reports / "far-reference"), *([str(reports / "here-no-retry")] if local else [])]
+    argv = [*fleet_argv(inventory(tmp_path, sshd, local=local), reports)[:-2], "--smoke"]  # a minute or more
     fleet = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_until(lambda: len(marked(marker)) >= 3, 60, "the remote run's cli, pytest and device")
+        for run in runs:
+            wait_until(functools.partial(started, run), 60, f"{run}: its cli, pytest and device")
         fleet.send_signal(signum)  # to the fleet alone: no terminal delivers it to the ssh client too
         output, _ = fleet.communicate(timeout=60)
     finally:
@@ -231,6 +243,7 @@ def test_a_stopped_fleet_stops_the_remote_run_and_leaves_no_process_behind(
             fleet.kill()
     if signum == signal.SIGINT:
         assert "KeyboardInterrupt" in output, output[-2000:]
-    wait_until(lambda: not marked(marker), 20, "every process of the remote run to end")
+    for run in runs:
+        wait_until(functools.partial(ended, run), 20, f"every process of {run} to end")
+        assert not (Path(run) / "certificate.json").exists()  # stopped, not finished
     wait_until(lambda: not ssh_clients(sshd.port), 10, "the gateway's ssh client to end")
-    assert not (reports / "far-reference" / "certificate.json").exists()  # stopped, not finished
