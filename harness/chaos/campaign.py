@@ -2,7 +2,8 @@
 
 Each lane runs in its own thread and takes the next schedule index from a shared counter, so
 which lane runs a schedule varies but the schedule itself does not (it depends only on seed
-and index). A failure is written out (schedule JSON: seed, index, timeline), shrunk on the lane
+and index). All lanes share one emulator (harness.chaos.shared_cloud); each lane's fault rules
+name its own device. A failure is written out (schedule JSON: seed, index, timeline), shrunk on the lane
 that found it, and its shrunk form replayed once more to show it fails the same way.
 """
 
@@ -22,6 +23,7 @@ from harness.chaos.history import History
 from harness.chaos.lane import Lane, lane_dir, open_lane
 from harness.chaos.runner import run_schedule
 from harness.chaos.schedule import Schedule
+from harness.chaos.shared_cloud import SharedCloud
 from harness.chaos.shrink import Shrunk, same_failure, shrink
 from harness.device.profile import DeviceProfile
 from harness.errors import BenchFailure, DeviceFailure
@@ -29,11 +31,12 @@ from harness.errors import BenchFailure, DeviceFailure
 RELAUNCH_AFTER = frozenset({"repaired", "crashed"})
 """A schedule that ended in these leaves the lane's device unusable: the lane is rebuilt."""
 LANE_RUNS = 25
-"""Schedule runs after which a lane is rebuilt anyway: its cloud lists every asset it ever took
-(the runner reads that ledger several times a second), so a lane kept for a whole 1,000-schedule
-campaign would slow down as it goes, and its scratch (the cloud's blobs, the device's watch
-folder: some 50 MiB a schedule, 1.2 GB a lane at 25) would fill the disk. A rebuild costs
-about 5 s; the old lane's scratch is removed (unless kept), as nothing failed on it."""
+"""Schedule runs after which a lane is rebuilt anyway: the cloud lists every asset its device
+ever took (the runner reads that ledger several times a second), so a lane kept for a whole
+1,000-schedule campaign would slow down as it goes, and its bytes (the cloud's copy, the device's
+watch folder: some 50 MiB a schedule, 1.2 GB a lane at 25) would fill the disk. A rebuild costs
+a few seconds (a new device, paired); the old lane's scratch and its device's bytes in the shared
+cloud are removed (unless kept), as nothing failed on it."""
 
 
 @dataclass
@@ -114,8 +117,9 @@ def run_one(lane: Lane, schedule: Schedule) -> tuple[Verdict, History, float]:
 
 
 class _Runner:
-    def __init__(self, cfg: CampaignConfig, progress: Progress | None) -> None:
+    def __init__(self, cfg: CampaignConfig, progress: Progress | None, shared: SharedCloud) -> None:
         self.cfg = cfg
+        self.shared = shared
         self.campaign = Campaign(config=cfg)
         self.progress = progress
         self._lock = threading.Lock()
@@ -170,7 +174,8 @@ class _Runner:
         began = time.monotonic()
         with self._lock:
             generation = self._generations[number] = self._generations.get(number, 0) + 1
-        lane = open_lane(number, self.cfg.profile, lane_dir(self.cfg.out, number, generation), seed=self.cfg.seed)
+        lane = open_lane(number, self.cfg.profile, lane_dir(self.cfg.out, number, generation), seed=self.cfg.seed,
+                         shared=self.shared)
         with self._lock:
             self.campaign.lane_setup_s.append(round(time.monotonic() - began, 2))
             self.open_lanes.append(lane)
@@ -179,13 +184,13 @@ class _Runner:
     def _reopen(self, lane: Lane, number: int, *, discard: bool = False) -> Lane:
         """A new lane in place of `lane`; `discard`: remove the old one's scratch (else it stays
         as evidence of what the device left behind)."""
-        self._close(lane)
+        self._close(lane, discard=discard)
         if discard:
             shutil.rmtree(lane.workdir, ignore_errors=True)
         return self._open(number)
 
-    def _close(self, lane: Lane) -> None:
-        lane.close()
+    def _close(self, lane: Lane, *, discard: bool = False) -> None:
+        lane.close(drop_content=discard)
         with self._lock:
             if lane in self.open_lanes:
                 self.open_lanes.remove(lane)
@@ -228,10 +233,11 @@ class _Runner:
 
 def run_campaign(cfg: CampaignConfig, progress: Progress | None = None) -> Campaign:
     """Run the campaign on `cfg.workers` lanes (threads) and return every outcome."""
-    runner = _Runner(cfg, progress)
+    began = time.monotonic()
+    shared = SharedCloud(cfg.out / "lanes" / "cloud").start()
+    runner = _Runner(cfg, progress, shared)
     campaign = runner.campaign
     campaign.started_at = time.time()
-    began = time.monotonic()
     lanes = max(1, min(cfg.workers, cfg.schedules))
     threads = [threading.Thread(target=runner.lane_main, args=(n,), name=f"chaos-lane-{n}", daemon=True)
                for n in range(1, lanes + 1)]
@@ -248,6 +254,8 @@ def run_campaign(cfg: CampaignConfig, progress: Progress | None = None) -> Campa
                 t.join(10)
         runner.close_all()
         raise
+    finally:
+        shared.close()
     campaign.wall_s = time.monotonic() - began
     campaign.outcomes.sort(key=lambda o: o.schedule.index)
     return campaign

@@ -60,7 +60,10 @@ class FaultRecord:
     None: no witness beyond its successful injection (counted as fired)."""
     note: str = ""
     aimed_at: float | None = None
-    """When the cloud answered the request this fault waited for (`at-create`, `at-refresh`)."""
+    """When the request this fault waited for (`at-create`, `at-refresh`) reached the cloud."""
+    answered_at: float | None = None
+    """When the cloud let the held answer to that request go (the hold rule's word): after the
+    fault was applied."""
 
 
 @dataclass

@@ -40,8 +40,8 @@ def totals(campaign: Campaign) -> dict[str, int]:
 
 def fault_stats(campaign: Campaign) -> dict[str, Any]:
     """How the faults of the counted runs acted: applied, acted, never acted; power cuts by the
-    moment they waited for (with the median delay after the cloud's answer); rules held past
-    their duration for their first hit."""
+    moment they waited for (with the median delay after their request reached the cloud, and how
+    many landed while its answer was held); rules held past their duration for their first hit."""
     records = [(s, f) for o in campaign.outcomes for f in o.history.faults for s in (o.schedule.steps[f.step],)]
     cuts: dict[str, dict[str, Any]] = {}
     for step, f in records:
@@ -52,10 +52,11 @@ def fault_stats(campaign: Campaign) -> dict[str, Any]:
         c["acted"] += f.fired is not False
         if f.aimed_at is not None:
             c["delays_ms"].append(round((f.started_at - f.aimed_at) * 1000.0))
+            c["answer_held"] = c.get("answer_held", 0) + (f.answered_at is not None and f.answered_at >= f.started_at)
     for c in cuts.values():
         delays = c.pop("delays_ms")
         if delays:
-            c["median_ms_after_answer"] = _median(delays)
+            c["median_ms_after_arrival"] = _median(delays)
     return {"records": len(records), "acted": sum(1 for _, f in records if f.fired is not False),
             "never_acted": sum(1 for _, f in records if f.fired is False),
             "rules_held_for_first_hit": sum(1 for _, f in records if "past its duration" in f.note),
@@ -86,8 +87,9 @@ def summary_table(campaign: Campaign) -> str:
         f"faults:   {d['faults']['acted']} of {d['faults']['records']} acted "
         f"({d['faults']['rules_held_for_first_hit']} rules held past their duration for their first hit); "
         "power cuts " + (", ".join(f"{k} {c['acted']}/{c['applied']}"
-                                   + (f" ({c['median_ms_after_answer']:g} ms after the answer)"
-                                      if "median_ms_after_answer" in c else "")
+                                   + (f" ({c['median_ms_after_arrival']:g} ms after the request arrived, "
+                                      f"{c['answer_held']} with its answer held)"
+                                      if "median_ms_after_arrival" in c else "")
                                    for k, c in sorted(d["faults"]["power_cuts"].items())) or "none"),
         "files:    " + ", ".join(f"{k} {t.get(k, 0)}" for k in ("intact", "lost", "duplicated", "corrupt", "leaked",
                                                                    "withheld", "rejected", "pending", "unexpected")),

@@ -75,7 +75,7 @@ class ScheduleRun:
         self._placed: dict[str, Path] = {}
         self._held: list[_Held] = []
         self._pending: list[Pending] = []
-        self._moments = MomentWatch(lane.cloud, self._rows, cursor=0)
+        self._moments = MomentWatch(lane.cloud, self._rows)
         self._t0 = time.monotonic()
         self._journal_head = 0
         self._rows_before = 1
@@ -98,7 +98,6 @@ class ScheduleRun:
                 self._stage(capture)
             self._journal_head = self._head()
             self._rows_before = len(self.lane.paired_rows())
-            self._moments.cursor = self._journal_head
             h.started_at = time.time()
             self._play()
         except DeviceFailure as exc:
@@ -196,14 +195,31 @@ class ScheduleRun:
             self._pending.remove(pending)
             step = pending.step
             if seen is not None:
-                self._apply(step, pending.number, seen)
+                try:
+                    record = self._apply(step, pending.number, seen)
+                finally:
+                    released = self._moments.finish(pending)  # the cut is done: the held answer may go
+                if pending.rule_id is not None:
+                    self._answer_went(record, released)
                 continue
+            self._moments.finish(pending)
             assert step.fault is not None
             self.history.faults.append(FaultRecord(step=pending.number, fault=step.fault, started_at=time.time(),
                                                    stopped_at=time.time(), fired=False,
                                                    note=f"not applied: no {step.when} moment within {WHEN_WAIT_S:g} s"))
 
-    def _apply(self, step: Step, number: int, seen: Seen | None = None) -> None:
+    @staticmethod
+    def _answer_went(record: FaultRecord, released: float | None) -> None:
+        """When the cloud let go the answer the fault was aimed before (`answered_at`). Gone before
+        the fault began (a hold that timed out), the fault did not land where it was aimed: not
+        fired, the schedule inconclusive."""
+        record.answered_at = released
+        if released is None or released < record.started_at:
+            record.fired = False
+            record.note += ("; the cloud held no answer" if released is None
+                            else f"; the held answer went {record.started_at - released:.2f} s before it")
+
+    def _apply(self, step: Step, number: int, seen: Seen | None = None) -> FaultRecord:
         assert step.fault is not None
         targets = self._targets
         if step.file is not None:
@@ -216,7 +232,7 @@ class ScheduleRun:
         was_on = self.lane.device.power().is_on()
         moment = seen.note if seen is not None else ""
         record = FaultRecord(step=number, fault=step.fault, started_at=time.time(), note=moment,
-                             aimed_at=seen.answered_at if seen is not None else None)
+                             aimed_at=seen.arrived_at if seen is not None else None)
         self.history.faults.append(record)
         active = inject(step.fault, targets)
         rule_ids = self._rule_ids() - before if is_rule else set()
@@ -229,6 +245,7 @@ class ScheduleRun:
             stop_at = self._now() + step.duration
             until = stop_at + step.until_hit if rule_ids else stop_at
             self._held.append(_Held(active, record, rule_ids, stop_at=stop_at, until=until))
+        return record
 
     def _rule_ids(self) -> set[str]:
         return {str(r.get("id")) for r in self.lane.cloud.faults()}
@@ -260,6 +277,9 @@ class ScheduleRun:
         held.record.stopped_at = time.time()
 
     def _stop_all(self) -> None:
+        for pending in self._pending:
+            with contextlib.suppress(Exception):
+                self._moments.finish(pending)
         for held in list(self._held):
             with contextlib.suppress(Exception):
                 self._stop(held)
@@ -284,9 +304,10 @@ class ScheduleRun:
                 if w["layer"] == "cloud" and w["name"] == "pause" and float(w["start"]) >= self.history.started_at - 1]
 
     def _rows(self) -> list[dict[str, object]]:
-        """This run's assets (the lane's cloud serves only this device, under one or, after an
-        approved re-pair, two device ids)."""
-        return [r for r in self.lane.cloud.ledger() if str(r.get("name", "")).startswith(self.prefix)]
+        """This run's assets: the lane's device's (under one or, after an approved re-pair, two
+        device ids; the shared cloud holds every lane's), named with this run's prefix."""
+        return [r for device_id in self.lane.device_ids for r in self.lane.cloud.ledger(device_id)
+                if str(r.get("name", "")).startswith(self.prefix)]
 
     def _head(self) -> int:
         """The newest journal row id (paged on from where the lane's last look ended)."""
@@ -295,10 +316,12 @@ class ScheduleRun:
         return self.lane.journal_cursor
 
     def _journal(self) -> list[dict[str, object]]:
+        """This schedule's journal rows of the lane's device (the shared cloud's hold every lane's)."""
         rows: list[dict[str, object]] = []
         head = self._journal_head
+        mine = set(self.lane.device_ids)
         while page := self.lane.cloud.journal(since=head):
-            rows += page
+            rows += [r for r in page if r.get("device_id") in mine]
             head = max(int(str(r.get("id") or 0)) for r in page)
         return rows
 
@@ -313,8 +336,9 @@ class ScheduleRun:
             if r.get("method") != "POST" or r.get("status") != 200 or not str(r.get("path")).startswith(TOKEN_PATH):
                 continue
             answered = float(str(r.get("t") or 0.0))
-            for start, stop in breaks:
-                if start <= answered <= stop:
+            arrived = float(str(r.get("started_at") or answered))
+            for start, stop in breaks:  # in flight (arrived, not yet answered) at some point of the break
+                if arrived <= stop and answered >= start:
                     return (f"a token refresh answered 200 at +{answered - self.history.started_at:.2f} s, "
                             f"during a link break or power cut: the rotated pair may never have arrived")
         return None
@@ -345,9 +369,12 @@ class ScheduleRun:
         self.history.repair_excused = reason
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
+            # the cloud may give the device a new id or (same client id, same project) its old one
             rows = [r for r in self.lane.paired_rows() if not r.get("revoked")]
-            if rows and str(rows[-1]["id"]) != self.lane.device_id:
-                self.lane.device_id = str(rows[-1]["id"])
+            again = (self.lane.device.status() or {}).get("pairing")
+            if rows and (str(rows[-1]["id"]) != self.lane.device_id
+                         or (isinstance(again, dict) and again.get("state") == "paired")):
+                self.lane.paired_as(str(rows[-1]["id"]))
                 self._targets.device_id = self.lane.device_id
                 break
             time.sleep(0.1)

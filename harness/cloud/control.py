@@ -193,6 +193,11 @@ class CloudControl:
     def revoke_device(self, device_id: str) -> None:
         self._call("POST", f"/devices/{device_id}/revoke")
 
+    def drop_content(self, device_id: str) -> None:
+        """Delete the stored bytes of the device's assets (its ledger rows stay): disk back from
+        a device that is done, on an emulator that goes on serving others."""
+        self._call("POST", f"/devices/{device_id}/drop-content")
+
     def settings(self) -> dict[str, Any]:
         return self._object("GET", "/settings")
 
@@ -240,7 +245,11 @@ class CloudControl:
 
     def release_fault(self, rule_id: str) -> bool:
         """Let a `hold` rule's answers go; True if one was held."""
-        return bool(self._object("POST", f"/faults/{rule_id}/release")["released"])
+        return bool(self.release(rule_id)["released"])
+
+    def release(self, rule_id: str) -> dict[str, Any]:
+        """Let a `hold` rule's answers go: the rule after it ({released, released_at, ...})."""
+        return self._object("POST", f"/faults/{rule_id}/release")
 
     def journal(self, since: int = 0) -> list[dict[str, Any]]:
         """Journal rows after id `since`, each shaped like `JournalEntry`."""

@@ -6,8 +6,10 @@ raise `CloudError` with the emulator's own words.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
+import shutil
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -235,9 +237,19 @@ async def device_action(request: Request) -> Response:
                 await peer.ws.close(code=1008)
             except Exception:
                 pass
+    elif action == "drop-content":  # a retired chaos lane's device: its ledger rows stay
+        ids = [r["id"] for r in core.store.all("SELECT id FROM assets WHERE device_pk=?", pk)]
+        await asyncio.to_thread(drop_blobs, core, ids)
     else:
         return fail(404, f"unknown device action {action[:20]!r}")
     return Response(status_code=204)
+
+
+def drop_blobs(core: CloudCore, asset_ids: list[str]) -> None:
+    """Delete the stored bytes (asset file, part files) of these assets; worker thread."""
+    for asset_id in asset_ids:
+        core.blobs.asset_path(asset_id).unlink(missing_ok=True)
+        shutil.rmtree(core.blobs.part_path(asset_id, 1).parent, ignore_errors=True)
 
 
 async def expire_tokens(request: Request) -> Response:

@@ -2,14 +2,17 @@
 
 - an S3 rule whose request comes after its duration stays armed until it is hit, so the
   schedule tests what it says (pass, not inconclusive), and the record says how much longer;
-- a power cut aimed at a create lands right after the cloud answered one, one aimed at a
-  refresh right after the cloud answered a token refresh that an expiry forced, and the
-  files all arrive once (nothing lost, duplicated or corrupt).
+- a power cut aimed at a create lands while the cloud holds the answer to one, one aimed at a
+  refresh while it holds the answer to a token refresh that an expiry forced: the journal
+  shows each request arrived before the cut and its answer went only after it, and the files
+  all arrive once (nothing lost, duplicated or corrupt).
 """
 
 from __future__ import annotations
 
 import json
+import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ import pytest
 
 from harness.chaos.cli import main
 from harness.chaos.schedule import Capture, Schedule, Step
+from harness.cloud.paths import ASSET_CREATE_PATH, TOKEN_RULE
 
 
 def _outcome(out: Path) -> dict[str, Any]:
@@ -41,7 +45,7 @@ def test_rules_wait_for_their_hit_and_cuts_land_at_a_create_and_a_refresh(tmp_pa
     path = aimed.write(tmp_path / "aimed.json")
     out = tmp_path / "r"
     assert main(["--device", "reference", "--replay", str(path), "--out", str(out), "--quiet",
-                 "--retry-inconclusive", "0"]) == 0
+                 "--retry-inconclusive", "0", "--keep-lanes"]) == 0
     outcome = _outcome(out)
     verdict, faults = outcome["verdict"], outcome["history"]["faults"]
     assert verdict["outcome"] == "pass", (verdict, faults)
@@ -51,5 +55,16 @@ def test_rules_wait_for_their_hit_and_cuts_land_at_a_create_and_a_refresh(tmp_pa
     assert rule["fault"] == "s3:slowdown x1" and rule["fired"] is True
     assert "past its duration for its first hit" in rule["note"], rule
     assert rule["stopped_at"] - rule["started_at"] > 1.0  # held beyond the 0.5 s asked for
-    assert create_cut["fired"] is True and "after the cloud answered a create" in create_cut["note"], create_cut
-    assert refresh_cut["fired"] is True and "after the cloud answered a token refresh" in refresh_cut["note"]
+    assert create_cut["fired"] is True and "after a create reached the cloud, its answer held" in create_cut["note"]
+    assert refresh_cut["fired"] is True and "after a token refresh reached the cloud" in refresh_cut["note"]
+    for cut in (create_cut, refresh_cut):
+        # arrived, then the cut (power off, on again), then the answer: none reached the device before
+        assert cut["aimed_at"] < cut["started_at"] < cut["stopped_at"] <= cut["answered_at"], cut
+    # the cloud's own journal (kept with --keep-lanes): each request the cuts aimed at reached the
+    # emulator before the cut began and was answered only after the device was back on
+    with sqlite3.connect(out / "lanes" / "cloud" / "state.sqlite3") as db:
+        journal = db.execute("SELECT method, path, started_at, t FROM journal ORDER BY id").fetchall()
+    for cut, path in ((create_cut, ASSET_CREATE_PATH), (refresh_cut, TOKEN_RULE)):
+        [(arrived, answered)] = [(start, t) for method, p, start, t in journal
+                                 if method == "POST" and re.search(path, p.split("?")[0]) and start <= cut["aimed_at"] <= t]
+        assert arrived < cut["started_at"] and answered >= cut["stopped_at"], (cut, arrived, answered)

@@ -1,18 +1,20 @@
-"""The moments a fault waits for, read from a real emulator over HTTPS: only an answered create
-(not a refused one) is `at-create`, only a 200 from the token endpoint is `at-refresh`, only
-what the cloud answered after the wait began counts, and `mid-upload` means between parts."""
+"""The moments a fault waits for, on a real emulator over HTTPS shared by two devices: `at-create`
+and `at-refresh` are the lane's device's request reaching the cloud, held unanswered until the
+watch lets it go (another device's requests pass untouched); `mid-upload` means between parts."""
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from harness.chaos.moments import MomentWatch, between_parts, journal_head
+from harness.chaos.moments import MomentWatch, Pending, Seen, between_parts
 from harness.chaos.schedule import Step
+from harness.chaos.shared_cloud import LaneCloud
 from harness.cloud.control import CloudControl
-from harness.cloud.testing import PairedDevice
-from harness.faults.vocabulary import FaultTargets, inject
+from harness.cloud.testing import PairedDevice, pair_device
+from tests.waiting import wait_until
 
 ASSET = {"name": "A001.jpg", "filetype": "image/jpeg", "filesize": 10, "offset": 1}
 
@@ -21,41 +23,65 @@ def _no_rows() -> list[dict[str, object]]:
     return []
 
 
-def _watch(cloud: CloudControl, when: str) -> tuple[MomentWatch, Step]:
-    watch = MomentWatch(cloud, _no_rows, cursor=journal_head(cloud, 0))
-    return watch, Step(at=0.0, fault="power:cycle", when=when)
+def _watch(cloud: CloudControl, device: PairedDevice, when: str) -> tuple[MomentWatch, Pending]:
+    watch = MomentWatch(LaneCloud(cloud, device.client_id), _no_rows)
+    return watch, watch.wait_for(Step(at=0.0, fault="power:cycle", when=when), 0, now=0.0)
 
 
-def test_a_create_counts_once_answered_and_a_refused_one_does_not(
+def _seen(watch: MomentWatch, pending: Pending) -> Seen | None:
+    pending.next_look = 0.0
+    return watch.reached(pending)
+
+
+def _refresh(api: httpx.Client, device: PairedDevice) -> httpx.Response:
+    return api.post("/v2/auth/token", data={"grant_type": "refresh_token", "client_id": device.client_id,
+                                            "client_secret": device.client_secret,
+                                            "refresh_token": device.refresh_token})
+
+
+def test_a_create_of_the_lanes_device_is_held_until_the_watch_lets_it_go(
         cloud: CloudControl, api: httpx.Client, paired_device: PairedDevice) -> None:
-    assert api.post("/v2/devices/assets", json=ASSET, headers=paired_device.headers).status_code == 200
-    watch, step = _watch(cloud, "at-create")
-    pending = watch.wait_for(step, 0, now=0.0)
-    assert watch.reached(pending) is None  # the create before the wait began does not count
-    inject("api:conflict-slow-down x1", FaultTargets(cloud=cloud))
-    assert api.post("/v2/devices/assets", json=ASSET, headers=paired_device.headers).status_code == 409
-    assert watch.reached(pending) is None  # refused: nothing was created
-    assert api.post("/v2/devices/assets", json={**ASSET, "name": "A002.jpg"},
-                    headers=paired_device.headers).status_code == 200
-    seen = watch.reached(pending)
-    assert seen is not None and "after the cloud answered a create (200)" in seen.note
-    assert seen.answered_at is not None and abs(seen.answered_at - time.time()) < 30
+    other = pair_device(cloud, project_name="neighbour")
+    watch, pending = _watch(cloud, paired_device, "at-create")
+    assert api.post("/v2/devices/assets", json=ASSET, headers=other.headers).status_code == 200
+    assert _seen(watch, pending) is None  # the neighbour's create passed and does not count
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(api.post, "/v2/devices/assets", json={**ASSET, "name": "A002.jpg"},
+                           headers=paired_device.headers)
+        seen = wait_until(lambda: _seen(watch, pending), what="the create's arrival")
+        assert "after a create reached the cloud, its answer held" in seen.note
+        assert seen.arrived_at is not None and abs(seen.arrived_at - time.time()) < 30
+        assert [r["name"] for r in cloud.ledger(paired_device.device_id)] == ["A002.jpg"]  # made already
+        assert not held.done()
+        watch.finish(pending)
+        assert held.result(timeout=10).status_code == 200
+    assert cloud.faults() == []
 
 
-def test_a_refresh_counts_once_answered_200(cloud: CloudControl, api: httpx.Client,
-                                            paired_device: PairedDevice) -> None:
-    watch, step = _watch(cloud, "at-refresh")
-    pending = watch.wait_for(step, 0, now=0.0)
-    form = {"grant_type": "refresh_token", "client_id": paired_device.client_id,
-            "client_secret": paired_device.client_secret, "refresh_token": "not-a-token"}
-    assert api.post("/v2/auth/token", data=form).status_code >= 400
-    assert api.post("/v2/devices/assets", json=ASSET, headers=paired_device.headers).status_code == 200
-    assert watch.reached(pending) is None  # a refused refresh and a create are not a refresh
-    answer = api.post("/v2/auth/token", data={**form, "refresh_token": paired_device.refresh_token})
-    assert answer.status_code == 200, answer.text
-    seen = watch.reached(pending)
-    assert seen is not None and "token refresh (200)" in seen.note
+def test_a_refresh_of_the_lanes_device_is_held_and_a_neighbours_is_not(
+        cloud: CloudControl, api: httpx.Client, paired_device: PairedDevice) -> None:
+    other = pair_device(cloud, project_name="neighbour")
+    watch, pending = _watch(cloud, paired_device, "at-refresh")
+    assert _refresh(api, other).status_code == 200
+    assert _seen(watch, pending) is None
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(_refresh, api, paired_device)
+        seen = wait_until(lambda: _seen(watch, pending), what="the refresh's arrival")
+        assert "token refresh reached the cloud" in seen.note
+        assert not held.done()
+        watch.finish(pending)
+        answer = held.result(timeout=10)
+    assert answer.status_code == 200 and answer.json()["refresh_token"] != paired_device.refresh_token
     assert pending.deadline == 6.0
+
+
+def test_a_moment_that_never_comes_leaves_no_rule(cloud: CloudControl, paired_device: PairedDevice) -> None:
+    watch, pending = _watch(cloud, paired_device, "at-create")
+    assert [r["kind"] for r in cloud.faults(paired_device.client_id)] == ["hold"]
+    assert _seen(watch, pending) is None
+    watch.finish(pending)
+    watch.finish(pending)  # twice (the lane's rules may be cleared already): no error
+    assert cloud.faults() == []
 
 
 def test_mid_upload_is_between_stored_parts() -> None:

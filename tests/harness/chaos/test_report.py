@@ -73,7 +73,7 @@ def test_fault_stats_count_what_acted_and_how_close_aimed_cuts_landed(tmp_path: 
         Step(at=2.0, fault="s3:slowdown x1", duration=0.5, until_hit=5.0)))
     history = History(schedule=schedule.name, lane=1, started_at=T0, faults_end=T0 + 4, finished_at=T0 + 6,
                       faults=[FaultRecord(1, "power:cycle", T0 + 2.04, T0 + 2.6, True, "40 ms after ...",
-                                          aimed_at=T0 + 2.0),
+                                          aimed_at=T0 + 2.0, answered_at=T0 + 2.61),
                               FaultRecord(2, "power:cycle", T0 + 7, T0 + 7, False, "not applied"),
                               FaultRecord(3, "s3:slowdown x1", T0 + 2, T0 + 4, True,
                                           "1 hit(s), armed 1.5 s past its duration for its first hit")])
@@ -81,7 +81,8 @@ def test_fault_stats_count_what_acted_and_how_close_aimed_cuts_landed(tmp_path: 
     stats = write_reports(_campaign(tmp_path, [outcome]), tmp_path)["json"]
     faults = json.loads(stats.read_text())["faults"]
     assert (faults["records"], faults["acted"], faults["never_acted"], faults["rules_held_for_first_hit"]) == (3, 2, 1, 1)
-    assert faults["power_cuts"] == {"at-create": {"applied": 1, "acted": 1, "median_ms_after_answer": 40},
+    assert faults["power_cuts"] == {"at-create": {"applied": 1, "acted": 1, "median_ms_after_arrival": 40,
+                                                  "answer_held": 1},
                                     "mid-upload": {"applied": 1, "acted": 0}}
-    assert "power cuts at-create 1/1 (40 ms after the answer), mid-upload 0/1" in summary_table(
+    assert "power cuts at-create 1/1 (40 ms after the request arrived, 1 with its answer held), mid-upload 0/1" in summary_table(
         _campaign(tmp_path, [outcome]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -211,3 +212,18 @@ def test_a_held_part_put_is_stored_before_its_answer(api: httpx.Client, cloud: C
         assert held.result(timeout=10).status_code == 200
     with pytest.raises(CloudError, match="not a hold"):
         cloud.release_fault(cloud.add_fault({"target": "s3", "kind": "slowdown"}))
+
+
+def test_dropping_a_retired_devices_content_spares_its_neighbour(
+        api: httpx.Client, cloud: CloudControl, two: tuple[PairedDevice, PairedDevice], tmp_path: Path) -> None:
+    """A chaos lane rebuilt on the shared emulator gives back its device's disk; ledger rows stay."""
+    a, b = two
+    for device in (a, b):
+        [url] = _asset(api, device)["upload_urls"]  # type: ignore[misc]
+        assert _put(api, str(url)).status_code == 200
+    [row_a], [row_b] = cloud.ledger(a.device_id), cloud.ledger(b.device_id)
+    cloud.drop_content(a.device_id)
+    with pytest.raises(CloudError, match="no content"):
+        cloud.asset_content(str(row_a["asset_id"]), tmp_path / "a.mp4")
+    assert cloud.ledger(a.device_id) == [row_a]  # the oracle's record of what arrived is kept
+    assert cloud.asset_content(str(row_b["asset_id"]), tmp_path / "b.mp4").read_bytes() == b"x" * 1000
