@@ -38,11 +38,13 @@ The inventory names the rigs and the devices on them (TOML):
 
 Each device is one ordinary `c2c-certify run` in its own process and reports folder
 (`<reports>/<name>/`: certificate, sealed results, signed manifest; its console output in
-`<reports>/<name>.log`), so its certificate is
-exactly what a solo run writes. The fleet adds `fleet.json` and `fleet.html` (one row per
-device: status, headline, seconds, failing items), rewritten as each device finishes, and one
-`allure-results/` with every device's results (each scenario carries the device as an Allure
-parameter).
+`<reports>/<name>.log`), so its certificate is exactly what a solo run writes. The fleet
+prints a line per device as its state changes and as each of its scenarios ends (the live
+view), and adds `fleet.json` and `fleet.html` (one row per device: status, headline, seconds,
+failing items, scenarios so far), rewritten as they change, and one `allure-results/` with
+every device's results (each scenario carries the device as an Allure parameter). Ctrl-C stops
+every run as a terminal's Ctrl-C would (its process group: pytest tears its bench down), then
+kills what still carries the run's marker (C2C_FLEET_RUN in its environment).
 
 Places (harness/certify/places.py): each rig has `slots` places, labgrid's reservation model
 without its coordinator; a device holds one for its whole certification.
@@ -356,7 +358,7 @@ def summary_html(rows: Sequence[DeviceOutcome], wall_s: float | None) -> str:
     e = html.escape
     body = "".join(
         f"<tr><td>{e(r.name)}</td><td><code>{e(r.profile)}</code></td><td>{e(r.rig)}</td><td>{e(r.state)}</td>"
-        f"<td>{e(r.status)}</td><td>{e(r.headline)}</td><td>{r.seconds:.0f}</td><td>{e(' '.join(r.failing))}</td>"
+        f"<td>{e(r.status)}</td><td>{e(r.headline or (f'{r.scenarios} done; last: {r.last}' if r.scenarios else ''))}</td><td>{r.seconds:.0f}</td><td>{e(' '.join(r.failing))}</td>"
         f"<td>{f'<a href=\"{e(r.name)}/certificate.html\">certificate</a>' if r.verdicts is not None else ''}</td></tr>"
         for r in rows)
     total = f"<p>Fleet wall time: {wall_s:.0f} s</p>" if wall_s is not None else "<p>Certifying…</p>"

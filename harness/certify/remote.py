@@ -200,11 +200,14 @@ def certify_remote(name: str, rig: SshRig, run_args: Sequence[str], out: Path, l
         channel.send((rig.repo, list(run_args), marker))
         status: int | None = None
         archive = io.BytesIO()
-        stop_sent = False
+        stop_by: float | None = None  # once stopped, the controller has its grace and a margin to ship
         while True:
-            if cancel.is_set() and not stop_sent:
+            if cancel.is_set() and stop_by is None:
                 channel.send(("stop", 0))
-                stop_sent = True
+                stop_by = time.monotonic() + STOP_GRACE_S + 30
+            if stop_by is not None and time.monotonic() > stop_by:
+                raise RemoteRigError(f"rig {name!r} ({rig.address}): the controller did not stop its run in "
+                                     f"{STOP_GRACE_S + 30:.0f} s; the gateway is closed under it")
             try:
                 kind, payload = channel.receive(timeout=0.5)
             except channel.TimeoutError:

@@ -76,6 +76,8 @@ def test_fleet_bench_compares_the_fleet_certificate_with_the_solo_one() -> None:
     assert by_name == {"fleet_ratio": 1.4, "fleet_solo_verdict_diffs": 1}
     assert verdict_diffs({"A": "pass"}, None) == 1
     assert "<td>m</td>" in summary_html(rows, 140.0) and "certificate.html" in summary_html(rows, None)
+    live = DeviceOutcome("r", "reference", "local", "certifying", scenarios=2, last="pass  Pairing")
+    assert "<td>2 done; last: pass  Pairing</td>" in summary_html([live], None)  # the summary as it fills
     assert issubclass(RigBusy, BenchFailure)  # the bench's failure, never the device's
 
 
