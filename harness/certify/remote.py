@@ -149,15 +149,17 @@ def _read(path: Path) -> str:
 
 
 def preflight(name: str, rig: SshRig, log: Path) -> None:
-    """One ssh round trip that proves the controller answers, its python runs and holds our checkout;
-    RemoteRigError with ssh's or the controller's own words otherwise."""
+    """One ssh round trip that proves the controller answers, its python runs (3.12, with the bench's
+    packages) and it holds our checkout; RemoteRigError with ssh's or the controller's words otherwise."""
     for key, path in (("identity", rig.identity), ("known_hosts", rig.known_hosts)):
         if path is not None and not path.is_file():
             raise RemoteRigError(f"rig {name!r} ({rig.address}): {key} {path} is not a file")
     check = (f"import os, sys\nrepo = {rig.repo!r}\n"
+             "if sys.version_info < (3, 12):\n"
+             "    sys.exit(f'{sys.executable} is Python {sys.version.split()[0]}; c2c-bench needs 3.12')\n"
              "if not os.path.isfile(os.path.join(repo, 'harness', 'certify', 'cli.py')):\n"
              "    sys.exit(f'no c2c-bench checkout at {repo}')\n"
-             "sys.path.insert(0, repo)\nimport harness.certify.remote\n")
+             "sys.path.insert(0, repo)\nimport harness.certify.remote, pytest, pytest_bdd\n")
     argv = ["ssh", *ssh_options(rig, log), f"{shlex.quote(rig.python)} -c {shlex.quote(check)}"]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,

@@ -163,7 +163,17 @@ def test_a_fleet_certifies_on_a_remote_rig_and_a_local_one_at_once(tmp_path: Pat
     assert devices == {"reference", "mutant:no-retry-api"}  # one merged Allure folder, both rigs in it
 
 
-@pytest.mark.parametrize("case", ["no sshd", "unknown key", "no python", "no checkout"])
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def system_python_lacks_the_bench() -> bool:
+    if not Path(SYSTEM_PYTHON).exists():
+        return False
+    probe = "import sys; assert sys.version_info >= (3, 12); import pytest, pytest_bdd"
+    return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, check=False).returncode != 0
+
+
+@pytest.mark.parametrize("case", ["no sshd", "unknown key", "no python", "system python", "no checkout"])
 def test_a_rig_controller_that_cannot_be_reached_is_a_bench_error_row(tmp_path: Path, sshd: Sshd, case: str) -> None:
     closed = free_port()
     stranger = tmp_path / "stranger_key"
@@ -172,15 +182,18 @@ def test_a_rig_controller_that_cannot_be_reached_is_a_bench_error_row(tmp_path: 
     cases: dict[str, tuple[dict[str, object], str]] = {
         "no sshd": ({"port": closed}, f"port {closed}: Connection refused"),
         "unknown key": ({"identity": str(stranger)}, "Permission denied"),
-        "no python": ({"python": "/nonexistent/python3"}, "/nonexistent/python3: No such file or directory"),
-        "no checkout": ({"repo": str(tmp_path / "nothing")}, f"no c2c-bench checkout at {tmp_path / 'nothing'}"),
+        "no python": ({"python": "/nonexistent/python3"}, re.escape("/nonexistent/python3: No such file or directory")),
+        "system python": ({"python": SYSTEM_PYTHON}, "needs 3.12|No module named"),  # not the bench's venv
+        "no checkout": ({"repo": str(tmp_path / "nothing")}, re.escape(f"no c2c-bench checkout at {tmp_path / 'nothing'}")),
     }
     override, reason = cases[case]
+    if case == "system python" and not system_python_lacks_the_bench():
+        pytest.skip(f"{SYSTEM_PYTHON} is absent or has the bench's packages")
     lab = load_inventory(inventory(tmp_path, sshd, local=False, **override))
     rows = certify_fleet(lab, tmp_path / "reports", items=[ITEM])
     assert [r.status for r in rows] == ["BENCH ERROR"] and rows[0].verdicts is None, rows
     assert rows[0].headline.startswith("RemoteRigError: rig 'far' (") and "@127.0.0.1:" in rows[0].headline
-    assert reason in rows[0].headline, rows[0].headline
+    assert re.search(reason, rows[0].headline), rows[0].headline
     assert issubclass(RemoteRigError, BenchFailure)  # the bench's failure, never the device's
     assert not (tmp_path / "reports" / "far-reference" / "certificate.json").exists()
 
