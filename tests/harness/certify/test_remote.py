@@ -173,15 +173,19 @@ def system_python_lacks_the_bench() -> bool:
     return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, check=False).returncode != 0
 
 
-@pytest.mark.parametrize("case", ["no sshd", "unknown key", "no python", "system python", "no checkout"])
+@pytest.mark.parametrize("case", ["no sshd", "unknown key", "other host key", "no python", "system python",
+                                  "no checkout"])
 def test_a_rig_controller_that_cannot_be_reached_is_a_bench_error_row(tmp_path: Path, sshd: Sshd, case: str) -> None:
     closed = free_port()
     stranger = tmp_path / "stranger_key"
     if case == "unknown key":
         keygen(stranger)
+    impostor = tmp_path / "known_hosts"  # the pinned key is not the one this sshd shows
+    impostor.write_text(f"[127.0.0.1]:{sshd.port} {' '.join((sshd.home / 'client_key.pub').read_text().split()[:2])}\n")
     cases: dict[str, tuple[dict[str, object], str]] = {
         "no sshd": ({"port": closed}, f"port {closed}: Connection refused"),
         "unknown key": ({"identity": str(stranger)}, "Permission denied"),
+        "other host key": ({"known_hosts": str(impostor)}, "Host key verification failed"),
         "no python": ({"python": "/nonexistent/python3"}, re.escape("/nonexistent/python3: No such file or directory")),
         "system python": ({"python": SYSTEM_PYTHON}, "needs 3.12|No module named"),  # not the bench's venv
         "no checkout": ({"repo": str(tmp_path / "nothing")}, re.escape(f"no c2c-bench checkout at {tmp_path / 'nothing'}")),
