@@ -15,9 +15,11 @@ file whose URLs cannot be reached never blocks the files captured after it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -68,20 +70,38 @@ def url_expires_at(url: str) -> float | None:
         return None
 
 
+def drop_cached(fd: int, offset: int, length: int) -> None:
+    """Tell the kernel the bytes just read will not be read again soon (POSIX_FADV_DONTNEED).
+
+    Why: a file is uploaded once, start to end. Kept, its pages would fill the page cache
+    (a 20 GB clip evicts everything else on the device) and every new page costs the kernel
+    an allocation; dropped, the same few pages are reused. Pages the camera has not written
+    back yet are not dropped (only their writeback starts). A re-sent part is read again. The kernel
+    drops whole folios only (up to 2 MiB each), so the range given is everything read so far
+    and a folio goes once it has been read through; one that straddles a part boundary stays.
+    """
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError):  # advice only: a filesystem may not take it
+            os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+
 def file_slices(
     path: Path, offset: int, length: int, cancel: StopFlag,
     on_bytes: Callable[[int], None] | None = None,
 ) -> Iterator[bytes]:
-    """Yield `length` bytes of `path` from `offset` in 1 MiB slices; abort on cancel."""
-    with open(path, "rb") as fh:
+    """Yield `length` bytes of `path` from `offset` in 1 MiB slices; abort on cancel. Each
+    slice read leaves the page cache (drop_cached)."""
+    with open(path, "rb", buffering=0) as fh:
         fh.seek(offset)
-        left = length
+        left, at = length, offset
         while left > 0:
             if cancel.is_set():
                 raise Cancelled("cancelled mid-part")
             chunk = fh.read(min(SLICE, left))
             if not chunk:
                 raise MediaError("corrupt", f"{path.name}: file shrank while uploading")
+            at += len(chunk)
+            drop_cached(fh.fileno(), offset, at - offset)  # all read so far: whole folios go
             left -= len(chunk)
             if on_bytes is not None:
                 on_bytes(len(chunk))  # may wait for the rate limit: look at cancel again after
