@@ -35,6 +35,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -216,7 +217,7 @@ def certify_remote(name: str, rig: SshRig, run_args: Sequence[str], out: Path, l
                 continue
             except (EOFError, channel.RemoteError) as exc:
                 raise RemoteRigError(f"rig {name!r} ({rig.address}): the controller went away: "
-                                     f"{str(exc).strip().splitlines()[-1:] or type(exc).__name__}") from None
+                                     f"{_last_line(exc)}") from None
             if kind == "log":
                 log.write(payload)
                 log.flush()
@@ -228,20 +229,26 @@ def certify_remote(name: str, rig: SshRig, run_args: Sequence[str], out: Path, l
                 archive.write(payload)
             elif kind == "end":
                 break
-        channel.waitclose(timeout=10)
+        try:
+            channel.waitclose(timeout=10)
+        except (channel.TimeoutError, channel.RemoteError) as exc:  # the run and its folder are here already
+            log.write(f"\nc2c-certify fleet: the controller's clean-up: {_last_line(exc)}\n".encode())
     if status is None:
         raise RemoteRigError(f"rig {name!r} ({rig.address}): the run ended without an exit status")
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)  # the folder is this run's, as a local run's manifest is
+    out.mkdir(parents=True)
     archive.seek(0)
     with tarfile.open(fileobj=archive, mode="r:gz") as tar:
         tar.extractall(out, filter="data")  # refuses absolute paths, '..', devices: the controller is not trusted
     return status
 
 
+def _last_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+
+
 def serve(channel: execnet.Channel, repo: str, run_args: Sequence[str], marker: str) -> None:
     """The controller's side: certify into a temp folder, stream it back, leave no process behind."""
-    import shutil
-
     _become_subreaper()
     reports = Path(tempfile.mkdtemp(prefix="c2c-fleet-remote-"))
     env = {**os.environ, "PYTHONPATH": repo, RUN_MARKER_ENV: marker}
