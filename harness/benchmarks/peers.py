@@ -19,6 +19,7 @@ import contextlib
 import json
 import math
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -31,7 +32,7 @@ from typing import Any
 import httpx
 
 from harness.benchmarks import machine_params, result, write_report
-from harness.benchmarks.cloud import _QUERY
+from harness.benchmarks.cloud import _QUERY, cpu_seconds
 from harness.benchmarks.device import (
     FILETYPE,
     _check_delivery,
@@ -58,6 +59,8 @@ CLIENT_VERSION = "1.0.0"
 PEERS = ("frameioclient", "httpx-naive")
 TARGET_VS_FRAMEIOCLIENT = 2.0  # at 50 ms RTT
 LINK = "Toxiproxy (ours, own process), latency toxic RTT/2 each way"
+CPU_LINE = "upload cpu_s "
+"""How a peer child reports the CPU seconds its upload took (user + system)."""
 
 
 @dataclass(frozen=True)
@@ -167,14 +170,37 @@ def child_main(argv: list[str] | None = None) -> int:
         import frameioclient.lib.upload  # type: ignore[import-untyped]  # noqa: F401 - before the clock
     print("ready", flush=True)
     asset = json.loads(sys.stdin.readline())
+    before = _own_cpu_seconds()
     upload(asset, args.file)
+    print(f"{CPU_LINE}{_own_cpu_seconds() - before:.4f}", flush=True)
     return 0
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_from_output(output: str) -> float | None:
+    """The CPU seconds a peer child reported for its upload (its last CPU_LINE), if any."""
+    for line in reversed(output.splitlines()):
+        if line.startswith(CPU_LINE):
+            try:
+                return float(line[len(CPU_LINE):])
+            except ValueError:
+                return None
+    return None
 
 
 # -- measuring ---------------------------------------------------------------------------------
 def peer_upload(bench: Bench, peer: str, source: Path, size: int, digest: str, parts: int,
-                timeout: float, tag: str) -> float:
-    """One peer uploads `source` through the link; MB/s created -> stored (emulator clock)."""
+                timeout: float, tag: str) -> dict[str, Any]:
+    """One peer uploads `source` through the link: MB/s created -> stored (emulator clock),
+    and CPU seconds per GB of the peer and of the emulator meanwhile.
+
+    Why the CPU: on a 2-core bench the uploader and the emulator share the cores, so an
+    uploader that spends more CPU per byte leaves the emulator less; CPU per GB is the
+    figure that does not depend on how loaded the machine was."""
     name = f"{peer.upper().replace('-', '_')}_{tag}_{source.name}"
     child = PeerProcess(peer, source, bench.emu.ca_bundle)
     try:
@@ -187,6 +213,8 @@ def peer_upload(bench: Bench, peer: str, source: Path, size: int, digest: str, p
                       "parts": parts})
         if created.status_code != 200:
             raise CloudError(f"asset create for {peer} failed: HTTP {created.status_code}")
+        assert bench.emu.proc is not None
+        cloud_before = cpu_seconds(bench.emu.proc.pid)
         t0 = time.monotonic()
         output = child.upload({"filesize": size, "filetype": FILETYPE,
                                "upload_urls": created.json()["upload_urls"]}, timeout)
@@ -195,8 +223,13 @@ def peer_upload(bench: Bench, peer: str, source: Path, size: int, digest: str, p
         child.kill()
     row = _poll(lambda: (r := _ledger_row(bench.emu, name)) and r.get("state") == "complete" and r,
                 30, f"{peer}'s upload to complete in the ledger ({output.strip()[-200:]})")
+    cloud_cpu = cpu_seconds(bench.emu.proc.pid) - cloud_before
     _check_delivery(row, size, digest, peer)
-    return size / _elapsed(row, wall) / MB
+    peer_cpu = cpu_from_output(output)
+    gigabytes = size / 1e9
+    return {"mbps": size / _elapsed(row, wall) / MB,
+            "cpu_s_per_GB": round(peer_cpu / gigabytes, 2) if peer_cpu is not None else None,
+            "emulator_cpu_s_per_GB": round(cloud_cpu / gigabytes, 2)}
 
 
 def device_burst(bench: Bench, staging: Path, media: Path, config: PeersConfig,
@@ -243,7 +276,9 @@ def measure(config: PeersConfig, tmp: Path) -> list[dict[str, Any]]:
                                  config.timeout)
             results.append(result("throughput_MBps", round(mine["mbps"], 2), "MB/s",
                                   peer="reference_device", parts=mine["parts"],
-                                  parallelism=config.parallelism, **common))
+                                  parallelism=config.parallelism,
+                                  cpu_s_per_GB=mine["device_cpu_s_per_GB"],
+                                  emulator_cpu_s_per_GB=mine["emulator_cpu_s_per_GB"], **common))
             if config.burst_files:
                 burst = device_burst(bench, staging, tmp / "media", config, f"{index}_{rtt}")
                 results.append(result(
@@ -252,10 +287,13 @@ def measure(config: PeersConfig, tmp: Path) -> list[dict[str, Any]]:
                     parallelism=config.parallelism, rtt_ms=rtt, link=LINK, **machine_params()))
             rates = {}
             for peer in PEERS:
-                rates[peer] = peer_upload(bench, peer, staging / "probe.mxf", size, digest,
-                                          mine["parts"], config.timeout, f"{index}_{rtt}ms")
+                theirs = peer_upload(bench, peer, staging / "probe.mxf", size, digest,
+                                     mine["parts"], config.timeout, f"{index}_{rtt}ms")
+                rates[peer] = theirs["mbps"]
                 results.append(result("peer_MBps", round(rates[peer], 2), "MB/s", peer=peer,
-                                      parts=mine["parts"], **common))
+                                      parts=mine["parts"], cpu_s_per_GB=theirs["cpu_s_per_GB"],
+                                      emulator_cpu_s_per_GB=theirs["emulator_cpu_s_per_GB"],
+                                      **common))
             ratio = mine["mbps"] / rates["frameioclient"] if rates["frameioclient"] else 0.0
             target = {"target_ratio": TARGET_VS_FRAMEIOCLIENT,
                       "meets_target": ratio >= TARGET_VS_FRAMEIOCLIENT} if rtt == 50 else {}

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.benchmarks.peers import PEERS, PeersConfig, latency_profile, measure
+from harness.benchmarks.peers import (
+    CPU_LINE,
+    PEERS,
+    PeersConfig,
+    cpu_from_output,
+    latency_profile,
+    measure,
+)
 from harness.benchmarks.shaped import ShapedConfig, shaped_rate
 from harness.benchmarks.shaped import measure as measure_shaped
 
@@ -16,6 +23,12 @@ def test_latency_profile_splits_the_rtt_and_shapes_nothing_else() -> None:
     toxics = {(t.type, t.stream): t.attributes for t in latency_profile(121).toxics}
     assert toxics == {("latency", "upstream"): {"latency": 60, "jitter": 0},
                       ("latency", "downstream"): {"latency": 61, "jitter": 0}}
+
+
+def test_a_peer_childs_cpu_line_is_read_from_its_output() -> None:
+    assert cpu_from_output(f"ready\nsome log\n{CPU_LINE}1.2500\n") == 1.25
+    assert cpu_from_output("Traceback ...\nValueError: boom\n") is None
+    assert cpu_from_output(f"{CPU_LINE}not-a-number\n") is None
 
 
 def test_shaped_rate_reads_the_profiles_upstream() -> None:
@@ -35,6 +48,9 @@ def test_device_and_both_peers_deliver_the_same_bytes(tmp_path: Path) -> None:
     for key in (("throughput_MBps", "reference_device"), ("peer_MBps", "frameioclient"),
                 ("peer_MBps", "httpx-naive")):
         assert rows[key]["value"] > 0 and rows[key]["params"]["rtt_ms"] == 0
+        # each uploader's own CPU (a child's is reported by the child) and the emulator's
+        assert rows[key]["params"]["cpu_s_per_GB"] > 0, key
+        assert rows[key]["params"]["emulator_cpu_s_per_GB"] > 0, key
     assert rows[("peer_MBps", "frameioclient")]["params"]["parts"] == 2  # the device's count
     ratio = rows[("device_vs_frameioclient", None)]
     expected = rows[("throughput_MBps", "reference_device")]["value"] / rows[
