@@ -22,6 +22,11 @@ def test_make_file_is_sparse_and_hashed(tmp_path: Path) -> None:
     assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def test_md5_floor_is_a_cpu_cost_per_gigabyte() -> None:
+    # hashing 16 MiB takes some CPU; per GB it is seconds, not micro- or kiloseconds
+    assert 0.05 < device_bench.md5_cpu_s_per_gb(16) < 60
+
+
 def test_vm_hwm_reads_a_live_process() -> None:
     assert vm_hwm(os.getpid()) > 1024 * 1024
     assert vm_hwm(2**22 + 12345) == 0  # no such pid
@@ -41,6 +46,7 @@ def test_run_writes_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert set(to_sink) == {"device_to_sink_MBps", "peak_rss_MB"}
     assert to_sink["device_to_sink_MBps"]["value"] > 0
     assert to_sink["device_to_sink_MBps"]["params"]["sink_cpu_s_per_GB"] > 0  # the bytes went there
+    assert to_sink["device_to_sink_MBps"]["params"]["md5_cpu_s_per_GB"] > 0  # the ETag check's floor
     assert to_sink["peak_rss_MB"]["params"]["file_GB"] == 0.03
     by_name = {r["name"]: r for r in report["results"] if "case" not in r["params"]
                and "null sink" not in r["params"].get("transport", "")}
