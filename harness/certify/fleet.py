@@ -18,6 +18,7 @@ The inventory names the rigs and the devices on them (TOML):
     known_hosts = "keys/known_hosts"  # optional: pins the host key (StrictHostKeyChecking=yes)
     python = "/opt/c2c-bench/.venv/bin/python"  # the controller's interpreter
     repo = "/opt/c2c-bench"    # the c2c-bench checkout on the controller
+    places_dir = "/tmp/c2c-bench-places"  # optional: the controller's place locks (the default)
     slots = 1
 
     [[devices]]
@@ -53,9 +54,10 @@ A device on a rig of kind "ssh" is certified by the same `c2c-certify run` on th
 controller, through an execnet gateway (`ssh=... host//python=...`): its console output and
 progress lines stream back into the fleet's live view and its reports folder is copied back
 into `<reports>/<name>/`, so its row, certificate and Allure results are a local rig's
-(harness/certify/remote.py). The rig's places are held on the fleet's machine: two fleets on
-different machines sharing one controller do not see each other's holds. A controller that
-cannot be reached is a bench error row (RemoteRigError naming the host and ssh's reason).
+(harness/certify/remote.py). Its place is held on the fleet's machine and, for the run, on the
+controller too (its `places_dir`), so fleets on different machines sharing one controller queue
+there (RigBusy after the rig's `wait`). A controller that cannot be reached is a bench error
+row (RemoteRigError naming the host and ssh's reason).
 """
 
 from __future__ import annotations
@@ -81,15 +83,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.certify.places import PLACES_DIR, RigPlaces
-from harness.certify.remote import (
-    RUN_MARKER_ENV,
-    ProgressTail,
-    SshRig,
-    certify_remote,
-    kill_marked,
-    parse_ssh_rig,
-    progress_note,
-)
+from harness.certify.remote import SshRig, certify_remote, parse_ssh_rig
+from harness.certify.rig_controller import RUN_MARKER_ENV, ProgressTail, kill_marked, progress_note
 from harness.errors import BenchFailure, ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -211,7 +206,7 @@ def run_argv(device: FleetDevice, out: Path, *, smoke: bool, items: Sequence[str
 
 
 def certify_one(device: FleetDevice, out: Path, *, smoke: bool, items: Sequence[str], seed: int,
-                rig: Rig | None = None, on_progress: ProgressSink | None = None,
+                rig: Rig | None = None, place: int = 1, holder: str = "", on_progress: ProgressSink | None = None,
                 cancel: threading.Event | None = None) -> DeviceOutcome:
     """Certify one device in its own process (on the rig controller for an ssh rig); its row from the
     certificate it wrote. `cancel` stops the run as Ctrl-C would; RemoteRigError if a controller fails."""
@@ -222,7 +217,8 @@ def certify_one(device: FleetDevice, out: Path, *, smoke: bool, items: Sequence[
     stop = cancel or threading.Event()
     if rig is not None and rig.ssh is not None:
         exit_code = certify_remote(rig.name, rig.ssh, cli_run_args(device, smoke=smoke, items=items, seed=seed),
-                                   out, log_path, marker=str(out), on_progress=sink, cancel=stop)
+                                   out, log_path, marker=str(out), place=place, holder=holder or str(out),
+                                   wait=rig.wait, on_progress=sink, cancel=stop)
     else:
         exit_code = run_local(run_argv(device, out, smoke=smoke, items=items, seed=seed), out, log_path, sink, stop)
     outcome = DeviceOutcome(device.name, device.profile, device.rig, "done", exit_code=exit_code,
@@ -304,13 +300,14 @@ def certify_fleet(inventory: Inventory, reports: Path, *, smoke: bool = False, i
 
     def job(n: int, device: FleetDevice) -> None:
         try:
-            with places[device.rig].hold(place_holder(reports, device), cancel=cancel):
+            holder = place_holder(reports, device)
+            with places[device.rig].hold(holder, cancel=cancel) as place:
                 with lock:
                     rows[n].state = "certifying"
                     changed()
                 outcome = certify_one(device, reports / device.name, smoke=smoke, items=items, seed=seed,
-                                      rig=inventory.rigs[device.rig], on_progress=lambda line: progress(n, line),
-                                      cancel=cancel)
+                                      rig=inventory.rigs[device.rig], place=place.number, holder=holder,
+                                      on_progress=lambda line: progress(n, line), cancel=cancel)
         except BenchFailure as exc:  # the bench's, not the device's: no certificate, the holder or host named
             outcome = DeviceOutcome(device.name, device.profile, device.rig, "done", status="BENCH ERROR",
                                     headline=f"{type(exc).__name__}: {exc}")

@@ -29,18 +29,12 @@ controller reads the device's profile (and its client_secret) from its own check
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import io
-import json
-import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
-import sys
 import tarfile
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -48,24 +42,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.certify.places import PLACES_DIR, FleetCancelled, RigBusy
+from harness.certify.rig_controller import STOP_GRACE_S
 from harness.errors import BenchFailure, ConfigError
 
 if TYPE_CHECKING:
     import execnet
 
-STOP_GRACE_S = 8.0  # < execnet's 15 s between a lost gateway and os._exit on the controller
-CHUNK = 1 << 20
-RUN_MARKER_ENV = "C2C_FLEET_RUN"  # in every process of a fleet's run: which device folder it certifies
-PR_SET_CHILD_SUBREAPER = 36
-
 
 # Runs on the controller (execnet sends this source): our checkout there does the rest.
 REMOTE_ENTRY = """
 import sys
-repo, run_args, marker = channel.receive()
+repo, run_args, marker, place = channel.receive()
 sys.path.insert(0, repo)
-from harness.certify.remote import serve
-serve(channel, repo, run_args, marker)
+from harness.certify.rig_controller import serve
+serve(channel, repo, run_args, marker, place)
 """
 
 
@@ -84,6 +75,7 @@ class SshRig:
     port: int | None = None
     identity: Path | None = None
     known_hosts: Path | None = None
+    places_dir: str = str(PLACES_DIR)  # on the controller: its places, shared by every fleet using it
     connect_timeout_s: int = 10
 
     @property
@@ -114,7 +106,8 @@ def parse_ssh_rig(name: str, table: dict[str, object], base: Path) -> SshRig:
     port = table.get("port")
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
         raise ConfigError(f"rig {name!r} port must be a TCP port number")
-    return SshRig(host, repo, python or "python3", user, port, path("identity"), path("known_hosts"))
+    return SshRig(host, repo, python or "python3", user, port, path("identity"), path("known_hosts"),
+                  text("places_dir", str(PLACES_DIR)) or str(PLACES_DIR))
 
 
 def ssh_options(rig: SshRig, log: Path) -> list[str]:
@@ -160,7 +153,7 @@ def preflight(name: str, rig: SshRig, log: Path) -> None:
              "    sys.exit(f'{sys.executable} is Python {sys.version.split()[0]}; c2c-bench needs 3.12')\n"
              "if not os.path.isfile(os.path.join(repo, 'harness', 'certify', 'cli.py')):\n"
              "    sys.exit(f'no c2c-bench checkout at {repo}')\n"
-             "sys.path.insert(0, repo)\nimport harness.certify.remote, pytest, pytest_bdd\n")
+             "sys.path.insert(0, repo)\nimport harness.certify.rig_controller, pytest, pytest_bdd\n")
     argv = ["ssh", *ssh_options(rig, log), f"{shlex.quote(rig.python)} -c {shlex.quote(check)}"]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
@@ -194,13 +187,16 @@ def open_gateway(name: str, rig: SshRig, workdir: Path) -> Iterator[execnet.Gate
 
 
 def certify_remote(name: str, rig: SshRig, run_args: Sequence[str], out: Path, log_path: Path, *, marker: str,
-                   on_progress: Callable[[str], None], cancel: threading.Event) -> int:
-    """Run `cli run <run_args> --reports <controller temp dir>` on the controller; its console output
-    into `log_path`, its progress lines to `on_progress`, its reports folder unpacked into `out`.
-    Returns the run's exit status; RemoteRigError when the controller or the link fails."""
+                   place: int, holder: str, wait: float, on_progress: Callable[[str], None],
+                   cancel: threading.Event) -> int:
+    """Run `cli run <run_args> --reports <controller temp dir>` on the controller, holding place
+    `place` of the rig there too; its console output into `log_path`, its progress lines to
+    `on_progress`, its reports folder unpacked into `out`. Returns the run's exit status;
+    RemoteRigError when the controller or the link fails, RigBusy when its place stays held."""
+    lock = f"{rig.places_dir}/{name}.{place}.lock"
     with open_gateway(name, rig, out.parent) as gateway, log_path.open("wb") as log:
         channel = gateway.remote_exec(REMOTE_ENTRY)
-        channel.send((rig.repo, list(run_args), marker))
+        channel.send((rig.repo, list(run_args), marker, (lock, holder, wait)))
         status: int | None = None
         archive = io.BytesIO()
         stop_by: float | None = None  # once stopped, the controller has its grace and a margin to ship
@@ -215,7 +211,11 @@ def certify_remote(name: str, rig: SshRig, run_args: Sequence[str], out: Path, l
                 kind, payload = channel.receive(timeout=0.5)
             except channel.TimeoutError:
                 continue
-            except (EOFError, channel.RemoteError) as exc:
+            except EOFError:
+                if stop_by is not None:
+                    raise FleetCancelled(f"rig {name!r} ({rig.address}): stopped before its place was free") from None
+                raise RemoteRigError(f"rig {name!r} ({rig.address}): the controller closed the channel") from None
+            except channel.RemoteError as exc:
                 raise RemoteRigError(f"rig {name!r} ({rig.address}): the controller went away: "
                                      f"{_last_line(exc)}") from None
             if kind == "log":
@@ -229,6 +229,9 @@ def certify_remote(name: str, rig: SshRig, run_args: Sequence[str], out: Path, l
                 archive.write(payload)
             elif kind == "end":
                 break
+            elif kind == "busy":
+                raise RigBusy(f"rig {name!r} ({rig.address}): {lock} on the controller is held by {payload}; "
+                              f"waited {wait:.0f} s")
         try:
             channel.waitclose(timeout=10)
         except (channel.TimeoutError, channel.RemoteError) as exc:  # the run and its folder are here already
@@ -245,190 +248,3 @@ def certify_remote(name: str, rig: SshRig, run_args: Sequence[str], out: Path, l
 
 def _last_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
-
-
-def serve(channel: execnet.Channel, repo: str, run_args: Sequence[str], marker: str) -> None:
-    """The controller's side: certify into a temp folder, stream it back, leave no process behind."""
-    _become_subreaper()
-    reports = Path(tempfile.mkdtemp(prefix="c2c-fleet-remote-"))
-    env = {**os.environ, "PYTHONPATH": repo, RUN_MARKER_ENV: marker}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    proc = subprocess.Popen([sys.executable, "-m", "harness.certify.cli", "run", *run_args, "--reports", str(reports)],
-                            cwd=repo, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    sending = threading.Lock()
-
-    def send(kind: str, payload: bytes | str | int) -> None:
-        with sending:  # the output pump and this thread share the channel
-            channel.send((kind, payload))
-
-    stopping = threading.Event()
-    try:
-        threading.Thread(target=_listen_for_stop, args=(channel, proc, stopping), daemon=True).start()
-        pump = threading.Thread(target=_pump_output, args=(send, proc), daemon=True)
-        pump.start()
-        tail = ProgressTail(reports / "progress.jsonl")
-        while proc.poll() is None:
-            for line in tail.new_lines():
-                send("progress", line)
-            time.sleep(0.3)
-        pump.join(timeout=5)
-        for line in tail.new_lines():
-            send("progress", line)
-        send("exit", proc.returncode)
-        stop_run(proc)  # anything the run left running is killed (and reaped) before the folder ships
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-            tar.add(reports, arcname=".")
-        data = buffer.getvalue()
-        for start in range(0, len(data), CHUNK):
-            send("tar", data[start:start + CHUNK])
-        send("end", 0)
-    finally:
-        stopping.set()
-        _stop_surely(proc)
-        shutil.rmtree(reports, ignore_errors=True)
-
-
-def _listen_for_stop(channel: execnet.Channel, proc: subprocess.Popen[bytes], stopping: threading.Event) -> None:
-    """A ("stop", 0) or a closed channel (gateway gone) stops the run at once."""
-    with contextlib.suppress(Exception):
-        while not stopping.is_set():
-            if channel.receive()[0] == "stop":
-                break
-    if not stopping.is_set():
-        stop_run(proc)
-
-
-def _pump_output(send: Callable[[str, bytes], None], proc: subprocess.Popen[bytes]) -> None:
-    stdout = proc.stdout
-    assert stdout is not None
-    with contextlib.suppress(OSError, ValueError):  # a channel closed under us: the run is being stopped
-        for chunk in iter(lambda: os.read(stdout.fileno(), 65536), b""):
-            send("log", chunk)
-
-
-_STOP_LOCK = threading.Lock()
-
-
-def stop_run(proc: subprocess.Popen[bytes]) -> None:
-    """Ctrl-C for the run's process group (the cli and its pytest); once that group has ended (or
-    STOP_GRACE_S passed), whatever still descends from us is an orphan of its teardown: SIGKILL."""
-    with _STOP_LOCK:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGINT)
-        deadline = time.monotonic() + STOP_GRACE_S
-        while time.monotonic() < deadline and _group_alive(proc):
-            time.sleep(0.1)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        for pid in descendants(os.getpid()):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        proc.wait()
-        deadline = time.monotonic() + 5
-        while descendants(os.getpid()) and time.monotonic() < deadline:
-            _reap_adopted(proc.pid)
-            time.sleep(0.05)
-
-
-def _stop_surely(proc: subprocess.Popen[bytes]) -> None:
-    """stop_run from the main thread, which execnet SIGINTs 5 s after losing the gateway: an
-    interrupted wait is resumed, never abandoned (the process would exit with the run alive)."""
-    while True:
-        try:
-            stop_run(proc)
-            return
-        except KeyboardInterrupt:
-            continue
-
-
-def _group_alive(proc: subprocess.Popen[bytes]) -> bool:
-    """Whether the run's process group still has a member (its adopted zombies reaped first)."""
-    proc.poll()
-    _reap_adopted(proc.pid)
-    try:
-        os.killpg(proc.pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def marked(marker: str) -> list[int]:
-    """Live processes whose environment carries RUN_MARKER_ENV=marker (a run's, whoever adopted them)."""
-    wanted = f"{RUN_MARKER_ENV}={marker}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            with contextlib.suppress(OSError):
-                if wanted in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
-                    found.append(int(entry))
-    return found
-
-
-def kill_marked(marker: str) -> None:
-    """SIGKILL what a stopped run left behind (found by its marker: its parents may be gone)."""
-    for pid in marked(marker):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def descendants(root: int) -> list[int]:
-    """Every live process below `root` (from /proc: pid -> parent)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found: list[int] = []
-    frontier = [root]
-    while frontier:
-        parent = frontier.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == parent]
-        found += children
-        frontier += children
-    return found
-
-
-def _become_subreaper() -> None:
-    """Linux: orphans of the run become our children (and so stay findable and killable)."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-
-def _reap_adopted(run_pid: int) -> None:
-    """Collect the exit of orphans the run left us (zombies otherwise); the run itself is Popen's."""
-    for pid in descendants(os.getpid()):
-        if pid != run_pid:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-
-
-class ProgressTail:
-    """The complete lines a run's plugin has appended to progress.jsonl since the last call."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._offset = 0
-
-    def new_lines(self) -> list[str]:
-        try:
-            with self.path.open("rb") as fh:
-                fh.seek(self._offset)
-                data = fh.read()
-        except OSError:
-            return []
-        complete = data[:data.rfind(b"\n") + 1]  # a worker may be writing the last line
-        self._offset += len(complete)
-        return [line for line in complete.decode("utf-8", errors="replace").splitlines() if line.strip()]
-
-
-def progress_note(line: str) -> str | None:
-    """A progress.jsonl line as the fleet's live view shows it ('pass  <scenario>'), or None."""
-    with contextlib.suppress(ValueError, AttributeError):
-        event = json.loads(line)
-        if event.get("event") == "scenario":
-            return f"{event.get('verdict', '')}  {event.get('scenario', '')}"
-    return None

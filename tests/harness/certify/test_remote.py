@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from harness.certify.fleet import certify_fleet, load_inventory
-from harness.certify.remote import RUN_MARKER_ENV, RemoteRigError, gateway_spec
+from harness.certify.remote import RemoteRigError, gateway_spec
+from harness.certify.rig_controller import RUN_MARKER_ENV
 from harness.errors import BenchFailure, ConfigError
 from tests.waiting import wait_until
 
@@ -97,7 +99,8 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
 def inventory(tmp_path: Path, sshd: Sshd, *, local: bool = True, **override: object) -> Path:
     """An ssh rig on the throwaway sshd (the controller's checkout is this one) and a local rig."""
     rig = {"kind": "ssh", "host": "127.0.0.1", "port": sshd.port, "user": sshd.user, "identity": str(sshd.key),
-           "known_hosts": str(sshd.known_hosts), "python": sys.executable, "repo": str(REPO), **override}
+           "known_hosts": str(sshd.known_hosts), "python": sys.executable, "repo": str(REPO),
+           "places_dir": str(tmp_path / "controller-places"), **override}
     lines = [f'places_dir = "{tmp_path / "places"}"', "[rigs.far]"]
     lines += [f"{k} = {json.dumps(v)}" for k, v in rig.items()]
     lines += ["[[devices]]", 'name = "far-reference"', 'profile = "reference"', 'rig = "far"']
@@ -200,6 +203,36 @@ def test_a_rig_controller_that_cannot_be_reached_is_a_bench_error_row(tmp_path: 
     assert re.search(reason, rows[0].headline), rows[0].headline
     assert issubclass(RemoteRigError, BenchFailure)  # the bench's failure, never the device's
     assert not (tmp_path / "reports" / "far-reference" / "certificate.json").exists()
+
+
+HOLD_PLACE = """
+import sys, time
+from pathlib import Path
+from harness.locks import HolderLock
+assert HolderLock(Path(sys.argv[1])).try_acquire("lab-pc/bob pid-of-other-fleet: fleet elsewhere")
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_place_held_on_the_controller_by_another_fleet_is_a_rig_busy_row(tmp_path: Path, sshd: Sshd) -> None:
+    """Another machine's fleet holds the controller's only place: this fleet's own place is free,
+    the controller's is not, so after the rig's wait the row is a bench error naming that holder."""
+    lock = tmp_path / "controller-places" / "far.1.lock"
+    other = subprocess.Popen([sys.executable, "-c", HOLD_PLACE, str(lock)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        rows = certify_fleet(load_inventory(inventory(tmp_path, sshd, local=False, wait=1)), tmp_path / "reports",
+                             items=[ITEM])
+    finally:
+        other.kill()
+        other.wait()
+    assert [r.status for r in rows] == ["BENCH ERROR"] and rows[0].verdicts is None, rows
+    assert rows[0].headline.startswith(f"RigBusy: rig 'far' ({sshd.user}@127.0.0.1:{sshd.port}): {lock} on the "
+                                       "controller is held by lab-pc/bob"), rows[0].headline
+    assert time.monotonic() - started >= 1  # the rig's wait, on the controller
+    assert not marked(str(tmp_path / "reports" / "far-reference"))  # no run was started
 
 
 def marked(marker: str) -> list[int]:
