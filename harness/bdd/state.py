@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from harness.machine import CpuStallMark
+
 if TYPE_CHECKING:
     from harness.bdd.interception import TlsInterception
     from harness.bdd.steps.status_oracle import RemainingSampler
@@ -97,6 +99,7 @@ class ScenarioState:
     steps leave for later steps."""
 
     started_at: float = field(default_factory=time.time)
+    cpu_mark: CpuStallMark = field(default_factory=CpuStallMark.now)  # how starved the bench was since
     journal_since: int = 0
     captures: list[Capture] = field(default_factory=list)
     measurements: list[dict[str, Any]] = field(default_factory=list)

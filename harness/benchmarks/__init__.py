@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from harness.machine import cpu_pressure
+
 __all__ = ["machine_params", "result", "vm_hwm", "write_report"]
 
 
@@ -38,19 +40,6 @@ def machine_params() -> dict[str, Any]:
     except OSError:
         load_1m = None
     return {"cpus": os.cpu_count(), "loadavg_1m": load_1m, "cpu_pressure_avg10": cpu_pressure()}
-
-
-def cpu_pressure() -> float | None:
-    """Linux PSI "some avg10" for CPU, in percent; None where the kernel has no PSI."""
-    try:
-        with open("/proc/pressure/cpu", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("some "):
-                    fields = dict(f.split("=", 1) for f in line.split()[1:])
-                    return float(fields["avg10"])
-    except (OSError, KeyError, ValueError):
-        pass
-    return None
 
 
 def vm_hwm(pid: int) -> int:

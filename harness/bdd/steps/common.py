@@ -11,9 +11,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from harness.bdd.bench import Bench
-from harness.errors import DeviceFailure, DeviceTimeout, OperatorUnavailable
+from harness.errors import BenchFailure, DeviceFailure, DeviceTimeout, OperatorUnavailable
 from harness.items.manual import Question
 from harness.items.verdicts import PASS
+from harness.machine import starved_note
 
 T = TypeVar("T")
 POLL_S = 0.25
@@ -81,3 +82,16 @@ def control_or_operator(bench: Bench, action: str, question: str, **args: Any) -
 
 def device_status(bench: Bench) -> dict[str, Any]:
     return bench.device.status() or {}
+
+
+def cpu_wait(share: float | None) -> dict[str, float]:
+    """The bench's CPU starvation over the scenario, as a measurement's context (none without PSI)."""
+    return {} if share is None else {"cpu_wait_share": round(share, 3)}
+
+
+def refuse_on_starved_bench(share: float | None, what: str) -> None:
+    """A speed verdict that failed on a CPU-starved bench is the bench's error, never the device's
+    fail (harness.machine); a pass stands: load only ever slows a device down."""
+    why = starved_note(share)
+    if why:
+        raise BenchFailure(f"{what}, but {why}")

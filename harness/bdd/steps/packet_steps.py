@@ -1,4 +1,5 @@
-"""Steps on a packet-level link the scenario builds for itself (C2C-NETW-01 on a cellular uplink).
+"""Steps on a packet-level link the scenario builds for itself (C2C-NETW-01 on a cellular uplink,
+C2C-TNET-02..06 on their field links).
 
 A lossy long-RTT cellular link separates good upload behaviour from bad only where the device's
 own kernel TCP meets it (harness.faults.network.packet): one loss-based connection stays near
@@ -31,6 +32,7 @@ from pytest_bdd import given, parsers, then
 
 from harness.bdd.bench import Bench
 from harness.bdd.session import SessionBench
+from harness.bdd.steps.common import cpu_wait, refuse_on_starved_bench
 from harness.bdd.steps.device_steps import _paired_device
 from harness.device.profile import DeviceProfile
 from harness.errors import BenchFailure, ConfigError
@@ -127,12 +129,53 @@ def _behind_packet_link(bench: Bench, request: pytest.FixtureRequest, name: str)
         unavailable = packet_links_available()
         if unavailable:
             raise BenchFailure(f"the bench cannot build the packet-level link this scenario runs on: {unavailable}")
-        scenario = PacketScenario(bench)
-        request.addfinalizer(scenario.close)  # runs before the bench fixture's own cleanup
-        scenario.enter()
+        _own_packet_link(bench, request)
     _paired_device(bench)  # a new instance pairs; a --network packet run's device may already be
     bench.network.apply_profile(name)
     bench.state.network_profile = name
+
+
+@given(parsers.parse('a paired device on the "{name}" link, packet-level where the bench can build it'))
+def _on_field_link(bench: Bench, request: pytest.FixtureRequest, name: str) -> None:
+    """The device on the network profile `name` (C2C-TNET-*): behind a packet-level link, so its
+    own kernel TCP meets the trace, whenever the profile has one and the bench can put the device
+    in a namespace; else on the fault proxy's shaping, and the scenario says which and why
+    (a hardware device meets a real router or the proxy; a profile like "hardline" has no trace).
+    Either way the certificate names the link per item (timeline -> record)."""
+    packet = get_link_profile(name) is not None
+    if packet and not split_backend(bench.session.network_profile)[0]:
+        reason = why_not_packet(bench.profile) or packet_links_available()
+        if reason:
+            packet = False
+            bench.exercised(f"the {name!r} profile ran on the fault proxy's shaping, not a packet-level link: "
+                            f"{reason}")
+        else:
+            _own_packet_link(bench, request)
+    _paired_device(bench)
+    bench.network.apply_profile(name)
+    bench.state.network_profile = name
+    if packet:
+        request.addfinalizer(lambda: _plot_captures(bench))  # LIFO: before the scenario's link goes
+
+
+def _own_packet_link(bench: Bench, request: pytest.FixtureRequest) -> None:
+    """This scenario's own packet-level link and device instance, torn down when it ends."""
+    scenario = PacketScenario(bench)
+    request.addfinalizer(scenario.close)  # runs before the bench fixture's own cleanup
+    scenario.enter()
+
+
+def _plot_captures(bench: Bench) -> None:
+    """Attach the captures' throughput against the trace's capacity (evidence only)."""
+    network = bench.network
+    if not isinstance(network, PacketNetwork):
+        return
+    with contextlib.suppress(Exception):
+        names = {c.name for c in bench.state.captures}
+        window = upload_window(bench.cloud.ledger(bench.cloud_device_id()), names)
+        offered = network.offered_mbps(window.start, window.end) if window is not None else None
+        if window is not None and offered:
+            _attach_plot(bench, network, window, f"{window.mbps:.2f} of {offered:.2f} Mbit/s offered")
 
 
 @then(parsers.parse("the upload throughput is at least {percent:d} % of the capacity the link offered"))
@@ -151,10 +194,13 @@ def _share_of_capacity(bench: Bench, percent: int) -> None:
     if not offered:
         raise BenchFailure("the packet-level link offered no capacity over the upload window (no profile active)")
     ratio = window.mbps / offered
+    starved = bench.state.cpu_mark.share_since()
     passed = bench.measure(ITEM, MEASUREMENT, round(ratio, 3), device_Mbps=round(window.mbps, 2),
                            offered_Mbps=round(offered, 2), window_s=round(window.seconds, 2),
-                           file_bytes=window.nbytes)
+                           file_bytes=window.nbytes, **cpu_wait(starved))
     _attach_plot(bench, network, window, f"{window.mbps:.2f} of {offered:.2f} Mbit/s offered = {ratio:.0%}")
+    if not passed:  # the forwarder and the device share the bench's CPUs: a starved bench is no verdict
+        refuse_on_starved_bench(starved, f"{ratio:.0%} of the capacity offered, below {percent} %")
     assert passed, (f"{window.mbps:.2f} Mbit/s over the upload window ({window.nbytes} bytes in "
                     f"{window.seconds:.1f} s) is {ratio:.0%} of the {offered:.2f} Mbit/s the link offered "
                     f"meanwhile, below {percent} %")
@@ -167,7 +213,8 @@ def _attach_plot(bench: Bench, network: PacketNetwork, window: UploadWindow, not
         plot = network.capacity_plot(window.start, window.end, note=note)
         if plot is None:
             return
-        svg = plot.svg(f"{ITEM}: upload throughput vs the capacity of {plot.profile}")
+        items = ", ".join(bench.state.items) or ITEM
+        svg = plot.svg(f"{items}: upload throughput vs the capacity of {plot.profile}")
         path = Path(bench.session.workdir) / f"throughput-vs-capacity-{int(window.start)}.svg"
         path.write_text(svg, encoding="utf-8")
         import allure

@@ -161,3 +161,50 @@ def test_the_scenario_revokes_its_device_copy_and_only_it(tmp_path: Path) -> Non
     scenario.enter()
     scenario.close()
     assert cloud.revoked == ["copy-device"] and copy.stopped and bench.session is scenario.original
+
+
+class _ShapedLink:
+    """The run's proxy link, as far as applying a profile goes."""
+
+    def __init__(self) -> None:
+        self.applied: list[str] = []
+
+    def apply_profile(self, name: str) -> None:
+        self.applied.append(name)
+
+
+@pytest.mark.parametrize(("profile", "link", "why"), [
+    ("relay-camera", "cellular", "does not launch"),   # a hardware device: no namespace for it
+    ("reference", "hardline", None),                   # a profile with no trace: the proxy, no note
+])
+def test_a_field_link_falls_back_to_the_proxy_and_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           profile: str, link: str, why: str | None) -> None:
+    bench = _bench(tmp_path, profile)
+    proxy = _ShapedLink()
+    bench.session._network = proxy  # type: ignore[assignment]
+    monkeypatch.setattr(packet_steps, "_paired_device", lambda b: None)
+    monkeypatch.setattr(packet_steps, "_own_packet_link", lambda b, r: pytest.fail("no packet link expected"))
+    packet_steps._on_field_link(bench, None, link)  # type: ignore[arg-type]
+    assert proxy.applied == [link] and bench.state.network_profile == link
+    notes = " ".join(bench.state.exercised)
+    assert (why in notes and "fault proxy" in notes) if why else not notes
+
+
+def test_a_field_link_with_a_trace_builds_its_own_packet_link(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = _bench(tmp_path, "reference")
+    proxy = _ShapedLink()
+    bench.session._network = proxy  # type: ignore[assignment]
+    built: list[str] = []
+    monkeypatch.setattr(packet_steps, "packet_links_available", lambda: None)
+    monkeypatch.setattr(packet_steps, "_paired_device", lambda b: None)
+    monkeypatch.setattr(packet_steps, "_own_packet_link", lambda b, r: built.append("packet"))
+
+    class Request:
+        def __init__(self) -> None:
+            self.finalizers: list[object] = []
+
+        def addfinalizer(self, f: object) -> None:
+            self.finalizers.append(f)
+    request = Request()
+    packet_steps._on_field_link(bench, request, "direct-modem")  # type: ignore[arg-type]
+    assert built == ["packet"] and not bench.state.exercised and len(request.finalizers) == 1

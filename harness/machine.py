@@ -1,0 +1,63 @@
+"""How busy the bench machine is: the share of time runnable tasks waited for a CPU.
+
+Linux PSI (/proc/pressure/cpu, "some") counts the microseconds in which at least one
+runnable task waited for a CPU. On a starved bench box a device's throughput, a forwarder's
+packets and the emulator's answers all slow down for reasons that are the bench's, not the
+device's: a throughput verdict that fails there says nothing about the device.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+PSI_CPU = "/proc/pressure/cpu"
+STARVED_SHARE = 0.5
+"""A bench whose tasks waited for a CPU half the time or more cannot fail a device on speed."""
+
+
+def _psi_some(path: str = PSI_CPU) -> dict[str, float] | None:
+    try:
+        with open(path, encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("some "):
+                    return {k: float(v) for k, v in (f.split("=", 1) for f in line.split()[1:])}
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def cpu_pressure(path: str = PSI_CPU) -> float | None:
+    """PSI "some avg10" for CPU, in percent; None where the kernel has no PSI."""
+    some = _psi_some(path)
+    return some.get("avg10") if some else None
+
+
+@dataclass(frozen=True)
+class CpuStallMark:
+    """A point to measure CPU starvation from: PSI's stall total and the wall clock."""
+
+    stalled_us: float | None
+    at: float
+
+    @classmethod
+    def now(cls, path: str = PSI_CPU) -> CpuStallMark:
+        some = _psi_some(path)
+        return cls(some.get("total") if some else None, time.monotonic())
+
+    def share_since(self, path: str = PSI_CPU) -> float | None:
+        """The share of the time since this mark in which some task waited for a CPU (0..1);
+        None without PSI or when no time has passed."""
+        end = CpuStallMark.now(path)
+        if self.stalled_us is None or end.stalled_us is None or end.at <= self.at:
+            return None
+        return max(0.0, min(1.0, (end.stalled_us - self.stalled_us) / 1e6 / (end.at - self.at)))
+
+
+def starved_note(share: float | None) -> str | None:
+    """Why a failed speed verdict is the bench's (None when the bench was not starved)."""
+    if share is None or share < STARVED_SHARE:
+        return None
+    return (f"the bench machine was CPU-starved during the upload (some task waited for a CPU {share:.0%} "
+            f"of the time, limit {STARVED_SHARE:.0%}, Linux PSI): the throughput measured is the bench's, "
+            "not the device's; run it again on a quieter bench")
