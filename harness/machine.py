@@ -12,8 +12,11 @@ import time
 from dataclasses import dataclass
 
 PSI_CPU = "/proc/pressure/cpu"
-STARVED_SHARE = 0.5
-"""A bench whose tasks waited for a CPU half the time or more cannot fail a device on speed."""
+STARVED_SHARE = 0.8
+"""A bench whose tasks waited for a CPU 80 % of the time or more cannot fail a device on speed.
+"Some task waited" is common on a busy 2-core box (a parallel `make test` sits near 50-70 %)
+without a network-bound device slowing down; at 80 % and above (load 11 measured 91 %) the
+device's and the link forwarder's wake-ups lag enough to halve a lossy link's throughput."""
 
 
 def _psi_some(path: str = PSI_CPU) -> dict[str, float] | None:

@@ -35,7 +35,7 @@ def test_no_psi_no_share(tmp_path: Path) -> None:
 
 
 def test_a_failed_speed_verdict_on_a_starved_bench_is_the_benchs() -> None:
-    assert starved_note(None) is None and starved_note(0.49) is None
+    assert starved_note(None) is None and starved_note(0.79) is None
     refuse_on_starved_bench(0.2, "30 % of the capacity offered")  # a quiet bench: the fail stands
     with pytest.raises(BenchFailure, match=r"30 % of the capacity offered, but the bench machine was CPU-starved.*91%"):
         refuse_on_starved_bench(0.91, "30 % of the capacity offered")
