@@ -84,6 +84,10 @@ def test_create_latency_reports_p50_and_p99() -> None:
     # the load-independent figure beside the latency: the emulator's own CPU per create
     assert 0 < p99["params"]["emulator_cpu_ms_per_create"] < 1000
     assert 0 < p99["params"]["emulator_cores_used"] <= 2.5
+    # what that CPU means for a closed loop on one event loop (Little's law)
+    assert abs(p99["params"]["one_core_mean_ms"]
+               - 3 * p99["params"]["emulator_cpu_ms_per_create"]) < 0.01
+    assert p99["params"]["cpu_ms_per_create_for_target_mean"] == round(TARGET_CREATE_P99_MS / 3, 3)
 
 
 def test_paced_latency_run_keeps_its_rate() -> None:
@@ -93,6 +97,7 @@ def test_paced_latency_run_keeps_its_rate() -> None:
     assert p99["params"]["mode"] == "paced 5/s per client"
     # 2 clients x 5/s x 1 s: about 10 creates, never the hundreds of a closed loop.
     assert 4 <= p99["params"]["samples"] <= 10, p99["params"]
+    assert "one_core_mean_ms" not in p99["params"]  # a paced loop is not saturated
 
 
 def test_main_skips_missing_benchmarks_and_reports_broken_ones(
