@@ -191,6 +191,9 @@ def approve_and_await_tokens(bench: Bench) -> Grant:
     row = wait_until(issued, PAIR_TIMEOUT, "the device to collect its tokens after the approval")
     grant = Grant(device_id=str(row["device_id"]), issued_id=int(row["id"]), issued_t=float(row["t"]))
     bench.state.grant = grant
+    # the device holds a live grant now: a scenario that ends here (at an operator question, say)
+    # leaves it paired, and the next "a paired device" must not wait for a code it will not show
+    bench.session.paired = True
     return grant
 
 

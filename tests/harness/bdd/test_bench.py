@@ -111,3 +111,34 @@ def test_a_scenarios_captures_are_excused_as_known_in_later_scenarios(tmp_path: 
     bench.cleanup()
     later = Bench(bench.session, ScenarioState())
     assert "GPH_0099.JPG" in later.session.captured_names and not later.state.captures
+
+
+class ApprovingCloud(FakeCloud):
+    """The cloud's side of an approval: the code is approved and the device's token poll answered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.approved: list[str] = []
+
+    def approve(self, code: str, project_id: str) -> None:
+        self.approved.append(code)
+
+    def journal(self, since: int = 0) -> list[dict[str, Any]]:
+        if not self.approved:
+            return []
+        return [{"id": since + 1, "t": 1.0, "path": "/v2/auth/token", "status": 200, "device_id": "dev-1"}]
+
+
+def test_a_device_that_collected_its_tokens_counts_as_paired_whatever_ends_the_scenario(tmp_path: Path) -> None:
+    """'Pairing cancelled after approval' that ends at the operator question leaves a paired
+    device: the next 'a paired device' must not wait for a code it will never show."""
+    from harness.bdd.steps.device_steps import approve_and_await_tokens
+
+    bench, _, _ = _bench(tmp_path)
+    cloud = ApprovingCloud()
+    bench.session._cloud = cloud  # type: ignore[assignment]
+    bench.session.project = {"id": "p"}
+    bench.state.pairing_code = "482913"
+    assert not bench.session.paired
+    grant = approve_and_await_tokens(bench)
+    assert grant.device_id == "dev-1" and cloud.approved == ["482913"] and bench.session.paired
