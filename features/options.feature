@@ -39,7 +39,7 @@ Feature: User upload options
   Scenario: Cancelled uploads stop
     Given a paired device
     And the upload link is limited to 8 Mbps per connection
-    When a large file of 64 MB is captured
+    When a large file of 128 MB is captured
     And the device shows the file uploading
     And the user cancels all uploads
     Then the cloud receives no more parts for the cancelled files within 30 seconds

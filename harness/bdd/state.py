@@ -134,6 +134,7 @@ class ScenarioState:
     paired_journal_head: int = 0
     grant: Grant | None = None
     cancelled_at: float | None = None
+    cancelled_cloud_t: float | None = None  # the cancel on the emulator's clock (journal `started_at`)
     asset_conflict: AssetConflict | None = None
     # media and uploads
     hero: dict[str, Any] | None = None  # the hero file's manifest entry

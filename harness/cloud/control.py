@@ -333,5 +333,9 @@ class CloudControl:
     def state(self) -> dict[str, Any]:
         return self._object("GET", "/state")
 
+    def now(self) -> float:
+        """Emulator time (wall clock plus what `advance_clock` added): journal rows' `t`, `started_at`."""
+        return float(self.state()["now"])
+
     def reset(self) -> None:
         self._call("POST", "/reset")

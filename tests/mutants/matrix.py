@@ -128,7 +128,27 @@ def run_mutant(mutant: Mutant, reports: Path, *, full: bool = False, timeout: fl
     result = judge(mutant, json.loads(cert_path.read_text(encoding="utf-8")))
     result["seconds"] = round(time.monotonic() - started, 1)
     result["reports"] = str(reports)
+    prune_bulk(reports / "work")
     return result
+
+
+BULK_BYTES = 1 << 20
+
+
+def prune_bulk(work: Path, *, over: int = BULK_BYTES) -> int:
+    """Delete the run's bulky files once the certificate is judged (captured media, the cloud's
+    stored parts, its database): a full matrix keeps ~0.7 GB a mutant otherwise and fills the
+    disk halfway. Logs, consoles and JSON records stay. Returns the bytes freed."""
+    freed = 0
+    for path in work.rglob("*") if work.is_dir() else ():
+        try:
+            size = path.stat().st_size if path.is_file() and not path.is_symlink() else 0
+            if size > over:
+                path.unlink()
+                freed += size
+        except OSError:
+            continue
+    return freed
 
 
 def table(results: Sequence[dict[str, Any]], *, full: bool, seconds: float) -> dict[str, Any]:

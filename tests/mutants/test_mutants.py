@@ -194,3 +194,16 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]
 def test_mutant_is_flagged_on_its_item_only(mutant: Mutant, matrix: dict[str, dict[str, Any]]) -> None:
     result = matrix[mutant.name]
     assert result["ok"], result["note"] or result
+
+
+def test_prune_bulk_keeps_the_records_and_drops_the_bulk(tmp_path: Path) -> None:
+    from tests.mutants.matrix import prune_bulk
+
+    run = tmp_path / "work" / "run-1"
+    (run / "cloud").mkdir(parents=True)
+    (run / "cloud" / "part-1").write_bytes(b"\0" * (2 << 20))
+    (run / "device.log").write_text("kept")
+    (run / "link").symlink_to(run / "cloud" / "part-1")
+    assert prune_bulk(tmp_path / "work") == 2 << 20
+    assert not (run / "cloud" / "part-1").exists() and (run / "device.log").read_text() == "kept"
+    assert prune_bulk(tmp_path / "absent") == 0

@@ -266,6 +266,7 @@ def _cancel_all(bench: Bench) -> None:
     """Cancel every upload (bulk cancel)."""
     control_or_operator(bench, "cancel", "Cancel all uploads on the device. Done?", all=True)
     bench.state.cancelled_at = bench.timeline.events[-1].at if bench.timeline.events else None
+    bench.state.cancelled_cloud_t = bench.cloud.now()  # on the journal's clock: which parts started before
 
 
 @when("the user logs out")

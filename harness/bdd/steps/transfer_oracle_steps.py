@@ -25,7 +25,7 @@ from harness.bdd.steps.common import (
 from harness.bdd.steps.oracle_steps import require
 from harness.certify.throughput import part_upload_rate
 from harness.cloud.paths import S3_PART
-from harness.errors import DeviceTimeout
+from harness.errors import BenchFailure, DeviceTimeout
 
 
 def _await_device_idle(bench: Bench, seconds: float = 60) -> None:
@@ -126,6 +126,32 @@ def _in_flight_drain_s(bench: Bench, names: set[str]) -> float:
     return 2.0 + 1.3 * _largest_part(rows) * 8 / (float(mbps) * 1e6)
 
 
+def parts_started_before(journal: list[dict[str, Any]], asset_ids: set[str], cloud_t: float) -> dict[str, set[int]]:
+    """Per asset, the part numbers whose PUT reached the cloud (`started_at`) before `cloud_t`."""
+    started: dict[str, set[int]] = {a: set() for a in asset_ids}
+    for r in journal:
+        m = S3_PART.match(str(r.get("path") or ""))
+        at = r.get("started_at")
+        if r.get("method") == "PUT" and m and m.group("asset") in started and at is not None and float(at) <= cloud_t:
+            started[m.group("asset")].add(int(m.group("number")))
+    return started
+
+
+def _require_parts_left_at_cancel(bench: Bench, completed: list[str]) -> None:
+    """A file that completed after the cancel is the device's fail only if the cancel left it
+    parts to stop: when every part was already on the wire (a device with more parts in flight
+    than the file has), the scenario did not create its condition, which is the bench's error."""
+    cut = bench.state.cancelled_cloud_t
+    rows = [r for r in bench.cloud.ledger() if r.get("name") in set(completed)]
+    if cut is None or not rows:
+        return
+    started = parts_started_before(bench.journal(), {str(r["asset_id"]) for r in rows}, cut)
+    if all(len(started[str(r["asset_id"])]) >= int(r.get("parts_expected") or 0) > 0 for r in rows):
+        raise BenchFailure(f"every part of {completed} was on the wire before the cancel "
+                           f"({', '.join(str(r.get('parts_expected')) for r in rows)} part(s), all started): nothing was "
+                           "left to cancel, so the scenario did not create its condition (a larger file would)")
+
+
 @then(parsers.parse("the cloud receives no more parts for the cancelled files within {seconds:d} seconds"))
 def _no_more_parts(bench: Bench, seconds: int) -> None:
     """After cancel, parts in flight may land until the device shows the uploads stopped;
@@ -154,6 +180,8 @@ def _no_more_parts(bench: Bench, seconds: int) -> None:
     require(bench, "parts_after_cancel", _parts_received(bench) - baseline, "parts received after the cancel settled")
     ledger = bench.ledger(drained=False)
     completed = [f.name for f in ledger.files if f.outcome == "intact"]
+    if completed:
+        _require_parts_left_at_cancel(bench, completed)
     require(bench, "cancelled_files_completed", len(completed), f"the cancelled file completed anyway: {completed}")
     assert len(completed) < len(ledger.files), "the cancelled file completed anyway"
     if stuck is not None:
