@@ -51,7 +51,7 @@ from harness.faults.network.client import ToxiproxyProcess, our_server_command
 from harness.faults.network.link import NetworkLink
 from harness.faults.network.profiles import NetworkProfile, ToxicSpec
 
-__all__ = ["PEERS", "PeersConfig", "bench_link", "latency_profile", "run"]
+__all__ = ["PEERS", "PeersConfig", "bench_link", "evict_page_cache", "latency_profile", "run"]
 
 MIB = 1024 * 1024
 MB = 1_000_000
@@ -193,6 +193,20 @@ def cpu_from_output(output: str) -> float | None:
 
 
 # -- measuring ---------------------------------------------------------------------------------
+def evict_page_cache(path: Path) -> None:
+    """Drop `path`'s clean pages from the page cache, so the next reader reads it cold.
+
+    Why: the device's file is made fresh for each point (never read, so not cached), while
+    the peers share one file; without this the first peer read it cold and every later one
+    from the cache, and on this VM a cold read costs the reader's kernel up to 3 s/GB."""
+    if sys.platform == "linux":
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 def peer_upload(bench: Bench, peer: str, source: Path, size: int, digest: str, parts: int,
                 timeout: float, tag: str) -> dict[str, Any]:
     """One peer uploads `source` through the link: MB/s created -> stored (emulator clock),
@@ -287,6 +301,7 @@ def measure(config: PeersConfig, tmp: Path) -> list[dict[str, Any]]:
                     parallelism=config.parallelism, rtt_ms=rtt, link=LINK, **machine_params()))
             rates = {}
             for peer in PEERS:
+                evict_page_cache(staging / "probe.mxf")  # read cold, as the device's file is
                 theirs = peer_upload(bench, peer, staging / "probe.mxf", size, digest,
                                      mine["parts"], config.timeout, f"{index}_{rtt}ms")
                 rates[peer] = theirs["mbps"]

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+
+import pytest
 
 from harness.benchmarks.peers import (
     CPU_LINE,
     PEERS,
     PeersConfig,
     cpu_from_output,
+    evict_page_cache,
     latency_profile,
     measure,
 )
 from harness.benchmarks.shaped import ShapedConfig, shaped_rate
 from harness.benchmarks.shaped import measure as measure_shaped
+from tests.page_cache import PAGE, cached_file, resident_pages
 
 MIB = 1024 * 1024
 
@@ -29,6 +34,16 @@ def test_a_peer_childs_cpu_line_is_read_from_its_output() -> None:
     assert cpu_from_output(f"ready\nsome log\n{CPU_LINE}1.2500\n") == 1.25
     assert cpu_from_output("Traceback ...\nValueError: boom\n") is None
     assert cpu_from_output(f"{CPU_LINE}not-a-number\n") is None
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="page-cache residency is read with mincore")
+def test_every_peer_reads_the_shared_file_cold(tmp_path: Path) -> None:
+    shared = tmp_path / "probe.mxf"
+    pages = cached_file(shared, 4 * MIB)  # written and read once: cached
+    if pages < 4 * MIB // PAGE // 2:
+        pytest.skip("this filesystem keeps no page cache for the file")
+    evict_page_cache(shared)
+    assert resident_pages(shared) < 4 * MIB // PAGE // 8
 
 
 def test_shaped_rate_reads_the_profiles_upstream() -> None:
