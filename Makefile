@@ -48,12 +48,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian packages a run needs: chromium (pairing-page browser test). Installed once, only if missing.
+# Debian packages a run needs: chromium (pairing-page browser test), openssh-server (remote rigs'
+# test sshd). Installed once, only if missing.
 sysdeps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian chromium (headless pairing-page tests)"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
 	  || echo "warning: chromium could not be installed; browser tests will be reported as errors"; }
+	@test -x /usr/sbin/sshd || { \
+	  echo "installing Debian openssh-server (remote-rig tests: a throwaway sshd on loopback)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null) \
+	  || echo "warning: openssh-server could not be installed; remote-rig tests will be skipped"; }
 
 $(NODEDIR)/node_modules/.bin/allure:
 	@mkdir -p $(NODEDIR)
