@@ -85,7 +85,11 @@ class EmulatorProcess:
                                          cwd=str(Path(__file__).resolve().parents[2]))
         finally:
             log.close()
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:  # a Ctrl-C during start-up too: the emulator is in its own session,
+            self.kill()        # so nothing else would stop it
+            raise
         return self
 
     def _wait_ready(self) -> None:

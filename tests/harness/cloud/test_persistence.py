@@ -116,3 +116,14 @@ def test_bad_settings_are_refused_before_start(tmp_path: Path) -> None:
         [sys.executable, "-m", "harness.cloud.cli", "serve", "--data-dir", str(tmp_path / "d"),
          "--settings", str(bad)], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2 and "not valid TOML" in done.stderr
+
+
+def test_an_interrupted_start_leaves_no_emulator_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the emulator comes up: it runs in its own session, so only start() can stop it."""
+    def interrupted(self: EmulatorProcess) -> bool:
+        raise KeyboardInterrupt
+    monkeypatch.setattr(EmulatorProcess, "_healthy", interrupted)
+    emulator = EmulatorProcess(tmp_path / "cloud")
+    with pytest.raises(KeyboardInterrupt):
+        emulator.start()
+    assert emulator.proc is not None and emulator.proc.poll() is not None  # reaped: the group was killed
