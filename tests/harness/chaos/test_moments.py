@@ -9,7 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from harness.chaos.history import FaultRecord
 from harness.chaos.moments import MomentWatch, Pending, Seen, between_parts
+from harness.chaos.runner import ScheduleRun
 from harness.chaos.schedule import Step
 from harness.chaos.shared_cloud import LaneCloud
 from harness.cloud.control import CloudControl
@@ -91,3 +93,19 @@ def test_mid_upload_is_between_stored_parts() -> None:
     assert between_parts({"parts_expected": 2, "parts_received": 1})
     assert not between_parts({"parts_expected": 1, "parts_received": 0})
     assert not between_parts({"parts_expected": 3, "parts_received": 2, "completed_at": 5.0})
+
+
+def test_a_cut_is_only_aimed_if_the_answer_was_still_held_when_it_began() -> None:
+    """A hold that timed out (or held nothing) before the cut: the cut did not land between the
+    cloud's work and the device's knowing of it, so it did not act as drawn (inconclusive)."""
+    def cut(released: float | None) -> FaultRecord:
+        record = FaultRecord(step=1, fault="power:cycle", started_at=100.0, stopped_at=101.0, fired=True,
+                             note="30 ms after a create reached the cloud, its answer held", aimed_at=99.97)
+        ScheduleRun._answer_went(record, released)
+        return record
+
+    held = cut(101.01)
+    assert held.fired is True and held.answered_at == 101.01
+    early = cut(99.5)
+    assert early.fired is False and "went 0.50 s before it" in early.note
+    assert cut(None).fired is False
