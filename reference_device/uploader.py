@@ -1,7 +1,8 @@
 """Uploads one queued file: basic (known size) or real-time (growing) — c2c-api.md §5.
 
-Parts are streamed from disk in 1 MiB slices with an exact Content-Length, so memory stays
-flat whatever the file size. Every acknowledged part is committed to the queue before the
+Parts are streamed from disk in 1 MiB slices (reference_device.part_reader, which keeps
+them out of the page cache) with an exact Content-Length, so memory stays flat whatever the
+file size. Every acknowledged part is committed to the queue before the
 uploader moves on; a restart re-sends only unacknowledged parts, re-creating the asset only
 when its URLs have expired.
 
@@ -15,14 +16,12 @@ file whose URLs cannot be reached never blocks the files captured after it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,12 +40,12 @@ from reference_device.errors import (
 from reference_device.media_check import check_file
 from reference_device.netstats import NetworkStats
 from reference_device.part_pool import PartPool
+from reference_device.part_reader import file_slices
 from reference_device.queue import FileQueue, FileRecord, Part
 from reference_device.retry import Backoff, RateLimiter, RetryBudget, StopFlag, retry_call
 from reference_device.tokens import TokenManager
 
 log = logging.getLogger(__name__)
-SLICE = 1024 * 1024
 MAX_PARTS = 10_000
 MAX_RECREATES = 3
 URL_SAFETY = 600.0
@@ -68,46 +67,6 @@ def url_expires_at(url: str) -> float | None:
         return signed.timestamp() + float(query["X-Amz-Expires"][0])
     except (KeyError, IndexError, ValueError):
         return None
-
-
-def drop_cached(fd: int, offset: int, length: int) -> None:
-    """Tell the kernel the bytes just read will not be read again soon (POSIX_FADV_DONTNEED).
-
-    Why: a file is uploaded once, start to end. Kept, its pages would fill the page cache
-    (a 20 GB clip evicts everything else on the device) and every new page costs the kernel
-    an allocation; dropped, the same few pages are reused. Pages the camera has not written
-    back yet are not dropped (only their writeback starts). A re-sent part is read again. The kernel
-    drops whole folios only (up to 2 MiB each), so the range given is everything read so far
-    and a folio goes once it has been read through; one that straddles a part boundary stays.
-    """
-    if sys.platform == "linux":
-        with contextlib.suppress(OSError):  # advice only: a filesystem may not take it
-            os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
-
-
-def file_slices(
-    path: Path, offset: int, length: int, cancel: StopFlag,
-    on_bytes: Callable[[int], None] | None = None,
-) -> Iterator[bytes]:
-    """Yield `length` bytes of `path` from `offset` in 1 MiB slices; abort on cancel. Each
-    slice read leaves the page cache (drop_cached)."""
-    with open(path, "rb", buffering=0) as fh:
-        fh.seek(offset)
-        left, at = length, offset
-        while left > 0:
-            if cancel.is_set():
-                raise Cancelled("cancelled mid-part")
-            chunk = fh.read(min(SLICE, left))
-            if not chunk:
-                raise MediaError("corrupt", f"{path.name}: file shrank while uploading")
-            at += len(chunk)
-            drop_cached(fh.fileno(), offset, at - offset)  # all read so far: whole folios go
-            left -= len(chunk)
-            if on_bytes is not None:
-                on_bytes(len(chunk))  # may wait for the rate limit: look at cancel again after
-            if cancel.is_set():
-                raise Cancelled("cancelled mid-part")
-            yield chunk
 
 
 def basic_layout(size: int, n_urls: int) -> list[tuple[int, int, int]]:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from reference_device.uploader import file_slices
+from reference_device.errors import MediaError
+from reference_device.part_reader import file_slices
 from tests.page_cache import MIB, PAGE, cached_file, resident_pages
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="mincore and fadvise are Linux's")
@@ -42,3 +43,10 @@ def test_a_part_read_for_upload_leaves_the_page_cache(tmp_path: Path) -> None:
     assert left <= other_pages + part_pages // 16, (
         f"{left} pages of the file still cached after the part was read; the part alone is "
         f"{part_pages} pages and the rest of the file {other_pages}")
+
+
+def test_a_file_that_shrank_is_a_media_error(tmp_path: Path) -> None:
+    clip = tmp_path / "A004_C001.mxf"
+    clip.write_bytes(os.urandom(MIB))
+    with pytest.raises(MediaError, match="shrank"):
+        b"".join(file_slices(clip, 0, 2 * MIB, threading.Event()))
