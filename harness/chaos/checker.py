@@ -16,7 +16,8 @@ Violations (each a category in the report):
   one) beyond one part per asset in flight, per disruption (power cut, link break or reset);
 - repaired: the device paired again (a second device row for its client id, or a code shown)
   when no fault revoked its grant and no refresh answer was lost in flight (a refresh the cloud
-  answered during a link break or power cut: single-use refresh tokens make re-pairing the
+  answered 200 while in flight during a link break or power cut, e.g. one whose answer the cloud
+  held for a cut aimed at it: single-use refresh tokens make re-pairing the
   contract's answer, so the bench approves the new code as an operator would);
 - crashed: the device process died by itself or did not boot again.
 """

@@ -327,9 +327,10 @@ class ScheduleRun:
 
     def _grant_lost_in_flight(self) -> str | None:
         """Why a re-pair is the contract's answer, or None: a token refresh the cloud answered
-        200 (rotating the single-use refresh token, c2c-api.md §3.3) while a link break or power
-        cut of this schedule was under way, so the answer may never have reached the device."""
-        # a cut aimed at a refresh answer takes that very answer, however slowly the bench saw it
+        200 (rotating the single-use refresh token, c2c-api.md §3.3) that was in flight (arrived,
+        not yet answered) while a link break or power cut of this schedule was under way, so the
+        answer may never have reached the device (a cut aimed at a refresh: always)."""
+        # a cut aimed at a refresh takes that very answer, however slowly the bench saw it
         breaks = [(min(f.started_at - 0.2, f.aimed_at or f.started_at), (f.stopped_at or f.started_at) + 0.5)
                   for f in self.history.faults if f.fault.startswith(GRANT_BREAKERS)]
         for r in self._journal():
