@@ -18,8 +18,6 @@ import multiprocessing as mp
 import os
 import queue
 import random
-import re
-import socket
 import ssl
 import statistics
 import tempfile
@@ -35,6 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from harness.benchmarks import machine_params, result, write_report
+from harness.benchmarks.rawclient import _Connection, _describe, _head, _HttpError, _tls_context
 from harness.errors import BenchFailure, CloudError
 
 TARGET_INGEST_MBPS = 125.0  # 1 Gbps
@@ -42,7 +41,6 @@ TARGET_CREATE_P99_MS = 20.0  # issue 12 (issue 2 had 50)
 MIB = 1024 * 1024
 CLIENT_VERSION = "1.0.0"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
-_QUERY = re.compile(r"\?[^\s'\"]*")
 
 
 @dataclass(frozen=True)
@@ -77,86 +75,10 @@ class _WorkerJob:
     warmup: float = 0.0  # seconds of load before samples count (latency runs only)
 
 
-def _tls_context(ca_bundle: str) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=ca_bundle)
-
-
 def _part_slices(size: int, count: int) -> list[tuple[int, int]]:
     """c2c-api.md §5.1: chunk = ceil(size / n); part i covers [i*chunk, min((i+1)*chunk, size))."""
     chunk = max(1, math.ceil(size / count))
     return [(i * chunk, min((i + 1) * chunk, size)) for i in range(count)]
-
-
-def _describe(exc: Exception) -> str:
-    """An error for the report, without query strings: part URLs carry their signature there."""
-    return f"{type(exc).__name__}: {_QUERY.sub('?[redacted]', str(exc))[:300]}"
-
-
-class _HttpError(Exception):
-    """A non-2xx answer: the status and the start of the body, for the report."""
-
-
-class _Connection:
-    """One keep-alive HTTP/1.1 connection over TLS on a blocking socket.
-
-    A device keeps its connection, so the TLS handshake is not part of a create. The client
-    is this thin (bytes in, bytes out, `sendall` of the part body straight from the payload)
-    so the load side costs little CPU and leaves the 2 cores to the emulator; blocking
-    sockets release the GIL for the whole TLS write of a part.
-    """
-
-    def __init__(self, host: str, port: int, tls: ssl.SSLContext) -> None:
-        self.host, self.port, self.tls = host, port, tls
-        self.sock: ssl.SSLSocket | None = None
-        self.reader: Any = None
-
-    def connect(self) -> None:
-        self.close()
-        raw = socket.create_connection((self.host, self.port), timeout=120)
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock = self.tls.wrap_socket(raw, server_hostname=self.host)
-        self.reader = self.sock.makefile("rb", buffering=1 << 16)
-
-    def close(self) -> None:
-        if self.reader is not None:
-            self.reader.close()
-        if self.sock is not None:
-            self.sock.close()
-        self.sock = self.reader = None
-
-    def request(self, head: bytes, body: bytes | memoryview = b"") -> bytes:
-        """Send one request; return the body of a 2xx answer, else raise _HttpError."""
-        if self.sock is None:
-            self.connect()
-        assert self.sock is not None
-        if len(body) < 65536:
-            self.sock.sendall(head + bytes(body))
-        else:
-            self.sock.sendall(head)
-            self.sock.sendall(body)
-        status_line = self.reader.readline(65536)
-        if not status_line:
-            raise ConnectionError("the emulator closed the connection")
-        status = int(status_line.split(b" ", 2)[1])
-        headers: dict[bytes, bytes] = {}
-        while (line := self.reader.readline(65536)) not in (b"\r\n", b"\n", b""):
-            key, _, value = line.partition(b":")
-            headers[key.strip().lower()] = value.strip()
-        if b"content-length" not in headers:
-            self.close()
-            raise _HttpError(f"HTTP {status} without Content-Length")
-        data = self.reader.read(int(headers[b"content-length"]))
-        if headers.get(b"connection") == b"close":
-            self.close()
-        if status >= 300:
-            raise _HttpError(f"HTTP {status}: {data[:200].decode('utf-8', 'replace')}")
-        return bytes(data)
-
-
-def _head(method: str, target: str, host: str, length: int, headers: dict[str, str]) -> bytes:
-    lines = [f"{method} {target} HTTP/1.1", f"host: {host}", f"content-length: {length}"]
-    lines.extend(f"{k}: {v}" for k, v in headers.items())
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 class _Start:
@@ -397,6 +319,24 @@ def fsync_latency(directory: Path, samples: int = 40) -> dict[str, float]:
             "disk_fsync_p99_ms": round(_percentile(times, 0.99), 2)}
 
 
+def served_create_ms(control: Any, samples: int) -> list[float]:
+    """The emulator's own time (ms) for the last `samples` asset creates, from its journal:
+    request head parsed -> answer's last byte (after the fsync behind it).
+
+    Why: a client's latency also holds its own wait for a CPU and the socket queue before
+    the emulator reads the request; beside it, this says how much is the emulator's. The
+    sampled creates are the last ones (the warm-up's came first)."""
+    rows: list[dict[str, Any]] = []
+    since = 0
+    while page := control.journal(since):
+        rows.extend(page)
+        since = max(int(row["id"]) for row in page)
+    creates = sorted((float(row["started_at"]), float(row["duration_ms"])) for row in rows
+                     if row.get("method") == "POST"
+                     and str(row.get("path", "")).split("?")[0] == "/v2/devices/assets")
+    return [ms for _, ms in creates[-samples:]] if samples > 0 else []
+
+
 def measure_create_latency(config: CloudBenchConfig, *, paced: bool = False) -> list[dict[str, Any]]:
     """Asset creates (no uploads) from `latency_clients` devices at once.
 
@@ -413,6 +353,7 @@ def measure_create_latency(config: CloudBenchConfig, *, paced: bool = False) -> 
         disk = fsync_latency(Path(tmp))
         load = _run_load(emulator, clients, config.latency_file_size, config.latency_duration, False,
                          config.max_processes, pace, config.latency_warmup)
+        served = served_create_ms(emulator.control, len(load["latencies"]))
     samples = [x * 1000 for x in load["latencies"]]
     if not samples:
         raise CloudError(f"no asset create completed in {config.latency_duration} s: {load['first_error']}")
@@ -426,6 +367,8 @@ def measure_create_latency(config: CloudBenchConfig, *, paced: bool = False) -> 
         if load["assets"] else None,
         "emulator_cores_used": round(load["emulator_cpu_s"] / load["elapsed"], 2)
         if load["elapsed"] > 0 else None,
+        "served_p50_ms": round(_percentile(served, 0.50), 2) if served else None,
+        "served_p99_ms": round(_percentile(served, 0.99), 2) if served else None,
         "warmup_s": config.latency_warmup, "target_p99_ms": TARGET_CREATE_P99_MS,
         **disk, **machine_params(),
     }

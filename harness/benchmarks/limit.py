@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.benchmarks import machine_params, result, write_report
-from harness.benchmarks.cloud import _Connection, _head, cpu_seconds
+from harness.benchmarks.cloud import cpu_seconds
+from harness.benchmarks.rawclient import _Connection, _head
 from harness.cloud.ca import CertPaths, ensure_certs
 from harness.errors import BenchFailure
 

@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from harness.benchmarks import machine_params, result, write_report
-from harness.benchmarks.cloud import _QUERY, cpu_seconds
+from harness.benchmarks.cloud import cpu_seconds
 from harness.benchmarks.device import (
     FILETYPE,
     _check_delivery,
@@ -44,6 +44,7 @@ from harness.benchmarks.device import (
     make_file,
     paired_device,
 )
+from harness.benchmarks.rawclient import _QUERY
 from harness.cloud.control import ssl_context
 from harness.cloud.runner import EmulatorProcess
 from harness.errors import BenchFailure, CloudError

@@ -23,6 +23,7 @@ from harness.benchmarks.cloud import (
     _percentile,
     measure_create_latency,
     measure_ingest,
+    served_create_ms,
 )
 
 TOY = CloudBenchConfig(clients=(2,), duration=0.6, file_size=MIB + 1, latency_clients=3,
@@ -88,6 +89,8 @@ def test_create_latency_reports_p50_and_p99() -> None:
     assert abs(p99["params"]["one_core_mean_ms"]
                - 3 * p99["params"]["emulator_cpu_ms_per_create"]) < 0.01
     assert p99["params"]["cpu_ms_per_create_for_target_mean"] == round(TARGET_CREATE_P99_MS / 3, 3)
+    # the emulator's own share of a create, from its journal, for as many creates as sampled
+    assert 0 < p99["params"]["served_p50_ms"] <= p99["params"]["served_p99_ms"]
 
 
 def test_paced_latency_run_keeps_its_rate() -> None:
@@ -139,7 +142,7 @@ def test_unknown_subcommand_is_refused(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_errors_in_the_report_never_carry_url_signatures() -> None:
-    from harness.benchmarks.cloud import _describe
+    from harness.benchmarks.rawclient import _describe
 
     url = "https://127.0.0.1:1/s3/parts/k?X-Amz-Credential=a&X-Amz-Signature=deadbeef"
     text = _describe(RuntimeError(f"Client error '403 Forbidden' for url '{url}'"))
@@ -150,7 +153,8 @@ def test_errors_in_the_report_never_carry_url_signatures() -> None:
 def test_raw_client_speaks_keep_alive_https_and_reports_refusals(tmp_path: Path) -> None:
     from urllib.parse import urlsplit
 
-    from harness.benchmarks.cloud import _Connection, _emulator, _head, _HttpError, _tls_context
+    from harness.benchmarks.cloud import _emulator
+    from harness.benchmarks.rawclient import _Connection, _head, _HttpError, _tls_context
 
     with _emulator(tmp_path) as emulator:
         url = urlsplit(emulator.api_url)
@@ -168,6 +172,33 @@ def test_raw_client_speaks_keep_alive_https_and_reports_refusals(tmp_path: Path)
             assert conn.sock is first  # the refusal did not cost the connection
         finally:
             conn.close()
+
+
+class TwoRowPages:
+    """The control API's journal paging (rows after `since`, a page at a time), two per page."""
+
+    def __init__(self, rows: list[dict[str, object]]) -> None:
+        self.rows = rows
+
+    def journal(self, since: int = 0) -> list[dict[str, object]]:
+        return [r for r in self.rows if int(str(r["id"])) > since][:2]
+
+
+def test_served_create_ms_reads_every_page_and_keeps_the_last_creates() -> None:
+    def row(ident: int, method: str, path: str, at: float, ms: float) -> dict[str, object]:
+        return {"id": ident, "method": method, "path": path, "started_at": at, "duration_ms": ms}
+
+    journal = TwoRowPages([
+        row(1, "POST", "/v2/devices/assets", 1.0, 9.0),
+        row(2, "GET", "/v2/devices/me", 1.1, 50.0),
+        row(3, "POST", "/v2/devices/assets", 2.0, 3.0),
+        row(4, "POST", "/v2/devices/assets/abc/realtime_upload/parts", 2.5, 70.0),
+        row(5, "POST", "/v2/devices/assets?x=1", 3.0, 4.0),
+        row(6, "POST", "/v2/devices/assets", 2.9, 5.0),  # started before row 5 was
+    ])
+    assert served_create_ms(journal, 2) == [5.0, 4.0]
+    assert served_create_ms(journal, 10) == [9.0, 3.0, 5.0, 4.0]
+    assert served_create_ms(journal, 0) == []
 
 
 def test_warmup_creates_run_but_are_not_sampled(tmp_path: Path) -> None:

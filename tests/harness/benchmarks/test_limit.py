@@ -5,8 +5,8 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from harness.benchmarks.cloud import _Connection, _head
 from harness.benchmarks.limit import LimitConfig, measure, measure_limit, null_sink
+from harness.benchmarks.rawclient import _Connection, _head
 from harness.cloud.ca import ensure_certs
 
 
