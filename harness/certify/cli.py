@@ -414,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     flt.add_argument("--item", action="append", help="only scenarios tagged with this checklist ID")
     flt.add_argument("--seed", type=int, default=1)
     flt.add_argument("--solo-baseline", action="store_true",
-                     help="certify the first device alone first; fleet_ratio into --bench/fleet.json")
+                     help="certify every device alone first (fleet_ratio: the fleet over the first one's time; verdict diffs per device) into --bench/fleet.json")
     flt.add_argument("--bench", default="reports/bench", help="where fleet.json (fleet_ratio) goes")
     flt.set_defaults(func=cmd_fleet)
     return parser

@@ -378,31 +378,37 @@ def verdict_diffs(a: dict[str, str] | None, b: dict[str, str] | None) -> int:
     return sum(1 for item in set(a) | set(b) if a.get(item) != b.get(item))
 
 
-def fleet_bench(rows: Sequence[DeviceOutcome], solo: DeviceOutcome, wall_s: float) -> dict[str, Any]:
-    """reports/bench/fleet.json: fleet wall time over the first device's solo time, and whether its
-    fleet certificate matches its solo one."""
-    params = {"devices": len(rows), "solo_device": solo.profile, "solo_s": solo.seconds, "fleet_s": round(wall_s, 1)}
-    twin = next((r for r in rows if r.profile == solo.profile), None)
+def fleet_bench(rows: Sequence[DeviceOutcome], solos: Sequence[DeviceOutcome], wall_s: float) -> dict[str, Any]:
+    """reports/bench/fleet.json: fleet wall time over one device alone (the first device's solo
+    time), and how many item verdicts of each device's fleet certificate differ from its solo one."""
+    first = solos[0]
+    by_name = {r.name: r for r in rows}
+    diffs = {s.name: verdict_diffs(s.verdicts, by_name[s.name].verdicts if s.name in by_name else None)
+             for s in solos}
+    params = {"devices": len(rows), "solo_device": first.profile, "solo_s": first.seconds,
+              "solo_s_by_device": {s.name: s.seconds for s in solos}, "fleet_s": round(wall_s, 1)}
     return {"benchmark": "fleet", "results": [
-        {"name": "fleet_ratio", "value": round(wall_s / solo.seconds, 2) if solo.seconds else None,
+        {"name": "fleet_ratio", "value": round(wall_s / first.seconds, 2) if first.seconds else None,
          "unit": "ratio", "params": params},
-        {"name": "fleet_solo_verdict_diffs", "value": verdict_diffs(solo.verdicts, twin.verdicts if twin else None),
-         "unit": "count", "params": params},
+        {"name": "fleet_solo_verdict_diffs", "value": sum(diffs.values()), "unit": "count",
+         "params": {**params, "by_device": diffs}},
     ]}
 
 
 def fleet_command(inventory_path: Path, reports: Path, *, smoke: bool, items: Sequence[str], seed: int,
                   bench: Path | None) -> int:
     """`c2c-certify fleet`: certify the inventory, print each row as it changes, write the summary;
-    with `bench`, first the inventory's first device alone (the baseline of fleet_ratio)."""
+    with `bench`, first every device alone (the first one's time is the baseline of fleet_ratio;
+    each solo certificate is what that device's fleet certificate must match)."""
     inventory = load_inventory(inventory_path)
     reports.mkdir(parents=True, exist_ok=True)
-    solo = None
-    if bench is not None:
-        first = inventory.devices[0]
-        solo = certify_one(first, reports / "solo" / first.name, smoke=smoke, items=items, seed=seed,
-                           rig=inventory.rigs[first.rig])
-        print(f"  solo {first.name}: {solo.seconds:.0f} s, {solo.headline}", flush=True)
+    solos: list[DeviceOutcome] = []
+    if bench is not None:  # every device alone first, one after the other: its certificate to match
+        for device in inventory.devices:
+            solo = certify_one(device, reports / "solo" / device.name, smoke=smoke, items=items, seed=seed,
+                               rig=inventory.rigs[device.rig])
+            solos.append(solo)
+            print(f"  solo {device.name}: {solo.seconds:.0f} s, {solo.headline}", flush=True)
     started = time.monotonic()
     seen: set[tuple[str, str]] = set()
     shown: dict[str, int] = {}
@@ -421,9 +427,9 @@ def fleet_command(inventory_path: Path, reports: Path, *, smoke: bool, items: Se
     rows = certify_fleet(inventory, reports, smoke=smoke, items=items, seed=seed, on_change=show)
     wall = time.monotonic() - started
     write_summary(reports, rows, wall_s=round(wall, 1))
-    if solo is not None and bench is not None:
+    if solos and bench is not None:
         bench.mkdir(parents=True, exist_ok=True)
-        (bench / "fleet.json").write_text(json.dumps(fleet_bench(rows, solo, wall), indent=2), encoding="utf-8")
+        (bench / "fleet.json").write_text(json.dumps(fleet_bench(rows, solos, wall), indent=2), encoding="utf-8")
         print(f"  bench: {bench / 'fleet.json'}")
     print(f"fleet of {len(rows)} device(s) in {wall:.0f} s: {reports / 'fleet.json'} {reports / 'fleet.html'}")
     return 0 if all(r.verdicts is not None for r in rows) else 1

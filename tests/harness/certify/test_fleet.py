@@ -68,12 +68,14 @@ def test_inventory_is_read_and_its_mistakes_named(tmp_path: Path) -> None:
 
 
 def test_fleet_bench_compares_the_fleet_certificate_with_the_solo_one() -> None:
-    solo = DeviceOutcome("reference", "reference", "local", "done", seconds=100.0, verdicts={"A": "pass", "B": "fail"})
+    solos = [DeviceOutcome("reference", "reference", "local", "done", seconds=100.0, verdicts={"A": "pass", "B": "fail"}),
+             DeviceOutcome("m", "mutant:x", "local", "done", seconds=90.0, verdicts={"A": "fail"})]
     rows = [DeviceOutcome("reference", "reference", "local", "done", seconds=120.0, verdicts={"A": "pass", "B": "pass"}),
             DeviceOutcome("m", "mutant:x", "local", "done", seconds=110.0, verdicts={})]
-    record = fleet_bench(rows, solo, 140.0)
+    record = fleet_bench(rows, solos, 140.0)
     by_name = {r["name"]: r["value"] for r in record["results"]}
-    assert by_name == {"fleet_ratio": 1.4, "fleet_solo_verdict_diffs": 1}
+    assert by_name == {"fleet_ratio": 1.4, "fleet_solo_verdict_diffs": 2}  # one per device
+    assert record["results"][1]["params"]["by_device"] == {"reference": 1, "m": 1}
     assert verdict_diffs({"A": "pass"}, None) == 1
     assert "<td>m</td>" in summary_html(rows, 140.0) and "certificate.html" in summary_html(rows, None)
     live = DeviceOutcome("r", "reference", "local", "certifying", scenarios=2, last="pass  Pairing")
