@@ -21,6 +21,11 @@ The inventory names the rigs and the devices on them (TOML):
     places_dir = "/tmp/c2c-bench-places"  # optional: the controller's place locks (the default)
     slots = 1
 
+    [rigs.bench-c]             # a rig a labgrid coordinator also reserves (harness/certify/coordinator.py)
+    kind = "local"
+    coordinator = "127.0.0.1:20408"  # labgrid-coordinator's address
+    place = "rig-1"            # the labgrid place acquired for each device's run, released after
+
     [[devices]]
     name = "reference"         # folder name under the fleet's reports, unique
     profile = "reference"      # profile name, path, or mutant:NAME
@@ -48,7 +53,8 @@ every run as a terminal's Ctrl-C would (its process group: pytest tears its benc
 kills what still carries the run's marker (C2C_FLEET_RUN in its environment).
 
 Places (harness/certify/places.py): each rig has `slots` places, labgrid's reservation model
-without its coordinator; a device holds one for its whole certification.
+without its coordinator; a device holds one for its whole certification. A rig naming a labgrid
+`coordinator` and `place` is also acquired there for each run (harness/certify/coordinator.py).
 
 A device on a rig of kind "ssh" is certified by the same `c2c-certify run` on the rig
 controller, through an execnet gateway (`ssh=... host//python=...`): its console output and
@@ -82,6 +88,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.certify.coordinator import (
+    CoordinatorPlace,
+    hold_coordinator_place,
+    parse_coordinator_place,
+)
 from harness.certify.places import PLACES_DIR, RigPlaces
 from harness.certify.remote import SshRig, certify_remote, parse_ssh_rig
 from harness.certify.rig_controller import RUN_MARKER_ENV, ProgressTail, kill_marked, progress_note
@@ -99,6 +110,7 @@ class Rig:
     slots: int
     wait: float = DEFAULT_WAIT_S
     ssh: SshRig | None = None  # kind "ssh": how to reach the rig controller
+    labgrid: CoordinatorPlace | None = None  # a labgrid coordinator's place reserved for each run
 
 
 @dataclass(frozen=True)
@@ -154,9 +166,10 @@ def load_inventory(path: Path) -> Inventory:
             raise ConfigError(f"inventory {path}: rig {name!r} wait must be a number of seconds >= 0")
         try:
             ssh = parse_ssh_rig(name, table, path.parent) if kind == "ssh" else None
+            labgrid = parse_coordinator_place(name, table)
         except ConfigError as exc:
             raise ConfigError(f"inventory {path}: {exc}") from None
-        rigs[name] = Rig(name, kind, slots, float(wait), ssh)
+        rigs[name] = Rig(name, kind, slots, float(wait), ssh, labgrid)
     places_dir = data.get("places_dir", str(PLACES_DIR))
     if not isinstance(places_dir, str) or not places_dir:
         raise ConfigError(f"inventory {path}: places_dir must be a directory path")
@@ -301,7 +314,9 @@ def certify_fleet(inventory: Inventory, reports: Path, *, smoke: bool = False, i
     def job(n: int, device: FleetDevice) -> None:
         try:
             holder = place_holder(reports, device)
-            with places[device.rig].hold(holder, cancel=cancel) as place:
+            rig = inventory.rigs[device.rig]
+            with (places[device.rig].hold(holder, cancel=cancel) as place,
+                  hold_coordinator_place(rig.labgrid, rig.wait, cancel=cancel)):
                 with lock:
                     rows[n].state = "certifying"
                     changed()

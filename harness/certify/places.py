@@ -12,9 +12,10 @@ one-place hardware rig certifies its devices one after another); a place held by
 (another fleet or certification sharing the directory) is polled for up to the rig's `wait`
 seconds, then the device's row is a bench error naming the holder (`RigBusy`). The kernel
 drops an flock when its process ends, so a crash or Ctrl-C releases the place. Not copied:
-the coordinator and its gRPC protocol, reservation tokens and priorities, tag filters that
-pick any matching place, `allow` (sharing an acquired place with another user) and the
-exporter resources a labgrid place acquires with it.
+the coordinator and its gRPC protocol (a rig may also name a real coordinator's place:
+coordinator.py acquires it too), reservation tokens and priorities, tag filters that pick any
+matching place, `allow` (sharing an acquired place with another user) and the exporter
+resources a labgrid place acquires with it.
 """
 
 from __future__ import annotations
