@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from harness.certify.fleet import DeviceOutcome, certify_fleet, load_inventory
 from harness.errors import ConfigError
 from tests.waiting import wait_until
 
+REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 COORDINATOR = str(BIN / "labgrid-coordinator") if (BIN / "labgrid-coordinator").exists() else shutil.which(
     "labgrid-coordinator")
@@ -170,4 +172,26 @@ def test_ctrl_c_during_the_run_releases_the_place(coordinator: str) -> None:
     with pytest.raises(KeyboardInterrupt), place.hold(1):
         assert acquired_by(coordinator, "rig-1") == ME
         raise KeyboardInterrupt
+    assert acquired_by(coordinator, "rig-1") == "None"
+
+
+def test_ctrl_c_to_a_fleet_run_releases_the_labgrid_place(coordinator: str, tmp_path: Path) -> None:
+    """The fleet as a terminal runs it, interrupted mid-run: its place is free again when it exits
+    (the fleet turns Ctrl-C into stopping each run, so the hold ends as a run does)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LG_")}
+    fleet = subprocess.Popen([sys.executable, "-m", "harness.certify.cli", "fleet", "--inventory",
+                              str(inventory(tmp_path, coordinator, 10)), "--reports", str(tmp_path / "reports"),
+                              "--item", "C2C-HDR-01"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_until(lambda: (tmp_path / "reports" / "reference" / "progress.jsonl").exists() or fleet.poll() is not None,
+                   120, "the device's run to start", interval=0.2)
+        assert fleet.poll() is None and acquired_by(coordinator, "rig-1") == ME
+        os.killpg(fleet.pid, signal.SIGINT)  # a terminal's Ctrl-C: the fleet's whole foreground group
+        fleet.wait(timeout=90)
+    finally:
+        if fleet.poll() is None:
+            fleet.kill()
+            fleet.wait()
+    assert fleet.returncode != 0  # interrupted, not a run that finished before the signal
     assert acquired_by(coordinator, "rig-1") == "None"
