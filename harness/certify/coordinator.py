@@ -21,7 +21,9 @@ Python ClientSession: the session is an asyncio gRPC stream with its own event l
 thread, which would have to live beside the fleet's worker threads for one call before and one
 after each run; the command is labgrid's supported interface, carries no secret, answers in half
 a second, and its exit code and one-line error are all the fleet needs. Each call runs in a
-session of its own so a terminal's Ctrl-C cannot cut the release short.
+session of its own so a terminal's Ctrl-C cannot cut the release short. Waiting polls `acquire`
+every `poll_s`; labgrid's reservation tokens (`reserve --wait`, a fair queue with priorities) are
+not used, so a person at the rig may take the place first when it frees.
 """
 
 from __future__ import annotations

@@ -195,3 +195,11 @@ def test_ctrl_c_to_a_fleet_run_releases_the_labgrid_place(coordinator: str, tmp_
             fleet.wait()
     assert fleet.returncode != 0  # interrupted, not a run that finished before the signal
     assert acquired_by(coordinator, "rig-1") == "None"
+
+
+def test_a_place_the_coordinator_does_not_know_is_a_bench_error_naming_it(coordinator: str, tmp_path: Path) -> None:
+    path = inventory(tmp_path, coordinator, 1)
+    path.write_text(path.read_text().replace('place = "rig-1"', 'place = "rig-9"'), encoding="utf-8")
+    (row,) = certify_fleet(load_inventory(path), tmp_path / "reports", items=["C2C-HDR-01"])
+    assert row.status == "BENCH ERROR" and row.headline.startswith("CoordinatorError:"), row
+    assert "'rig-9'" in row.headline and coordinator in row.headline and "matches nothing" in row.headline, row
