@@ -81,6 +81,9 @@ class FakeCloud:
     def journal(self, since: int = 0) -> list[dict[str, Any]]:
         return []
 
+    def now(self) -> float:
+        return 0.0
+
     def ledger(self, device_id: str | None = None) -> list[dict[str, Any]]:
         return []
 
