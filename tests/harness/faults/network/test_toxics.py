@@ -89,8 +89,10 @@ def test_chained_latencies_add(api: httpx.Client, make_proxy: MakeProxy, echo: E
     add(api, "latency", "upstream", name="b", attributes={"latency": 60})
     add(api, "latency", "downstream", attributes={"latency": 30})
     with connect(port) as conn:
-        rtt = round_trip(conn)
-    assert 150 <= rtt <= 150 + 80
+        rtts = [round_trip(conn) for _ in range(3)]
+    # every trip carries the three delays; the quickest is the least disturbed by a busy machine,
+    # and a toxic applied twice would put even that one at 270 ms or more
+    assert min(rtts) >= 150 and min(rtts) <= 150 + 80, rtts
 
 
 def test_latency_shifts_a_stream_instead_of_slowing_it(
