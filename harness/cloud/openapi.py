@@ -57,6 +57,11 @@ FAULT = {
                                 "only): asset creation answers 409 with that message "
                                 "(c2c-api.md §3.8)"},
         "retry_after": {"type": "integer", "minimum": 0},
+        "client_id": {"type": "string", "description": "only this device's requests (its OAuth client id); "
+                                                       "absent: every device's"},
+        "hold_s": {"type": "number", "minimum": 0, "maximum": 300, "default": 10,
+                   "description": "kind hold: the request is carried out and its answer kept back until "
+                                  "POST /faults/{fault_id}/release, the rule's removal or this many seconds"},
     },
 }
 
@@ -116,13 +121,19 @@ PATHS: dict[str, Any] = {
                                                params=[path_param("device_id")])},
     "/devices/{device_id}/revoke": {"post": op("Remove the device: its tokens answer 401",
                                                status="204", params=[path_param("device_id")])},
+    "/devices/{device_id}/drop-content": {"post": op(
+        "Delete the stored bytes of the device's uploads (its ledger rows stay): a retired chaos lane",
+        status="204", params=[path_param("device_id")])},
     "/tokens/expire": {"post": op("Access tokens expire now", body=props(device_id="string"),
                                   status="204")},
     "/clock/advance": {"post": op("Move the emulator clock forward",
                                   props(offset="number"), props(seconds="number"))},
-    "/faults": {"get": op("Fault rules", LIST), "post": op("Add a fault rule", FAULT, FAULT,
-                                                            status="201"),
-                "delete": op("Remove every fault rule", status="204")},
+    "/faults": {"get": op("Fault rules (one device's with client_id)", LIST, params=[query_param("client_id")]),
+                "post": op("Add a fault rule", FAULT, FAULT, status="201"),
+                "delete": op("Remove every fault rule (one device's with client_id)", status="204",
+                             params=[query_param("client_id")])},
+    "/faults/{fault_id}/release": {"post": op("Let a held answer go (kind hold)", FAULT,
+                                              params=[path_param("fault_id")])},
     "/faults/{fault_id}": {"get": op("One fault rule", FAULT, params=[path_param("fault_id")]),
                            "delete": op("Remove a fault rule", status="204",
                                         params=[path_param("fault_id")])},

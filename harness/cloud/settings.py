@@ -70,7 +70,7 @@ class CloudSettings:
     # Largest accepted file (5 TiB, spec).
     max_filesize: int = 5_497_558_138_880
     # Bench knob, not a contract question: > 0 takes part bodies in one at a time, first come
-    # first served, at most this many bytes/s in all (a narrow uplink in front of the cloud), so
+    # first served, at most this many bytes/s per device (a narrow uplink in front of the cloud), so
     # parts complete one after another whatever a device's parallelism and a power cut can land
     # mid-file (features/queue.feature). 0 = bodies read side by side at link speed.
     serial_ingest_rate: int = 0
