@@ -108,8 +108,9 @@ repeat: $(STAMP)
 SCHEDULES ?= 1000
 WORKERS ?= 6
 DURATION ?= 3
+RETRY_INCONCLUSIVE ?= 1
 chaos: $(STAMP)
-	@$(VPY) -m harness.chaos --device $(DEVICE) --schedules $(SCHEDULES) --seed $(SEED) --workers $(WORKERS) --duration $(DURATION) --out reports/chaos
+	@$(VPY) -m harness.chaos --device $(DEVICE) --schedules $(SCHEDULES) --seed $(SEED) --workers $(WORKERS) --duration $(DURATION) --retry-inconclusive $(RETRY_INCONCLUSIVE) --out reports/chaos
 
 # the emulator's device API fuzzed from its OpenAPI document (schemathesis): 5xx, contract
 # violations, ledger changes by rejected requests
