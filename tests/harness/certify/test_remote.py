@@ -206,12 +206,12 @@ def test_a_rig_controller_that_cannot_be_reached_is_a_bench_error_row(tmp_path: 
 
 
 HOLD_PLACE = """
-import sys, time
+import signal, sys
 from pathlib import Path
 from harness.locks import HolderLock
 assert HolderLock(Path(sys.argv[1])).try_acquire("lab-pc/bob pid-of-other-fleet: fleet elsewhere")
 print("held", flush=True)
-time.sleep(60)
+signal.pause()  # holds the place until the test ends it
 """
 
 

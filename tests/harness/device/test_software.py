@@ -21,16 +21,16 @@ from harness.faults.power.simulator import RelaySimulator
 SECRET = "s3cr3t-value-for-the-test-0123456789"
 
 STUB = textwrap.dedent('''
-    import os, subprocess, sys, time
+    import os, signal, subprocess, sys
     from pathlib import Path
     state = Path(sys.argv[1])
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    child = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
     (state / "child.pid").write_text(str(child.pid))
     (state / "env-secret.txt").write_text(str(os.environ.get("STUB_SECRET") == os.environ.get("EXPECTED")))
     print("booting", flush=True)
     print("PAIRING CODE: 482913", flush=True)
     while True:
-        time.sleep(0.1)
+        signal.pause()
 ''')
 
 

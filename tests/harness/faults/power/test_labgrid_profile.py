@@ -70,7 +70,7 @@ def test_a_labgrid_power_section_is_checked_before_anything_runs(tmp_path: Path)
 
 
 def test_kill_group_cuts_the_named_group_and_never_a_reused_pid(tmp_path: Path) -> None:
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"], start_new_session=True)
     try:
         group = tmp_path / "device.group"
         assert kill_group_in(group) == "no device group: nothing to cut"
@@ -88,7 +88,7 @@ def test_a_rig_that_does_not_cut_the_device_is_a_relay_error(tmp_path: Path, mon
     (tmp_path / "deaf.yaml").write_text("targets:\n  main:\n    drivers:\n      ExternalPowerDriver:\n"
                                         "        cmd_on: \"true\"\n        cmd_off: \"true\"\n")
     monkeypatch.setattr(labgrid, "CUT_TIMEOUT", 0.5)
-    power = LabgridSuppliedProcess([sys.executable, "-c", "import time; time.sleep(60)"], env_file=tmp_path / "deaf.yaml",
+    power = LabgridSuppliedProcess([sys.executable, "-c", "import signal; signal.pause()"], env_file=tmp_path / "deaf.yaml",
                                    group_file=tmp_path / "device.group", off_time=0, console=tmp_path / "console.log")
     power.on()
     pid = power.pid

@@ -12,7 +12,7 @@ from harness.timeline import Timeline
 def test_off_kills_the_group_then_runs_after_off(tmp_path: Path) -> None:
     seen: list[bool | None] = []
     power = ProcessGroupPower(
-        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(600)"],
+        [sys.executable, "-c", "import signal; print('up', flush=True); signal.pause()"],
         console=tmp_path / "console.log", timeline=Timeline(), off_time=0.0,
     )
     power.after_off = lambda: seen.append(power.is_on())

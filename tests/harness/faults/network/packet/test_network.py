@@ -212,7 +212,7 @@ def wait_free_port() -> int:
 
 def test_power_cut_kills_the_whole_group_launched_in_the_namespace(cloud_tls: tuple[str, Path], tmp_path: Path) -> None:
     with PacketNetwork(cloud_tls[0]) as network:
-        spawn = "import subprocess,sys,time; subprocess.Popen([sys.executable,'-c','import time; time.sleep(600)']); print('up', flush=True); time.sleep(600)"
+        spawn = "import signal,subprocess,sys; subprocess.Popen([sys.executable,'-c','import signal; signal.pause()']); print('up', flush=True); signal.pause()"
         power = ProcessGroupPower([*network.exec_prefix(), sys.executable, "-c", spawn], console=tmp_path / "console.log")
         power.on()
         wait_until(lambda: "up" in (tmp_path / "console.log").read_text(), 20, "the device to start")
@@ -229,7 +229,7 @@ def test_everything_is_torn_down_after_ctrl_c_and_after_a_failed_start(
 ) -> None:
     with pytest.raises(KeyboardInterrupt), PacketNetwork(cloud_tls[0]) as network:
         namespace = network.link.namespace
-        sleeper = network.link.popen_in_namespace([sys.executable, "-c", "import time; time.sleep(600)"])
+        sleeper = network.link.popen_in_namespace([sys.executable, "-c", "import signal; signal.pause()"])
         raise KeyboardInterrupt
     assert _gone(namespace)
     assert sleeper.poll() is not None
@@ -273,7 +273,7 @@ def test_sigterm_of_a_namespaced_process_is_not_needed_for_teardown(cloud_tls: t
     network = PacketNetwork(cloud_tls[0])
     namespace = network.link.namespace
     stubborn = subprocess.Popen([*network.exec_prefix(), sys.executable, "-c",
-                                 "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"],
+                                 "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); signal.pause()"],
                                 start_new_session=True)
     try:
         wait_until(lambda: os.path.exists(f"/proc/{stubborn.pid}/ns/net")
