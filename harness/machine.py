@@ -14,8 +14,8 @@ from dataclasses import dataclass
 PSI_CPU = "/proc/pressure/cpu"
 STARVED_SHARE = 0.8
 """A bench whose tasks waited for a CPU 80 % of the time or more cannot fail a device on speed.
-"Some task waited" is common on a busy 2-core box (a parallel `make test` sits near 50-70 %)
-without a network-bound device slowing down; at 80 % and above (load 11 measured 91 %) the
+"Some task waited" is common on a busy 2-core box (a clean-clone `make test` read 22-70 % over
+10 s windows, 40-58 % over a minute) without a network-bound device slowing down; at 80 % and above (load 11 measured 91 %) the
 device's and the link forwarder's wake-ups lag enough to halve a lossy link's throughput."""
 
 
