@@ -137,11 +137,13 @@ class SessionBench:
             namespace=self.network if isinstance(self.network, DeviceNamespace) else None,
         )
 
-    def fresh_device(self) -> Device:
-        """Throw away the device's state (a factory reset): new state dir, new client id."""
+    def fresh_device(self, *, keep_old: bool = False) -> Device:
+        """Throw away the device's state (a factory reset): new state dir, new client id.
+        `keep_old` leaves the old device's folder (state, console) in the run's work folder as
+        evidence of the scenario that left it, e.g. tokens it kept in plain text."""
         if self._device is not None:
             _close_device(self._device)
-            if isinstance(self._device, SoftwareDevice):
+            if isinstance(self._device, SoftwareDevice) and not keep_old:
                 shutil.rmtree(self._device.workdir, ignore_errors=True)
         self._device = self._make_device()
         self.paired = False
@@ -156,7 +158,7 @@ class SessionBench:
         if why is None or self._device is None or self.profile.launch is None:
             return None
         self.timeline.record("device", "factory reset", "mark", why=why)
-        self.fresh_device()
+        self.fresh_device(keep_old=True)  # what the failed scenario left is evidence (secret scan, console)
         return why
 
     def started_network(self) -> Network | None:
