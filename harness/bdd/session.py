@@ -66,8 +66,9 @@ def start_network(
 
 
 def make_media(seed: int, manifest: Path) -> Media:
-    """The media kit (harness.faults.media.MediaKit)."""
-    return MediaKit(seed=seed, manifest_path=manifest)
+    """The media kit (harness.faults.media.MediaKit); the originals it stashes before a corruption
+    stay in the run's folder beside the manifest (evidence), not in a temp dir nobody removes."""
+    return MediaKit(seed=seed, manifest_path=manifest, stash_dir=manifest.parent / "media-stash")
 
 
 @dataclass

@@ -58,3 +58,16 @@ def test_a_hardware_device_or_none_started_is_not_reset(tmp_path: Path) -> None:
     device = hw.device
     hw.reset_before_next = "'x' ended in error"
     assert hw.reset_if_unknown() is None and hw.device is device
+
+
+def test_the_media_kit_stashes_originals_in_the_run_folder(tmp_path: Path) -> None:
+    """Originals stashed before a corruption are the run's evidence: they live beside the manifest,
+    not in a temp dir nobody removes (a full matrix left 1,778 of them in /tmp)."""
+    from harness.bdd.session import make_media
+
+    kit = make_media(3, tmp_path / "media-manifest.json")
+    media = tmp_path / "media"
+    media.mkdir()
+    entry = kit.generate(["jpg"], media)[0]
+    kit.corrupt(Path(entry["path"]), "truncate", keep=0.5)
+    assert any((tmp_path / "media-stash").iterdir())
