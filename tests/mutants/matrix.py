@@ -26,7 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tests.mutants.table import MUTANTS, Mutant
+from tests.mutants.patching import Mutant
+from tests.mutants.table import MUTANTS
 
 REPO = Path(__file__).resolve().parents[2]
 # The smoke set each quick run adds to the own item: the @smoke scenarios of these items
@@ -159,11 +160,53 @@ def table(results: Sequence[dict[str, Any]], *, full: bool, seconds: float) -> d
                       "ok": r["ok"], "flagged_own_item": r["caught"], "collateral": r["collateral"],
                       "shared": r.get("shared", []),
                       "errors": r["errors"], "verdicts": r["verdicts"], "seconds": r.get("seconds"),
-                      "note": r.get("note", "")}
+                      "note": r.get("note", ""), "first_run": r.get("first_run")}
         for r in results
     }
+    score = sum(1 for r in results if r["ok"])
     return {"full": full, "smoke_items": [] if full else list(SMOKE_ITEMS), "seconds": round(seconds, 1),
+            "commit": source_commit(), "score": f"{score}/{len(results)}",
             "ok": all(r["ok"] for r in results), "mutants": rows}
+
+
+def source_commit() -> str:
+    """The checkout's commit (with "+dirty" when tracked files differ): a table names the code it judged."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    head = git("rev-parse", "HEAD")
+    if not head:
+        return "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def bench_error_only(result: dict[str, Any]) -> bool:
+    """A result whose only problem is the bench (no certificate, a timeout, or items in error while
+    nothing else is wrong): it says nothing about the mutant yet, so the matrix certifies it once
+    more and keeps the first run's note. A real miss or a collateral failure is never re-run."""
+    if result["ok"]:
+        return False
+    if not result["verdicts"]:
+        return True
+    own_in_error = result["verdicts"].get(result["item"]) == "error"
+    return bool(result["errors"]) and not result["collateral"] and (result["caught"] or own_in_error)
+
+
+def resumable(out: Path | None, full: bool) -> dict[str, dict[str, Any]]:
+    """Rows of an earlier table at `out` that may stand: same mode, same clean commit, ok. An interrupted
+    `make mutants` resumes with the rest instead of starting over (a row that was not ok runs again)."""
+    if out is None or not out.is_file():
+        return {}
+    try:
+        doc = json.loads(out.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    commit = source_commit()
+    if doc.get("full") != full or doc.get("commit") != commit or commit.endswith("+dirty") or commit == "unknown":
+        return {}
+    return {name: {"mutant": name, "caught": row["flagged_own_item"], "failed": [], **row}
+            for name, row in doc.get("mutants", {}).items() if row.get("ok")}
 
 
 # mutants whose own item fails only when a step waits out its timeout (measured ~75-140 s;
@@ -192,9 +235,11 @@ def write_table(out: Path, doc: dict[str, Any]) -> None:
 
 def run_matrix(
     *, full: bool = False, out: Path | None = None, only: Sequence[str] | None = None, workers: int = 2,
-    work: Path | None = None, shards: int = 1,
+    work: Path | None = None, shards: int = 1, resume: bool = False,
 ) -> list[dict[str, Any]]:
-    """Certify the selected mutants, `workers` at a time; write the table to `out` as results come in."""
+    """Certify the selected mutants, `workers` at a time; write the table to `out` as results come in.
+    A mutant whose run failed only for the bench is certified once more; `resume` keeps the ok rows
+    of the table already at `out` when it judged this very commit."""
     known = {m.name for m in MUTANTS}
     unknown = sorted(set(only or ()) - known)
     if unknown:
@@ -205,11 +250,17 @@ def run_matrix(
     selected.sort(key=lambda m: m.name not in SLOW_MUTANTS)
     root = work or (out.parent / "mutants" if out else REPO / "reports" / "mutants")
     started = time.monotonic()
-    results: list[dict[str, Any]] = []
+    kept = resumable(out, full) if resume else {}
+    results: list[dict[str, Any]] = [kept[m.name] for m in selected if m.name in kept]
+    selected = [m for m in selected if m.name not in kept]
     lock = threading.Lock()
 
     def one(m: Mutant) -> dict[str, Any]:
         r = run_mutant(m, root / m.name, full=full, shards=shards)
+        if bench_error_only(r):
+            first = r.get("note", "")
+            r = run_mutant(m, root / f"{m.name}.again", full=full, shards=shards)
+            r["first_run"] = f"bench error, certified again: {first}"
         with lock:
             results.append(r)
             if out is not None:

@@ -207,3 +207,39 @@ def test_prune_bulk_keeps_the_records_and_drops_the_bulk(tmp_path: Path) -> None
     assert prune_bulk(tmp_path / "work") == 2 << 20
     assert not (run / "cloud" / "part-1").exists() and (run / "device.log").read_text() == "kept"
     assert prune_bulk(tmp_path / "absent") == 0
+
+
+def test_only_a_bench_error_earns_a_second_certification() -> None:
+    """A run spoiled by the bench is certified again; a miss or a collateral failure never is
+    (re-running those until they come out right would be the loophole)."""
+    from tests.mutants.matrix import bench_error_only
+
+    m = get_mutant("logs-token")
+    ran = {"C2C-SEC-04", *SMOKE_ITEMS}
+    assert not bench_error_only(judge(m, _cert({"C2C-SEC-04": "fail"}, ran)))
+    assert bench_error_only(judge(m, _cert({"C2C-SEC-04": "fail", "C2C-UPL-01": "error"}, ran)))
+    assert bench_error_only(judge(m, _cert({"C2C-SEC-04": "error"}, ran)))
+    assert not bench_error_only(judge(m, _cert({"C2C-SEC-04": "pass", "C2C-UPL-01": "error"}, ran)))
+    assert not bench_error_only(judge(m, _cert({"C2C-SEC-04": "fail", "C2C-UPL-01": "error", "C2C-QA-02": "fail"})))
+    timed_out = {"mutant": m.name, "item": m.item, "ok": False, "caught": False, "failed": [], "errors": [],
+                 "collateral": [], "verdicts": {}, "note": "bench error: did not finish"}
+    assert bench_error_only(timed_out)
+
+
+def test_a_table_resumes_only_from_the_same_clean_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.mutants import matrix as mx
+
+    ok = judge(get_mutant("logs-token"), _cert({"C2C-SEC-04": "fail"}))
+    missed = judge(get_mutant("no-version-header"), _cert({}))
+    out = tmp_path / "mutants.json"
+    monkeypatch.setattr(mx, "source_commit", lambda: "abc")
+    write_table(out, table([ok, missed], full=True, seconds=1.0))
+    assert json.loads(out.read_text())["score"] == "1/2"
+    assert set(mx.resumable(out, True)) == {"logs-token"}  # the miss runs again
+    assert mx.resumable(out, False) == {}  # a quick table never stands for a full one
+    monkeypatch.setattr(mx, "source_commit", lambda: "def")
+    assert mx.resumable(out, True) == {}
+    monkeypatch.setattr(mx, "source_commit", lambda: "abc+dirty")
+    assert mx.resumable(out, True) == {}
+    kept = mx.resumable(tmp_path / "absent.json", True)
+    assert kept == {}
