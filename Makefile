@@ -93,10 +93,15 @@ bench: $(STAMP)
 	@mkdir -p reports/bench
 	@$(VPY) -m harness.benchmarks all --out reports/bench
 
-# every mutant x every item; SHARDS=N shards each mutant's run over N devices (run --workers)
+# every mutant x every item: MUTANT_WORKERS mutants at a time, each run sharded over MUTANT_SHARDS
+# devices (a certification mostly waits on its devices: 8 shards use ~40 % of two cores);
+# RESUME=1 keeps the ok rows of a reports/mutants.json that judged this same commit
 SHARDS ?= 1
+MUTANT_WORKERS ?= 2
+MUTANT_SHARDS ?= 8
+RESUME ?=
 mutants: $(STAMP)
-	@$(VENV)/bin/c2c-certify mutants --full --shards $(SHARDS) --out reports/mutants.json
+	@$(VENV)/bin/c2c-certify mutants --full --workers $(MUTANT_WORKERS) --shards $(MUTANT_SHARDS) $(if $(RESUME),--resume) --out reports/mutants.json
 
 # flakes: certify N times, per item how often the verdict differed (reports/repeat, reports/bench/certify.json)
 N ?= 10
