@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import ssl
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -255,7 +254,6 @@ def _deletes_after_upload() -> None:
     def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
         def upload(self: Any, rec: Any, cancel: Any) -> None:
             orig(self, rec, cancel)
-            time.sleep(0)
             Path(rec.path).unlink(missing_ok=True)
         return upload
     replace("reference_device.uploader:Uploader.upload", wrap)

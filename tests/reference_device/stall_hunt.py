@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +75,10 @@ class Device:
     def dump_stacks(self) -> str:
         before = self.console.stat().st_size
         os.kill(self.proc.pid, signal.SIGUSR1)
-        wait_until(lambda: "most recent call first" in self.console.read_bytes()[before:].decode(errors="replace")
-                   and self.console.stat().st_size == _settled(self.console), 10, "the stack dump")
+        wait_until(lambda: "most recent call first" in self.console.read_bytes()[before:].decode(errors="replace"),
+                   10, "the stack dump")
+        # the dump is written in pieces: the same size at two polls 0.2 s apart is the whole of it
+        wait_until(_unchanged_size(self.console), 10, "the whole stack dump", interval=0.2)
         return self.console.read_bytes()[before:].decode(errors="replace")
 
     def kill(self) -> None:
@@ -92,10 +95,15 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _settled(path: Path) -> int:
-    size = path.stat().st_size
-    time.sleep(0.2)  # the dump is written in pieces: the same size twice is the whole of it
-    return size if path.stat().st_size == size else -1
+def _unchanged_size(path: Path) -> Callable[[], bool]:
+    """A condition that holds once the file's size is what it was at the previous poll."""
+    last = [-1]
+
+    def unchanged() -> bool:
+        size = path.stat().st_size
+        same, last[0] = size == last[0], size
+        return same
+    return unchanged
 
 
 class Hunt:
@@ -135,12 +143,10 @@ class Hunt:
         self.watch(dev, since, what)
 
     def watch(self, dev: Device, since: int, what: str) -> None:
-        deadline = time.monotonic() + self.window
-        while time.monotonic() < deadline:
-            if self.presence_seen(dev, since):
-                return
-            time.sleep(0.5)
-        self.report(dev, f"no heartbeat or socket within {self.window:.0f} s after {what}")
+        try:
+            wait_until(lambda: self.presence_seen(dev, since), self.window, f"presence after {what}", interval=0.5)
+        except AssertionError:
+            self.report(dev, f"no heartbeat or socket within {self.window:.0f} s after {what}")
 
     def beats(self, dev: Device, seconds: float, what: str) -> None:
         """The device's own last_beat_at keeps moving while it is paired."""
