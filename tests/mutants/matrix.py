@@ -238,7 +238,7 @@ def run_matrix(
     work: Path | None = None, shards: int = 1, resume: bool = False,
 ) -> list[dict[str, Any]]:
     """Certify the selected mutants, `workers` at a time; write the table to `out` as results come in.
-    A mutant whose run failed only for the bench is certified once more; `resume` keeps the ok rows
+    A mutant whose run failed only for the bench is certified once more, alone, at the end; `resume` keeps the ok rows
     of the table already at `out` when it judged this very commit."""
     known = {m.name for m in MUTANTS}
     unknown = sorted(set(only or ()) - known)
@@ -255,19 +255,26 @@ def run_matrix(
     selected = [m for m in selected if m.name not in kept]
     lock = threading.Lock()
 
-    def one(m: Mutant) -> dict[str, Any]:
-        r = run_mutant(m, root / m.name, full=full, shards=shards)
-        if bench_error_only(r):
-            first = r.get("note", "")
-            r = run_mutant(m, root / f"{m.name}.again", full=full, shards=shards)
-            r["first_run"] = f"bench error, certified again: {first}"
+    def record(r: dict[str, Any]) -> None:
         with lock:
             results.append(r)
             if out is not None:
                 write_table(out, table(results, full=full, seconds=time.monotonic() - started))
-        return r
+
+    def first(m: Mutant) -> tuple[Mutant, dict[str, Any]] | None:
+        r = run_mutant(m, root / m.name, full=full, shards=shards)
+        if bench_error_only(r):
+            return m, r
+        record(r)
+        return None
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        list(pool.map(one, selected))
+        spoiled = [x for x in pool.map(first, selected) if x is not None]
+    # runs the bench spoiled (mostly a starved machine) are certified again one at a time,
+    # on a machine that no longer runs the others
+    for m, r in spoiled:
+        again = run_mutant(m, root / f"{m.name}.again", full=full, shards=shards)
+        again["first_run"] = f"bench error, certified again alone: {r.get('note', '')}"
+        record(again)
     order = {m.name: n for n, m in enumerate(MUTANTS)}
     return sorted(results, key=lambda r: order[r["mutant"]])

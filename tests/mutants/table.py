@@ -9,9 +9,11 @@ automatable item must still pass.
 Why each `also` is a consequence of the one defect (kept minimal):
 - loses-queue: the power-cut scenarios are shared by QUE-03, RTY-02, CTL-01 and RES-01; a file
   dropped from the queue is neither retried, nor resumed, nor survives the outage.
-- never-refreshes: RTY-03 (an expired token must be refreshed to continue) and QA-05 (an 8 h
-  shift outlives every access token).
-- blocks-on-corrupt: RES-04 shares the corrupt-media scenario; STAT-04 shows the stuck queue.
+- never-refreshes: RTY-03 (an expired token must be refreshed to continue), QA-05 (an 8 h
+  shift outlives every access token) and SEC-04 (its scenario expires the tokens so that the
+  refreshed pair is what is checked at rest: its file arrives only after a refresh).
+- blocks-on-corrupt: RES-04 shares the corrupt-media scenario; STAT-04 shows the stuck queue; its
+  single worker (part of the defect) fails OPT-05 and NETW-01 in a full run, as no-parallel does.
 - gives-up-on-network-errors: every item whose scenario cuts, flaps or roams the link sees a
   connection error and so a failed file (queue/resilience/network-switch/roaming items).
 - selection-ignored: OPT-01 (manual mode) is verified by uploading a selection.
@@ -133,6 +135,10 @@ def _never_refreshes() -> None:
 
     def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
         def refresh(self: Any, seen_token: str | None = None) -> str:
+            # what the device does when a refresh is refused: forget the pair and ask to be paired
+            # again (a mutant that only raised stayed "paired" with dead tokens: a second defect)
+            with self._lock:
+                self._enter_repair("mutant: refresh disabled")
             raise RepairNeeded("mutant: refresh disabled")
         return refresh
     replace("reference_device.tokens:TokenManager.refresh", wrap)
@@ -285,14 +291,16 @@ _CORE: tuple[Mutant, ...] = (
            also=("C2C-RTY-02", "C2C-CTL-01", "C2C-RES-01")),
     Mutant("never-refreshes", "C2C-NET-02", "never refreshes the access token (asks to re-pair)",
            "reference_device.tokens:TokenManager.refresh", _never_refreshes,
-           also=("C2C-RTY-03", "C2C-QA-05")),
+           also=("C2C-RTY-03", "C2C-QA-05", "C2C-SEC-04")),
     Mutant("logs-token", "C2C-SEC-04", "writes the access token to a debug log in the state dir",
            "reference_device.tokens:TokenManager.accept", _logs_token),
     Mutant("logs-secret", "C2C-SEC-03", "writes the client secret to a support export",
            "reference_device.engine:Engine._init_secret", _logs_secret),
     Mutant("blocks-on-corrupt", "C2C-CTL-04", "stalls its only upload worker 100 s on a corrupt file",
            "reference_device.media_check:check_file", _blocks_on_corrupt,
-           also=("C2C-RES-04", "C2C-STAT-04"),
+           # one worker is part of the defect: a full run also fails parallel uploads (OPT-05) and
+           # the lossy-cellular throughput (NETW-01), as no-parallel and stalls-behind-bad-media do
+           also=("C2C-RES-04", "C2C-STAT-04", "C2C-OPT-05", "C2C-NETW-01"),
            env={"C2C_DEVICE_PARALLELISM": "1", "C2C_DEVICE_PARALLEL_FILES": "1"},
            quick_k="not corrupted or zero"),
     Mutant("gives-up-on-network-errors", "C2C-RTY-01", "a connection error fails the file instead of retrying",

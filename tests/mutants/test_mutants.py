@@ -243,3 +243,22 @@ def test_a_table_resumes_only_from_the_same_clean_commit(tmp_path: Path, monkeyp
     assert mx.resumable(out, True) == {}
     kept = mx.resumable(tmp_path / "absent.json", True)
     assert kept == {}
+
+
+def test_a_spoiled_run_is_certified_again_alone_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.mutants import matrix as mx
+
+    runs: list[str] = []
+    m = get_mutant("logs-token")
+    ran = {"C2C-SEC-04", *SMOKE_ITEMS}
+
+    def fake_run(mutant: Mutant, reports: Path, **_: Any) -> dict[str, Any]:
+        runs.append(reports.name)
+        spoiled = {"C2C-UPL-01": "error"} if len(runs) == 1 else {}
+        return {**judge(mutant, _cert({"C2C-SEC-04": "fail", **spoiled}, ran)), "note": "starved"}
+
+    monkeypatch.setattr(mx, "run_mutant", fake_run)
+    [result] = mx.run_matrix(only=[m.name], work=tmp_path, out=tmp_path / "mutants.json", full=True)
+    assert runs == ["logs-token", "logs-token.again"]
+    assert result["ok"] and result["first_run"].startswith("bench error, certified again alone: starved")
+    assert json.loads((tmp_path / "mutants.json").read_text())["mutants"]["logs-token"]["first_run"]
