@@ -17,7 +17,11 @@ Why each `also` is a consequence of the one defect (kept minimal):
 - gives-up-on-network-errors: every item whose scenario cuts, flaps or roams the link sees a
   connection error and so a failed file (queue/resilience/network-switch/roaming items).
 - selection-ignored: OPT-01 (manual mode) is verified by uploading a selection.
-- stale-project-name: QA-03 shares the project-name scenario.
+- stale-project-name: QA-03 shares the project-name scenario; WF-08 is verified by oracle and
+  status (checklist.md), its scenario waits for the renamed project on the device's status.
+- no-heartbeat: the presence thread (socket, heartbeats, /me polls) is this device's only ear: with
+  it gone nothing the cloud changes reaches it (renames: PROJ-01, QA-03, WF-08; pause and removal:
+  QA-04) and an idle device never learns its link went down (NET-01, NETW-04).
 - no-network-status: NETW-04 checks the same status fields across network profiles.
 - no-parallel: NETW-01 on the lossy cellular packet link, where one loss-based connection stays
   near the Mathis bound, far below what the trace offers (its quick run selects only OPT-05).
@@ -324,9 +328,10 @@ _CORE: tuple[Mutant, ...] = (
            "reference_device.api:ApiClient.revoke", _logout_no_revoke,
            also=("C2C-AUTH-03",)),
     Mutant("no-heartbeat", "C2C-SOCK-01", "no websocket and no heartbeats",
-           "reference_device.heartbeat:Presence._run", _no_heartbeat),
+           "reference_device.heartbeat:Presence._run", _no_heartbeat,
+           also=("C2C-NET-01", "C2C-NETW-04", "C2C-PROJ-01", "C2C-QA-03", "C2C-QA-04", "C2C-WF-08")),
     Mutant("stale-project-name", "C2C-PROJ-01", "keeps showing the project name it first saw",
-           "reference_device.engine:Engine.identify", _stale_project_name, also=("C2C-QA-03",)),
+           "reference_device.engine:Engine.identify", _stale_project_name, also=("C2C-QA-03", "C2C-WF-08")),
     Mutant("no-network-status", "C2C-NET-01", "always shows the network as online and good",
            "reference_device.netstats:NetworkStats.snapshot", _no_network_status, also=("C2C-NETW-04",)),
     Mutant("no-progress", "C2C-STAT-03", "never shows progress of the current file",
