@@ -117,7 +117,10 @@ WITNESS_MUTANTS: tuple[Mutant, ...] = (
     Mutant("ignores-slow-down", "C2C-AUTH-04", "keeps its poll interval after slow_down",
            "reference_device.pairing:SLOW_DOWN_STEP", _ignores_slow_down, quick_k="slow_down"),
     Mutant("beats-once", "C2C-SOCK-01", "one heartbeat after pairing, then no real-time status at all",
-           "reference_device.heartbeat:Presence._run", _beats_once, quick_k="realtime"),
+           "reference_device.heartbeat:Presence._run", _beats_once, quick_k="realtime",
+           # as no-heartbeat's (tests/mutants/table.py): after its one beat the presence thread,
+           # the device's only ear, is gone
+           also=("C2C-NET-01", "C2C-NETW-04", "C2C-PROJ-01", "C2C-QA-03", "C2C-QA-04", "C2C-WF-08")),
     Mutant("plain-http-to-api-port", "C2C-SEC-01", "sends one request over http:// to its own API host:port",
            "reference_device.api:ApiClient.create_asset", _plain_http_to_api_port),
     Mutant("exports-secret-base64", "C2C-SEC-03", "writes the client secret, base64-encoded, to a support export",
