@@ -36,6 +36,7 @@ class UploadRate:
     busy_s: float
     span_s: float
     parts: int
+    first_start: float = 0.0  # when the first part PUT started (the journal's clock)
 
     @property
     def mbps(self) -> float:
@@ -69,10 +70,10 @@ def interval_rate(intervals: Sequence[Interval]) -> UploadRate:
     """Bytes of every interval over the length of their union."""
     if not intervals:
         return UploadRate(nbytes=0, busy_s=0.0, span_s=0.0, parts=0)
-    span = (max(i.start + max(i.duration, 0.0) for i in intervals)
-            - min(i.start for i in intervals))
+    first = min(i.start for i in intervals)
+    span = max(i.start + max(i.duration, 0.0) for i in intervals) - first
     return UploadRate(nbytes=sum(i.nbytes for i in intervals), busy_s=union_length(intervals),
-                      span_s=span, parts=sum(1 for i in intervals if i.nbytes))
+                      span_s=span, parts=sum(1 for i in intervals if i.nbytes), first_start=first)
 
 
 def part_upload_rate(journal: Iterable[Mapping[str, Any]]) -> UploadRate:

@@ -3,6 +3,7 @@ failure names the measurement, its limit and the items."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,48 @@ def test_an_earlier_steps_figure_fails_its_own_item_not_the_scenario(tmp_path: P
     assert out_of_limits(bench, mark) == []
     require(bench, "files_corrupt", 0, "corrupt")  # does not raise for the STAT-02 figure
     assert out_of_limits(bench) != []  # the figure is still there: the plugin fails STAT-02 alone with it
+
+
+class _TraceLink:
+    """A link that offered `mbps` over any window (what a packet-level trace link answers)."""
+
+    def __init__(self, mbps: float) -> None:
+        self.mbps = mbps
+
+    def offered_mbps(self, start: float, end: float) -> float | None:
+        return self.mbps
+
+
+def _two_small_parts(bench: Bench, busy_s: float, monkeypatch: pytest.MonkeyPatch, link: object) -> None:
+    rows = [{"id": n, "method": "PUT", "path": f"/s3/parts/{uuid.UUID(int=n)}/1/1?X-Amz-Signature=s", "status": 200,
+             "started_at": 1000.0 + n * busy_s / 2, "duration_ms": busy_s / 2 * 1000, "bytes_in": 21_000}
+            for n in range(2)]
+    monkeypatch.setattr(Bench, "journal", lambda self: rows)
+    bench.session._network = link  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize(("offered", "judged"), [(0.3, False), (1.9, True)])
+def test_a_transfer_in_a_trace_gap_is_not_judged_on_throughput(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offered: float, judged: bool) -> None:
+    """42 KB over 2.5 s (0.13 Mbit/s) fails the direct-modem floor only where the link offered enough."""
+    from harness.bdd.steps.oracle_steps import _measure_throughput
+
+    bench = _bench(tmp_path, "C2C-TNET-06")
+    _two_small_parts(bench, 2.5, monkeypatch, _TraceLink(offered))
+    _measure_throughput(bench)
+    measured = [m for m in bench.state.measurements if m["name"] == "throughput_Mbps"]
+    if judged:
+        assert measured and measured[0]["passed"] is False and measured[0]["context"]["offered_Mbps"] == 1.9
+    else:
+        assert not measured
+        assert any("not judged" in e and "0.30 Mbit/s" in e for e in bench.state.exercised)
+
+
+def test_throughput_on_a_link_without_a_trace_is_judged_as_before(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.bdd.steps.oracle_steps import _measure_throughput
+
+    bench = _bench(tmp_path, "C2C-TNET-06")
+    _two_small_parts(bench, 2.5, monkeypatch, object())
+    _measure_throughput(bench)
+    [m] = [m for m in bench.state.measurements if m["name"] == "throughput_Mbps"]
+    assert m["passed"] is False and "offered_Mbps" not in m["context"]
