@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from harness.bdd.measures import max_overlap, part_put_spans
@@ -45,3 +47,17 @@ def test_project_none_is_never_accepted() -> None:
     with pytest.raises(BenchFailure):
         outside_project([{"name": "A.jpg", "project_id": None}], "p1")
     assert outside_project([{"name": "A.jpg", "project_id": "p2"}, {"name": "B.jpg", "project_id": "p1"}], "p1") == ["A.jpg"]
+
+
+def test_files_at_once_counts_files_in_flight_together() -> None:
+    from harness.bdd.steps.workflow_oracle_steps import files_at_once
+
+    def put(asset: str, start: float, ms: float) -> dict[str, object]:
+        return {"method": "PUT", "path": f"/s3/parts/{asset}/1/1", "status": 200, "started_at": start,
+                "duration_ms": ms, "bytes_in": 10}
+
+    a, b, c = (str(uuid.UUID(int=n)) for n in (1, 2, 3))
+    names = {a: "A.jpg", b: "B.jpg", c: "C.jpg"}
+    two_at_once = [put(a, 0.0, 1000), put(b, 0.5, 1000), put(c, 1.6, 100)]
+    assert files_at_once(two_at_once, names) == 2
+    assert files_at_once([put(a, 0.0, 100), put(b, 0.2, 100), put(c, 0.4, 100)], names) == 1
