@@ -76,6 +76,11 @@ def interval_rate(intervals: Sequence[Interval]) -> UploadRate:
                       span_s=span, parts=sum(1 for i in intervals if i.nbytes), first_start=first)
 
 
+def part_rates_mbps(journal: Iterable[Mapping[str, Any]]) -> list[float]:
+    """Each accepted part PUT's own rate (its bytes over its own active time), in Mbit/s."""
+    return [i.nbytes * 8 / 1e6 / i.duration for i in _part_intervals(journal) if i.nbytes and i.duration > 0]
+
+
 def part_upload_rate(journal: Iterable[Mapping[str, Any]]) -> UploadRate:
     """Upload rate of the part PUTs in a journal excerpt (rows of GET /_bench/v1/journal).
 
@@ -84,6 +89,10 @@ def part_upload_rate(journal: Iterable[Mapping[str, Any]]) -> UploadRate:
     was not available for others). Rows without started_at/duration_ms (written by an
     older emulator) make the figure meaningless: a BenchFailure says so.
     """
+    return interval_rate(_part_intervals(journal))
+
+
+def _part_intervals(journal: Iterable[Mapping[str, Any]]) -> list[Interval]:
     intervals: list[Interval] = []
     for row in journal:
         if row.get("method") != "PUT" or not issued_part_url(str(row.get("path") or "")):
@@ -96,4 +105,4 @@ def part_upload_rate(journal: Iterable[Mapping[str, Any]]) -> UploadRate:
         accepted = 200 <= int(row.get("status") or 0) < 300
         intervals.append(Interval(start=float(started), duration=float(duration_ms) / 1000.0,
                                   nbytes=int(row.get("bytes_in") or 0) if accepted else 0))
-    return interval_rate(intervals)
+    return intervals

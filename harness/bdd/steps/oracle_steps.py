@@ -9,6 +9,7 @@ in `token_oracle_steps`.
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 
@@ -19,7 +20,7 @@ from harness.bdd.measures import delivery_counts, retries_seen
 from harness.bdd.recovery import fault_ends, poll_recovery
 from harness.bdd.steps.common import wait_until
 from harness.certify.ledger import Ledger
-from harness.certify.throughput import part_upload_rate
+from harness.certify.throughput import part_rates_mbps, part_upload_rate
 from harness.errors import BenchFailure, DeliveryFailure, DeviceTimeout
 from harness.protocols import OfferedCapacity
 
@@ -185,17 +186,23 @@ GAP_FACTOR = 4.0
 
 
 def _measure_throughput(bench: Bench) -> None:
-    """throughput_Mbps on a shaped profile: accepted part bytes over part-PUT busy time (as C2C-NETW-01).
+    """throughput_Mbps on a shaped profile: the upper median of the accepted parts' own rates
+    (each part's bytes over its own PUT time). The floor flags a device that dribbles its parts;
+    a dribbler is slow on most parts, while one part of a few small files delayed by a lost
+    packet's retransmission timeout on a lossy trace (21 KB in 2.4 s beside 21 KB in 0.14 s, seen
+    in the full matrix) says nothing about the device. The union rate (as C2C-NETW-01) is kept
+    beside it as context.
 
     On a link that knows what it offered (a packet-level trace), a transfer that fell into a gap
     (the link offered under GAP_FACTOR times the item's floor while the parts were on the wire)
-    is recorded as exercised, not judged: the floor flags a device that dribbles below what the
-    link allows, and there the link allowed next to nothing."""
+    is recorded as exercised, not judged: there the link allowed next to nothing."""
     items = declaring(bench, "throughput_Mbps")
     if not items:
         return
-    rate = part_upload_rate(bench.journal())
-    if not rate.parts:
+    journal = bench.journal()
+    rate = part_upload_rate(journal)
+    rates = part_rates_mbps(journal)
+    if not rate.parts or not rates:
         return
     network = bench.network
     offered = (network.offered_mbps(rate.first_start, rate.first_start + rate.span_s)
@@ -203,13 +210,13 @@ def _measure_throughput(bench: Bench) -> None:
     floors = [bench.session.checklist[i].measurement("throughput_Mbps").low for i in items]
     floor = max((float(f) for f in floors if isinstance(f, int | float)), default=0.0)
     if offered is not None and offered < GAP_FACTOR * floor:
-        bench.exercised(f"throughput {rate.mbps:.2f} Mbit/s not judged: the link offered only {offered:.2f} Mbit/s "
+        bench.exercised(f"throughput {statistics.median_high(rates):.2f} Mbit/s not judged: the link offered only {offered:.2f} Mbit/s "
                         f"over the {rate.span_s:.2f} s the parts were on the wire (under {GAP_FACTOR:.0f} x the "
                         f"{floor} Mbit/s floor: a gap in the recorded trace)")
         return
     context = {"offered_Mbps": round(offered, 2)} if offered is not None else {}
-    measure_all(bench, "throughput_Mbps", round(rate.mbps, 2), part_bytes=rate.nbytes,
-                busy_s=round(rate.busy_s, 3), accepted_parts=rate.parts, **context)
+    measure_all(bench, "throughput_Mbps", round(statistics.median_high(rates), 2), part_bytes=rate.nbytes,
+                busy_s=round(rate.busy_s, 3), accepted_parts=rate.parts, union_Mbps=round(rate.mbps, 2), **context)
 
 
 def _note_roaming(bench: Bench) -> None:

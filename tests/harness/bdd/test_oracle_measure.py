@@ -100,3 +100,20 @@ def test_throughput_on_a_link_without_a_trace_is_judged_as_before(tmp_path: Path
     _measure_throughput(bench)
     [m] = [m for m in bench.state.measurements if m["name"] == "throughput_Mbps"]
     assert m["passed"] is False and "offered_Mbps" not in m["context"]
+
+
+def test_one_part_held_up_by_a_retransmission_does_not_set_the_figure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The full matrix's case: 21 KB in 0.14 s, then 21 KB in 2.36 s on the direct-modem trace."""
+    from harness.bdd.steps.oracle_steps import _measure_throughput
+
+    bench = _bench(tmp_path, "C2C-TNET-06")
+    rows = [{"id": 0, "method": "PUT", "path": f"/s3/parts/{uuid.UUID(int=1)}/1/1", "status": 200,
+             "started_at": 4.13, "duration_ms": 143.4, "bytes_in": 21_088},
+            {"id": 1, "method": "PUT", "path": f"/s3/parts/{uuid.UUID(int=2)}/1/1", "status": 200,
+             "started_at": 4.386, "duration_ms": 2359.0, "bytes_in": 21_144}]
+    monkeypatch.setattr(Bench, "journal", lambda self: rows)
+    bench.session._network = _TraceLink(1.52)  # type: ignore[assignment]
+    _measure_throughput(bench)
+    [m] = [m for m in bench.state.measurements if m["name"] == "throughput_Mbps"]
+    assert m["passed"] and m["value"] == 1.18 and m["context"]["union_Mbps"] == 0.14
