@@ -204,18 +204,19 @@ def _measure_throughput(bench: Bench) -> None:
     rates = part_rates_mbps(journal)
     if not rate.parts or not rates:
         return
+    figure = statistics.median_high(rates)
     network = bench.network
     offered = (network.offered_mbps(rate.first_start, rate.first_start + rate.span_s)
                if isinstance(network, OfferedCapacity) and rate.span_s > 0 else None)
     floors = [bench.session.checklist[i].measurement("throughput_Mbps").low for i in items]
     floor = max((float(f) for f in floors if isinstance(f, int | float)), default=0.0)
     if offered is not None and offered < GAP_FACTOR * floor:
-        bench.exercised(f"throughput {statistics.median_high(rates):.2f} Mbit/s not judged: the link offered only {offered:.2f} Mbit/s "
-                        f"over the {rate.span_s:.2f} s the parts were on the wire (under {GAP_FACTOR:.0f} x the "
-                        f"{floor} Mbit/s floor: a gap in the recorded trace)")
+        bench.exercised(f"throughput {figure:.2f} Mbit/s not judged: the link offered only {offered:.2f} Mbit/s over "
+                        f"the {rate.span_s:.2f} s the parts were on the wire (under {GAP_FACTOR:.0f} x the {floor} "
+                        "Mbit/s floor: a gap in the recorded trace)")
         return
     context = {"offered_Mbps": round(offered, 2)} if offered is not None else {}
-    measure_all(bench, "throughput_Mbps", round(statistics.median_high(rates), 2), part_bytes=rate.nbytes,
+    measure_all(bench, "throughput_Mbps", round(figure, 2), part_bytes=rate.nbytes,
                 busy_s=round(rate.busy_s, 3), accepted_parts=rate.parts, union_Mbps=round(rate.mbps, 2), **context)
 
 
