@@ -15,7 +15,8 @@ Why each `also` is a consequence of the one defect (kept minimal):
 - blocks-on-corrupt: RES-04 shares the corrupt-media scenario; STAT-04 shows the stuck queue; its
   single worker (part of the defect) fails OPT-05 and NETW-01 in a full run, as no-parallel does.
 - gives-up-on-network-errors: every item whose scenario cuts, flaps or roams the link sees a
-  connection error and so a failed file (queue/resilience/network-switch/roaming items).
+  connection error and so a failed file (queue/resilience/network-switch/roaming items); so does
+  SEC-02, whose refused TLS interceptor is a connection error the file must outlive.
 - selection-ignored: OPT-01 (manual mode) is verified by uploading a selection.
 - stale-project-name: QA-03 shares the project-name scenario; WF-08 is verified by oracle and
   status (checklist.md), its scenario waits for the renamed project on the device's status.
@@ -150,8 +151,8 @@ def _never_refreshes() -> None:
 
 def _logs_token() -> None:
     def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
-        def accept(self: Any, answer: dict[str, Any]) -> None:
-            orig(self, answer)
+        def accept(self: Any, answer: dict[str, Any], *args: Any, **kw: Any) -> None:
+            orig(self, answer, *args, **kw)  # a refresh passes refresh_count: keep the signature
             path = Path(os.environ.get("C2C_MUTANT_DIR", "/tmp")) / "debug-tokens.log"
             with path.open("a") as fh:
                 fh.write(f"access_token={answer.get('access_token')}\n")
@@ -310,7 +311,7 @@ _CORE: tuple[Mutant, ...] = (
     Mutant("gives-up-on-network-errors", "C2C-RTY-01", "a connection error fails the file instead of retrying",
            "reference_device.api:ApiClient.send", _gives_up_on_network_errors,
            also=("C2C-QUE-02", "C2C-RES-02", "C2C-RES-03", "C2C-RES-05", "C2C-NETW-05", "C2C-RES-01",
-                 "C2C-QUE-03", "C2C-RTY-02", "C2C-CTL-01", "C2C-TNET-05")),
+                 "C2C-QUE-03", "C2C-RTY-02", "C2C-CTL-01", "C2C-TNET-05", "C2C-SEC-02")),
     Mutant("no-parallel", "C2C-OPT-05", "one file and one part upload at a time (config via env)",
            "reference_device.config:DeviceConfig.parallelism", lambda: None,
            env={"C2C_DEVICE_PARALLELISM": "1", "C2C_DEVICE_PARALLEL_FILES": "1"}, also=("C2C-NETW-01",)),

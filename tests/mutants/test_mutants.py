@@ -58,6 +58,20 @@ def test_every_patch_applies_to_the_reference_device() -> None:
     assert not failures, failures
 
 
+def test_every_patch_takes_every_call_its_target_takes() -> None:
+    """A wrapper that drops a parameter breaks every caller that passes it: a second defect."""
+    failures: dict[str, str] = {}
+    for at in range(0, len(MUTANTS), 5):
+        procs = {m.name: subprocess.Popen(
+            [sys.executable, "-m", "tests.mutants.signature_check", m.name],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for m in MUTANTS[at:at + 5]}
+        for name, proc in procs.items():
+            out, _ = proc.communicate(timeout=120)
+            if proc.returncode != 0:
+                failures[name] = out[-800:]
+    assert not failures, failures
+
+
 def test_launcher_refuses_an_unknown_mutant() -> None:
     done = subprocess.run([sys.executable, "-m", "tests.mutants.launch", "no-such-defect", "--", "run"],
                           cwd=REPO, capture_output=True, text=True, timeout=60, check=False)

@@ -101,8 +101,8 @@ def _exports_secret_base64() -> None:
 
 def _hides_refresh_token() -> None:
     def wrap(orig: Callable[..., Any]) -> Callable[..., Any]:
-        def accept(self: Any, answer: dict[str, Any]) -> None:
-            orig(self, answer)
+        def accept(self: Any, answer: dict[str, Any], *args: Any, **kw: Any) -> None:
+            orig(self, answer, *args, **kw)  # a refresh passes refresh_count: keep the signature
             path = state_dir(self) / "session-cache.json"
             path.write_text(json.dumps({"grant": {"rt": str(answer.get("refresh_token", ""))}}))
         return accept
