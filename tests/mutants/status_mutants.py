@@ -25,7 +25,11 @@ Why each `also`: STAT-01, STAT-02 and UPL-02 share one scenario, and a status ch
 there fails the scenario (the delivery step after it re-raises every measurement out of
 limits); UPL-02 also shares STAT-04's scenario; OPT-03 and OPT-04 are both orderings of one
 queue (the same FIFO defect); OPT-05 shares QUE-01's scenario, which a lost file fails;
-QUE-03 and RES-01 share the tethered scenario with UPL-01.
+QUE-03 and RES-01 share the tethered scenario with UPL-01. Found by the first full matrix:
+failures-listed-as-done also fails CTL-04 and RES-04, whose bad-media scenario reads the same file
+list (the refused file must not show as done); serial-part-puts may fail OPT-04, since with one part
+slot shared by the two files it claims, the prioritised file's first part can wait behind the
+other's (the single slot makes that a race; the priority itself is honoured when claiming).
 """
 
 from __future__ import annotations
@@ -197,12 +201,13 @@ STATUS_MUTANTS: tuple[Mutant, ...] = (
            "reference_device.engine:Engine._build_snapshot", _remaining_bytes_until_idle,
            also=("C2C-STAT-01", "C2C-UPL-02")),
     Mutant("failures-listed-as-done", "C2C-STAT-04", "counters right, refused media listed as done",
-           "reference_device.engine:Engine._build_snapshot", _failures_listed_as_done, also=("C2C-UPL-02",)),
+           "reference_device.engine:Engine._build_snapshot", _failures_listed_as_done,
+           also=("C2C-UPL-02", "C2C-CTL-04", "C2C-RES-04")),
     Mutant("fake-throughput", "C2C-NETW-04", "shows a constant 100 Mbit/s throughput",
            "reference_device.netstats:NetworkStats.snapshot", _fake_throughput),
     Mutant("serial-part-puts", "C2C-OPT-05", "two files at once but one part PUT at a time across the device",
            "reference_device.config:DeviceConfig.parallelism", lambda: None, env=SERIAL_PUTS,
-           also=("C2C-NETW-01",)),  # one part at a time stays near the Mathis bound on lossy cellular
+           also=("C2C-NETW-01", "C2C-OPT-04")),  # one part at a time: Mathis bound on lossy cellular
     Mutant("fifo-parts", "C2C-OPT-04", "assets created in priority order, parts uploaded first in first out",
            "reference_device.engine:Engine._claim", _fifo_parts, also=("C2C-OPT-03",),
            env={"C2C_DEVICE_PARALLEL_FILES": "8"}),
