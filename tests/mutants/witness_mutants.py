@@ -117,7 +117,10 @@ def _hides_refresh_token() -> None:
 
 WITNESS_MUTANTS: tuple[Mutant, ...] = (
     Mutant("made-up-code", "C2C-AUTH-01", "shows a six-digit pairing code the cloud never issued",
-           "reference_device.pairing:PairingStatus.set", _made_up_code, quick_k="sixdigit"),
+           "reference_device.pairing:PairingStatus.set", _made_up_code, quick_k="sixdigit",
+           # the other pairing scenarios read the shown code too: the URL built from it (AUTH-02)
+           # and the new code after a pairing error (AUTH-04)
+           also=("C2C-AUTH-02", "C2C-AUTH-04")),
     Mutant("wrong-verification-uri", "C2C-AUTH-02", "offers verification_uri (without the code) as the complete URI",
            "reference_device.pairing:PairingStatus.set", _wrong_verification_uri),
     Mutant("ignores-slow-down", "C2C-AUTH-04", "keeps its poll interval after slow_down",
