@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,31 +45,30 @@ def test_at_least_twenty_mutants_on_real_items() -> None:
         assert not set(m.also) & set(SMOKE_ITEMS), f"{m.name}: a smoke item may never be collateral"
 
 
-def test_every_patch_applies_to_the_reference_device() -> None:
-    """Each patch target exists in reference_device (one fresh interpreter per patch, so none leaks)."""
+def _failures_in_fresh_interpreters(argv: Callable[[Mutant], list[str]]) -> dict[str, str]:
+    """Run `argv(mutant)` for every mutant, five fresh interpreters at a time (no patch leaks
+    into another); the output of each that exited non-zero, by mutant name."""
     failures: dict[str, str] = {}
     for at in range(0, len(MUTANTS), 5):
-        procs = {m.name: subprocess.Popen(
-            [sys.executable, "-c", f"from tests.mutants.table import get_mutant; get_mutant({m.name!r}).patch()"],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for m in MUTANTS[at:at + 5]}
+        procs = {m.name: subprocess.Popen(argv(m), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                          text=True) for m in MUTANTS[at:at + 5]}
         for name, proc in procs.items():
-            _, err = proc.communicate(timeout=120)
+            out, _ = proc.communicate(timeout=120)
             if proc.returncode != 0:
-                failures[name] = err[-800:]
+                failures[name] = out[-800:]
+    return failures
+
+
+def test_every_patch_applies_to_the_reference_device() -> None:
+    """Each patch target exists in reference_device."""
+    failures = _failures_in_fresh_interpreters(lambda m: [
+        sys.executable, "-c", f"from tests.mutants.table import get_mutant; get_mutant({m.name!r}).patch()"])
     assert not failures, failures
 
 
 def test_every_patch_takes_every_call_its_target_takes() -> None:
     """A wrapper that drops a parameter breaks every caller that passes it: a second defect."""
-    failures: dict[str, str] = {}
-    for at in range(0, len(MUTANTS), 5):
-        procs = {m.name: subprocess.Popen(
-            [sys.executable, "-m", "tests.mutants.signature_check", m.name],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for m in MUTANTS[at:at + 5]}
-        for name, proc in procs.items():
-            out, _ = proc.communicate(timeout=120)
-            if proc.returncode != 0:
-                failures[name] = out[-800:]
+    failures = _failures_in_fresh_interpreters(lambda m: [sys.executable, "-m", "tests.mutants.signature_check", m.name])
     assert not failures, failures
 
 
