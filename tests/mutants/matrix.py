@@ -171,14 +171,10 @@ def table(results: Sequence[dict[str, Any]], *, full: bool, seconds: float) -> d
 
 def source_commit() -> str:
     """The checkout's commit (with "+dirty" when tracked files differ): a table names the code it judged."""
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
-        return done.stdout.strip() if done.returncode == 0 else ""
+    from harness.certify.manifest import bench_version
 
-    head = git("rev-parse", "HEAD")
-    if not head:
-        return "unknown"
-    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    version = bench_version(REPO)
+    return str(version["commit"]) + ("+dirty" if version["dirty"] else "")
 
 
 def bench_error_only(result: dict[str, Any]) -> bool:
