@@ -83,6 +83,20 @@ def test_latency_each_direction(
         assert rtt - base <= 100 + 10 + 60, (rtts, base)
 
 
+def test_latency_is_never_delivered_early(
+    api: httpx.Client, make_proxy: MakeProxy, echo: EchoServer
+) -> None:
+    """The floor holds to the sub-millisecond: the proxy's clock is the precise one.
+
+    (It once used the event loop's clock: uvloop's is cached at whole milliseconds, so a trip
+    could come back up to a millisecond before the toxic's latency.)"""
+    port = make_proxy(echo.address)
+    add(api, "latency", "downstream", attributes={"latency": 3})
+    with connect(port) as conn:
+        rtts = [round_trip(conn) for _ in range(60)]
+    assert min(rtts) >= 3.0, sorted(rtts)[:5]
+
+
 def test_chained_latencies_add(api: httpx.Client, make_proxy: MakeProxy, echo: EchoServer) -> None:
     port = make_proxy(echo.address)
     add(api, "latency", "upstream", name="a", attributes={"latency": 60})
