@@ -18,7 +18,7 @@ Feature: User upload options
   Scenario: Files of a prioritised type are uploaded first
     Given a paired device
     And the device is in "manual" upload mode
-    When 3 "wav" files are captured
+    When 6 "wav" files are captured
     And 2 "jpg" files are captured
     And the user gives ".jpg" files priority
     And the user uploads all files
@@ -29,7 +29,7 @@ Feature: User upload options
   Scenario: A reprioritised file is uploaded first
     Given a paired device
     And the device is in "manual" upload mode
-    When 4 "jpg" files are captured
+    When 8 "jpg" files are captured
     And the user gives the last captured file top priority
     And the user uploads all files
     Then every captured file arrives intact within 180 seconds

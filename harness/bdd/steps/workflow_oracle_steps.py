@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from pytest_bdd import parsers, then, when
@@ -58,13 +59,36 @@ def files_at_once(journal: Iterable[Mapping[str, Any]], asset_names: Mapping[str
     return max_overlap(list(spans.values())) if spans else 0
 
 
-def beyond_parallel(early: list[str], bench: Bench) -> list[str]:
-    """The early files a device working P files at once cannot excuse: it claims the prioritised
-    file and P - 1 others together, and on a loaded machine a small part of one of those may be
-    received before the prioritised file's first PUT begins. A device that ignores the priority
-    has more than P - 1 files done first."""
-    excused = max(0, files_at_once(bench.journal(), _asset_names(bench)) - 1)
-    return early[excused:]
+@dataclass(frozen=True)
+class OrderJudgement:
+    """Files done before the prioritised file began, and how many of them a correct device may
+    have: one working P files at once claims the prioritised files first, and P - M others beside
+    M of them when P > M (on a loaded machine a small part of one of those may be received before
+    a prioritised file's first PUT begins)."""
+
+    early: list[str]
+    excused: int
+    at_once: int
+
+    @property
+    def beyond(self) -> list[str]:
+        return self.early[self.excused:]
+
+
+def judge_order(order: Mapping[str, tuple[float, float]], last: str, others: list[str], prioritised: int,
+                at_once: int) -> OrderJudgement:
+    """Judge the order only where it can tell: a device ignoring the priority, working `at_once`
+    files at once, finishes a part of at least len(others) - (at_once - 1) other files before the
+    last prioritised one is claimed. When that is no more than the excuse the scenario cannot tell
+    the two devices apart, and the bench says so instead of passing."""
+    excused = max(0, at_once - prioritised)
+    ignoring_floor = len(others) - (at_once - 1)
+    if ignoring_floor <= excused:
+        raise BenchFailure(
+            f"the device worked {at_once} files at once: with {len(others)} other files a device "
+            f"ignoring the priority could finish as few as {max(0, ignoring_floor)} before it, "
+            f"within the {excused} excused; the scenario needs more files to judge the order")
+    return OrderJudgement(finished_before(order, last, others), excused, at_once)
 
 
 def _put_order(bench: Bench) -> dict[str, tuple[float, float]]:
@@ -142,30 +166,33 @@ def _parallel(bench: Bench) -> None:
 @then(parsers.parse('the "{ext}" files were uploaded before the other files'))
 def _type_first(bench: Bench, ext: str) -> None:
     """File-type prioritisation (OPT-03): no other file had a part received before the last
-    file of the type began its first part, beyond the P - 1 a device working P files at once
-    claims beside it (`beyond_parallel`)."""
+    file of the type began its first part, beyond the P - M a device working P files at once
+    claims beside the M files of the type (`judge_order`)."""
     order = _put_order(bench)
     mine = [n for n in order if n.lower().endswith(ext.lower())]
     others = [n for n in order if n not in mine]
     assert mine and others, f"the scenario needs {ext} files and others: {sorted(order)}"
     last = max(mine, key=lambda n: order[n][0])
-    early = beyond_parallel(finished_before(order, last, others), bench)
-    ok = bench.measure("C2C-OPT-03", "other_files_before_priority", len(early))
+    judged = judge_order(order, last, others, len(mine), files_at_once(bench.journal(), _asset_names(bench)))
+    ok = bench.measure("C2C-OPT-03", "other_files_before_priority", len(judged.beyond),
+                       excused=judged.excused, files_at_once=judged.at_once)
     by_first = sorted(order, key=lambda n: order[n][0])
-    assert ok, f"first-part order {by_first}: {early} had parts received before {last} started"
+    assert ok, f"first-part order {by_first}: {judged.early} had parts received before {last} started"
 
 
 @then("the last captured file was uploaded first")
 def _last_first(bench: Bench) -> None:
     """Queue prioritisation (OPT-04): no other file had a part received before the
     reprioritised file's first part began, beyond the P - 1 a device working P files at once
-    claims beside it (`beyond_parallel`)."""
+    claims beside it (`judge_order`)."""
     order = _put_order(bench)
     last = bench.state.captures[-1].name
-    early = beyond_parallel(finished_before(order, last, [n for n in order if n != last]), bench)
-    ok = bench.measure("C2C-OPT-04", "files_before_prioritised", len(early))
+    others = [n for n in order if n != last]
+    judged = judge_order(order, last, others, 1, files_at_once(bench.journal(), _asset_names(bench)))
+    ok = bench.measure("C2C-OPT-04", "files_before_prioritised", len(judged.beyond),
+                       excused=judged.excused, files_at_once=judged.at_once)
     by_first = sorted(order, key=lambda n: order[n][0])
-    assert ok, f"first-part order {by_first}: {early} had parts received before {last} started"
+    assert ok, f"first-part order {by_first}: {judged.early} had parts received before {last} started"
 
 
 # --- names and project ------------------------------------------------------------------------

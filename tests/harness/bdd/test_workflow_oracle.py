@@ -7,7 +7,13 @@ import uuid
 import pytest
 
 from harness.bdd.measures import max_overlap, part_put_spans
-from harness.bdd.steps.workflow_oracle_steps import finished_before, first_parts, outside_project
+from harness.bdd.steps.workflow_oracle_steps import (
+    files_at_once,
+    finished_before,
+    first_parts,
+    judge_order,
+    outside_project,
+)
 from harness.errors import BenchFailure
 
 
@@ -50,8 +56,6 @@ def test_project_none_is_never_accepted() -> None:
 
 
 def test_files_at_once_counts_files_in_flight_together() -> None:
-    from harness.bdd.steps.workflow_oracle_steps import files_at_once
-
     def put(asset: str, start: float, ms: float) -> dict[str, object]:
         return {"method": "PUT", "path": f"/s3/parts/{asset}/1/1", "status": 200, "started_at": start,
                 "duration_ms": ms, "bytes_in": 10}
@@ -61,3 +65,48 @@ def test_files_at_once_counts_files_in_flight_together() -> None:
     two_at_once = [put(a, 0.0, 1000), put(b, 0.5, 1000), put(c, 1.6, 100)]
     assert files_at_once(two_at_once, names) == 2
     assert files_at_once([put(a, 0.0, 100), put(b, 0.2, 100), put(c, 0.4, 100)], names) == 1
+
+
+def _fifo_journal(names: list[str], at_once: int, ms: float = 100) -> list[dict[str, object]]:
+    """One part per file, `at_once` files on the wire, each claimed when a slot frees, in order."""
+    slots = [0.0] * at_once
+    journal = []
+    for n, name in enumerate(names):
+        i = min(range(at_once), key=lambda k: slots[k])
+        start = slots[i] + 0.001
+        journal.append(put(name, 1, start, ms, rid=n))
+        slots[i] = start + ms / 1000
+    return journal
+
+
+@pytest.mark.parametrize("at_once", [1, 2, 3])
+def test_a_device_ignoring_the_priority_fails_whatever_its_parallelism(at_once: int) -> None:
+    """The CI miss: the excuse came from the whole scenario's parallelism with too few files, and a
+    FIFO device passed. With eight files a FIFO device is caught at 1, 2 or 3 files at once."""
+    files = [f"F{n}" for n in range(8)]
+    journal = _fifo_journal(files, at_once)
+    names = {f: f"{f}.jpg" for f in files}
+    order = first_parts(journal, names)
+    judged = judge_order(order, "F7.jpg", [f"F{n}.jpg" for n in range(7)], 1,
+                         files_at_once(journal, names))
+    assert judged.at_once == at_once
+    assert judged.beyond, judged
+
+
+def test_a_prioritising_device_is_excused_its_batch_mates() -> None:
+    """The prioritised file claimed first with one other, whose small part is received before the
+    prioritised file's first PUT begins on a loaded machine: excused (P - 1 = 1)."""
+    files = [f"F{n}" for n in range(8)]
+    journal = [put("F7", 1, 0.050, 100), put("F0", 1, 0.0, 20)]
+    journal += [put(f"F{n}", 1, 0.2 + 0.1 * n, 100) for n in range(1, 7)]
+    names = {f: f"{f}.jpg" for f in files}
+    order = first_parts(journal, names)
+    judged = judge_order(order, "F7.jpg", [f"F{n}.jpg" for n in range(7)], 1, files_at_once(journal, names))
+    assert judged.early == ["F0.jpg"] and judged.excused == 1 and not judged.beyond
+
+
+def test_too_few_files_for_the_parallelism_is_the_bench_saying_so() -> None:
+    """Four files on a device working four at once: the order cannot be told; no pass, no fail."""
+    order = {f"F{n}.jpg": (0.0, 0.1) for n in range(4)}
+    with pytest.raises(BenchFailure, match="needs more files"):
+        judge_order(order, "F3.jpg", ["F0.jpg", "F1.jpg", "F2.jpg"], 1, 4)
