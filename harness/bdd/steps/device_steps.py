@@ -97,14 +97,7 @@ def _pending_code_shown(bench: Bench) -> str:
         except DeviceTimeout:
             own = _code_issued_to_device(bench) if shown else None
             if own is not None:
-                # the oracle before a person: the device asked for a code and shows another one; this
-                # precondition pairs it with what the cloud issued to its client id, and the pairing
-                # scenarios (C2C-AUTH-01/02) judge the display on their own
-                bench.timeline.record("cloud", "pair through the oracle", "mark",
-                                      why=f"the device showed {len(shown)} code(s) the cloud never issued")
-                bench.exercised(f"the device showed {len(shown)} pairing code(s) the cloud never issued; this "
-                                "scenario's device was paired with the code the cloud issued to its client id")
-                return own
+                return _through_the_oracle(bench, own, len(shown))
             if attempt == 2:
                 raise DeviceFailure(f"no pairing code the cloud holds pending shown within {PAIR_TIMEOUT:.0f} s, "
                                     f"even after a relaunch (shown: {len(shown)} other code(s))") from None
@@ -112,6 +105,35 @@ def _pending_code_shown(bench: Bench) -> str:
             bench.device.stop()
             bench.device.start()
     raise AssertionError("unreachable")
+
+
+def _through_the_oracle(bench: Bench, own: str, shown: int) -> str:
+    """The oracle before a person: the device asked for a code and shows another one. The step
+    pairs it with what the cloud issued to its client id, says so on the timeline and in the
+    scenario's notes, and leaves the display to the pairing scenarios (C2C-AUTH-01/02)."""
+    bench.timeline.record("cloud", "pair through the oracle", "mark",
+                          why=f"the device showed {shown} code(s) the cloud never issued")
+    bench.exercised(f"the device showed {shown} pairing code(s) the cloud never issued; this "
+                    "scenario's device was paired with the code the cloud issued to its client id")
+    return own
+
+
+def approvable_code(bench: Bench, shown: str) -> str:
+    """The code to approve for a device that showed `shown`: that code when the cloud holds it
+    pending; else the code the cloud issued to the device's client id (`_through_the_oracle`).
+    A device the cloud issued no code to, in half the pairing time, has failed to ask for one."""
+    timeout = PAIR_TIMEOUT / 2
+
+    def pending() -> str | None:
+        if any(str(c.get("user_code")) == shown for c in bench.cloud.pending_codes()):
+            return shown
+        return _code_issued_to_device(bench)
+    try:
+        code = str(wait_until(pending, timeout, "the cloud to hold a pairing code for the device"))
+    except DeviceTimeout:
+        raise DeviceFailure(f"the cloud holds no pending pairing code the device asked for within {timeout:.0f} s "
+                            "(the code it shows was never issued)") from None
+    return code if code == shown else _through_the_oracle(bench, code, 1)
 
 
 def _code_issued_to_device(bench: Bench) -> str | None:
@@ -199,8 +221,9 @@ def approve_and_await_tokens(bench: Bench) -> Grant:
     The grant (the device it belongs to, when and at which journal row it was issued) is
     kept in `state.grant` for the oracle steps that follow the cancel.
     """
-    code = bench.state.pairing_code
-    assert code, "the device showed no pairing code to approve"
+    shown = bench.state.pairing_code
+    assert shown, "the device showed no pairing code to approve"
+    code = approvable_code(bench, shown)
     before = bench.session.journal_head()
     project = bench.session.ensure_project()
     bench.cloud.approve(code, str(project["id"]))

@@ -74,7 +74,9 @@ def test_other_devices_do_not_count() -> None:
 class FakeCloud:
     """Journal, devices and sockets the steps read; approve() makes the device collect tokens."""
 
-    def __init__(self, *, collects: bool = True, revokes: bool = True, keeps_beating: bool = False) -> None:
+    def __init__(self, *, collects: bool = True, revokes: bool = True, keeps_beating: bool = False,
+                 pending: tuple[tuple[str, str], ...] = (("123456", "cid-1"),)) -> None:
+        self.pending = [{"user_code": code, "client_id": client} for code, client in pending]
         self.rows: list[dict[str, Any]] = [{**row(1.0, "POST", "/v2/auth/device/code", 200), "id": 1}]
         self.collects, self.revokes, self.keeps_beating = collects, revokes, keeps_beating
         self.approved: list[tuple[str, str]] = []
@@ -99,6 +101,9 @@ class FakeCloud:
     def journal(self, since: int = 0) -> list[dict[str, Any]]:
         return [r for r in self.rows if r["id"] > since]
 
+    def pending_codes(self) -> list[dict[str, Any]]:
+        return list(self.pending)
+
     def devices(self) -> list[dict[str, Any]]:
         return [{"id": DEV, "last_seen_at": 2.0, "revoked": False}]
 
@@ -120,6 +125,8 @@ class FakeCloud:
 
 
 class FakeDevice:
+    client_id = "cid-1"
+
     def __init__(self, cloud: FakeCloud, *, controllable: bool = True) -> None:
         self.cloud, self.controllable = cloud, controllable
         self.actions: list[str] = []
@@ -138,7 +145,7 @@ class FakeTimeline:
         self.events: list[Any] = []
 
     def record(self, layer: str, name: str, kind: str, **fields: Any) -> None:
-        self.events.append(type("E", (), {"at": float(len(self.events))})())
+        self.events.append(type("E", (), {"at": float(len(self.events)), "name": name})())
 
 
 class FakePrompt:
@@ -170,6 +177,9 @@ class FakeBench:
         self.measured[name] = value
         return True
 
+    def exercised(self, what: str) -> None:
+        self.state.exercised.append(what)
+
 
 def _cancel(bench: FakeBench) -> None:
     device_steps._cancel_pairing(bench, "after approval")
@@ -200,6 +210,58 @@ def test_a_device_that_never_collects_its_tokens_fails_before_the_cancel() -> No
     with pytest.raises(DeviceTimeout, match="collect its tokens"):
         _cancel(bench)
     assert bench.device.actions == []
+
+
+def test_a_made_up_display_is_approved_through_the_oracle() -> None:
+    """The device shows a code the cloud never issued (made-up-code): the step approves the code
+    the cloud issued to its client id, says so, and the cancel is judged (the display is
+    AUTH-01/02's to judge), instead of a bench error from approving a code the cloud never held."""
+    cloud = FakeCloud(pending=(("999999", "someone-else"), ("654321", "cid-1")))
+    bench = FakeBench(cloud, FakeDevice(cloud))
+    _cancel(bench)
+    assert cloud.approved == [("654321", "proj-1")]
+    assert "pair through the oracle" in [e.name for e in bench.timeline.events]
+    assert any("never issued" in note for note in bench.state.exercised)
+    assert bench.device.actions == ["cancel_pairing"]
+
+
+def test_a_device_the_cloud_issued_no_code_has_failed() -> None:
+    cloud = FakeCloud(pending=(("999999", "someone-else"),))
+    bench = FakeBench(cloud, FakeDevice(cloud))
+    with pytest.raises(DeviceFailure, match="no pending pairing code"):
+        _cancel(bench)
+    assert cloud.approved == [] and bench.device.actions == []
+
+
+class ShowsACode(FakeDevice):
+    """A device showing `shown` on its display, relaunched by the bench when it shows no issued code."""
+
+    def __init__(self, cloud: FakeCloud, shown: str) -> None:
+        super().__init__(cloud)
+        self.shown = shown
+
+    def pairing_code(self, timeout: float) -> str:
+        return self.shown
+
+    def stop(self) -> None:
+        self.actions.append("stop")
+
+    def start(self) -> None:
+        self.actions.append("start")
+
+
+def test_a_paired_device_with_a_made_up_display_pairs_through_the_oracle() -> None:
+    """"A paired device": a display the cloud never issued is left to AUTH-01/02; the precondition
+    pairs the device with the code the cloud issued to its client id, once the relaunch did not help."""
+    cloud = FakeCloud(pending=(("654321", "cid-1"),))
+    bench = FakeBench(cloud, ShowsACode(cloud, "111111"))
+    bench.profile = type("P", (), {"pairing": type("Q", (), {"source": "status"})()})()
+    assert device_steps._pending_code_shown(bench) == "654321"
+    assert bench.device.actions == []  # the oracle answered before any relaunch
+    assert any("never issued" in note for note in bench.state.exercised)
+    shown_right = FakeBench(cloud, ShowsACode(cloud, "654321"))
+    shown_right.profile = bench.profile
+    assert device_steps._pending_code_shown(shown_right) == "654321" and not shown_right.state.exercised
 
 
 def test_no_revoke_and_a_socket_still_beating_fail() -> None:
