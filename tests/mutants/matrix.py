@@ -152,8 +152,9 @@ def prune_bulk(work: Path, *, over: int = BULK_BYTES) -> int:
     return freed
 
 
-def table(results: Sequence[dict[str, Any]], *, full: bool, seconds: float) -> dict[str, Any]:
-    """The reports/mutants.json shape: {mutant: {item, verdicts, flagged_own_item, collateral, ...}}."""
+def table(results: Sequence[dict[str, Any]], *, full: bool, seconds: float, commit: str | None = None) -> dict[str, Any]:
+    """The reports/mutants.json shape: {mutant: {item, verdicts, flagged_own_item, collateral, ...}}.
+    `commit` is the code the run judged (read once when it started; by default, now)."""
     by_name = {m.name: m for m in MUTANTS}
     rows = {
         r["mutant"]: {"item": r["item"], "also": list(by_name[r["mutant"]].also), "what": by_name[r["mutant"]].what,
@@ -165,7 +166,7 @@ def table(results: Sequence[dict[str, Any]], *, full: bool, seconds: float) -> d
     }
     score = sum(1 for r in results if r["ok"])
     return {"full": full, "smoke_items": [] if full else list(SMOKE_ITEMS), "seconds": round(seconds, 1),
-            "commit": source_commit(), "score": f"{score}/{len(results)}",
+            "commit": commit or source_commit(), "score": f"{score}/{len(results)}",
             "ok": all(r["ok"] for r in results), "mutants": rows}
 
 
@@ -246,6 +247,7 @@ def run_matrix(
     selected.sort(key=lambda m: m.name not in SLOW_MUTANTS)
     root = work or (out.parent / "mutants" if out else REPO / "reports" / "mutants")
     started = time.monotonic()
+    commit = source_commit()  # the code this run judges, even if the checkout changes under it
     kept = resumable(out, full) if resume else {}
     results: list[dict[str, Any]] = [kept[m.name] for m in selected if m.name in kept]
     selected = [m for m in selected if m.name not in kept]
@@ -255,7 +257,7 @@ def run_matrix(
         with lock:
             results.append(r)
             if out is not None:
-                write_table(out, table(results, full=full, seconds=time.monotonic() - started))
+                write_table(out, table(results, full=full, seconds=time.monotonic() - started, commit=commit))
 
     def first(m: Mutant) -> tuple[Mutant, dict[str, Any]] | None:
         r = run_mutant(m, root / m.name, full=full, shards=shards)
