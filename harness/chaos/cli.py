@@ -83,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         campaign = run_campaign(cfg, show)
     except C2CBenchError as exc:
         print(f"chaos: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if args.out is None:  # a folder of our own making with no campaign in it
+            shutil.rmtree(out, ignore_errors=True)
         return 2
     finally:
         if not args.keep_lanes:

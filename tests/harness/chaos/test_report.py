@@ -4,7 +4,10 @@ benchmarks' JSON shape, and exit codes that keep device and bench apart."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
+
+import pytest
 
 from harness.chaos.campaign import Campaign, CampaignConfig, Outcome
 from harness.chaos.checker import check
@@ -55,9 +58,14 @@ def test_exit_code_says_whether_the_device_or_the_bench_failed(tmp_path: Path) -
     assert _campaign(tmp_path, [_outcome(1, False), _outcome(2, False, bench_error="CloudError: gone")]).exit_code() == 2
 
 
-def test_usage_errors_are_exit_code_2_without_starting_anything(tmp_path: Path) -> None:
+def test_usage_errors_are_exit_code_2_without_starting_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from harness.chaos.cli import main
 
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    assert main(["--device", "no-such-profile"]) == 2
+    assert list(temp.iterdir()) == []  # no empty c2c-chaos-* folder left behind
     assert main(["--schedules", "3"]) == 2  # no --device
     assert main(["--device", "reference", "--schedules", "0", "--out", str(tmp_path)]) == 2
     assert main(["--device", "no-such-profile", "--out", str(tmp_path)]) == 2
