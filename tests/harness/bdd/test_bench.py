@@ -123,6 +123,9 @@ class ApprovingCloud(FakeCloud):
     def approve(self, code: str, project_id: str) -> None:
         self.approved.append(code)
 
+    def pending_codes(self) -> list[dict[str, Any]]:
+        return [] if self.approved else [{"user_code": "482913", "client_id": "cid-1"}]
+
     def journal(self, since: int = 0) -> list[dict[str, Any]]:
         if not self.approved:
             return []
