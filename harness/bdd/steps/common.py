@@ -80,6 +80,11 @@ def control_or_operator(bench: Bench, action: str, question: str, **args: Any) -
         raise OperatorUnavailable(f"operator did not: {question}")
 
 
+def issued_code(bench: Bench, code: str) -> dict[str, Any] | None:
+    """The emulator's live pending code row whose user code the device shows, or None."""
+    return next((c for c in bench.cloud.pending_codes() if str(c.get("user_code")) == code), None)
+
+
 def device_status(bench: Bench) -> dict[str, Any]:
     return bench.device.status() or {}
 

@@ -18,6 +18,7 @@ from harness.bdd.steps.common import (
     control_or_operator,
     device_status,
     hold_for,
+    issued_code,
     wait_until,
 )
 from harness.errors import DeviceFailure, DeviceTimeout
@@ -89,7 +90,7 @@ def _pending_code_shown(bench: Bench) -> str:
         except DeviceTimeout:
             return None
         shown.add(code)
-        return code if any(str(c.get("user_code")) == code for c in bench.cloud.pending_codes()) else None
+        return code if issued_code(bench, code) else None
 
     for attempt in (1, 2):
         try:
@@ -125,9 +126,7 @@ def approvable_code(bench: Bench, shown: str) -> str:
     timeout = PAIR_TIMEOUT / 2
 
     def pending() -> str | None:
-        if any(str(c.get("user_code")) == shown for c in bench.cloud.pending_codes()):
-            return shown
-        return _code_issued_to_device(bench)
+        return shown if issued_code(bench, shown) else _code_issued_to_device(bench)
     try:
         code = str(wait_until(pending, timeout, "the cloud to hold a pairing code for the device"))
     except DeviceTimeout:

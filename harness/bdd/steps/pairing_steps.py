@@ -21,6 +21,7 @@ from harness.bdd.steps.common import (
     control_or_operator,
     device_status,
     hold_for,
+    issued_code,
     status_or_operator,
     wait_until,
 )
@@ -40,11 +41,6 @@ def witness(bench: Bench) -> CloudWitness:
     if not isinstance(cloud, CloudWitness):
         raise CloudError("the cloud emulator keeps no witness records (token polls, issued tokens, status beats)")
     return cloud
-
-
-def issued_code(bench: Bench, code: str) -> dict[str, Any] | None:
-    """The emulator's live pending code row whose user code the device shows, or None."""
-    return next((c for c in bench.cloud.pending_codes() if str(c.get("user_code")) == code), None)
 
 
 # --- C2C-AUTH-01 -----------------------------------------------------------------------------
