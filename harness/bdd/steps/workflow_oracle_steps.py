@@ -59,12 +59,19 @@ def files_at_once(journal: Iterable[Mapping[str, Any]], asset_names: Mapping[str
     return max_overlap(list(spans.values())) if spans else 0
 
 
+UNSEEN_CLAIMS = 2
+"""Files a device may claim together though the journal shows them one after another: its file
+slots show only when the files' PUTs overlap, and a device whose work before a file's first PUT
+is serial (a check, the create) shows one file at a time while it claimed two. The excuse counts
+at least this many files at once, whatever the journal saw."""
+
+
 @dataclass(frozen=True)
 class OrderJudgement:
     """Files done before the prioritised file began, and how many of them a correct device may
     have: one working P files at once claims the prioritised files first, and P - M others beside
     M of them when P > M (on a loaded machine a small part of one of those may be received before
-    a prioritised file's first PUT begins)."""
+    a prioritised file's first PUT begins). P is the journal's, and never less than UNSEEN_CLAIMS."""
 
     early: list[str]
     excused: int
@@ -77,15 +84,16 @@ class OrderJudgement:
 
 def judge_order(order: Mapping[str, tuple[float, float]], last: str, others: list[str], prioritised: int,
                 at_once: int) -> OrderJudgement:
-    """Judge the order only where it can tell: a device ignoring the priority, working `at_once`
-    files at once, finishes a part of at least len(others) - (at_once - 1) other files before the
-    last prioritised one is claimed. When that is no more than the excuse the scenario cannot tell
-    the two devices apart, and the bench says so instead of passing."""
-    excused = max(0, at_once - prioritised)
-    ignoring_floor = len(others) - (at_once - 1)
+    """Judge the order only where it can tell: a device ignoring the priority, working P files at
+    once, finishes a part of at least len(others) - (P - 1) other files before the last
+    prioritised one is claimed. When that is no more than the excuse the scenario cannot tell the
+    two devices apart, and the bench says so instead of passing."""
+    p = max(at_once, UNSEEN_CLAIMS)
+    excused = max(0, p - prioritised)
+    ignoring_floor = len(others) - (p - 1)
     if ignoring_floor <= excused:
         raise BenchFailure(
-            f"the device worked {at_once} files at once: with {len(others)} other files a device "
+            f"the device worked {p} files at once: with {len(others)} other files a device "
             f"ignoring the priority could finish as few as {max(0, ignoring_floor)} before it, "
             f"within the {excused} excused; the scenario needs more files to judge the order")
     return OrderJudgement(finished_before(order, last, others), excused, at_once)

@@ -105,6 +105,19 @@ def test_a_prioritising_device_is_excused_its_batch_mates() -> None:
     assert judged.early == ["F0.jpg"] and judged.excused == 1 and not judged.beyond
 
 
+def test_a_batch_mate_first_on_a_serial_looking_journal_is_excused() -> None:
+    """The matrix's plain-http run: the device claimed the prioritised file and one other, a
+    plain-HTTP check before each create made them one at a time on the wire (the journal shows 1
+    file at once), and the other went first. Still one racing batch-mate, not a FIFO queue."""
+    files = [f"F{n}" for n in range(8)]
+    journal = [put("F0", 1, 0.0, 29), put("F7", 1, 0.100, 9)]
+    journal += [put(f"F{n}", 1, 0.15 + 0.07 * n, 15) for n in range(1, 7)]
+    names = {f: f"{f}.jpg" for f in files}
+    judged = judge_order(first_parts(journal, names), "F7.jpg", [f"F{n}.jpg" for n in range(7)], 1,
+                         files_at_once(journal, names))
+    assert judged.at_once == 1 and judged.early == ["F0.jpg"] and not judged.beyond
+
+
 def test_too_few_files_for_the_parallelism_is_the_bench_saying_so() -> None:
     """Four files on a device working four at once: the order cannot be told; no pass, no fail."""
     order = {f"F{n}.jpg": (0.0, 0.1) for n in range(4)}
