@@ -158,7 +158,7 @@ class DeviceAuth:
             self.stop_event.wait(0.5)
 
     def _auth_turn(self) -> None:
-        if self.tokens.paired and time.time() >= self.tokens.refresh_due_at():
-            self.tokens.refresh()
+        if self.tokens.paired:
+            self.tokens.refresh_if_due()
         if self.tokens.paired and self.project["id"] is None:
             self.identify()

@@ -112,6 +112,13 @@ class TokenManager:
     def refresh_due_at(self) -> float:
         return self.expires_at - self.margin()
 
+    def refresh_if_due(self) -> None:
+        """The periodic refresh: refresh only when due, with the guard `refresh` keeps against a
+        refresh another thread made meanwhile. Each refresh rotates the single-use refresh token,
+        so a second one right after the first doubles the window in which a power cut loses the
+        pair (the cloud rotated it, the answer died with the device)."""
+        self.access_token()
+
     def access_token(self) -> str:
         """Current access token, refreshed first when within the margin of expiry."""
         with self._lock:

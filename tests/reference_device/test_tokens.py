@@ -14,6 +14,7 @@ from reference_device.config import load_config
 from reference_device.credentials import CredentialStore
 from reference_device.errors import RepairNeeded, RetryableError, UnauthorizedError
 from reference_device.tokens import TokenManager
+from tests.waiting import wait_until
 
 
 class AuthServer:
@@ -78,6 +79,28 @@ def test_proactive_refresh_at_margin(config: Any) -> None:
     tm.accept({"access_token": "acc-x", "refresh_token": "ref-x", "expires_in": 3})  # margin = 1 s
     tm.expires_at = time.time() + 0.5
     assert tm.access_token() == "acc-1" and server.refreshes == ["ref-x"]
+
+
+def test_the_periodic_refresh_never_repeats_one_another_thread_just_made(config: Any) -> None:
+    """Seen in the matrix: the presence thread refreshed an expired token and the auth loop, which
+    had found it due a moment before, refreshed again 140 ms later; a power cut then landed in the
+    second refresh and the device lost its pair. The auth loop's turn runs while another thread
+    refreshes: one refresh in all."""
+    from reference_device.engine_auth import DeviceAuth
+
+    server = AuthServer()
+    tm, _ = manager(config, server)
+    tm.accept({"access_token": "acc-x", "refresh_token": "ref-x", "expires_in": 3})  # margin = 1 s
+    tm.expires_at = time.time() + 0.5
+    auth = DeviceAuth.__new__(DeviceAuth)
+    auth.tokens, auth.project = tm, {"id": "project-1"}  # type: ignore[misc]
+    presence = threading.Thread(target=tm.access_token)
+    presence.start()
+    # the presence thread's refresh is under way (the server holds it 50 ms)
+    wait_until(lambda: server.refreshes, 5, "the presence thread's refresh", interval=0.001)
+    auth._auth_turn()
+    presence.join(5)
+    assert server.refreshes == ["ref-x"] and tm.refresh_count == 1
 
 
 def test_lost_answer_then_dead_token_needs_repair_and_survives_restart(config: Any) -> None:
