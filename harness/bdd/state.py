@@ -142,6 +142,7 @@ class ScenarioState:
     captured_while_uploading: list[str] = field(default_factory=list)
     clock_jumps: list[int] = field(default_factory=list)  # journal head before each clock jump
     power_cut_hits: list[str] = field(default_factory=list)  # the file each power cut landed in
+    paired_again: str | None = None  # why the bench paired the device again (a grant lost in a cut)
     tether_shots: int = 0  # shutter presses (frames shot) on a tethered camera
     fault_ends: list[FaultEnd] = field(default_factory=list)
     # status

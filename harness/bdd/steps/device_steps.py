@@ -8,11 +8,13 @@ device_display_steps.py.
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 
 from pytest_bdd import given, parsers, then, when
 
 from harness.bdd.bench import Bench
+from harness.bdd.lost_grant import refresh_lost_in_cut, refresh_rows
 from harness.bdd.state import Grant
 from harness.bdd.steps.common import (
     control_or_operator,
@@ -143,6 +145,29 @@ def _code_issued_to_device(bench: Bench) -> str | None:
         return None
     mine = [c for c in bench.cloud.pending_codes() if str(c.get("client_id")) == device.client_id]
     return str(mine[-1]["user_code"]) if mine else None
+
+
+def pair_again_if_grant_lost(bench: Bench) -> None:
+    """Pair the device again, once per scenario, when a power cut took a refresh answer with it
+    (harness/bdd/lost_grant.py): what its user would do; the timeline and the scenario's notes
+    say so. Anything else that cost the device its pair is left for the verdict."""
+    if bench.state.paired_again is not None:
+        return
+    kills = [e.at for e in bench.timeline.events if e.layer == "power" and e.action == "flip"
+             and e.details.get("state") == "off" and e.at >= bench.state.started_at]
+    if not kills:
+        return
+    journal = bench.journal()
+    if not refresh_rows(journal, 400):
+        return
+    why = refresh_lost_in_cut(journal, kills, bench.cloud.now() - time.time())
+    if why is None:
+        return
+    bench.state.paired_again = why
+    bench.timeline.record("device", "pair again", "mark", why="grant lost in a power cut")
+    bench.exercised(f"{why}: single-use refresh tokens make pairing again the contract's answer "
+                    "(c2c-api.md §3.3), so the bench paired the device again as its user would")
+    pair(bench)
 
 
 @given("a fresh unpaired device")

@@ -19,6 +19,7 @@ from harness.bdd.bench import Bench
 from harness.bdd.measures import delivery_counts, retries_seen
 from harness.bdd.recovery import fault_ends, poll_recovery
 from harness.bdd.steps.common import wait_until
+from harness.bdd.steps.device_steps import pair_again_if_grant_lost
 from harness.certify.ledger import Ledger
 from harness.certify.throughput import part_rates_mbps, part_upload_rate
 from harness.errors import BenchFailure, DeliveryFailure, DeviceTimeout
@@ -50,6 +51,7 @@ def _settle(bench: Bench, seconds: int, done: Callable[[Ledger], bool], what: st
 
     def settled() -> bool:
         poll_recovery(bench)
+        pair_again_if_grant_lost(bench)
         lg = bench.ledger(drained=False)
         if done(lg):
             took.append(time.monotonic() - started)

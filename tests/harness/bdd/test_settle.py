@@ -9,6 +9,7 @@ from typing import Any
 from harness.bdd.state import ScenarioState
 from harness.bdd.steps import oracle_steps
 from harness.certify.ledger import FileVerdict, Ledger
+from harness.timeline import Timeline
 
 
 def _file(name: str, outcome: str, state: str | None) -> FileVerdict:
@@ -26,6 +27,7 @@ class _SlowGoodFile:
     polls: int
     reads: int = 0
     state: _State = field(default_factory=_State)
+    timeline: Timeline = field(default_factory=Timeline)  # no power cut: nobody is paired again
 
     def ledger(self, *, drained: bool = True) -> Ledger:
         self.reads += 1

@@ -1,0 +1,93 @@
+"""A grant lost in a power cut, told from journal rows (harness/bdd/lost_grant.py), and the step
+that pairs the device again only then."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness.bdd.lost_grant import refresh_lost_in_cut
+from harness.bdd.state import ScenarioState
+from harness.bdd.steps import device_steps
+from harness.timeline import Timeline
+
+DEV = "dev-1"
+
+
+def token(rid: int, t: float, status: int, *, arrived: float | None = None, device: str | None = DEV) -> dict[str, Any]:
+    return {"id": rid, "t": t, "started_at": t if arrived is None else arrived, "method": "POST",
+            "path": "/v2/auth/token", "status": status, "device_id": device}
+
+
+# the matrix's run (plain-http, C2C-QUE-03): refreshes at +0.0 and +0.14 s, the kill 6 ms after
+# the second one's answer, the new process's refresh refused
+MATRIX = [token(93, 100.00, 200), token(97, 100.14, 200), token(102, 100.73, 400)]
+
+
+def test_the_matrix_case_is_a_grant_lost_in_the_cut() -> None:
+    why = refresh_lost_in_cut(MATRIX, [1000.146], cloud_minus_wall=-900.0)
+    assert why and "refused" in why
+
+
+@pytest.mark.parametrize(("rows", "kill", "offset"), [
+    (MATRIX, 1005.0, -900.0),  # the kill came 5 s later: the device had the answer, and lost it itself
+    (MATRIX[:2], 1000.146, -900.0),  # nothing refused: the device kept its pair
+    ([token(97, 100.14, 200), token(102, 100.73, 400, device="other")], 1000.146, -900.0),  # another device
+    ([token(97, 100.14, 200, device=None), token(102, 100.73, 400)], 1000.146, -900.0),  # a code poll, not a refresh
+    (MATRIX, 1000.146, 0.0),  # the kill on the wall clock, unmapped: 900 s off the emulator clock
+])
+def test_no_lost_grant(rows: list[dict[str, Any]], kill: float, offset: float) -> None:
+    assert refresh_lost_in_cut(rows, [kill], cloud_minus_wall=offset) is None
+
+
+def test_an_answer_still_on_its_way_at_the_kill_counts() -> None:
+    """Arrived before the kill, answered just after it (the process was already dead)."""
+    rows = [token(5, 50.03, 200, arrived=49.98), token(6, 51.0, 400)]
+    assert refresh_lost_in_cut(rows, [50.0], cloud_minus_wall=0.0)
+
+
+class _Cloud:
+    def __init__(self, rows: list[dict[str, Any]], now: float) -> None:
+        self.rows, self._now = rows, now
+
+    def journal(self, since: int = 0) -> list[dict[str, Any]]:
+        return self.rows
+
+    def now(self) -> float:
+        return self._now
+
+
+class _Bench:
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.timeline, self.state = Timeline(), ScenarioState()
+        self.cloud = _Cloud(rows, 0.0)
+        self.notes: list[str] = []
+
+    def journal(self) -> list[dict[str, Any]]:
+        return self.cloud.rows
+
+    def exercised(self, what: str) -> None:
+        self.notes.append(what)
+
+
+def test_the_step_pairs_again_once_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    paired: list[object] = []
+    monkeypatch.setattr(device_steps, "pair", paired.append)
+    bench = _Bench([])
+    kill = bench.timeline.record("power", "device", "flip", state="off").at
+    bench.cloud.rows = [token(1, 100.0, 200), token(2, 101.0, 400)]
+    bench.cloud._now = 100.0 + 0.01  # the emulator's clock: the kill at 100.0 on it
+    monkeypatch.setattr(device_steps.time, "time", lambda: kill + 0.01)
+    device_steps.pair_again_if_grant_lost(bench)  # type: ignore[arg-type]
+    device_steps.pair_again_if_grant_lost(bench)  # type: ignore[arg-type]
+    assert paired == [bench] and bench.state.paired_again and len(bench.notes) == 1
+    assert any(e.name == "pair again" for e in bench.timeline.events)
+
+
+def test_without_a_cut_the_step_leaves_a_refused_refresh_to_the_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    paired: list[object] = []
+    monkeypatch.setattr(device_steps, "pair", paired.append)
+    bench = _Bench([token(1, 100.0, 200), token(2, 101.0, 400)])
+    device_steps.pair_again_if_grant_lost(bench)  # type: ignore[arg-type]
+    assert paired == [] and bench.state.paired_again is None
