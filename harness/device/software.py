@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -28,6 +27,7 @@ from typing import Any
 import httpx
 
 from harness.device.operator import OperatorPrompt
+from harness.device.ports import PortReservation
 from harness.device.profile import DeviceProfile, default_values, placeholders_in, render_template
 from harness.errors import (
     ConfigError,
@@ -55,13 +55,6 @@ BOOT_SETTLE_S = 0.5
 # Python's faulthandler: a header per thread, then its frames (other threads may log between lines)
 _STACK_HEADER = re.compile(r"^(?:Current thread|Thread) 0x[0-9a-fA-F]+\b.*\(most recent call first\):$")
 _STACK_FRAME = re.compile(r'^  (?:File ".*", line \d+ in .*|<no Python frame>|\.\.\.|Garbage-collecting)$')
-
-
-def free_port() -> int:
-    """An unused loopback TCP port (the status page of the device)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
@@ -171,7 +164,8 @@ class SoftwareDevice:
             d.mkdir(parents=True, exist_ok=True)
         self.client_id = client_id or f"c2c-bench-{profile.name}-{uuid.uuid4().hex[:8]}"
         self._secret = client_secret
-        self.status_port = free_port()
+        self._status_port = PortReservation()  # kept across power cuts: see harness/device/ports.py
+        self.status_port = self._status_port.port
         self.namespace = namespace  # a packet-level link's namespace the device runs in, if any
         if namespace is not None:
             namespace.bridge_local_port(self.status_port)
@@ -453,3 +447,4 @@ class SoftwareDevice:
             if isinstance(self._power, HeldPower):
                 self._power.close()
             self._http.close()
+            self._status_port.release()
