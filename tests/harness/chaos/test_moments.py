@@ -53,7 +53,9 @@ def test_a_create_of_the_lanes_device_is_held_until_the_watch_lets_it_go(
         seen = wait_until(lambda: _seen(watch, pending), what="the create's arrival")
         assert "after a create reached the cloud, its answer held" in seen.note
         assert seen.arrived_at is not None and abs(seen.arrived_at - time.time()) < 30
-        assert [r["name"] for r in cloud.ledger(paired_device.device_id)] == ["A002.jpg"]  # made already
+        # made already, its answer still held (the watch may see the arrival before the row is written)
+        wait_until(lambda: [r["name"] for r in cloud.ledger(paired_device.device_id)] == ["A002.jpg"],
+                   what="the held create's asset in the cloud's ledger")
         assert not held.done()
         watch.finish(pending)
         assert held.result(timeout=10).status_code == 200
