@@ -27,6 +27,8 @@ class HolderLock:
         with contextlib.suppress(OSError):
             self.path.parent.chmod(0o1777)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        with contextlib.suppress(OSError):  # the umask took some of 0o666: another user's run
+            os.fchmod(fd, 0o666)            # (or root's) must open it too; only its owner can
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

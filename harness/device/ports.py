@@ -5,18 +5,20 @@ ephemeral range (what binding port 0 gives) can be taken meanwhile by any outgoi
 on the machine as its local port, and the device's next boot fails with "Address already in
 use" (seen in the full mutant matrix: sixteen devices and their emulators at once). So the bench
 reserves a port below the ephemeral range, which no outgoing connection takes, and holds an
-flock on /tmp/c2c-bench-ports/<port>.lock while the device lives, so no other bench run on
-the machine reserves it too. The lock goes with the process, whatever ends it.
+flock on /tmp/c2c-bench-ports/<port>.lock while the device lives (harness.locks.HolderLock, as
+relay ports and rig places are held), so no other bench run on the machine, whoever runs it,
+reserves it too. The lock goes with the process, whatever ends it.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
+import os
 import random
 import socket
 from pathlib import Path
-from typing import IO
+
+from harness.locks import HolderLock
 
 log = logging.getLogger(__name__)
 
@@ -55,30 +57,29 @@ class PortReservation:
     """A loopback port held for one device: `port`, and `release()` when the device is done."""
 
     def __init__(self, rng: random.Random | None = None) -> None:
-        self._lock: IO[str] | None = None
+        self._lock: HolderLock | None = None
         self.port = self._reserve(rng or random.Random())
 
     def _reserve(self, rng: random.Random) -> int:
         top = ephemeral_low()
         if top - LOWEST_PORT >= 100:
-            LOCK_DIR.mkdir(parents=True, exist_ok=True)
             for _ in range(ATTEMPTS):
                 port = rng.randrange(LOWEST_PORT, top)
-                lock = (LOCK_DIR / f"{port}.lock").open("a", encoding="utf-8")
+                lock = HolderLock(LOCK_DIR / f"{port}.lock")
                 try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    lock.close()
+                    if not lock.try_acquire(f"pid {os.getpid()}"):
+                        continue
+                except OSError:  # a lock file left by an older run we may not open: taken
                     continue
                 if _bindable(port):
                     self._lock = lock
                     return port
-                lock.close()
+                lock.release()
         # no room below the ephemeral range (a host that configured it so): a port as before
         log.warning("no status port below the ephemeral range (%d); using an ephemeral one", top)
         return _ephemeral_port()
 
     def release(self) -> None:
         if self._lock is not None:
-            self._lock.close()  # closing the file drops the flock
+            self._lock.release()
             self._lock = None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 
-from harness.device.ports import LOWEST_PORT, PortReservation, ephemeral_low
+from harness.device.ports import LOCK_DIR, LOWEST_PORT, PortReservation, ephemeral_low
+from harness.locks import HolderLock
 
 
 class _Repeats(random.Random):
@@ -57,3 +59,11 @@ def test_a_port_something_else_listens_on_is_skipped() -> None:
         picked = PortReservation(_Repeats(port))
         assert picked.port != port
         picked.release()
+
+
+def test_the_reservation_names_its_holder_for_whoever_finds_it_taken() -> None:
+    held = PortReservation()
+    try:
+        assert HolderLock(LOCK_DIR / f"{held.port}.lock").holder() == f"pid {os.getpid()}"
+    finally:
+        held.release()
