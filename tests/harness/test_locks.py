@@ -39,27 +39,27 @@ def test_a_held_lock_refuses_a_second_taker_and_names_its_holder(shared_dir: Pat
     assert second.holder("nobody") == "nobody"  # a released lock names no one
 
 
-def test_the_lock_directory_and_file_are_open_to_every_user(shared_dir: Path) -> None:
-    lock = HolderLock(shared_dir / "locks" / "x.lock")
+def _made_under_the_usual_umask(path: Path, holder: str) -> HolderLock:
+    """The lock taken once and let go, as a run whose umask is 022 leaves it."""
+    lock = HolderLock(path)
     old = os.umask(0o022)
     try:
-        assert lock.try_acquire("me")
+        assert lock.try_acquire(holder)
     finally:
         os.umask(old)
         lock.release()
+    return lock
+
+
+def test_the_lock_directory_and_file_are_open_to_every_user(shared_dir: Path) -> None:
+    lock = _made_under_the_usual_umask(shared_dir / "locks" / "x.lock", "me")
     assert stat.S_IMODE((shared_dir / "locks").stat().st_mode) == 0o1777
     assert stat.S_IMODE(lock.path.stat().st_mode) == 0o666  # not the umask's 0o644
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
 def test_another_user_takes_a_lock_root_made(shared_dir: Path) -> None:
-    lock = HolderLock(shared_dir / "locks" / "x.lock")
-    old = os.umask(0o022)
-    try:
-        assert lock.try_acquire("root's run")
-    finally:
-        os.umask(old)
-    lock.release()
+    lock = _made_under_the_usual_umask(shared_dir / "locks" / "x.lock", "root's run")
     pid = os.fork()
     if pid == 0:  # the child: become nobody, then take the same lock
         code = 1
