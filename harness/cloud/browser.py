@@ -43,6 +43,7 @@ from harness.errors import BenchFailure
 __all__ = ["Browser", "BrowserError", "Page", "find_chromium", "spki_fingerprint"]
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+NETWORK_CHANGED = "net::ERR_NETWORK_CHANGED"
 _QUIET_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -142,10 +143,19 @@ class Page:
         self._cdp.call("Log.enable")
 
     def goto(self, url: str, timeout: float = 30.0) -> None:
-        """Navigate and wait until the document has loaded (scripts ran, DOMContentLoaded fired)."""
-        result = self._cdp.call("Page.navigate", {"url": url}, timeout=timeout)
-        if result.get("errorText"):
-            raise BrowserError(f"navigation to {url} failed: {result['errorText']}")
+        """Navigate and wait until the document has loaded (scripts ran, DOMContentLoaded fired).
+
+        ERR_NETWORK_CHANGED is navigated again, as Chromium's own error page does: Chromium
+        aborts a load whenever an interface comes or goes on the host, and a bench building
+        its network namespaces alongside (packet links) makes them come and go."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self._cdp.call("Page.navigate", {"url": url}, timeout=timeout)
+            error = result.get("errorText")
+            if error != NETWORK_CHANGED or time.monotonic() > deadline:
+                break
+        if error:
+            raise BrowserError(f"navigation to {url} failed: {error}")
         self.wait_for("document.readyState === 'complete'", timeout=timeout, what=f"{url} to load")
 
     def evaluate(self, expression: str) -> Any:
