@@ -67,8 +67,8 @@ def build_app(core: CloudCore, *, token: str, names: frozenset[str]) -> ASGIApp:
     record) and outside everything else, so no route is reached before it decided.
     """
     routes: list[BaseRoute] = [
+        *device_routes(),  # first: asset creation is the busiest call (no path here overlaps)
         *auth_routes(),
-        *device_routes(),
         *s3_routes(),
         *websocket_routes(),
         *control_routes(),

@@ -22,6 +22,7 @@ short (never kept).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import re
@@ -36,6 +37,7 @@ MAX_PART_SIZE = 5 * 1024**3
 MAX_OFFSET = 100 * 365 * 24 * 3600  # a century: anything older is a unit bug
 MIME_RE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[\w.+-]+$")
 EXT_RE = re.compile(r"^\.[^./\\]+$")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")  # ord < 32 or 127: refused in names
 
 ROUTES = {
     "VIDEO": {"mov", "mp4", "mxf", "avi", "mkv", "m4v", "r3d", "braw", "crm", "ari", "mts",
@@ -188,7 +190,7 @@ def parse_asset_request(
         if len(name) > settings.max_name_length:
             raise invalid(f"name is {len(name)} characters long; the limit is "
                           f"{settings.max_name_length}")
-        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        if CONTROL_RE.search(name):
             raise invalid("name must not contain control characters")
     if not filetype:
         raise invalid("filetype is required (the MIME type the part URLs are signed for)")
@@ -262,9 +264,7 @@ def create_asset(
         "extra": json.dumps(req.extra),
     }
     with store.tx() as db:
-        cols = ", ".join(row)
-        db.execute(f"INSERT INTO assets ({cols}) VALUES ({', '.join('?' * len(row))})",
-                   tuple(row.values()))
+        db.execute(_insert_sql(tuple(row)), tuple(row.values()))
         if count is not None and size is not None:
             filesize = req.filesize or 0
             db.executemany(
@@ -273,6 +273,12 @@ def create_asset(
                  for n in range(1, count + 1)],
             )
     return row
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_sql(columns: tuple[str, ...]) -> str:
+    """The INSERT for an asset row with these columns (always the same ones): built once."""
+    return f"INSERT INTO assets ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
 def basic_part_size(filesize: int, count: int, size: int, number: int) -> int:

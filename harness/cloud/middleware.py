@@ -10,6 +10,7 @@ and secrets in header names, and signature/credential/token query parameters.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import time
@@ -50,11 +51,19 @@ def redact_query(query: str) -> str:
     return urlencode([(k, REDACTED if is_secret_name(k) else v) for k, v in pairs])
 
 
+@functools.lru_cache(maxsize=1024)
+def _header_name(key: bytes) -> tuple[str, bool]:
+    """(lower-case name, value redacted?) of a raw header name: the same few names arrive
+    on every request, so each is decoded and judged once."""
+    name = key.decode("latin-1").lower()
+    return name, is_secret_name(name)
+
+
 def redact_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in raw:
-        name = key.decode("latin-1").lower()
-        text = REDACTED if is_secret_name(name) else value.decode("latin-1")
+        name, secret = _header_name(key)
+        text = REDACTED if secret else value.decode("latin-1")
         out[name] = f"{out[name]}, {text}" if name in out else text
     return out
 

@@ -108,6 +108,8 @@ BAD_BODIES = [
     ({"name": 7, "filetype": "video/mp4", "filesize": 1}, 422, "string"),
     ({"name": "x" * 10_000, "filetype": "video/mp4", "filesize": 1}, 422, "255"),
     ({"name": "a\x00b.mp4", "filetype": "video/mp4", "filesize": 1}, 422, "control"),
+    ({"name": "a\x1fb.mp4", "filetype": "video/mp4", "filesize": 1}, 422, "control"),
+    ({"name": "a\x7fb.mp4", "filetype": "video/mp4", "filesize": 1}, 422, "control"),
     ({"name": "a.mp4", "filetype": "video/mp4", "filesize": 1, "offset": "soon"}, 422, "number"),
     ({"name": "a.mp4", "filetype": "video/mp4", "filesize": 1, "offset": 1e300}, 422, "century"),
     ({"name": "a.mp4", "filetype": "video/mp4", "filesize": 1, "channel": 101}, 422, "channel"),
