@@ -84,7 +84,8 @@ class Cloud(Protocol):
     def remove_fault(self, rule_id: str) -> None: ...
     def clear_faults(self, client_id: str | None = None) -> None:
         """Remove every rule, or with `client_id` only that device's."""
-    def journal(self, since: int = 0) -> list[dict[str, Any]]: ...
+    def journal(self, since: int = 0) -> list[dict[str, Any]]:
+        """Every request row after id `since`, oldest first (however many pages that takes)."""
     def now(self) -> float:
         """Emulator time: the clock journal and ledger rows are stamped with (wall + advanced)."""
     def ledger(self, device_id: str | None = None) -> list[dict[str, Any]]: ...

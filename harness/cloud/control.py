@@ -18,6 +18,9 @@ import httpx
 
 from harness.errors import CloudError
 
+JOURNAL_PAGE = 10_000
+"""Rows per GET /journal (the emulator's own default page)."""
+
 
 class JournalEntry(TypedDict):
     """One row of GET /journal: a device request as the emulator saw it (secrets redacted).
@@ -252,8 +255,18 @@ class CloudControl:
         return self._object("POST", f"/faults/{rule_id}/release")
 
     def journal(self, since: int = 0) -> list[dict[str, Any]]:
-        """Journal rows after id `since`, each shaped like `JournalEntry`."""
-        return self._rows("GET", "/journal", params={"since": since})
+        """Every journal row after id `since`, each shaped like `JournalEntry`, in order.
+
+        The emulator answers a page at a time (JOURNAL_PAGE rows): a chatty device can leave more
+        than a page in one scenario, and a verdict read from the first page alone would miss
+        the newest rows."""
+        rows: list[dict[str, Any]] = []
+        while True:
+            page = self._rows("GET", "/journal", params={"since": since, "limit": JOURNAL_PAGE})
+            rows += page
+            if len(page) < JOURNAL_PAGE:
+                return rows
+            since = max(int(row.get("id") or 0) for row in page)
 
     def ledger(self, device_id: str | None = None) -> list[dict[str, Any]]:
         return self._rows("GET", "/ledger", params={"device_id": device_id} if device_id else None)

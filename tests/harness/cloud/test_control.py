@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from harness.cloud import control
 from harness.cloud.control import CloudControl
 from harness.cloud.runner import EmulatorProcess
 from harness.cloud.testing import PairedDevice
@@ -104,6 +105,20 @@ def test_api_drop_and_fault_listing(api: httpx.Client, cloud: CloudControl,
 def test_bad_fault_rules_are_refused(cloud: CloudControl, rule: dict) -> None:
     with pytest.raises(CloudError, match="fault"):
         cloud.add_fault(rule)
+
+
+def test_journal_reads_every_page(api: httpx.Client, cloud: CloudControl,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """More rows than one page of GET /journal: all of them, in order, none twice."""
+    monkeypatch.setattr(control, "JOURNAL_PAGE", 3)
+    head = max((int(r["id"]) for r in cloud.journal()), default=0)
+    for count in (6, 7):  # an exact multiple of the page, then one over
+        for _ in range(count - len(cloud.journal(head))):
+            api.get("/health")
+        rows = cloud.journal(head)
+        ids = [int(r["id"]) for r in rows]
+        assert len(rows) == count and ids == sorted(set(ids))
+        assert {r["path"] for r in rows} == {"/health"}
 
 
 def test_journal_records_and_redacts(api: httpx.Client, cloud: CloudControl,
