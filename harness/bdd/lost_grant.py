@@ -11,7 +11,8 @@ to fail.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 TOKEN_PATH = "/v2/auth/token"
@@ -21,11 +22,34 @@ AFTER_CUT_S = 0.05
 """A request recorded as arrived this long after the kill was already sent (clock grain)."""
 
 
+def is_refresh(row: Mapping[str, Any]) -> bool:
+    """A token-endpoint answer the cloud tied to a device: a refresh (a device-code poll has no
+    device yet)."""
+    return (row.get("method") == "POST" and bool(row.get("device_id"))
+            and str(row.get("path") or "").split("?", 1)[0] == TOKEN_PATH)
+
+
 def refresh_rows(journal: Iterable[Mapping[str, Any]], status: int) -> list[Mapping[str, Any]]:
-    """Token-endpoint answers with `status` the cloud tied to a device: refreshes (a device-code
-    poll has no device yet)."""
-    return [r for r in journal if r.get("method") == "POST" and r.get("status") == status
-            and str(r.get("path") or "").split("?", 1)[0] == TOKEN_PATH and r.get("device_id")]
+    """The refreshes answered with `status`."""
+    return [r for r in journal if r.get("status") == status and is_refresh(r)]
+
+
+@dataclass
+class RefreshAnswers:
+    """The scenario's refreshes, read from the journal a piece at a time: the delivery wait asks
+    every half second, and the journal only grows."""
+
+    read_to: int
+    """Journal id the next read starts after."""
+    rows: list[Mapping[str, Any]] = field(default_factory=list)
+
+    def update(self, journal: Callable[[int], list[dict[str, Any]]]) -> list[Mapping[str, Any]]:
+        """Every refresh so far: the ones already read, plus those in rows after `read_to`."""
+        fresh = journal(self.read_to)
+        if fresh:
+            self.read_to = max(int(r.get("id") or 0) for r in fresh)
+            self.rows += [r for r in fresh if is_refresh(r)]
+        return self.rows
 
 
 def refresh_lost_in_cut(journal: Sequence[Mapping[str, Any]], cuts_wall: Iterable[float],

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from harness.bdd.lost_grant import RefreshAnswers
 from harness.machine import CpuStallMark
 
 if TYPE_CHECKING:
@@ -143,6 +144,7 @@ class ScenarioState:
     clock_jumps: list[int] = field(default_factory=list)  # journal head before each clock jump
     power_cut_hits: list[str] = field(default_factory=list)  # the file each power cut landed in
     paired_again: str | None = None  # why the bench paired the device again (a grant lost in a cut)
+    refresh_answers: RefreshAnswers | None = None  # read once a power cut happened (lost_grant)
     tether_shots: int = 0  # shutter presses (frames shot) on a tethered camera
     fault_ends: list[FaultEnd] = field(default_factory=list)
     # status

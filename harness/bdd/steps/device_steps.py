@@ -14,7 +14,7 @@ from typing import Any
 from pytest_bdd import given, parsers, then, when
 
 from harness.bdd.bench import Bench
-from harness.bdd.lost_grant import refresh_lost_in_cut, refresh_rows
+from harness.bdd.lost_grant import RefreshAnswers, refresh_lost_in_cut, refresh_rows
 from harness.bdd.state import Grant
 from harness.bdd.steps.common import (
     control_or_operator,
@@ -157,10 +157,13 @@ def pair_again_if_grant_lost(bench: Bench) -> None:
              and e.details.get("state") == "off" and e.at >= bench.state.started_at]
     if not kills:
         return
-    journal = bench.journal()
-    if not refresh_rows(journal, 400):
+    answers = bench.state.refresh_answers
+    if answers is None:
+        answers = bench.state.refresh_answers = RefreshAnswers(bench.state.journal_since)
+    refreshes = answers.update(bench.cloud.journal)
+    if not refresh_rows(refreshes, 400):
         return
-    why = refresh_lost_in_cut(journal, kills, bench.cloud.now() - time.time())
+    why = refresh_lost_in_cut(refreshes, kills, bench.cloud.now() - time.time())
     if why is None:
         return
     bench.state.paired_again = why

@@ -50,9 +50,11 @@ def test_an_answer_still_on_its_way_at_the_kill_counts() -> None:
 class _Cloud:
     def __init__(self, rows: list[dict[str, Any]], now: float) -> None:
         self.rows, self._now = rows, now
+        self.asked: list[int] = []
 
     def journal(self, since: int = 0) -> list[dict[str, Any]]:
-        return self.rows
+        self.asked.append(since)
+        return [r for r in self.rows if r["id"] > since]
 
     def now(self) -> float:
         return self._now
@@ -63,9 +65,6 @@ class _Bench:
         self.timeline, self.state = Timeline(), ScenarioState()
         self.cloud = _Cloud(rows, 0.0)
         self.notes: list[str] = []
-
-    def journal(self) -> list[dict[str, Any]]:
-        return self.cloud.rows
 
     def exercised(self, what: str) -> None:
         self.notes.append(what)
@@ -91,3 +90,17 @@ def test_without_a_cut_the_step_leaves_a_refused_refresh_to_the_verdict(monkeypa
     bench = _Bench([token(1, 100.0, 200), token(2, 101.0, 400)])
     device_steps.pair_again_if_grant_lost(bench)  # type: ignore[arg-type]
     assert paired == [] and bench.state.paired_again is None
+
+
+def test_each_poll_reads_only_the_rows_after_the_last_one_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    paired: list[object] = []
+    monkeypatch.setattr(device_steps, "pair", paired.append)
+    bench = _Bench([])
+    kill = bench.timeline.record("power", "device", "flip", state="off").at
+    monkeypatch.setattr(device_steps.time, "time", lambda: kill + 0.01)
+    bench.cloud._now = 100.0 + 0.01
+    bench.cloud.rows = [token(1, 100.0, 200), {"id": 2, "method": "PUT", "path": "/s3/p", "status": 200}]
+    device_steps.pair_again_if_grant_lost(bench)  # type: ignore[arg-type]
+    bench.cloud.rows.append(token(3, 101.0, 400))  # the new process's refresh, refused
+    device_steps.pair_again_if_grant_lost(bench)  # type: ignore[arg-type]
+    assert bench.cloud.asked == [0, 2] and paired == [bench]
