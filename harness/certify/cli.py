@@ -30,6 +30,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.certify.progress import follow_progress
+from harness.certify.rig_controller import RUN_MARKER_ENV
 from harness.errors import C2CBenchError, ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -424,6 +426,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
+    if os.environ.get(RUN_MARKER_ENV):
+        # A fleet's run: the fleet stops it with SIGINT to its session, and pytest tears the bench
+        # down on it. A fleet started with SIGINT ignored (a script's `c2c-certify fleet &`) hands
+        # that on to its runs, which must take the signal all the same.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if given[:1] == ["chaos"]:
         return run_chaos(given[1:])
     args = build_parser().parse_args(given)

@@ -19,6 +19,7 @@ import pytest
 from harness.certify.coordinator import CoordinatorPlace, LabgridPlace, parse_coordinator_place
 from harness.certify.fleet import DeviceOutcome, certify_fleet, load_inventory
 from harness.errors import ConfigError
+from tests.terminal import as_a_terminal_starts_it
 from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
@@ -179,9 +180,9 @@ def test_ctrl_c_to_a_fleet_run_releases_the_labgrid_place(coordinator: str, tmp_
     """The fleet as a terminal runs it, interrupted mid-run: its place is free again when it exits
     (the fleet turns Ctrl-C into stopping each run, so the hold ends as a run does)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LG_")}
-    fleet = subprocess.Popen([sys.executable, "-m", "harness.certify.cli", "fleet", "--inventory",
-                              str(inventory(tmp_path, coordinator, 10)), "--reports", str(tmp_path / "reports"),
-                              "--item", "C2C-HDR-01"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+    argv = [sys.executable, "-m", "harness.certify.cli", "fleet", "--inventory", str(inventory(tmp_path, coordinator, 10)),
+            "--reports", str(tmp_path / "reports"), "--item", "C2C-HDR-01"]
+    fleet = subprocess.Popen(as_a_terminal_starts_it(argv), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_until(lambda: (tmp_path / "reports" / "reference" / "progress.jsonl").exists() or fleet.poll() is not None,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +26,8 @@ from harness.certify.fleet import (
 from harness.certify.places import RigBusy, RigPlaces
 from harness.device.profile import load_profile
 from harness.errors import BenchFailure, ConfigError
+from tests.terminal import with_sigint_ignored
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 INVENTORY = textwrap.dedent('''
@@ -217,3 +221,26 @@ def test_a_device_waits_behind_its_own_fleet_however_long_while_another_run_hold
         other.kill()
         other.wait()
     assert [r.status for r in rows] == ["", ""] and len(runs) == 2 and not overlaps(runs), rows
+
+
+def test_a_run_takes_the_fleets_ctrl_c_even_when_the_fleet_ignores_sigint(tmp_path: Path) -> None:
+    """A fleet started with SIGINT ignored (a script's `c2c-certify fleet &`) hands that on to its
+    runs; its stop (SIGINT to the run's session, SIGKILL 30 s later) must still end the run as a
+    Ctrl-C does, with pytest tearing the bench down, not by the SIGKILL."""
+    out = tmp_path / "run"
+    argv = with_sigint_ignored([sys.executable, "-m", "harness.certify.cli", "run", "--device", "reference",
+                                "--smoke", "--quiet", "--reports", str(out)])  # longer than the 30 s grace
+    cancel = threading.Event()
+    done: list[int] = []
+    runner = threading.Thread(target=lambda: done.append(
+        fleet.run_local(argv, out, tmp_path / "run.log", lambda line: None, cancel)))
+    runner.start()
+    try:
+        wait_until(lambda: (out / "progress.jsonl").exists() or not runner.is_alive(), 120, "the run to start",
+                   interval=0.2)
+        assert runner.is_alive(), (tmp_path / "run.log").read_text()[-2000:]
+    finally:
+        cancel.set()
+        runner.join(timeout=90)
+    assert done and done[0] != -signal.SIGKILL, "the run ignored the fleet's SIGINT and was killed"
+    assert not (out / "certificate.json").exists()  # stopped, not finished

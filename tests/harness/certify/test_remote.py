@@ -24,6 +24,7 @@ from harness.certify.fleet import certify_fleet, load_inventory
 from harness.certify.remote import RemoteRigError, gateway_spec
 from harness.certify.rig_controller import RUN_MARKER_ENV
 from harness.errors import BenchFailure, ConfigError
+from tests.terminal import as_a_terminal_starts_it
 from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
@@ -282,7 +283,8 @@ def test_a_stopped_fleet_stops_its_runs_and_leaves_no_process_behind(
     local = signum == signal.SIGINT  # a killed fleet cannot stop a local run: that is the terminal's Ctrl-C
     runs = [str(reports / "far-reference"), *([str(reports / "here-no-retry")] if local else [])]
     argv = [*fleet_argv(inventory(tmp_path, sshd, local=local), reports)[:-2], "--smoke"]  # a minute or more
-    fleet = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    fleet = subprocess.Popen(as_a_terminal_starts_it(argv), cwd=REPO, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
     try:
         for run in runs:
             wait_until(functools.partial(started, run), 60, f"{run}: its cli, pytest and device")
