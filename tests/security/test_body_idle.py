@@ -9,6 +9,7 @@ as the emulator's handlers do. A body that keeps flowing, however slowly, is not
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl
 import threading
@@ -26,8 +27,20 @@ from tests.waiting import wait_until
 IDLE = 1.0
 
 
-class ShortIdle(GuardedHttpToolsProtocol):
+class ShortDeadlines(GuardedHttpToolsProtocol):
+    head_timeout = IDLE
     body_idle_timeout = IDLE
+
+
+class Records(logging.Handler):
+    """uvicorn's loggers do not propagate to the root logger caplog listens on."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
 
 
 class BodyReader:
@@ -61,12 +74,32 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> CertPaths:
 
 
 @pytest.fixture
+def server_log() -> Iterator[Records]:
+    records = Records()
+    logger = logging.getLogger("uvicorn.error")
+    logger.addHandler(records)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(records)
+
+
+def closed_by_server(tls: ssl.SSLSocket) -> tuple[bool, float]:
+    started = time.monotonic()
+    try:
+        closed = tls.recv(1024) == b""
+    except (ConnectionError, ssl.SSLError):
+        closed = True
+    return closed, time.monotonic() - started
+
+
+@pytest.fixture
 def server(certs: CertPaths) -> Iterator[tuple[int, BodyReader]]:
     app = BodyReader()
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(app, ssl_certfile=str(certs.server_cert),
-                            ssl_keyfile=str(certs.server_key), http=ShortIdle, lifespan="off",
+                            ssl_keyfile=str(certs.server_key), http=ShortDeadlines, lifespan="off",
                             log_level="warning", access_log=False)
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(uv.serve(sockets=[sock])), daemon=True)
@@ -93,20 +126,32 @@ def head(length: int) -> bytes:
 
 
 def test_a_stalled_body_is_cut_and_the_app_sees_a_disconnect(
-        server: tuple[int, BodyReader], certs: CertPaths) -> None:
+        server: tuple[int, BodyReader], certs: CertPaths, server_log: Records) -> None:
     port, app = server
     with connect(port, certs) as tls:
         tls.sendall(head(1000) + b"x" * 10)  # then nothing
-        started = time.monotonic()
-        try:
-            closed = tls.recv(1024) == b""
-        except (ConnectionError, ssl.SSLError):
-            closed = True
-        waited = time.monotonic() - started
+        closed, waited = closed_by_server(tls)
     assert closed, "the stalled connection was answered instead of closed"
     assert waited < IDLE + 15, waited  # bounded: the 1 s deadline, with room for a loaded CI
     wait_until(lambda: app.endings, what="the app to see the body end")
     assert app.endings == ["disconnect"]
+    assert any("its request body sent nothing for 1 s" in line for line in server_log.lines), server_log.lines
+
+
+def test_an_unfinished_head_is_cut_and_the_log_says_how_much_came(
+        server: tuple[int, BodyReader], certs: CertPaths, server_log: Records) -> None:
+    """A connection the emulator cuts is logged as its doing, with what had arrived: a client
+    that never sent its request reads differently from one whose request stopped halfway."""
+    port, app = server
+    partial = head(10)[:20]
+    with connect(port, certs) as tls:
+        tls.sendall(partial)  # then nothing
+        closed, waited = closed_by_server(tls)
+    assert closed and waited < IDLE + 15, waited
+    wait_until(lambda: server_log.lines, what="the server to log the cut")
+    assert any("no complete request head within 1 s" in line and f"({len(partial)} bytes of it received)" in line
+               for line in server_log.lines), server_log.lines
+    assert app.endings == []
 
 
 def test_a_slow_but_flowing_body_is_not_cut(server: tuple[int, BodyReader],

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 import httpx
+import pytest
 
+from harness.cloud.runner import EmulatorProcess
 from harness.cloud.testing import (  # noqa: F401 - pytest fixtures
     PairedDevice,
     api,
@@ -14,6 +17,21 @@ from harness.cloud.testing import (  # noqa: F401 - pytest fixtures
     paired_device,
 )
 from tests.waiting import wait_until  # noqa: F401 - re-exported to the tests
+
+LOG_TAIL_BYTES = 8_000
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """A failed test shows the end of the emulator's log: what the server said about the
+    connection the test saw fail (a deadline it cut, an error it logged) is there, and the
+    emulator's folder does not outlive a CI run."""
+    report = yield
+    process = getattr(item, "funcargs", {}).get("cloud_process")
+    if report.failed and isinstance(process, EmulatorProcess) and process.log_file.is_file():
+        text = process.log_file.read_bytes()[-LOG_TAIL_BYTES:].decode("utf-8", errors="replace")
+        report.sections.append(("emulator log (end)", text))
+    return report
 
 
 def create_asset(client: httpx.Client, device: PairedDevice, path: str = "/v2/devices/assets",
