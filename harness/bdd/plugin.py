@@ -133,7 +133,8 @@ def c2c_session(request: pytest.FixtureRequest) -> Iterator[SessionBench]:
             from harness.bdd.evidence import known_secrets
             from harness.bdd.secret_scan import scan_reports
 
-            record.secret_scan = scan_reports(Path(reports), known_secrets(cloud), [workdir / "cloud"]).row()
+            record.secret_scan = scan_reports(Path(reports), known_secrets(cloud), [workdir / "cloud"],
+                                              own_run=workdir).row()
 
 
 @pytest.fixture

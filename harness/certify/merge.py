@@ -127,5 +127,6 @@ def _union_scans(scans: Sequence[dict[str, Any] | None]) -> dict[str, Any] | Non
     hits: list[Any] = []
     for scan in present:
         hits.extend(h for h in scan.get("hits", []) if h not in hits)
-    return {"files": max(int(s.get("files", 0)) for s in present),
+    # each shard searched its own run folder and the shared files: a shared file counts once per shard
+    return {"files": sum(int(s.get("files", 0)) for s in present),
             "secrets": sum(int(s.get("secrets", 0)) for s in present), "hits": hits}

@@ -19,3 +19,17 @@ def test_a_secret_anywhere_under_the_reports_is_found_and_never_echoed(tmp_path:
     assert scan.hits == ("allure-results/a-attachment.txt", "work/run-1/device.log")
     assert scan.files == 3 and scan.secrets == 2  # the emulator's own secret file is not searched
     assert token not in str(scan.row()) and "the-client-secret" not in str(scan.row())
+
+
+def test_a_shard_searches_its_own_run_folder_and_the_shared_files_not_the_other_shards(tmp_path: Path) -> None:
+    """The other shards' run folders hold their own emulators' blobs; their shards search them."""
+    secret = "the-client-secret"
+    (tmp_path / "allure-results").mkdir()
+    (tmp_path / "allure-results" / "attachment.txt").write_text(f"shared {secret}\n")
+    for run in ("run-a", "run-b", "run-c"):
+        (tmp_path / "work" / run / "device").mkdir(parents=True)
+        (tmp_path / "work" / run / "device" / "device.log").write_text(f"{run} {secret}\n")
+    scan = scan_reports(tmp_path, [secret], own_run=tmp_path / "work" / "run-b")
+    assert scan.hits == ("allure-results/attachment.txt", "work/run-b/device/device.log")
+    assert scan.files == 2
+    assert scan_reports(tmp_path, [secret]).files == 4  # without a run of its own: everything

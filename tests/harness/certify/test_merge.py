@@ -52,7 +52,7 @@ def test_contradictions_findings_and_scans_are_unions() -> None:
     ])
     assert merged["contradictions"] == [parallel]
     assert merged["run_findings"] == {"C2C-HDR-01": "2 requests; 1 request", "C2C-SEC-01": "plain"}
-    assert merged["secret_scan"] == {"files": 7, "secrets": 4, "hits": [{"file": "x", "secret": 1}]}
+    assert merged["secret_scan"] == {"files": 12, "secrets": 4, "hits": [{"file": "x", "secret": 1}]}
 
 
 def test_shards_of_different_profiles_are_refused() -> None:
