@@ -34,7 +34,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
-        self._deadline_is_head = True  # which deadline is armed, for the log line when it passes
         self._in_head = True  # between requests or inside a request line + headers
         self._in_body = False
         self._head_bytes = 0  # raw bytes received while the head was incomplete
@@ -42,7 +41,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm(self.head_timeout, head=True)  # a connection that never sends a request is closed too
+        self._arm(self.head_timeout)  # a connection that never sends a request is closed too
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -53,7 +52,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head:
             self._head_bytes += len(data)
         elif self._in_body:
-            self._arm(self.body_idle_timeout, head=False)
+            self._arm(self.body_idle_timeout)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -78,7 +77,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head, self._in_body, self._parsed_head = True, False, 0
-        self._arm(self.head_timeout, head=True)  # from the request's first byte
+        self._arm(self.head_timeout)  # from the request's first byte
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
@@ -90,7 +89,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head, self._in_body = False, True
-        self._arm(self.body_idle_timeout, head=False)
+        self._arm(self.body_idle_timeout)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -103,9 +102,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._parsed_head > self.max_head_bytes:
             raise HeadTooLarge
 
-    def _arm(self, seconds: float, *, head: bool) -> None:
+    def _arm(self, seconds: float) -> None:
         self._disarm()
-        self._deadline_is_head = head
         self._deadline = self.loop.call_later(seconds, self._expire)
 
     def _disarm(self) -> None:
@@ -122,7 +120,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         peer = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
-        if self._deadline_is_head:
+        if self._in_head:  # the head deadline is the one armed while the head is incomplete
             self.logger.warning("closed the connection from %s: no complete request head within %.0f s "
                                 "(%d bytes of it received)", peer, self.head_timeout, self._head_bytes)
         else:
