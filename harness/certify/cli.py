@@ -49,10 +49,20 @@ SCENARIO_TIMEOUT_S = 900
 DEFAULT_ALLURE = REPO_ROOT / ".cache" / "node" / "node_modules" / ".bin" / "allure"
 
 
+# The pytest plugins a certification loads besides ours, by entry-point name. Nothing else
+# installed in the venv (labgrid's, schemathesis', hypothesis', anyio's, faker's plugins) loads
+# into one: a verdict cannot depend on what else is installed, and each pytest process (one per
+# shard plus the controller) starts in half the CPU (2.7 -> 1.2 CPU-s to collect the suite).
+CERTIFY_PLUGINS = ("pytest-bdd", "allure_pytest_bdd", "xdist", "timeout")
+
+
 def plugin_args() -> list[str]:
-    """`-p harness.bdd.plugin` unless the c2c_bench entry point already loads it."""
-    installed = any(ep.value == "harness.bdd.plugin" for ep in entry_points(group="pytest11"))
-    return [] if installed else ["-p", "harness.bdd.plugin"]
+    """pytest's plugin arguments for a certification: autoload off, then the c2c_bench plugin (by
+    its entry point, or by module in a checkout not installed) and the installed CERTIFY_PLUGINS."""
+    installed = {ep.name: ep.value for ep in entry_points(group="pytest11")}
+    ours = next((name for name, value in installed.items() if value == "harness.bdd.plugin"), "harness.bdd.plugin")
+    names = [ours, *(name for name in CERTIFY_PLUGINS if name in installed)]
+    return ["--disable-plugin-autoload", *(arg for name in names for arg in ("-p", name))]
 
 
 def pytest_command(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.certify.cli import main, pytest_command, summary_text
+from harness.certify.cli import CERTIFY_PLUGINS, main, plugin_args, pytest_command, summary_text
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -47,6 +47,31 @@ def test_pytest_command_selects_smoke_and_items(tmp_path: Path) -> None:
     marker = len(argv) - 1 - argv[::-1].index("-m")
     assert argv[marker + 1] == "(C2C-CTL-01) or (smoke)"
     assert not any("secret" in a for a in argv)
+
+
+PLUGIN_PROBE = """
+import json, os
+from pathlib import Path
+
+def test_plugins(pytestconfig):
+    manager = pytestconfig.pluginmanager
+    names = sorted(manager.get_name(p) or "" for p in manager.get_plugins())
+    who = os.environ.get("PYTEST_XDIST_WORKER", "controller")
+    Path(who + ".json").write_text(json.dumps(names))
+"""
+
+
+def test_a_certification_pytest_loads_only_its_own_plugins(tmp_path: Path) -> None:
+    """Every pytest process of a sharded certification, its xdist workers too, loads our plugin and
+    CERTIFY_PLUGINS and no other third-party plugin installed in the venv (labgrid's, schemathesis')."""
+    (tmp_path / "test_probe.py").write_text(PLUGIN_PROBE)
+    done = subprocess.run([sys.executable, "-m", "pytest", "test_probe.py", *plugin_args(), "-p", "no:cacheprovider",
+                           "-q", f"--c2c-reports={tmp_path / 'r'}", "-n", "2"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    loaded = json.loads(next(tmp_path.glob("gw*.json")).read_text())
+    assert {"labgrid", "schemathesis", "hypothesispytest", "anyio", "faker"}.isdisjoint(loaded), loaded
+    assert {"c2c_bench", *CERTIFY_PLUGINS} <= set(loaded), loaded
 
 
 def test_summary_text_names_failures_and_files(tmp_path: Path) -> None:
