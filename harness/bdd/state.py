@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from harness.bdd.lost_grant import RefreshAnswers
+from harness.certify.lost_grant import RefreshAnswers
 from harness.machine import CpuStallMark
 
 if TYPE_CHECKING:

@@ -19,11 +19,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from harness.certify.lost_grant import in_flight_refreshes
 from harness.chaos.history import CaptureRecord, FaultRecord, History, near_pause_edge
 from harness.chaos.lane import Lane
 from harness.chaos.moments import POLL_S, WHEN_WAIT_S, MomentWatch, Pending, Seen
 from harness.chaos.schedule import Capture, Schedule, Step
-from harness.cloud.paths import TOKEN_PATH
 from harness.errors import BenchFailure, DeviceFailure
 from harness.faults.media.generate import sha256_file
 from harness.faults.vocabulary import ActiveFault, FaultTargets, inject
@@ -333,15 +333,10 @@ class ScheduleRun:
         # a cut aimed at a refresh takes that very answer, however slowly the bench saw it
         breaks = [(min(f.started_at - 0.2, f.aimed_at or f.started_at), (f.stopped_at or f.started_at) + 0.5)
                   for f in self.history.faults if f.fault.startswith(GRANT_BREAKERS)]
-        for r in self._journal():
-            if r.get("method") != "POST" or r.get("status") != 200 or not str(r.get("path")).startswith(TOKEN_PATH):
-                continue
-            answered = float(str(r.get("t") or 0.0))
-            arrived = float(str(r.get("started_at") or answered))
-            for start, stop in breaks:  # in flight (arrived, not yet answered) at some point of the break
-                if arrived <= stop and answered >= start:
-                    return (f"a token refresh answered 200 at +{answered - self.history.started_at:.2f} s, "
-                            f"during a link break or power cut: the rotated pair may never have arrived")
+        for row, _ in in_flight_refreshes(self._journal(), breaks):
+            answered = float(str(row.get("t") or 0.0))
+            return (f"a token refresh answered 200 at +{answered - self.history.started_at:.2f} s, "
+                    f"during a link break or power cut: the rotated pair may never have arrived")
         return None
 
     def _approve_repair(self) -> bool:

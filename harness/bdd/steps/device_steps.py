@@ -14,7 +14,6 @@ from typing import Any
 from pytest_bdd import given, parsers, then, when
 
 from harness.bdd.bench import Bench
-from harness.bdd.lost_grant import RefreshAnswers, refresh_lost_in_cut, refresh_rows
 from harness.bdd.state import Grant
 from harness.bdd.steps.common import (
     control_or_operator,
@@ -23,6 +22,7 @@ from harness.bdd.steps.common import (
     issued_code,
     wait_until,
 )
+from harness.certify.lost_grant import RefreshAnswers, refresh_lost_in_cut, refresh_rows
 from harness.errors import DeviceFailure, DeviceTimeout
 from harness.items.manual import Question
 from harness.items.verdicts import PASS
@@ -149,7 +149,7 @@ def _code_issued_to_device(bench: Bench) -> str | None:
 
 def pair_again_if_grant_lost(bench: Bench) -> None:
     """Pair the device again, once per scenario, when a power cut took a refresh answer with it
-    (harness/bdd/lost_grant.py): what its user would do; the timeline and the scenario's notes
+    (harness/certify/lost_grant.py): what its user would do; the timeline and the scenario's notes
     say so. Anything else that cost the device its pair is left for the verdict."""
     if bench.state.paired_again is not None:
         return

@@ -1,6 +1,6 @@
 """A power cut that takes a token refresh's answer with it, on the real stack: the reference
 device as a process, the emulator over TLS, a SIGKILL while the cloud holds the refresh's
-answer. The certification must pair the device again (harness/bdd/lost_grant.py), say so, and
+answer. The certification must pair the device again (harness/certify/lost_grant.py), say so, and
 then judge delivery as usual. Without the re-pair the device fails C2C-QUE-03 with every file
 lost: it woke up holding a refresh token the cloud had already rotated.
 

@@ -4,18 +4,20 @@ The refresh token is single-use (c2c-api.md §3.3): the cloud rotates the pair w
 200, and a device killed before it kept the answer wakes up with a consumed refresh token.
 Its refresh is refused (400 invalid_request) and pairing again is the contract's answer. No
 device can close that window, so it is not the device's defect: the bench pairs it again as
-its user would, once, and says so (the chaos campaign's runner does the same for its lanes).
-A refused refresh with no refresh in flight at a cut is the device's own doing and is left
-to fail.
+its user would, once, and says so. The chaos campaign's runner does the same for its lanes,
+through the same journal reading (`in_flight_refreshes`), over its link breaks as well as its
+cuts. A refused refresh with no refresh in flight at a cut is the device's own doing and is
+left to fail.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-TOKEN_PATH = "/v2/auth/token"
+from harness.cloud.paths import TOKEN_PATH
+
 BEFORE_CUT_S = 0.2
 """An answer the cloud recorded this long before the kill may still have been on its way."""
 AFTER_CUT_S = 0.05
@@ -52,6 +54,21 @@ class RefreshAnswers:
         return self.rows
 
 
+def in_flight_refreshes(journal: Iterable[Mapping[str, Any]], windows: Iterable[tuple[float, float]],
+                        ) -> Iterator[tuple[Mapping[str, Any], tuple[float, float]]]:
+    """The refreshes the cloud answered 200 while they were in flight (arrived, not yet answered)
+    at some moment of one of `windows`, each with that window: (start, stop) on the journal's
+    clock, spans in which the device may have lost the answer (a cut's instant widened by the
+    clocks' grain, a link break from start to end). The answer rotated the single-use pair."""
+    spans = list(windows)
+    for row in refresh_rows(journal, 200):
+        answered = float(row.get("t") or 0.0)
+        arrived = float(row.get("started_at") or answered)
+        for start, stop in spans:
+            if arrived <= stop and answered >= start:
+                yield row, (start, stop)
+
+
 def refresh_lost_in_cut(journal: Sequence[Mapping[str, Any]], cuts_wall: Iterable[float],
                         cloud_minus_wall: float) -> str | None:
     """Why the device's refresh was refused for a grant lost in flight, or None.
@@ -63,16 +80,13 @@ def refresh_lost_in_cut(journal: Sequence[Mapping[str, Any]], cuts_wall: Iterabl
     refused = refresh_rows(journal, 400)
     if not refused:
         return None
-    kills = [t + cloud_minus_wall for t in cuts_wall]
-    for row in refresh_rows(journal, 200):
-        answered = float(row.get("t") or 0.0)
-        arrived = float(row.get("started_at") or answered)
-        for kill in kills:
-            if arrived <= kill + AFTER_CUT_S and answered >= kill - BEFORE_CUT_S:
-                later = [r for r in refused if r.get("device_id") == row.get("device_id")
-                         and int(r.get("id") or 0) > int(row.get("id") or 0)]
-                if later:
-                    return (f"the cloud answered a token refresh 200 {answered - kill:+.2f} s from a power "
-                            "cut (the rotated pair died with the device), and the device's next refresh "
-                            "was refused")
+    kills = [(t + cloud_minus_wall - BEFORE_CUT_S, t + cloud_minus_wall + AFTER_CUT_S) for t in cuts_wall]
+    for row, (start, _) in in_flight_refreshes(journal, kills):
+        later = [r for r in refused if r.get("device_id") == row.get("device_id")
+                 and int(r.get("id") or 0) > int(row.get("id") or 0)]
+        if later:
+            answered = float(row.get("t") or 0.0) - (start + BEFORE_CUT_S)
+            return (f"the cloud answered a token refresh 200 {answered:+.2f} s from a power "
+                    "cut (the rotated pair died with the device), and the device's next refresh "
+                    "was refused")
     return None

@@ -1,4 +1,4 @@
-"""A grant lost in a power cut, told from journal rows (harness/bdd/lost_grant.py), and the step
+"""A grant lost in a power cut, told from journal rows (harness/certify/lost_grant.py), and the step
 that pairs the device again only then."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from harness.bdd.lost_grant import refresh_lost_in_cut
 from harness.bdd.state import ScenarioState
 from harness.bdd.steps import device_steps
+from harness.certify.lost_grant import in_flight_refreshes, refresh_lost_in_cut
 from harness.timeline import Timeline
 
 DEV = "dev-1"
@@ -45,6 +45,22 @@ def test_an_answer_still_on_its_way_at_the_kill_counts() -> None:
     """Arrived before the kill, answered just after it (the process was already dead)."""
     rows = [token(5, 50.03, 200, arrived=49.98), token(6, 51.0, 400)]
     assert refresh_lost_in_cut(rows, [50.0], cloud_minus_wall=0.0)
+
+
+@pytest.mark.parametrize(("arrived", "answered", "inside"), [
+    (9.0, 10.5, True),    # arrived before the break, answered during it
+    (10.5, 10.6, True),   # arrived and answered during it
+    (11.5, 13.0, True),   # arrived during it, answered after it
+    (9.0, 13.0, True),    # in flight across the whole break
+    (8.0, 9.9, False),    # answered before the break began: the device had it
+    (12.1, 12.5, False),  # arrived after the break ended
+])
+def test_a_refresh_in_flight_during_a_link_break(arrived: float, answered: float, inside: bool) -> None:
+    """The chaos runner's reading: a link break is a span (10 .. 12 here), not an instant."""
+    rows = [token(1, answered, 200, arrived=arrived), token(2, answered, 400, arrived=arrived),
+            token(3, answered, 200, arrived=arrived, device=None)]
+    found = list(in_flight_refreshes(rows, [(10.0, 12.0)]))
+    assert [row["id"] for row, _ in found] == ([1] if inside else [])
 
 
 class _Cloud:
