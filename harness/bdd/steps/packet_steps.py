@@ -165,14 +165,18 @@ def _own_packet_link(bench: Bench, request: pytest.FixtureRequest) -> None:
     scenario.enter()
 
 
+def _captures_window(bench: Bench) -> UploadWindow | None:
+    """The ledger's upload window of the scenario's captures, None until every one is complete."""
+    return upload_window(bench.cloud.ledger(bench.cloud_device_id()), {c.name for c in bench.state.captures})
+
+
 def _plot_captures(bench: Bench) -> None:
     """Attach the captures' throughput against the trace's capacity (evidence only)."""
     network = bench.network
     if not isinstance(network, PacketNetwork):
         return
     with contextlib.suppress(Exception):
-        names = {c.name for c in bench.state.captures}
-        window = upload_window(bench.cloud.ledger(bench.cloud_device_id()), names)
+        window = _captures_window(bench)
         offered = network.offered_mbps(window.start, window.end) if window is not None else None
         if window is not None and offered:
             _attach_plot(bench, network, window, f"{window.mbps:.2f} of {offered:.2f} Mbit/s offered")
@@ -187,9 +191,8 @@ def _share_of_capacity(bench: Bench, percent: int) -> None:
     limit = bench.session.checklist[ITEM].measurement(MEASUREMENT).low
     if not isinstance(limit, int | float) or abs(float(limit) * 100 - percent) > 1e-6:
         raise ConfigError(f"the scenario says {percent} % but the checklist's {MEASUREMENT} limit is {limit}")
-    names = {c.name for c in bench.state.captures}
-    window = upload_window(bench.cloud.ledger(bench.cloud_device_id()), names)
-    assert window is not None, f"not every captured file is complete in the cloud: {sorted(names)}"
+    window = _captures_window(bench)
+    assert window is not None, f"not every captured file is complete in the cloud: {sorted(c.name for c in bench.state.captures)}"
     offered = network.offered_mbps(window.start, window.end)
     if not offered:
         raise BenchFailure("the packet-level link offered no capacity over the upload window (no profile active)")
