@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import sys
 
-_DEFAULT_SIGINT_THEN_EXEC = (
-    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
-)
+
+def _exec_with_sigint(disposition: str, argv: list[str]) -> list[str]:
+    """`argv` behind a one-line exec that sets SIGINT to `disposition` (SIG_DFL or SIG_IGN) first."""
+    code = f"import os, signal, sys; signal.signal(signal.SIGINT, signal.{disposition}); os.execv(sys.argv[1], sys.argv[1:])"
+    return [sys.executable, "-c", code, *argv]
 
 
 def as_a_terminal_starts_it(argv: list[str]) -> list[str]:
-    """`argv` (argv[0] a path) behind a two-line exec that puts SIGINT back to its default."""
-    return [sys.executable, "-c", _DEFAULT_SIGINT_THEN_EXEC, *argv]
+    """`argv` (argv[0] a path) started with SIGINT back at its default."""
+    return _exec_with_sigint("SIG_DFL", argv)
 
 
 def with_sigint_ignored(argv: list[str]) -> list[str]:
     """`argv` started as a script's `command &` starts it: SIGINT ignored."""
-    return [sys.executable, "-c", _DEFAULT_SIGINT_THEN_EXEC.replace("SIG_DFL", "SIG_IGN"), *argv]
+    return _exec_with_sigint("SIG_IGN", argv)
