@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 PSI_CPU = "/proc/pressure/cpu"
+PROC_STAT = "/proc/stat"
 STARVED_SHARE = 0.8
 """A bench whose tasks waited for a CPU 80 % of the time or more cannot fail a device on speed.
 "Some task waited" is common on a busy 2-core box (a clean-clone `make test` read 22-70 % over
@@ -55,6 +56,39 @@ class CpuStallMark:
         if self.stalled_us is None or end.stalled_us is None or end.at <= self.at:
             return None
         return max(0.0, min(1.0, (end.stalled_us - self.stalled_us) / 1e6 / (end.at - self.at)))
+
+
+@dataclass(frozen=True)
+class CpuIdleMark:
+    """A point to measure the machine's spare CPU from: /proc/stat's idle and total ticks.
+
+    PSI says whether tasks waited; this says how much CPU nobody used, which is what a
+    scheduler deciding to start more work needs."""
+
+    idle: int | None
+    total: int | None
+
+    @classmethod
+    def now(cls, path: str = PROC_STAT) -> CpuIdleMark:
+        try:
+            with open(path, encoding="ascii") as fh:
+                ticks = [int(v) for v in fh.readline().split()[1:9]]
+        except (OSError, ValueError):
+            return cls(None, None)
+        if len(ticks) < 5:
+            return cls(None, None)
+        # user nice system idle iowait irq softirq steal (guest time is already in user/nice)
+        return cls(ticks[3] + ticks[4], sum(ticks))
+
+    def idle_since(self, path: str = PROC_STAT) -> float | None:
+        """The share of the machine's CPU time since this mark that no task used (0..1); None
+        without /proc/stat or when no tick has passed."""
+        end = CpuIdleMark.now(path)
+        if self.idle is None or self.total is None or end.idle is None or end.total is None:
+            return None
+        if end.total <= self.total:
+            return None
+        return max(0.0, min(1.0, (end.idle - self.idle) / (end.total - self.total)))
 
 
 def starved_note(share: float | None) -> str | None:

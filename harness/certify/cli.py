@@ -7,7 +7,7 @@
     c2c-certify check-profile PROFILE
     c2c-certify retry --from REPORTS [--only fail,error,not-run]
     c2c-certify steps
-    c2c-certify mutants [--full] [--shards N] [--resume] [--out reports/mutants.json]
+    c2c-certify mutants [--full] [--workers N] [--max-workers M] [--shards N] [--resume] [--out reports/mutants.json]
     c2c-certify repeat N --device reference [--workers N] [--reports reports/repeat]
     c2c-certify bench --device reference --workers 4 [--smoke] [--reports DIR] [--bench reports/bench]
     c2c-certify fleet --inventory lab.toml [--reports reports/fleet] [--smoke] [--solo-baseline]
@@ -272,7 +272,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         results = run_matrix(full=args.full, out=Path(args.out), only=args.only or None, workers=args.workers,
-                             shards=args.shards, resume=args.resume)
+                             most=args.max_workers, shards=args.shards, resume=args.resume)
     except KeyError as exc:
         raise ConfigError(str(exc.args[0])) from None
     bad = [r for r in results if not r["ok"]]
@@ -399,6 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     mut.add_argument("--out", default="reports/mutants.json")
     mut.add_argument("--only", action="append", help="only this mutant (repeatable)")
     mut.add_argument("--workers", type=int, default=2, help="mutants certified at the same time")
+    mut.add_argument("--max-workers", type=int, default=None,
+                     help="up to this many at once while the machine has CPU to spare (default: --workers)")
     mut.add_argument("--shards", type=int, default=1, help="each mutant's run sharded over N devices (run --workers)")
     mut.add_argument("--resume", action="store_true",
                      help="keep the ok rows of the table at --out when it judged this same commit")

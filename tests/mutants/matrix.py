@@ -21,11 +21,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from tests.mutants.admission import POLL_S, Admission, IdleWindow
 from tests.mutants.patching import Mutant
 from tests.mutants.table import MUTANTS
 
@@ -232,11 +234,13 @@ def write_table(out: Path, doc: dict[str, Any]) -> None:
 
 def run_matrix(
     *, full: bool = False, out: Path | None = None, only: Sequence[str] | None = None, workers: int = 2,
-    work: Path | None = None, shards: int = 1, resume: bool = False,
+    most: int | None = None, work: Path | None = None, shards: int = 1, resume: bool = False,
 ) -> list[dict[str, Any]]:
-    """Certify the selected mutants, `workers` at a time; write the table to `out` as results come in.
-    A mutant whose run failed only for the bench is certified once more, alone, at the end; `resume` keeps the ok rows
-    of the table already at `out` when it judged this very commit."""
+    """Certify the selected mutants, `workers` at a time and up to `most` while the machine has CPU to spare
+    (tests.mutants.admission); write the table to `out` as results come in. A mutant whose run failed only for the
+    bench is certified once more, alone, at the end; `resume` keeps the ok rows of the table already at `out` when it
+    judged this very commit."""
+    admission = Admission(least=max(1, workers), most=max(1, workers, most or 0))
     known = {m.name for m in MUTANTS}
     unknown = sorted(set(only or ()) - known)
     if unknown:
@@ -266,8 +270,17 @@ def run_matrix(
         record(r)
         return None
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        spoiled = [x for x in pool.map(first, selected) if x is not None]
+    pending, running = deque(selected), set[Future[tuple[Mutant, dict[str, Any]] | None]]()
+    spoiled: list[tuple[Mutant, dict[str, Any]]] = []
+    window = IdleWindow()
+    with ThreadPoolExecutor(max_workers=admission.most) as pool:
+        while pending or running:
+            idle = window.share()
+            while pending and admission.may_start(len(running), idle):
+                running.add(pool.submit(first, pending.popleft()))
+                admission.started()
+            done, running = wait(running, timeout=POLL_S, return_when=FIRST_COMPLETED)
+            spoiled += [x for x in (f.result() for f in done) if x is not None]
     # runs the bench spoiled (mostly a starved machine) are certified again one at a time,
     # on a machine that no longer runs the others
     for m, r in spoiled:
