@@ -163,6 +163,7 @@ def table(results: Sequence[dict[str, Any]], *, full: bool, seconds: float, comm
                       "ok": r["ok"], "flagged_own_item": r["caught"], "collateral": r["collateral"],
                       "shared": r.get("shared", []),
                       "errors": r["errors"], "verdicts": r["verdicts"], "seconds": r.get("seconds"),
+                      "started_s": r.get("started_s"),
                       "note": r.get("note", ""), "first_run": r.get("first_run")}
         for r in results
     }
@@ -264,7 +265,8 @@ def run_matrix(
                 write_table(out, table(results, full=full, seconds=time.monotonic() - started, commit=commit))
 
     def first(m: Mutant) -> tuple[Mutant, dict[str, Any]] | None:
-        r = run_mutant(m, root / m.name, full=full, shards=shards)
+        at = round(time.monotonic() - started, 1)  # when it started in the matrix: how many ran at once
+        r = {**run_mutant(m, root / m.name, full=full, shards=shards), "started_s": at}
         if bench_error_only(r):
             return m, r
         record(r)
@@ -284,7 +286,8 @@ def run_matrix(
     # runs the bench spoiled (mostly a starved machine) are certified again one at a time,
     # on a machine that no longer runs the others
     for m, r in spoiled:
-        again = run_mutant(m, root / f"{m.name}.again", full=full, shards=shards)
+        at = round(time.monotonic() - started, 1)
+        again = {**run_mutant(m, root / f"{m.name}.again", full=full, shards=shards), "started_s": at}
         again["first_run"] = f"bench error, certified again alone: {r.get('note', '')}"
         record(again)
     order = {m.name: n for n, m in enumerate(MUTANTS)}

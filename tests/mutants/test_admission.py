@@ -106,6 +106,7 @@ def test_the_matrix_grows_to_most_on_an_idle_machine(monkeypatch: pytest.MonkeyP
     results = run_matrix(only=names, work=tmp_path, workers=2, most=4)
     assert seen["peak"] == 4 and seen["runs"] == 6
     assert sorted(r["mutant"] for r in results) == sorted(names)
+    assert all(isinstance(r["started_s"], float) for r in results)  # the table says how many ran at once
 
 
 def test_without_most_the_matrix_keeps_to_workers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
