@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +125,30 @@ def test_too_few_files_for_the_parallelism_is_the_bench_saying_so() -> None:
     order = {f"F{n}.jpg": (0.0, 0.1) for n in range(4)}
     with pytest.raises(BenchFailure, match="needs more files"):
         judge_order(order, "F3.jpg", ["F0.jpg", "F1.jpg", "F2.jpg"], 1, 4)
+
+
+OPTIONS_FEATURE = Path(__file__).resolve().parents[3] / "features" / "options.feature"
+
+
+def _captured(scenario: str, kind: str) -> int:
+    """How many `kind` files the scenario titled `scenario` in options.feature captures."""
+    text = OPTIONS_FEATURE.read_text(encoding="utf-8")
+    block = text.split(f"Scenario: {scenario}\n", 1)[1].split("Scenario", 1)[0]
+    found = re.search(rf'(\d+) "{kind}" files are captured', block)
+    assert found, f"{scenario!r} captures no {kind} files"
+    return int(found[1])
+
+
+@pytest.mark.parametrize("at_once", range(1, 7))
+def test_the_priority_scenarios_can_judge_a_device_working_up_to_six_files_at_once(at_once: int) -> None:
+    """The matrix's fast-loses-queue run: the reference device worked 5 files at once, and 6 other
+    files were too few to judge OPT-03 (a bench error, certified again). A faster device than ours
+    must get a verdict: both scenarios capture enough files for one working 6 at once."""
+    wav, jpg = _captured("Files of a prioritised type are uploaded first", "wav"), \
+        _captured("Files of a prioritised type are uploaded first", "jpg")
+    others = [f"W{n}.wav" for n in range(wav)]
+    order = {name: (float(n), n + 0.5) for n, name in enumerate([*others, "J.jpg"])}
+    assert judge_order(order, "J.jpg", others, jpg, at_once).beyond  # a FIFO device, caught
+    files = [f"F{n}.jpg" for n in range(_captured("A reprioritised file is uploaded first", "jpg"))]
+    order = {name: (float(n), n + 0.5) for n, name in enumerate(files)}
+    assert judge_order(order, files[-1], files[:-1], 1, at_once).beyond
