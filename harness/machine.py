@@ -83,7 +83,10 @@ class CpuIdleMark:
     def idle_since(self, path: str = PROC_STAT) -> float | None:
         """The share of the machine's CPU time since this mark that no task used (0..1); None
         without /proc/stat or when no tick has passed."""
-        end = CpuIdleMark.now(path)
+        return self.idle_until(CpuIdleMark.now(path))
+
+    def idle_until(self, end: CpuIdleMark) -> float | None:
+        """The unused share of the CPU time between this mark and `end` (see idle_since)."""
         if self.idle is None or self.total is None or end.idle is None or end.total is None:
             return None
         if end.total <= self.total:

@@ -1,4 +1,4 @@
-"""CPU starvation from Linux PSI: a failed speed verdict on a starved bench is the bench's error."""
+"""How busy the bench machine is: CPU starvation from Linux PSI (a failed speed verdict on a starved bench is the bench's error) and the unused CPU share from /proc/stat."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from harness.bdd.steps.common import cpu_wait, refuse_on_starved_bench
 from harness.errors import BenchFailure
-from harness.machine import CpuStallMark, cpu_pressure, starved_note
+from harness.machine import CpuIdleMark, CpuStallMark, cpu_pressure, starved_note
 
 PSI = "some avg10={avg} avg60=1.00 avg300=1.00 total={total}\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
 
@@ -49,3 +49,22 @@ def test_this_machine_reports_a_share_when_it_has_psi() -> None:
     sum(i * i for i in range(200_000))  # some time passes
     share = mark.share_since()
     assert share is not None and 0.0 <= share <= 1.0
+
+
+def _stat(path: Path, user: int, idle: int, iowait: int = 0) -> str:
+    path.write_text(f"cpu  {user} 0 0 {idle} {iowait} 0 0 0 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n", encoding="ascii")
+    return str(path)
+
+
+def test_idle_share_reads_proc_stat_deltas(tmp_path: Path) -> None:
+    stat = tmp_path / "stat"
+    mark = CpuIdleMark.now(_stat(stat, user=1000, idle=500))
+    _stat(stat, user=1300, idle=600, iowait=100)  # 300 busy, 200 idle (iowait counts as idle)
+    assert mark.idle_since(str(stat)) == pytest.approx(0.4)
+    assert mark.idle_since(str(tmp_path / "none")) is None
+    assert CpuIdleMark.now(_stat(stat, user=1000, idle=500)).idle_since(str(stat)) is None  # no tick passed
+
+
+def test_idle_share_on_this_machine_is_a_share() -> None:
+    share = CpuIdleMark(0, 0).idle_since()
+    assert share is None or 0.0 <= share <= 1.0

@@ -33,8 +33,8 @@ class IdleWindow:
     mark: CpuIdleMark = field(default_factory=CpuIdleMark.now)
 
     def share(self) -> float | None:
-        share = self.mark.idle_since()
-        self.mark = CpuIdleMark.now()
+        end = CpuIdleMark.now()
+        share, self.mark = self.mark.idle_until(end), end
         return share
 
 
@@ -47,7 +47,7 @@ class Admission:
     spare: float = SPARE_CPU
     ramp_s: float = RAMP_S
     clock: Callable[[], float] = time.monotonic
-    _last_start: float | None = None
+    _last_start: float | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if self.least < 1 or self.most < self.least:

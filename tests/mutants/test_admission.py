@@ -1,4 +1,4 @@
-"""When the matrix starts another run (tests/mutants/admission.py) and the idle reading under it."""
+"""When the matrix starts another run (tests/mutants/admission.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.machine import CpuIdleMark
 from tests.mutants.admission import RAMP_S, SPARE_CPU, Admission
 from tests.mutants.patching import Mutant
 
@@ -44,25 +43,6 @@ def test_most_defaults_to_least_and_bad_bounds_are_refused() -> None:
     assert not gate.may_start(2, 1.0)
     with pytest.raises(ValueError, match="least"):
         Admission(least=3, most=2)
-
-
-def _stat(path: Path, user: int, idle: int, iowait: int = 0) -> str:
-    path.write_text(f"cpu  {user} 0 0 {idle} {iowait} 0 0 0 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n", encoding="ascii")
-    return str(path)
-
-
-def test_idle_share_reads_proc_stat_deltas(tmp_path: Path) -> None:
-    stat = tmp_path / "stat"
-    mark = CpuIdleMark.now(_stat(stat, user=1000, idle=500))
-    _stat(stat, user=1300, idle=600, iowait=100)  # 300 busy, 200 idle (iowait counts as idle)
-    assert mark.idle_since(str(stat)) == pytest.approx(0.4)
-    assert mark.idle_since(str(tmp_path / "none")) is None
-    assert CpuIdleMark.now(_stat(stat, user=1000, idle=500)).idle_since(str(stat)) is None  # no tick passed
-
-
-def test_idle_share_on_this_machine_is_a_share() -> None:
-    share = CpuIdleMark(0, 0).idle_since()
-    assert share is None or 0.0 <= share <= 1.0
 
 
 def _fake_runs(monkeypatch: pytest.MonkeyPatch, release_at: int) -> dict[str, int]:
