@@ -12,6 +12,10 @@ clients are served meanwhile.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import ssl
+import struct
+import termios
 from typing import Any
 
 import httptools
@@ -122,11 +126,34 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         peer = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
         if self._in_head:  # the head deadline is the one armed while the head is incomplete
             self.logger.warning("closed the connection from %s: no complete request head within %.0f s "
-                                "(%d bytes of it received)", peer, self.head_timeout, self._head_bytes)
+                                "(%d bytes of it received); not handed to it: %s", peer, self.head_timeout,
+                                self._head_bytes, self._undelivered())
         else:
             self.logger.warning("closed the connection from %s: its request body sent nothing for %.0f s",
                                 peer, self.body_idle_timeout)
         self.transport.close()
+
+    def _undelivered(self) -> str:
+        """Bytes of this connection that had arrived but never reached the protocol: unread in the
+        kernel's socket buffer (the loop did not read them), or decrypted by TLS and kept there.
+        Either one means a request the emulator cut off was really waiting. (Reading the TLS
+        layer consumes them: only for a connection about to be closed.)"""
+        found = []
+        sock = self.transport.get_extra_info("socket")
+        try:
+            raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+            found.append(f"{struct.unpack('i', raw)[0]} bytes unread in the kernel")
+        except (AttributeError, OSError, ValueError):
+            found.append("kernel buffer unknown")
+        tls = self.transport.get_extra_info("ssl_object")
+        if isinstance(tls, ssl.SSLObject):
+            try:
+                found.append(f"{len(tls.read(1 << 16))} bytes held in the TLS layer")
+            except ssl.SSLWantReadError:
+                found.append("0 bytes held in the TLS layer")
+            except ssl.SSLError as exc:
+                found.append(f"TLS layer unreadable ({exc.__class__.__name__})")
+        return ", ".join(found)
 
     def _refuse_head(self) -> None:
         self._disarm()
