@@ -27,7 +27,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     connection the test saw fail (a deadline it cut, an error it logged) is there, and the
     emulator's folder does not outlive a CI run."""
     report = yield
-    process = getattr(item, "funcargs", {}).get("cloud_process")
+    process = item.funcargs.get("cloud_process") if isinstance(item, pytest.Function) else None
     if report.failed and isinstance(process, EmulatorProcess) and process.log_file.is_file():
         text = process.log_file.read_bytes()[-LOG_TAIL_BYTES:].decode("utf-8", errors="replace")
         report.sections.append(("emulator log (end)", text))
