@@ -8,16 +8,16 @@ periodic GET /v2/devices/me feed the cloud status (online / paused).
 
 Nothing here may wait without a bound: every network call has a timeout, and the socket is
 shut down (not only closed) when it ends, so a server that accepts TLS and then never
-answers cannot hold the presence thread. A watchdog logs the presence thread's stack when it
+answers cannot hold the presence thread. The socket's TLS session is read by websockets'
+reader thread while this one writes: DuplexTLSConnection keeps the two out of each other's
+way (OpenSSL allows one call at a time; without it an upgrade request was sometimes lost). A watchdog logs the presence thread's stack when it
 has not moved for `stall_after` seconds, so a stall names its blocked call.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import socket
 import sys
 import threading
 import time
@@ -31,30 +31,13 @@ from websockets.sync.client import ClientConnection, connect
 
 from reference_device.api import ApiClient
 from reference_device.config import DeviceConfig
+from reference_device.duplex_tls import DuplexTLSConnection
 from reference_device.errors import AuthError, DeviceError, RetryableError, UploadError
 from reference_device.retry import Backoff
 from reference_device.tokens import TokenManager
 
 log = logging.getLogger(__name__)
 Identify = Callable[[], dict[str, Any] | None]
-
-
-class ShutdownOnClose(ClientConnection):
-    """The status socket's connection: closing it also shuts the TCP connection down.
-
-    websockets closes the socket, then joins its reader thread without a timeout (after a
-    failed opening handshake, and when a close is not answered in close_timeout). A reader
-    blocked inside a TLS read is not woken by close(): a TLS 1.3 session ticket makes the
-    socket readable, the read consumes it and then waits for application data. So a server
-    that completed TLS but never answered the upgrade held the presence thread until it
-    hung up: no socket, no heartbeat, no GET /v2/devices/me, and no log line (the presence
-    stall after pairing). shutdown() ends that read at once.
-    """
-
-    def close_socket(self) -> None:
-        with contextlib.suppress(OSError):
-            socket.socket.shutdown(self.socket, socket.SHUT_RDWR)
-        super().close_socket()
 
 
 class Presence:
@@ -226,7 +209,7 @@ class Presence:
             open_timeout=min(10.0, self.config.request_timeout),
             ping_interval=None,
             close_timeout=2,
-            create_connection=ShutdownOnClose,
+            create_connection=DuplexTLSConnection,
         )
         self._ws = ws
         with ws:

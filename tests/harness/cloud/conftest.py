@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
+from websockets.sync.client import ClientConnection, connect
 
+from harness.cloud.control import CloudControl, ssl_context
 from harness.cloud.runner import EmulatorProcess
 from harness.cloud.testing import (  # noqa: F401 - pytest fixtures
     PairedDevice,
@@ -16,6 +19,7 @@ from harness.cloud.testing import (  # noqa: F401 - pytest fixtures
     cloud_process,
     paired_device,
 )
+from reference_device.duplex_tls import DuplexTLSConnection
 from tests.waiting import wait_until  # noqa: F401 - re-exported to the tests
 
 LOG_TAIL_BYTES = 8_000
@@ -32,6 +36,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         text = process.log_file.read_bytes()[-LOG_TAIL_BYTES:].decode("utf-8", errors="replace")
         report.sections.append(("emulator log (end)", text))
     return report
+
+
+# Generous: the emulator is shared by every test of this xdist worker and a CI machine is loaded.
+# (A 10 s wait that once ran out was the lost upgrade request below, not a slow emulator.)
+HANDSHAKE_TIMEOUT_S = 30
+
+
+def status_socket(control: CloudControl, token: str, **kwargs: Any) -> ClientConnection:
+    """The device status socket (c2c-api.md §3.14), opened as a device opens it.
+
+    DuplexTLSConnection: websockets' reader thread and the caller share one TLS session, which
+    OpenSSL allows one call at a time; without it about one opening in 650 lost its upgrade
+    request and waited for the emulator's 20 s head deadline."""
+    url = control.api_url.replace("https://", "wss://")
+    kwargs.setdefault("open_timeout", HANDSHAKE_TIMEOUT_S)
+    connection: ClientConnection = connect(
+        f"{url}/devices/websocket?Authorization={quote('Bearer ' + token)}",
+        ssl=ssl_context(control.ca_bundle), create_connection=DuplexTLSConnection, **kwargs)
+    return connection
 
 
 def create_asset(client: httpx.Client, device: PairedDevice, path: str = "/v2/devices/assets",

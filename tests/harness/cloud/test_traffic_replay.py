@@ -15,14 +15,15 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import ClientConnection
 
-from harness.cloud.control import CloudControl, ssl_context
+from harness.cloud.control import CloudControl
 from harness.cloud.testing import PairedDevice
+
+from .conftest import status_socket
 
 TRAFFIC = Path(__file__).resolve().parents[3] / "fixtures" / "traffic"
 FLOWS = sorted(TRAFFIC.glob("*.json"))
@@ -133,11 +134,7 @@ def do_expect_assets(r: Replay, step: dict[str, Any]) -> None:
 def do_socket(r: Replay, step: dict[str, Any]) -> None:
     kind = step["do"]
     if kind == "socket_open":
-        url = r.cloud.api_url.replace("https://", "wss://")
-        token = quote("Bearer " + r.device.access_token)
-        r.socket = r.closing.enter_context(connect(
-            f"{url}/devices/websocket?Authorization={token}",
-            ssl=ssl_context(r.cloud.ca_bundle), open_timeout=10))
+        r.socket = r.closing.enter_context(status_socket(r.cloud, r.device.access_token, open_timeout=10))
         return
     assert r.socket is not None, f"{kind} before socket_open"
     if kind == "socket_send":

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from urllib.parse import quote
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import ClientConnection
 
-from harness.cloud.control import CloudControl, ssl_context
+from harness.cloud.control import CloudControl
 from harness.cloud.testing import PairedDevice
 
-from .conftest import wait_until
-
-# The emulator is shared by every test of this xdist worker and may still be finishing earlier
-# tests' uploads in its I/O threads; on a loaded CI machine a 10 s handshake wait was once too short.
-HANDSHAKE_TIMEOUT_S = 30
-
-
-def open_socket(cloud: CloudControl, token: str) -> ClientConnection:
-    url = cloud.api_url.replace("https://", "wss://")
-    return connect(f"{url}/devices/websocket?Authorization={quote('Bearer ' + token)}",
-                   ssl=ssl_context(cloud.ca_bundle), open_timeout=HANDSHAKE_TIMEOUT_S)
+from .conftest import status_socket, wait_until
 
 
 def receive(ws: ClientConnection) -> dict:
@@ -34,7 +23,7 @@ def receive(ws: ClientConnection) -> dict:
 def test_join_heartbeat_and_status_push(cloud: CloudControl, paired_device: PairedDevice,
                                         id_kind: str) -> None:
     topic = f"devices:{getattr(paired_device, id_kind)}"
-    with open_socket(cloud, paired_device.access_token) as ws:
+    with status_socket(cloud, paired_device.access_token) as ws:
         ws.send(json.dumps({"topic": topic, "event": "phx_join", "payload": {}, "ref": "1"}))
         assert receive(ws) == {"topic": topic, "event": "phx_reply", "ref": "1",
                                "payload": {"status": "ok", "response": {}}}
@@ -55,7 +44,7 @@ def test_join_heartbeat_and_status_push(cloud: CloudControl, paired_device: Pair
 
 def test_phoenix_v2_arrays_and_wrong_topic(cloud: CloudControl,
                                            paired_device: PairedDevice) -> None:
-    with open_socket(cloud, paired_device.access_token) as ws:
+    with status_socket(cloud, paired_device.access_token) as ws:
         ws.send(json.dumps(["1", "1", "devices:someone-else", "phx_join", {}]))
         assert receive(ws) == ["1", "1", "devices:someone-else", "phx_reply",
                                {"status": "error", "response": {"reason": "unauthorized"}}]
@@ -70,14 +59,14 @@ def test_phoenix_v2_arrays_and_wrong_topic(cloud: CloudControl,
 
 def test_bad_token_is_refused(cloud: CloudControl) -> None:
     with pytest.raises(InvalidStatus) as info:
-        open_socket(cloud, "nope")
+        status_socket(cloud, "nope")
     assert info.value.response.status_code == 403
 
 
 def test_socket_keeps_device_online_and_times_out(cloud: CloudControl,
                                                   paired_device: PairedDevice) -> None:
     cloud.update_settings(websocket_timeout=1)
-    with open_socket(cloud, paired_device.access_token) as ws:
+    with status_socket(cloud, paired_device.access_token) as ws:
         topic = f"devices:{paired_device.device_id}"
         ws.send(json.dumps({"topic": topic, "event": "phx_join", "payload": {}, "ref": "1"}))
         receive(ws)
@@ -94,7 +83,7 @@ def test_socket_keeps_device_online_and_times_out(cloud: CloudControl,
 
 
 def test_revoke_closes_socket(cloud: CloudControl, paired_device: PairedDevice) -> None:
-    with open_socket(cloud, paired_device.access_token) as ws:
+    with status_socket(cloud, paired_device.access_token) as ws:
         topic = f"devices:{paired_device.device_id}"
         ws.send(json.dumps({"topic": topic, "event": "phx_join", "payload": {}, "ref": "1"}))
         receive(ws)
@@ -107,5 +96,5 @@ def test_heartbeat_status_mode_refuses_the_socket(cloud: CloudControl,
                                                   paired_device: PairedDevice) -> None:
     cloud.update_settings(status_mode="heartbeat")
     with pytest.raises(InvalidStatus) as info:
-        open_socket(cloud, paired_device.access_token)
+        status_socket(cloud, paired_device.access_token)
     assert info.value.response.status_code == 403

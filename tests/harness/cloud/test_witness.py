@@ -4,17 +4,15 @@ scan), device-code polls with their answers, every status beat, the issued compl
 from __future__ import annotations
 
 import json
-import ssl
 
 import httpx
-from websockets.sync.client import connect
 
 from harness.cloud.control import CloudControl
 from harness.cloud.runner import EmulatorProcess
 from harness.cloud.testing import DEVICE_GRANT, PairedDevice, pair_device
 from harness.protocols import CloudWitness
 
-from .conftest import wait_until
+from .conftest import status_socket, wait_until
 
 
 def _code(api: httpx.Client, cloud: CloudControl, client_id: str, **headers: str) -> dict:
@@ -77,9 +75,7 @@ def test_url_pairing_setting_switches_the_complete_uri_off(cloud: CloudControl, 
 
 
 def _socket(cloud: CloudControl, device: PairedDevice) -> object:
-    url = cloud.api_url.replace("https://", "wss://") + f"/devices/websocket?Authorization=Bearer%20{device.access_token}"
-    return connect(url, ssl=ssl.create_default_context(cafile=str(cloud.ca_bundle)),
-                   additional_headers={"x-client-version": "1.0.0"})
+    return status_socket(cloud, device.access_token, additional_headers={"x-client-version": "1.0.0"})
 
 
 def test_status_beats_list_every_socket_beat_and_heartbeat_of_one_device(
