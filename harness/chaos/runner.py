@@ -35,6 +35,9 @@ HIT_LOOK_S = 0.1
 """How often a rule held past its duration (until its first hit) is looked at."""
 SETTLE_S = 1.0
 """After the last expected file is complete: time for a late duplicate to show."""
+EDGE_GRACE_S = 5.0
+"""After the last fault, how long a capture at a pause edge that has no asset yet may still get
+one (a device sends the create once the pause is over). The device's own word ends it early."""
 RULE_LAYER = "cloud"
 
 
@@ -388,16 +391,22 @@ class ScheduleRun:
             if self.history.repair_excused is None:
                 self._approve_repair()
             rows = self._rows()
+            accepted = {str(r.get("name")) for r in rows}
             done = {str(r.get("name")) for r in rows if r.get("completed_at")}
             # a capture at a pause edge that the cloud accepted (it holds an asset for it) is on
             # the delivered side: wait for it too (else it is judged while still uploading)
-            expected |= self._edge_names() & {str(r.get("name")) for r in rows}
-            if expected <= done:
+            edges = self._edge_names()
+            expected |= edges & accepted
+            missing = awaited(expected, edges, accepted, done, since_faults=time.time() - self.history.faults_end,
+                              device_states=self._device_states())
+            if not missing:
                 time.sleep(SETTLE_S)
-                return
+                if edges & {str(r.get("name")) for r in self._rows()} <= expected:
+                    return
+                continue  # an edge capture got its asset meanwhile: it must complete too
             if not power.is_on():
                 self.history.device_alive = False
-            if self._given_up(expected - done):
+            if self._given_up(missing):
                 gave_up_since = gave_up_since or time.monotonic()
                 if time.monotonic() - gave_up_since >= GIVEN_UP_S:
                     return
@@ -409,12 +418,15 @@ class ScheduleRun:
         """The device itself says it will send none of `missing` (each failed, cancelled, held,
         quarantined, or done although the cloud lacks it): waiting out the bound would only
         slow the campaign. Its word only ends the wait early; the ledger still judges."""
-        status = self.lane.device.status() or {}
-        files = status.get("files")
+        states = self._device_states()
+        return bool(states) and all(states.get(name) in DEVICE_GAVE_UP for name in missing)
+
+    def _device_states(self) -> dict[str, str]:
+        """File name -> state, as the device's status says (empty: no status API, or no files)."""
+        files = (self.lane.device.status() or {}).get("files")
         if not isinstance(files, list):
-            return False
-        states = {str(f.get("name")): str(f.get("state")) for f in files if isinstance(f, dict)}
-        return all(states.get(name) in DEVICE_GAVE_UP for name in missing)
+            return {}
+        return {str(f.get("name")): str(f.get("state")) for f in files if isinstance(f, dict)}
 
     def _collect(self) -> None:
         h = self.history
@@ -432,6 +444,25 @@ class ScheduleRun:
         h.pairing_state = str(pairing.get("state")) if isinstance(pairing, dict) and pairing.get("state") else None
         h.device_rows = 1 + len(lane.paired_rows()) - self._rows_before
         h.revoked = any(f.fault.startswith("auth:revoke") for f in h.faults)
+
+
+def awaited(expected: set[str], edges: set[str], accepted: set[str], done: set[str], *,
+            since_faults: float, device_states: dict[str, str]) -> set[str]:
+    """The files the recovery wait is still for (none: the schedule may settle).
+
+    Expected files, and edge captures the cloud accepted (an asset exists), until complete. An
+    edge capture with no asset yet is waited for while the device lists it as in its queue, or
+    without a word from the device for EDGE_GRACE_S after the last fault; not once the device
+    says it holds it or gave it up. Without this a create sent just after the resume came
+    after the wait had ended, and the checker judged the accepted file lost."""
+    waiting = (expected | (edges & accepted)) - done
+    for name in edges - accepted - done:
+        state = device_states.get(name)
+        if state in DEVICE_GAVE_UP:
+            continue
+        if state is not None or since_faults < EDGE_GRACE_S:
+            waiting.add(name)
+    return waiting
 
 
 def reset_lane(lane: Lane) -> None:
