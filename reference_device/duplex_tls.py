@@ -25,12 +25,11 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from websockets.client import ClientProtocol
 from websockets.sync.client import ClientConnection
 
-T = TypeVar("T")
 
 class DuplexTLSSocket:
     """The socket calls websockets' sync connection makes, on an ssl.SSLSocket, one at a time.
@@ -63,7 +62,7 @@ class DuplexTLSSocket:
             while sent < len(octets):
                 sent += self.send(octets[sent:], flags)
 
-    def _call(self, op: Callable[[], T]) -> T:
+    def _call[T](self, op: Callable[[], T]) -> T:
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
         while True:
             with self._lock:

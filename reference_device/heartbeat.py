@@ -10,8 +10,9 @@ Nothing here may wait without a bound: every network call has a timeout, and the
 shut down (not only closed) when it ends, so a server that accepts TLS and then never
 answers cannot hold the presence thread. The socket's TLS session is read by websockets'
 reader thread while this one writes: DuplexTLSConnection keeps the two out of each other's
-way (OpenSSL allows one call at a time; without it an upgrade request was sometimes lost). A watchdog logs the presence thread's stack when it
-has not moved for `stall_after` seconds, so a stall names its blocked call.
+way (OpenSSL allows one call at a time; without it an upgrade request was sometimes lost).
+A watchdog logs the presence thread's stack when it has not moved for `stall_after` seconds,
+so a stall names its blocked call.
 """
 
 from __future__ import annotations
