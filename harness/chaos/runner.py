@@ -397,8 +397,9 @@ class ScheduleRun:
             # the delivered side: wait for it too (else it is judged while still uploading)
             edges = self._edge_names()
             expected |= edges & accepted
+            states = self._device_states()
             missing = awaited(expected, edges, accepted, done, since_faults=time.time() - self.history.faults_end,
-                              device_states=self._device_states())
+                              device_states=states)
             if not missing:
                 time.sleep(SETTLE_S)
                 if edges & {str(r.get("name")) for r in self._rows()} <= expected:
@@ -406,20 +407,13 @@ class ScheduleRun:
                 continue  # an edge capture got its asset meanwhile: it must complete too
             if not power.is_on():
                 self.history.device_alive = False
-            if self._given_up(missing):
+            if given_up(missing, states):
                 gave_up_since = gave_up_since or time.monotonic()
                 if time.monotonic() - gave_up_since >= GIVEN_UP_S:
                     return
             else:
                 gave_up_since = None
             time.sleep(0.2)
-
-    def _given_up(self, missing: set[str]) -> bool:
-        """The device itself says it will send none of `missing` (each failed, cancelled, held,
-        quarantined, or done although the cloud lacks it): waiting out the bound would only
-        slow the campaign. Its word only ends the wait early; the ledger still judges."""
-        states = self._device_states()
-        return bool(states) and all(states.get(name) in DEVICE_GAVE_UP for name in missing)
 
     def _device_states(self) -> dict[str, str]:
         """File name -> state, as the device's status says (empty: no status API, or no files)."""
@@ -444,6 +438,13 @@ class ScheduleRun:
         h.pairing_state = str(pairing.get("state")) if isinstance(pairing, dict) and pairing.get("state") else None
         h.device_rows = 1 + len(lane.paired_rows()) - self._rows_before
         h.revoked = any(f.fault.startswith("auth:revoke") for f in h.faults)
+
+
+def given_up(missing: set[str], device_states: dict[str, str]) -> bool:
+    """The device itself says it will send none of `missing` (each failed, cancelled, held,
+    quarantined, or done although the cloud lacks it): waiting out the bound would only
+    slow the campaign. Its word only ends the wait early; the ledger still judges."""
+    return bool(device_states) and all(device_states.get(name) in DEVICE_GAVE_UP for name in missing)
 
 
 def awaited(expected: set[str], edges: set[str], accepted: set[str], done: set[str], *,

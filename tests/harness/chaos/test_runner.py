@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.chaos.runner import EDGE_GRACE_S, awaited
+from harness.chaos.runner import EDGE_GRACE_S, awaited, given_up
 
 EDGE = {"A.bin"}  # captured 1.1 s before a pause began: either side of it is the cloud's call
 
@@ -32,3 +32,9 @@ def test_expected_files_are_waited_for_until_complete() -> None:
     expected = {"B.jpg", "C.jpg"}
     assert awaited(expected, set(), {"B.jpg"}, {"B.jpg"}, since_faults=99.0, device_states={}) == {"C.jpg"}
     assert awaited(expected, set(), expected, expected, since_faults=0.0, device_states={}) == set()
+
+
+def test_the_device_has_given_up_only_when_it_says_so_for_every_missing_file() -> None:
+    assert given_up({"A.bin", "B.jpg"}, {"A.bin": "held", "B.jpg": "failed"})
+    assert not given_up({"A.bin", "B.jpg"}, {"A.bin": "held", "B.jpg": "uploading"})
+    assert not given_up({"A.bin"}, {})  # no status API: no word, the bound stands
