@@ -19,7 +19,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from harness.cloud.ca import ensure_certs
+from harness.cloud.ca import CertPaths, ensure_certs
 from reference_device.duplex_tls import DuplexTLSConnection, DuplexTLSSocket
 from tests.waiting import wait_until
 
@@ -158,7 +158,7 @@ def test_close_ends_a_read_waiting_in_another_thread(tls: StandInTLS) -> None:
 
 
 # --- the real stack: websockets' client, TLS 1.3, a server that sends session tickets ---------
-def _ticket_server() -> tuple[object, socket.socket]:
+def _ticket_server() -> tuple[CertPaths, socket.socket]:
     """Loopback TLS 1.3 server: session tickets right after the handshake (OpenSSL's default),
     then a 403 to whatever upgrade request arrives. Without serialisation the websockets
     client lost about one request in a hundred against it."""
@@ -201,7 +201,7 @@ def test_every_upgrade_request_reaches_a_tls13_server() -> None:
     for the server's timeout)."""
     certs, server = _ticket_server()
     port = server.getsockname()[1]
-    context = ssl.create_default_context(cafile=str(certs.ca_cert))  # type: ignore[attr-defined]
+    context = ssl.create_default_context(cafile=str(certs.ca_cert))
     refused = 0
     try:
         for _ in range(300):
