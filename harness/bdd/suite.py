@@ -1,18 +1,15 @@
-"""The certification suite: every scenario in features/, bound to the step library.
+"""The certification suite: every scenario in features/ (or a vendor's own folder named by
+$C2C_FEATURES), bound to the step library.
 
 Run through `c2c-certify run` (or `pytest harness/bdd/suite.py --c2c-device=reference`).
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from pytest_bdd import scenarios
 
+from harness.bdd.markers import features_dir
 from harness.bdd.steps import step_fixtures
 
-FEATURES_DIR = Path(os.environ.get("C2C_FEATURES", Path(__file__).resolve().parents[2] / "features"))
-
 globals().update(step_fixtures())
-scenarios(str(FEATURES_DIR))
+scenarios(str(features_dir()))

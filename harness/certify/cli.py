@@ -39,6 +39,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from harness.bdd.markers import FEATURES_ENV, features_dir
 from harness.certify.progress import follow_progress
 from harness.certify.rig_controller import RUN_MARKER_ENV
 from harness.errors import C2CBenchError, ConfigError
@@ -65,6 +66,27 @@ def plugin_args() -> list[str]:
     return ["--disable-plugin-autoload", *(arg for name in names for arg in ("-p", name))]
 
 
+def rootdir_args(features: Path) -> list[str]:
+    """pytest's --rootdir when the feature files live outside the checkout.
+
+    allure-pytest-bdd names a scenario by its feature file's path under pytest's rootdir and
+    raises for a file outside it (every scenario then ends in a bench error): the rootdir moves
+    up to the folder holding both the suite and the features. Scenario node ids then carry the
+    longer path; nothing matches on them."""
+    if features.is_relative_to(REPO_ROOT):
+        return []
+    return [f"--rootdir={os.path.commonpath([REPO_ROOT, features])}"]
+
+
+def checked_features(features: Path) -> Path:
+    """The feature folder, or a ConfigError naming it when it holds no feature files."""
+    if not features.is_dir():
+        raise ConfigError(f"{FEATURES_ENV}={features} is not a folder of .feature files")
+    if not any(features.glob("*.feature")):
+        raise ConfigError(f"{FEATURES_ENV}={features} holds no .feature files")
+    return features
+
+
 def pytest_command(
     device: str, *, reports: Path, smoke: bool = False, network: str | None = None, seed: int = 1,
     interactive: bool = False, items: Sequence[str] = (), extra: Sequence[str] = (), strict: bool = False,
@@ -75,7 +97,7 @@ def pytest_command(
 
     argv = [sys.executable, "-m", "pytest", str(SUITE), *plugin_args(), "-q", "-rN", "--no-header",
             "-p", "no:cacheprovider", f"--c2c-device={device}", f"--c2c-seed={seed}", f"--c2c-reports={reports}",
-            f"--alluredir={reports / 'allure-results'}"]
+            f"--alluredir={reports / 'allure-results'}", *rootdir_args(checked_features(features_dir()))]
     if importlib.util.find_spec("pytest_timeout") is not None:
         argv.append(f"--timeout={SCENARIO_TIMEOUT_S}")  # scenario budgets are in the steps; this is a backstop
     if network:
@@ -145,6 +167,7 @@ def cmd_check_profile(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     checked_profile(args.device)  # refuse a bad or inconsistent profile before starting anything
+    checked_features(features_dir())
     from harness.certify.shards import check_shardable
     from harness.device.profile import load_profile
 

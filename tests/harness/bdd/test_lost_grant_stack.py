@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -60,9 +59,11 @@ def _cut_in_refresh(bench: Bench) -> None:
 
 
 def _certify(tmp_path: Path) -> dict[str, object]:
-    # inside the checkout: allure-pytest-bdd names a scenario by its feature's path under the rootdir
-    with tempfile.TemporaryDirectory(prefix=".c2c-suite-", dir=REPO) as folder:
-        return _certify_in(Path(folder), tmp_path / "reports")
+    # outside the checkout, as a vendor's own feature folder would be (the certification moves
+    # pytest's rootdir up so allure-pytest-bdd can name the scenario)
+    suite = tmp_path / "vendor-suite"
+    suite.mkdir()
+    return _certify_in(suite, tmp_path / "reports")
 
 
 def _certify_in(suite: Path, reports: Path) -> dict[str, object]:

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.certify.cli import CERTIFY_PLUGINS, main, plugin_args, pytest_command, summary_text
+from harness.bdd.markers import FEATURES_DIR
+from harness.certify.cli import (
+    CERTIFY_PLUGINS,
+    main,
+    plugin_args,
+    pytest_command,
+    rootdir_args,
+    summary_text,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -47,6 +55,32 @@ def test_pytest_command_selects_smoke_and_items(tmp_path: Path) -> None:
     marker = len(argv) - 1 - argv[::-1].index("-m")
     assert argv[marker + 1] == "(C2C-CTL-01) or (smoke)"
     assert not any("secret" in a for a in argv)
+
+
+def test_a_feature_folder_outside_the_checkout_moves_the_rootdir_up(tmp_path: Path) -> None:
+    assert rootdir_args(FEATURES_DIR) == []
+    assert rootdir_args(REPO / "vendor" / "features") == []
+    vendor = tmp_path / "vendor" / "features"
+    [arg] = rootdir_args(vendor)
+    rootdir = Path(arg.removeprefix("--rootdir="))
+    assert vendor.is_relative_to(rootdir) and REPO.is_relative_to(rootdir)
+
+
+def test_the_feature_folder_is_checked_before_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("C2C_FEATURES", str(tmp_path / "missing"))
+    assert main(["run", "--device", "reference", "--reports", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"C2C_FEATURES={tmp_path / 'missing'} is not a folder" in err
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("C2C_FEATURES", str(tmp_path / "empty"))
+    assert main(["run", "--device", "reference", "--reports", str(tmp_path / "r")]) == 2
+    assert "holds no .feature files" in capsys.readouterr().err
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "mine.feature").write_text("Feature: mine\n")
+    monkeypatch.setenv("C2C_FEATURES", str(tmp_path / "own"))
+    argv = pytest_command("reference", reports=tmp_path / "r")
+    assert any(a.startswith("--rootdir=") for a in argv)
 
 
 PLUGIN_PROBE = """
