@@ -42,6 +42,7 @@ from typing import Any
 from harness.bdd.markers import FEATURES_ENV, features_dir
 from harness.certify.progress import follow_progress
 from harness.certify.rig_controller import RUN_MARKER_ENV
+from harness.children import spawn
 from harness.errors import C2CBenchError, ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -188,7 +189,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         env["C2C_OPERATOR"] = args.operator  # who answers the operator questions, in the certificate
     log = (reports / "pytest.log").open("wb")
     with log:
-        proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        proc = spawn(argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=None if args.interactive else subprocess.DEVNULL)
         follow_progress(reports, proc, quiet=args.quiet or args.interactive)
         proc.wait()

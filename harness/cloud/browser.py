@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
+from harness.children import spawn
 from harness.errors import BenchFailure
 
 __all__ = ["Browser", "BrowserError", "Page", "find_chromium", "spki_fingerprint"]
@@ -312,7 +313,7 @@ class Browser:
         args.append("about:blank")
         log = (profile / "chromium.log").open("wb")
         try:
-            process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            process = spawn(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         except OSError as exc:
             shutil.rmtree(profile, ignore_errors=True)
             raise BrowserError(f"cannot start the browser {binary}: {exc}") from exc

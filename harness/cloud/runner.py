@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from harness.children import spawn
 from harness.cloud.control import CloudControl, ssl_context
 from harness.cloud.settings import CloudSettings, dump_toml
 from harness.errors import CloudError, ConfigError
@@ -80,7 +81,7 @@ class EmulatorProcess:
             cmd += ["--settings", str(settings_file)]
         log = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child
         try:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+            self.proc = spawn(cmd, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True,
                                          cwd=str(Path(__file__).resolve().parents[2]))
         finally:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.children import spawn
 from harness.errors import ConfigError, FaultInjectionError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -139,7 +140,7 @@ class Gphoto2Capture:
         }
         limit = timeout or self.timeout
         try:
-            proc = subprocess.Popen(
+            proc = spawn(
                 [self.python, "-m", "harness.device.capture_gphoto2", "--worker"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from harness.children import spawn
 from harness.errors import FaultInjectionError
 from harness.faults.network.server import ToxiproxyServer
 
@@ -238,7 +239,7 @@ class ToxiproxyProcess:
             argv += ["-seed", str(self.seed)]
         sink = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
-            self._proc = subprocess.Popen(
+            self._proc = spawn(
                 argv,
                 stdout=sink,
                 stderr=sink,

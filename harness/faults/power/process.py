@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from harness.children import spawn
 from harness.errors import ConfigError, FaultInjectionError
 from harness.timeline import Timeline
 
@@ -95,7 +96,7 @@ class ProcessPower:
             self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
             stdout = self._log
         try:
-            self._proc = subprocess.Popen(self.command, env=self.env, cwd=self.cwd,
+            self._proc = spawn(self.command, env=self.env, cwd=self.cwd,
                                           stdin=subprocess.DEVNULL, stdout=stdout,
                                           stderr=subprocess.STDOUT, start_new_session=True)
         except OSError as exc:

@@ -25,6 +25,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
+from harness.children import spawn
 from harness.errors import FaultInjectionError
 from harness.faults.network.packet import netns
 from harness.faults.network.packet.spec import LinkSpec
@@ -111,7 +112,7 @@ class PacketLink:
         self._plumbing = plumbing = netns.plumb(self.mtu)
         ours, theirs = socket.socketpair()
         try:
-            self._forwarder = subprocess.Popen(
+            self._forwarder = spawn(
                 [sys.executable, "-m", "harness.faults.network.packet.forwarder",
                  "--device-fd", str(plumbing.device_fd), "--host-fd", str(plumbing.host_fd),
                  "--control-fd", str(theirs.fileno())],
@@ -179,7 +180,7 @@ class PacketLink:
         """Start a process in the namespace; it is stopped when the link closes."""
         kwargs.setdefault("start_new_session", True)
         try:
-            process = subprocess.Popen([*self.namespace_exec_prefix(), *argv], **kwargs)
+            process = spawn([*self.namespace_exec_prefix(), *argv], **kwargs)
         except OSError as exc:
             raise FaultInjectionError(f"cannot start {argv[0]!r} in {self.namespace}: {exc}") from exc
         self._children.append(process)
