@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from harness.chaos.moments import WHEN_WAIT_S
 from harness.chaos.schedule import Capture, Schedule, Step
 
-GENERATOR = "c2c-chaos-generator/5"
+GENERATOR = "c2c-chaos-generator/6"
 LARGE_SIZE = 24 * 1024 * 1024
 """A large capture: three parts at the reference device's 8 MiB part size (it asks for
 size // part_size parts), so a power cut can land between stored parts."""
@@ -30,6 +30,10 @@ PAUSE_MARGIN = 2.0
 minus the device's offset, so a create that spends L seconds in transit (a loaded bench, a
 retried connection) moves the capture L seconds later: near an edge, which side it falls on
 is a race (seen: a file captured 1.0 s before a pause held as captured inside it)."""
+LARGE_WRITE_S = 1.5
+"""How much later than its step a large capture may land in the watch folder: the runner copies
+24 MB into it, which took 1.08 s on a loaded bench (a capture scheduled 2 s before a pause landed
+inside PAUSE_MARGIN of it). Its side of a pause edge is kept clear of that too."""
 UNTIL_HIT = 5.0
 """How long past its duration a rule waits for its first hit: the capture drawn with it is
 handed over after the device's 2 s quiet period, later on a loaded bench."""
@@ -143,7 +147,7 @@ def _token_expiry(rng: random.Random, at: float, st: DrawState) -> Drawn:
 
 
 def _pause(rng: random.Random, at: float, st: DrawState) -> Drawn:
-    at = max(at, PAUSE_MARGIN)  # clear of the large file captured at 0
+    at = max(at, LARGE_WRITE_S + PAUSE_MARGIN)  # clear of the large file captured at 0
     held = rng.uniform(2.0 * PAUSE_MARGIN + 0.5, 2.0 * PAUSE_MARGIN + 2.0)
     inside = rng.uniform(at + PAUSE_MARGIN, at + held - PAUSE_MARGIN)
     return Drawn((Step(at=_r(at), fault="cloud:pause", duration=_r(held)),
@@ -191,6 +195,7 @@ def generate(seed: int, index: int, *, duration: float = 6.0, recovery: float = 
         state.new_capture(rng.uniform(0.0, duration), rng)
     busy: dict[str, float] = {}
     faults: list[Step] = []
+    brought: dict[int, set[str]] = {}  # id(fault) -> the captures drawn with it at its offset
     weights = [w for _, w, _ in MENU]
     for _ in range(rng.randint(1, max_faults)):
         _, _, make = rng.choices(MENU, weights=weights)[0]
@@ -202,11 +207,14 @@ def generate(seed: int, index: int, *, duration: float = 6.0, recovery: float = 
             continue
         for lane in drawn.lanes:
             busy[lane] = end + 0.3
-        faults.extend(s for s in drawn.steps if s.is_fault)
+        for fault in (s for s in drawn.steps if s.is_fault):
+            faults.append(fault)
+            brought[id(fault)] = {s.capture.name for s in drawn.steps if s.capture is not None and s.at == fault.at}
     faults = [f for f in faults if not _aimed_into_pause(f, faults)]
     captures = [c for c in state.captures if not _near_pause_edge(c, faults)]
     kept = {c.capture.name for c in captures if c.capture is not None}
-    faults = [f for f in faults if f.file is None or f.file in kept]
+    # a fault goes with the capture it was drawn with (the traffic it waits for) or aims at
+    faults = [f for f in faults if (f.file is None or f.file in kept) and brought[id(f)] <= kept]
     steps = sorted([large, *captures, *faults], key=lambda s: (s.at, s.capture is None))
     return Schedule(seed=seed, index=index, steps=tuple(steps), recovery=recovery,
                     origin={"generator": GENERATOR, "duration": duration})
@@ -220,12 +228,20 @@ def _aimed_into_pause(step: Step, faults: list[Step]) -> bool:
                          for f in faults)
 
 
+def landing(capture: Step) -> tuple[float, float]:
+    """When a capture may land in the watch folder: at its step, or up to LARGE_WRITE_S later
+    for a large one (the copy takes that long on a loaded bench)."""
+    late = LARGE_WRITE_S if capture.capture is not None and capture.capture.kind == "large" else 0.0
+    return capture.at, capture.at + late
+
+
 def _near_pause_edge(capture: Step, faults: list[Step]) -> bool:
-    """A capture too close to a pause's start or end (dropped: its side of the edge is a race;
-    a file fault aimed at it goes with it)."""
+    """A capture that may land too close to a pause's start or end (dropped: its side of the
+    edge is a race; a file fault aimed at it goes with it)."""
+    first, last = landing(capture)
     for f in faults:
         if f.fault == "cloud:pause":
             for edge in (f.at, f.ends_at):
-                if abs(capture.at - edge) < PAUSE_MARGIN:
+                if first - PAUSE_MARGIN < edge < last + PAUSE_MARGIN:
                     return True
     return False

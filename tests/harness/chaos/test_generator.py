@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.chaos.generator import PAUSE_MARGIN, generate
+from harness.chaos.generator import LARGE_WRITE_S, PAUSE_MARGIN, generate, landing
 from harness.chaos.schedule import Capture, Schedule, Step
 from harness.errors import ConfigError
 from harness.faults.vocabulary import Fault
@@ -64,7 +64,22 @@ def test_link_and_pause_faults_never_overlap_and_captures_avoid_pause_edges() ->
         for start, stop in _windows(s, "cloud:pause"):
             for c in s.steps:
                 if c.capture is not None:
-                    assert abs(c.at - start) >= PAUSE_MARGIN and abs(c.at - stop) >= PAUSE_MARGIN
+                    first, last = landing(c)
+                    for edge in (start, stop):
+                        assert not first - PAUSE_MARGIN < edge < last + PAUSE_MARGIN, (i, c.capture.name, edge)
+
+
+def test_a_large_capture_keeps_clear_of_a_pause_edge_for_as_long_as_its_copy_takes() -> None:
+    """cc21's red: a 24 MB capture scheduled 2 s before a pause landed 1.08 s before it."""
+    seen_large_before_pause = 0
+    for i in range(400):
+        s = generate(21, i)
+        for start, _ in _windows(s, "cloud:pause"):
+            for c in s.steps:
+                if c.capture is not None and c.capture.kind == "large" and c.at <= start:
+                    assert start - c.at >= LARGE_WRITE_S + PAUSE_MARGIN, (i, c.capture.name, c.at, start)
+                    seen_large_before_pause += 1
+    assert seen_large_before_pause > 50  # the rule was exercised, not vacuous
 
 
 def test_file_faults_aim_at_a_capture_made_before_them() -> None:
