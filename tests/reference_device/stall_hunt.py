@@ -9,6 +9,15 @@ presence thread must show itself (POST /v2/devices/heartbeat or the status socke
 --window seconds, and the device's own `socket.last_beat_at` must keep moving. When it does
 not, the device is asked for its thread stacks (SIGUSR1, faulthandler) and the dump and the
 console are written to --out: the blocked call is in the dump.
+
+What the hunt found, and what it did not: the stall was a status socket whose upgrade request
+never reached the cloud. websockets' sync client read the TLS socket in its own thread while
+the caller wrote to it, and OpenSSL forbids SSL_read and SSL_write on one session at once (TLS
+1.3 session tickets arrive right after the handshake, just as the request goes out). The
+device now opens the socket through reference_device/duplex_tls.py (one TLS call at a time;
+tests/reference_device/test_duplex_tls.py shows the loss and its absence). A hunt that
+finds a stall again should first look for that pattern in the dump: a reader thread inside
+SSLSocket.recv while another thread waits in SSLSocket.send.
 """
 
 from __future__ import annotations
