@@ -27,6 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from harness.children import spawn
 from tests.mutants.admission import POLL_S, Admission, IdleWindow
 from tests.mutants.patching import Mutant
 from tests.mutants.table import MUTANTS
@@ -116,8 +117,10 @@ def run_mutant(mutant: Mutant, reports: Path, *, full: bool = False, timeout: fl
     started = time.monotonic()
     base = {"mutant": mutant.name, "item": mutant.item, "ok": False, "caught": False, "failed": [],
             "errors": [], "collateral": [], "verdicts": {}}
-    proc = subprocess.Popen(certify_argv(mutant, reports, full=full, shards=shards), cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    # spawn: a killed matrix takes its certifications (and so their emulators and devices) with it;
+    # they start from pool threads, and spawn binds them to the process, not to those threads
+    proc = spawn(certify_argv(mutant, reports, full=full, shards=shards), cwd=REPO, stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
