@@ -16,8 +16,9 @@ import pytest
 from pytest_bdd.parser import FeatureParser
 
 from harness.bdd.catalog import find_step, step_catalog
-from harness.bdd.markers import BUILTIN_TAGS, FEATURES_DIR
+from harness.bdd.markers import BUILTIN_TAGS
 from harness.certify.cli import plugin_args
+from harness.feature_files import FEATURES_DIR
 from harness.items.checklist import ITEM_ID, load_checklist
 
 

@@ -5,19 +5,14 @@ without loading pytest hooks).
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import pytest
+
+from harness.feature_files import features_dir
 from harness.items.verdicts import EVIDENCE_LEVELS, EVIDENCE_TAG, evidence_levels
 
-if TYPE_CHECKING:  # only annotations: `c2c-certify` reads the feature folder without loading pytest
-    import pytest
-
-CHECKOUT = Path(__file__).resolve().parents[2]
-FEATURES_DIR = CHECKOUT / "features"
-FEATURES_ENV = "C2C_FEATURES"
 _TAG_LINE = re.compile(r"^\s*@")
 BUILTIN_TAGS = {
     "smoke": "fast certification subset (<= 60 s)",
@@ -27,12 +22,6 @@ BUILTIN_TAGS = {
     "tethered": "tethered camera scenarios",
     **{f"{EVIDENCE_TAG}{level}": f"enforces a [{level.upper()}] point of c2c-api.md" for level in EVIDENCE_LEVELS},
 }
-
-
-def features_dir() -> Path:
-    """The certification's feature files: $C2C_FEATURES (a vendor's own folder) or the checkout's."""
-    chosen = os.environ.get(FEATURES_ENV)
-    return Path(chosen).expanduser().resolve() if chosen else FEATURES_DIR
 
 
 def feature_tags(directory: Path | None = None) -> set[str]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pytest_bdd import scenarios
 
-from harness.bdd.markers import features_dir
 from harness.bdd.steps import step_fixtures
+from harness.feature_files import features_dir
 
 globals().update(step_fixtures())
 scenarios(str(features_dir()))

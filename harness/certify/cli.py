@@ -39,11 +39,11 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from harness.bdd.markers import FEATURES_ENV, features_dir
 from harness.certify.progress import follow_progress
 from harness.certify.rig_controller import RUN_MARKER_ENV
 from harness.children import spawn
 from harness.errors import C2CBenchError, ConfigError
+from harness.feature_files import FEATURES_ENV, features_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUITE = REPO_ROOT / "harness" / "bdd" / "suite.py"

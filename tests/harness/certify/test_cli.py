@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.bdd.markers import FEATURES_DIR
 from harness.certify.cli import (
     CERTIFY_PLUGINS,
     main,
@@ -19,6 +18,7 @@ from harness.certify.cli import (
     rootdir_args,
     summary_text,
 )
+from harness.feature_files import FEATURES_DIR
 
 REPO = Path(__file__).resolve().parents[3]
 

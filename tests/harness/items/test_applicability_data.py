@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pytest_bdd.parser import FeatureParser
 
-from harness.bdd.markers import FEATURES_DIR
+from harness.feature_files import FEATURES_DIR
 from harness.items.checklist import codes, load_checklist
 
 STEPS_DIR = Path(__file__).resolve().parents[3] / "harness" / "bdd" / "steps"

@@ -127,7 +127,7 @@ def test_every_question_in_the_checklist_is_asked_by_a_step_of_its_item() -> Non
     """A question no step asks would be dead data: each item's scenario reaches one of the two steps that ask it."""
     from pytest_bdd.parser import FeatureParser
 
-    from harness.bdd.markers import FEATURES_DIR
+    from harness.feature_files import FEATURES_DIR
 
     asking: dict[str, list[str]] = {}
     for path in sorted(FEATURES_DIR.glob("*.feature")):
