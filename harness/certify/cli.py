@@ -190,9 +190,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     log = (reports / "pytest.log").open("wb")
     with log:
         proc = spawn(argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=None if args.interactive else subprocess.DEVNULL)
-        follow_progress(reports, proc, quiet=args.quiet or args.interactive)
-        proc.wait()
+                     stdin=None if args.interactive else subprocess.DEVNULL)
+        try:
+            follow_progress(reports, proc, quiet=args.quiet or args.interactive)
+            proc.wait()
+        except KeyboardInterrupt:
+            # pytest took the same Ctrl-C (one process group) and is tearing the bench down in
+            # order: wait for it, since it ends with this process (spawn). A second Ctrl-C stops now.
+            print("c2c-certify: interrupted; the bench is tearing down (Ctrl-C again to stop now)",
+                  file=sys.stderr, flush=True)
+            proc.wait()
+            raise
     cert_path = reports / "certificate.json"
     if not cert_path.exists():
         print(f"c2c-certify: no certificate produced; see {reports / 'pytest.log'}", file=sys.stderr)

@@ -60,6 +60,13 @@ def alive(pid: int) -> bool:
     return state not in {"Z", "X"}
 
 
+def kill_survivors(pids: list[int]) -> None:
+    """What a failed check left running (a red test must not leave an emulator behind)."""
+    for pid in pids:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -97,7 +104,10 @@ def test_a_child_outlives_the_thread_that_started_it_and_ends_with_its_process(p
     assert os.getpgid(child) == child  # start_new_session reached the command itself
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
-    wait_for(lambda: not alive(child), 10, f"child {child} to end with its killed parent")
+    try:
+        wait_for(lambda: not alive(child), 10, f"child {child} to end with its killed parent")
+    finally:
+        kill_survivors([child])
 
 
 def test_the_emulator_and_a_powered_device_end_with_a_killed_bench(parent) -> None:  # type: ignore[no-untyped-def]
@@ -106,7 +116,10 @@ def test_the_emulator_and_a_powered_device_end_with_a_killed_bench(parent) -> No
     assert len(pids) == 3 and all(alive(p) for p in pids)
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
-    wait_for(lambda: not any(alive(p) for p in pids), 15, f"{pids} to end with their killed parent")
+    try:
+        wait_for(lambda: not any(alive(p) for p in pids), 15, f"{pids} to end with their killed parent")
+    finally:
+        kill_survivors(pids)
 
 
 def test_a_command_that_cannot_run_raises_as_popen_does(tmp_path: Path) -> None:
