@@ -7,13 +7,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from harness.children import GUARD, spawn
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not GUARD, reason="util-linux setpriv is not installed")
@@ -29,8 +29,11 @@ PARENT = textwrap.dedent("""
         # setpriv has set the parent-death signal once it has exec'd the command; a thread that
         # ended before that would leave nothing to bind the child to it (the race that hides
         # a child bound to a short-lived thread)
+        deadline = time.monotonic() + 10
         while Path(f"/proc/{proc.pid}/comm").read_text().strip() == "setpriv":
-            time.sleep(0.01)
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{proc.args} never left setpriv")
+            threading.Event().wait(0.01)
         return proc
 
     started = []
@@ -67,14 +70,6 @@ def kill_survivors(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"after {timeout} s, still waiting for {what}")
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def parent(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     procs: list[subprocess.Popen[str]] = []
@@ -96,16 +91,14 @@ def parent(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
 def test_a_child_outlives_the_thread_that_started_it_and_ends_with_its_process(parent) -> None:  # type: ignore[no-untyped-def]
     proc = parent("sleep")
     [child] = [int(p) for p in proc.stdout.readline().split()]
-    # the starting thread has ended; a child bound to that thread would be dead already
-    held_until = time.monotonic() + 1.0
-    while time.monotonic() < held_until:
-        assert alive(child), "the child died with the thread that started it"
-        time.sleep(0.05)
+    # the starting thread has ended; a child bound to that thread dies at once
+    with pytest.raises(AssertionError, match="timed out"):
+        wait_until(lambda: not alive(child), 1.0, "the child to die with the thread that started it")
     assert os.getpgid(child) == child  # start_new_session reached the command itself
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     try:
-        wait_for(lambda: not alive(child), 10, f"child {child} to end with its killed parent")
+        wait_until(lambda: not alive(child), 10, f"child {child} to end with its killed parent")
     finally:
         kill_survivors([child])
 
@@ -117,7 +110,7 @@ def test_the_emulator_and_a_powered_device_end_with_a_killed_bench(parent) -> No
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     try:
-        wait_for(lambda: not any(alive(p) for p in pids), 15, f"{pids} to end with their killed parent")
+        wait_until(lambda: not any(alive(p) for p in pids), 15, f"{pids} to end with their killed parent")
     finally:
         kill_survivors(pids)
 
