@@ -168,21 +168,21 @@ def cmd_check_profile(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     checked_profile(args.device)  # refuse a bad or inconsistent profile before starting anything
-    checked_features(features_dir())
     from harness.certify.shards import check_shardable
     from harness.device.profile import load_profile
 
     check_shardable(args.workers, launchable=load_profile(args.device).launch is not None,
                     interactive=args.interactive)
     reports = Path(args.reports).resolve()
+    # built first: it refuses a feature folder with nothing to certify before any report is removed
+    argv = pytest_command(args.device, reports=reports, smoke=args.smoke, network=args.network, seed=args.seed,
+                          interactive=args.interactive, items=args.item or (), extra=args.pytest_args or (),
+                          strict=args.strict, workers=args.workers)
     reports.mkdir(parents=True, exist_ok=True)
     for stale in ("progress.jsonl", "results.json", "certificate.json", "certificate.html"):
         (reports / stale).unlink(missing_ok=True)
     for stale_dir in ("allure-results", "operator-evidence"):  # the manifest lists only this run's files
         shutil.rmtree(reports / stale_dir, ignore_errors=True)
-    argv = pytest_command(args.device, reports=reports, smoke=args.smoke, network=args.network, seed=args.seed,
-                          interactive=args.interactive, items=args.item or (), extra=args.pytest_args or (),
-                          strict=args.strict, workers=args.workers)
     env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "PYTHONPATH": os.pathsep.join(
         p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
     if args.operator:

@@ -82,8 +82,8 @@ class EmulatorProcess:
         log = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child
         try:
             self.proc = spawn(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True,
-                                         cwd=str(Path(__file__).resolve().parents[2]))
+                              stdin=subprocess.DEVNULL, start_new_session=True,
+                              cwd=str(Path(__file__).resolve().parents[2]))
         finally:
             log.close()
         try:

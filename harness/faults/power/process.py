@@ -97,8 +97,8 @@ class ProcessPower:
             stdout = self._log
         try:
             self._proc = spawn(self.command, env=self.env, cwd=self.cwd,
-                                          stdin=subprocess.DEVNULL, stdout=stdout,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
+                               stdin=subprocess.DEVNULL, stdout=stdout,
+                               stderr=subprocess.STDOUT, start_new_session=True)
         except OSError as exc:
             self._close_log()
             raise FaultInjectionError(f"cannot start device command {self.command[0]!r}: {exc}") from None
