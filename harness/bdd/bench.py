@@ -172,8 +172,16 @@ class Bench:
 
     # evidence
     def journal(self) -> list[dict[str, Any]]:
-        """Requests the cloud saw since this scenario began."""
-        return self.cloud.journal(since=self.state.journal_since)
+        """Requests the cloud saw since this scenario began.
+
+        Read incrementally: the journal only grows (each row gets the next id and never changes),
+        so a read asks the cloud only for the rows after the last one already held. A wait that
+        polled the whole scenario's part every half second re-read the same rows again and again.
+        Callers get their own copies of the rows.
+        """
+        held = self.state.journal_rows
+        held.extend(self.cloud.journal(since=int(held[-1]["id"]) if held else self.state.journal_since))
+        return [dict(row) for row in held]
 
     def pause_windows(self) -> list[dict[str, Any]]:
         return pause_windows(self.timeline)

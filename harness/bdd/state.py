@@ -102,6 +102,7 @@ class ScenarioState:
     started_at: float = field(default_factory=time.time)
     cpu_mark: CpuStallMark = field(default_factory=CpuStallMark.now)  # how starved the bench was since
     journal_since: int = 0
+    journal_rows: list[dict[str, Any]] = field(default_factory=list)  # read so far, after journal_since
     captures: list[Capture] = field(default_factory=list)
     measurements: list[dict[str, Any]] = field(default_factory=list)
     pairing_code: str | None = None

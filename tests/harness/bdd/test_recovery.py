@@ -71,3 +71,49 @@ def test_a_fault_that_ends_with_nothing_pending_is_not_watched(tmp_path: Path) -
     poll_recovery(bench)
     end = fault_ends(bench)[0]
     assert end.pending == [] and end.recovered is None
+
+
+class CountingCloud(JournalCloud):
+    """Records the `since` of every journal read, and how many rows each answer carried."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[tuple[int, int]] = []
+
+    def journal(self, since: int = 0) -> list[dict[str, Any]]:
+        rows = super().journal(since)
+        self.reads.append((since, len(rows)))
+        return rows
+
+
+def test_the_scenario_journal_is_read_incrementally_and_whole_each_time(tmp_path: Path) -> None:
+    cloud = CountingCloud()
+    cloud.add("POST", "/v2/devices/heartbeat", 200)  # an earlier scenario's row
+    bench = _bench(tmp_path, cloud)
+    bench.state.journal_since = 1
+    cloud.add("POST", "/v2/devices/assets", 201)
+    cloud.add("PUT", "/s3/parts/x/1/1", 200)
+    assert [r["id"] for r in bench.journal()] == [2, 3]
+    first = bench.journal()
+    first[0]["status"] = 999  # a caller's copy: the held rows stay as the cloud wrote them
+    cloud.add("PUT", "/s3/parts/x/1/2", 200)
+    rows = bench.journal()
+    assert [r["id"] for r in rows] == [2, 3, 4] and rows[0]["status"] == 201
+    # each read asked only for rows after the last one held, so no answer repeated a row
+    assert [since for since, _ in cloud.reads] == [1, 3, 3]
+    assert sum(n for _, n in cloud.reads) == 3
+
+
+def test_recovery_reads_only_the_rows_after_what_the_scenario_holds(tmp_path: Path) -> None:
+    cloud = CountingCloud()
+    bench = _bench(tmp_path, cloud, "B.JPG")
+    with fault_ending(bench, "link down"):
+        pass
+    end = fault_ends(bench)[0]
+    for n in range(5):
+        cloud.add("PUT", f"/s3/parts/x/1/{n}", 503)
+        poll_recovery(bench)
+    cloud.add("PUT", "/s3/parts/x/1/5", 200)
+    poll_recovery(bench)
+    assert end.resumed == 1 and end.recovered is not None
+    assert sum(n for _, n in cloud.reads) == len(cloud.rows)  # each row crossed the wire once, not once a poll
