@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
+import pytest
+
+from harness.bdd import secret_scan
 from harness.bdd.secret_scan import scan_reports
 
 
@@ -33,3 +37,38 @@ def test_a_shard_searches_its_own_run_folder_and_the_shared_files_not_the_other_
     assert scan.hits == ("allure-results/attachment.txt", "work/run-b/device/device.log")
     assert scan.files == 2
     assert scan_reports(tmp_path, [secret]).files == 4  # without a run of its own: everything
+
+
+@pytest.mark.parametrize("chunk", [64, 1 << 24])
+def test_one_pass_search_finds_exactly_what_a_search_per_secret_finds(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every secret length from the shortest kept (8) up, at every offset of the data (so every
+    alignment and, with 64-byte chunks, every chunk boundary), and near misses: a secret with
+    its last byte changed, a prefix of one, windows of one spread apart."""
+    monkeypatch.setattr(secret_scan, "CHUNK", chunk)
+    rng = random.Random(7)
+    secrets = [bytes(rng.randrange(256) for _ in range(n)) for n in (8, 9, 14, 15, 16, 23, 43, 64, 100)]
+    needles = secret_scan.Needles(secrets)
+    base = bytes(rng.randrange(256) for _ in range(300))
+    cases = []
+    for s in secrets:
+        for at in range(0, len(base) - len(s) + 1, 1 if len(s) in (15, 43) else 7):
+            cases.append(base[:at] + s + base[at + len(s):])
+        cases.append(base[:100] + s[:-1] + bytes([s[-1] ^ 1]) + base[100 + len(s):])  # last byte off
+        cases.append(base[:50] + s[:len(s) - 1] + base[50 + len(s) - 1:])  # a prefix only
+        cases.append(s[:8] + base + s[8:16] + base + s[16:])  # its windows, apart
+    cases += [b"", base, secrets[-1]]
+    for data in cases:
+        assert needles.found_in(data) == any(s in data for s in secrets), data.hex()
+
+
+def test_one_pass_search_screens_a_large_file_and_finds_a_secret_in_its_last_bytes() -> None:
+    rng = random.Random(8)
+    secrets = [bytes(rng.randrange(256) for _ in range(43)) for _ in range(100)]
+    data = bytearray(rng.randbytes(40 << 20))
+    needles = secret_scan.Needles(secrets)
+    assert not needles.found_in(bytes(data))
+    edge = bytearray(data)
+    edge[secret_scan.CHUNK - 20:secret_scan.CHUNK + 23] = secrets[5]  # across the first chunk's end
+    assert needles.found_in(bytes(edge))
+    data[-43:] = secrets[37]
+    assert needles.found_in(bytes(data))
