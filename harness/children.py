@@ -18,9 +18,11 @@ Every spawn therefore runs on one long-lived thread: a device started from a sho
 
 from __future__ import annotations
 
+import ctypes
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +34,9 @@ from typing import Any
 def _guard() -> list[str]:
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 GUARD = _guard()
@@ -103,3 +108,23 @@ def spawn(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
         _check_command(argv[0], kwargs.get("env"), kwargs.get("cwd"))
         argv = [*GUARD, *argv]
     return _spawn_thread().run(lambda: subprocess.Popen(argv, **kwargs))
+
+
+def end_with_parent() -> bool:
+    """Bind this process to the one that started it: SIGKILL when that one ends.
+
+    For processes a library starts, not `spawn`: pytest-xdist's workers (started by execnet). A
+    killed run's pytest left them running, each with its emulator and devices (which `spawn`
+    bound to the worker, not to pytest). Set from inside, so a parent that died before the call
+    is caught by comparing the parent pid before and after. False where prctl is unavailable.
+    """
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # orphaned already: the signal will never come
+        os.kill(os.getpid(), signal.SIGKILL)
+    return True

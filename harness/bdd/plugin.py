@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import tempfile
 import time
 from collections.abc import Generator, Iterator
@@ -42,6 +43,7 @@ from harness.bdd.scenario_ids import (
 )
 from harness.bdd.scenario_report import failure_reason, label_verdict, operator_answers, progress
 from harness.certify.seal import profile_digest
+from harness.children import end_with_parent
 from harness.items.checklist import load_checklist
 from harness.items.verdicts import (
     ERROR,
@@ -83,6 +85,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        end_with_parent()  # a shard dies with its run's pytest, and its emulator and devices with it
     try:
         checklist = load_checklist()
         titles = {item.id: item.title for item in checklist}

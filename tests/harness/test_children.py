@@ -133,3 +133,39 @@ def test_the_popen_is_the_command_itself() -> None:
     proc = spawn(["sh", "-c", "echo $$; exit 7"], stdout=subprocess.PIPE, text=True)
     out, _ = proc.communicate(timeout=10)
     assert int(out) == proc.pid and proc.returncode == 7
+
+
+# A process a library starts plainly (as execnet starts an xdist worker) that binds itself.
+ADOPTER = textwrap.dedent("""
+    import subprocess, sys, threading
+    child = subprocess.Popen([sys.executable, "-c",
+        "import sys, threading; from harness.children import end_with_parent; "
+        "bound = end_with_parent() if sys.argv[1] == 'bind' else False; "
+        "print(bound, flush=True); threading.Event().wait()", sys.argv[1]], stdout=subprocess.PIPE, text=True)
+    said = child.stdout.readline().strip()
+    print(child.pid, said, flush=True)
+    threading.Event().wait()
+""")
+
+
+@pytest.mark.parametrize("bind", [True, False])
+def test_a_process_that_binds_itself_ends_with_its_parent(bind: bool) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", ADOPTER, "bind" if bind else "no"], env=env,
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert proc.stdout is not None
+    pid, said = proc.stdout.readline().split()
+    child = int(pid)
+    try:
+        assert said == str(bind)
+        proc.kill()
+        proc.wait(10)
+        if bind:
+            wait_until(lambda: not alive(child), 10, f"child {child} to end with its killed parent")
+        else:  # the control: a plain child runs on, which is what the binding is for
+            with pytest.raises(AssertionError, match="timed out"):
+                wait_until(lambda: not alive(child), 1.0, "an unbound child to die")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        kill_survivors([child])

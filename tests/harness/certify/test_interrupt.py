@@ -3,7 +3,7 @@
 `c2c-certify run` starts its pytest through harness.children.spawn, so pytest ends with it. A
 Ctrl-C reaches both (one process group): c2c-certify must then wait for pytest's own teardown
 instead of exiting and taking pytest down mid-teardown. A SIGKILL of c2c-certify alone must leave
-no emulator, device or pytest behind.
+no emulator, device, pytest or pytest-xdist worker behind.
 """
 
 from __future__ import annotations
@@ -49,9 +49,31 @@ def _kill(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def _start(reports: Path) -> subprocess.Popen[str]:
+def _descendants(root: int) -> list[int]:
+    """Every live process below `root` (by parent pid), whatever its command line."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [root]
+    while frontier:
+        children = [pid for pid, ppid in parents.items() if ppid in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) not in {"Z", "X"}
+    except OSError:
+        return False
+
+
+def _start(reports: Path, *extra: str) -> subprocess.Popen[str]:
     argv = [sys.executable, "-m", "harness.certify.cli", "run", "--device", "reference", "--quiet",
-            "--item", "C2C-SOCK-01", "--reports", str(reports)]  # a 70 s scenario: it outlasts the test
+            "--item", "C2C-SOCK-01", "--reports", str(reports), *extra]  # a 70 s scenario: it outlasts the test
     proc = subprocess.Popen(as_a_terminal_starts_it(argv), cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -85,3 +107,29 @@ def test_a_killed_certify_leaves_nothing_behind(tmp_path: Path) -> None:
                    interval=0.2)
     finally:
         _kill(_run_processes(reports))
+
+
+def test_a_killed_sharded_certify_leaves_no_shard_behind(tmp_path: Path) -> None:
+    """With --workers, pytest-xdist's workers (started by execnet, not by the bench) hold the
+    emulators and devices: they must die with pytest, or a killed run keeps uploading."""
+    reports = tmp_path / "reports"
+    proc = _start(reports, "--workers", "2")
+    wait_until(lambda: sum("exec(eval" in _cmdline(p) for p in _descendants(proc.pid)) >= 2, 60,
+               "both shards' workers", interval=0.2)
+    started = _descendants(proc.pid)
+    proc.kill()
+    proc.wait(10)
+    try:
+        # killed, not left to notice their closed pipe (a worker did that in 6 s here, unloaded,
+        # and ran on for longer in a loaded matrix); tests/harness/test_children.py has the control
+        wait_until(lambda: not any(_alive(p) for p in started), 5,
+                   "the run's pytest, its workers, emulators and device to end with c2c-certify", interval=0.1)
+    finally:
+        _kill([p for p in started if _alive(p)])
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
