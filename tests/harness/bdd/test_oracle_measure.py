@@ -117,3 +117,51 @@ def test_one_part_held_up_by_a_retransmission_does_not_set_the_figure(
     _measure_throughput(bench)
     [m] = [m for m in bench.state.measurements if m["name"] == "throughput_Mbps"]
     assert m["passed"] and m["value"] == 1.18 and m["context"]["union_Mbps"] == 0.14
+
+
+class _Starved:
+    """A CPU stall mark that reads a fixed share (what PSI said over the scenario)."""
+
+    def __init__(self, share: float) -> None:
+        self.share = share
+
+    def share_since(self) -> float:
+        return self.share
+
+
+@pytest.mark.parametrize(("share", "bench_error"), [(0.9, True), (0.3, False)])
+def test_a_throughput_under_its_floor_on_a_starved_bench_is_the_benchs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, share: float, bench_error: bool) -> None:
+    """Seen in a loaded full matrix: a hardline JPEG pair measured 0.92 Mbit/s against the 1 Mbit/s
+    floor, on a machine whose CPU was 98 % busy. A slow figure on a starved bench says nothing."""
+    from harness.bdd.steps.common import refuse_on_starved_bench
+    from harness.bdd.steps.oracle_steps import _measure_throughput
+    from harness.errors import BenchFailure
+
+    bench = _bench(tmp_path, "C2C-TNET-06")
+    _two_small_parts(bench, 2.5, monkeypatch, object())
+    bench.state.cpu_mark = _Starved(share)  # type: ignore[assignment]
+    slow = _measure_throughput(bench)
+    [m] = [m for m in bench.state.measurements if m["name"] == "throughput_Mbps"]
+    assert m["passed"] is False and m["context"]["cpu_wait_share"] == share  # measured either way
+    assert slow == (share, "throughput 0.13 Mbit/s below its 0.2 Mbit/s floor")
+    if bench_error:
+        with pytest.raises(BenchFailure, match="CPU-starved"):
+            refuse_on_starved_bench(*slow)
+    else:
+        refuse_on_starved_bench(*slow)  # a fail through its measurement, as before
+
+
+@pytest.mark.parametrize("lost", [True, False])
+def test_a_starved_bench_never_hides_a_lost_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lost: bool) -> None:
+    from harness.bdd.steps import oracle_steps
+    from harness.certify.ledger import FileVerdict, Ledger
+    from harness.errors import BenchFailure
+
+    bench = _bench(tmp_path, "C2C-TNET-06")
+    files = [FileVerdict(name="a.jpg", outcome="lost" if lost else "intact", captured_at=0.0, sha256=None, size=1,
+                         paused=False, corruption=None, device_state="done")]
+    monkeypatch.setattr(oracle_steps, "_settle", lambda *a, **k: (Ledger(files=files, unexpected=[], drained=True), None))
+    monkeypatch.setattr(oracle_steps, "_measure_throughput", lambda bench: (0.95, "throughput 0.50 Mbit/s below"))
+    with pytest.raises(DeliveryFailure if lost else BenchFailure):
+        oracle_steps._deliver(bench, 10, {"a.jpg"}, "delivery")
