@@ -278,8 +278,24 @@ def _set_mode(bench: Bench, mode: str) -> None:
 
 @when("the user uploads all files")
 def _upload_all(bench: Bench) -> None:
-    """Select every queued file for upload (bulk selection)."""
+    """Select every queued file for upload (bulk selection), as a user does: once the device lists
+    what was captured. A capture the device has not picked up yet (a watch folder waits out its
+    quiet period: seconds on a loaded bench) would stay unselected in manual mode and read as
+    lost: a full matrix failed OPT-01 that way, on the bench's timing, not the device's."""
+    if bench.has_status:
+        _await_listed(bench, [c.name for c in bench.state.captures])
     control_or_operator(bench, "upload", "Select all files for upload on the device. Done?", all=True)
+
+
+def _await_listed(bench: Bench, names: list[str]) -> None:
+    """Wait until the device lists each of `names`, or the cloud holds it already (a device may
+    drop finished files from its list)."""
+    def listed() -> bool:
+        missing = set(names) - {f.get("name") for f in device_status(bench).get("files", [])}
+        if missing:
+            missing -= {r.get("name") for r in bench.cloud.ledger(bench.cloud_device_id())}
+        return not missing
+    wait_until(listed, 30, f"the device to list every captured file ({', '.join(names)})")
 
 
 def _file_id(bench: Bench, name: str) -> str:
