@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.children import GUARD, spawn
+from tests.processes import alive
 from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,15 +53,6 @@ PARENT = textwrap.dedent("""
     print(" ".join(str(p.pid) for p in started), flush=True)
     threading.Event().wait()
 """)
-
-
-def alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie no init has reaped yet counts as ended)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state not in {"Z", "X"}
 
 
 def kill_survivors(pids: list[int]) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness.children import GUARD
+from tests.processes import alive, cmdline, descendants
 from tests.terminal import as_a_terminal_starts_it
 from tests.waiting import wait_until
 
@@ -47,28 +48,6 @@ def _kill(pids: list[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-
-
-def _descendants(root: int) -> list[int]:
-    """Every live process below `root` (by parent pid), whatever its command line."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    found, frontier = [], [root]
-    while frontier:
-        children = [pid for pid, ppid in parents.items() if ppid in frontier]
-        found += children
-        frontier = children
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) not in {"Z", "X"}
-    except OSError:
-        return False
 
 
 def _start(reports: Path, *extra: str) -> subprocess.Popen[str]:
@@ -114,22 +93,16 @@ def test_a_killed_sharded_certify_leaves_no_shard_behind(tmp_path: Path) -> None
     emulators and devices: they must die with pytest, or a killed run keeps uploading."""
     reports = tmp_path / "reports"
     proc = _start(reports, "--workers", "2")
-    wait_until(lambda: sum("exec(eval" in _cmdline(p) for p in _descendants(proc.pid)) >= 2, 60,
+    wait_until(lambda: sum("exec(eval" in cmdline(p) for p in descendants(proc.pid)) >= 2, 60,
                "both shards' workers", interval=0.2)
-    started = _descendants(proc.pid)
+    started = descendants(proc.pid)
     proc.kill()
     proc.wait(10)
     try:
         # killed, not left to notice their closed pipe (a worker did that in 6 s here, unloaded,
         # and ran on for longer in a loaded matrix); tests/harness/test_children.py has the control
-        wait_until(lambda: not any(_alive(p) for p in started), 5,
+        wait_until(lambda: not any(alive(p) for p in started), 5,
                    "the run's pytest, its workers, emulators and device to end with c2c-certify", interval=0.1)
     finally:
-        _kill([p for p in started if _alive(p)])
+        _kill([p for p in started if alive(p)])
 
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""

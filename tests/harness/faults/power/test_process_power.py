@@ -19,6 +19,7 @@ from harness.faults.power.relay import RelayPower
 from harness.faults.power.simulator import RelaySimulator
 from harness.protocols import Power
 from harness.timeline import Timeline
+from tests.processes import alive
 from tests.waiting import wait_until as wait_for
 
 REPO = Path(__file__).resolve().parents[4]
@@ -38,14 +39,6 @@ while True:
     os.replace(out + ".tmp", out)
     time.sleep(0.05)
 """
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def pid_in(path: Path) -> int | None:
