@@ -23,10 +23,11 @@ from harness.bdd.steps.common import (
     wait_until,
 )
 from harness.certify.lost_grant import RefreshAnswers, refresh_lost_in_cut, refresh_rows
+from harness.cloud.paths import TOKEN_PATH
 from harness.errors import DeviceFailure, DeviceTimeout
 from harness.items.manual import Question
 from harness.items.verdicts import PASS
-from harness.protocols import ClientIdentity
+from harness.protocols import ClientIdentity, CloudWitness
 
 PAIR_TIMEOUT = 60.0
 
@@ -62,16 +63,71 @@ def pair(bench: Bench) -> None:
         except DeviceFailure:
             pass  # refused (e.g. still paired): the code wait below decides
     project = bench.session.ensure_project()
-    code = _pending_code_shown(bench)
-    bench.state.pairing_code = code
-    bench.cloud.approve(code, str(project["id"]))
-    bench.timeline.record("cloud", "approve", "mark", user_code="******")
-    wait_until(lambda: bench.cloud_device() is not None, PAIR_TIMEOUT, "the device to appear in the cloud project")
-    if bench.has_status:
-        wait_until(lambda: (device_status(bench).get("pairing") or {}).get("state") == "paired",
-                   PAIR_TIMEOUT, "the device to show itself paired")
+    for attempt in (1, 2):
+        code = _pending_code_shown(bench)
+        bench.state.pairing_code = code
+        row = issued_code(bench, code)
+        client_id = str(row["client_id"]) if row and row.get("client_id") else None
+        interval = float(row.get("interval") or 0.0) if row else 0.0
+        before = bench.session.journal_head()
+        bench.cloud.approve(code, str(project["id"]))
+        bench.timeline.record("cloud", "approve", "mark", user_code="******")
+        wait_until(lambda: bench.cloud_device() is not None, PAIR_TIMEOUT, "the device to appear in the cloud project")
+        if bench.has_status:
+            wait_until(lambda: (device_status(bench).get("pairing") or {}).get("state") == "paired",
+                       PAIR_TIMEOUT, "the device to show itself paired")
+            break
+        if _grant_taken(bench, client_id, before, interval):
+            break
+        if attempt == 2:
+            raise DeviceFailure("twice the device polled again with a device code whose tokens the cloud "
+                                "had already issued (answered invalid_grant): it did not take the tokens "
+                                "its approval gave it")
+        bench.timeline.record("device", "pairing again", "mark",
+                              why="the device polled again with its used device code after the tokens were issued")
     bench.session.paired = True
     bench.state.paired_journal_head = bench.session.journal_head()  # later checks start here
+
+
+GRANT_SILENCE_S = 10.0
+"""How long, at least, after its tokens were issued a device that neither uses them nor polls
+again is taken to hold them: one that missed the answer polls again within its interval (twice
+the code's interval is waited when that is longer; 5 s by default)."""
+
+
+def _grant_taken(bench: Bench, client_id: str | None, since: int, interval: float) -> bool:
+    """Whether a device without a status API took the tokens its approval issued.
+
+    The cloud listing the device says only that the code was approved; the token answer may
+    still be on its way. A bench step that changes the network path right then (a TLS
+    interceptor put in, say) can cut it, and the device pairs again with a code nobody approves:
+    a full matrix lost a correct device's files that way. So the bench waits for the oracle's
+    word: a request the device authenticated with its grant (it holds the tokens), a poll with
+    the used code (it missed them: False), or silence past `GRANT_SILENCE_S` or two poll
+    intervals (it holds them and has nothing to ask yet).
+    """
+    cloud = bench.cloud
+
+    def issued() -> dict[str, Any] | None:
+        return next((r for r in cloud.journal(since=since)
+                     if _path(r) == TOKEN_PATH and r.get("status") == 200 and r.get("device_id")), None)
+    row = wait_until(issued, PAIR_TIMEOUT, "the device to collect its tokens after the approval")
+    device_id, issued_id, issued_t = str(row["device_id"]), int(row["id"]), float(row["t"])
+    silence = max(GRANT_SILENCE_S, 2 * interval)
+    silent_after = time.monotonic() + silence
+
+    def settled() -> str | None:
+        if any(r.get("device_id") == device_id and not _path(r).startswith("/v2/auth/")
+               and r.get("status") != 401 for r in cloud.journal(since=issued_id)):
+            return "used"
+        if client_id and isinstance(cloud, CloudWitness) and any(
+                float(p.get("t") or 0.0) > issued_t and p.get("answer") == "invalid_grant"
+                for p in cloud.token_polls(client_id)):
+            return "missed"
+        return "silent" if time.monotonic() >= silent_after else None
+    outcome = wait_until(settled, silence + 30, "the device to use or miss the tokens it was issued")
+    bench.timeline.record("cloud", "grant taken" if outcome != "missed" else "grant missed", "mark", evidence=outcome)
+    return outcome != "missed"
 
 
 def _pending_code_shown(bench: Bench) -> str:
