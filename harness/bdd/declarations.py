@@ -31,6 +31,7 @@ import httpx
 
 from harness.bdd.measures import max_overlap, part_put_spans
 from harness.device.profile import DeviceProfile
+from harness.tls import default_context
 
 REALTIME_PARTS = "/realtime_upload/parts"
 # The scenarios that exercise a declaration: only after one of them ran is silence evidence
@@ -184,7 +185,7 @@ def probe_status_url(url: str, *, timeout: float = 1.0) -> str | None:
     """GET a status URL: the evidence when a JSON object answers, else None."""
     try:
         # trust_env=False: a bench's HTTP proxy settings must not send a loopback probe elsewhere
-        with httpx.Client(timeout=timeout, trust_env=False) as client:
+        with httpx.Client(timeout=timeout, trust_env=False, verify=default_context()) as client:
             answer = client.get(url)
         data = answer.json() if answer.status_code == 200 else None
     except (httpx.HTTPError, ValueError):

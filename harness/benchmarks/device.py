@@ -29,9 +29,9 @@ from harness.benchmarks import hostile, machine_params, result, vm_hwm, write_re
 from harness.benchmarks.cloud import cpu_seconds
 from harness.benchmarks.limit import null_sink
 from harness.cloud.ca import ensure_certs
-from harness.cloud.control import ssl_context
 from harness.cloud.runner import EmulatorProcess
 from harness.errors import BenchFailure, CloudError, DeliveryFailure, DeviceTimeout
+from harness.tls import ssl_context
 from reference_device.testing import DeviceProcess
 
 __all__ = ["run"]

@@ -45,12 +45,12 @@ from harness.benchmarks.device import (
     paired_device,
 )
 from harness.benchmarks.rawclient import _QUERY
-from harness.cloud.control import ssl_context
 from harness.cloud.runner import EmulatorProcess
 from harness.errors import BenchFailure, CloudError
 from harness.faults.network.client import ToxiproxyProcess, our_server_command
 from harness.faults.network.link import NetworkLink
 from harness.faults.network.profiles import NetworkProfile, ToxicSpec
+from harness.tls import ssl_context
 
 __all__ = ["PEERS", "PeersConfig", "bench_link", "evict_page_cache", "latency_profile", "run"]
 

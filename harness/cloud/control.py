@@ -5,10 +5,8 @@ Every refusal becomes `harness.errors.CloudError` carrying the emulator's own me
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
-import ssl
 import tomllib
 import uuid
 from collections.abc import Generator
@@ -18,6 +16,7 @@ from typing import Any, TypedDict
 import httpx
 
 from harness.errors import CloudError
+from harness.tls import ssl_context
 
 JOURNAL_PAGE = 10_000
 """Rows per GET /journal (the emulator's own default page)."""
@@ -46,23 +45,6 @@ class JournalEntry(TypedDict):
     device_id: str | None
     client_version: str | None
     headers: dict[str, str]
-
-
-def ssl_context(ca_bundle: Path) -> ssl.SSLContext:
-    """A client TLS context that trusts only the bench CA.
-
-    One context per CA file version, shared: building one loads and parses the bundle (2 % of a
-    bench worker's CPU when each client built its own). A new CA at the same path (a restarted
-    emulator) has a new inode, size or mtime, so it gets a new context.
-    """
-    st = os.stat(ca_bundle)
-    return _context_for(str(ca_bundle), (st.st_ino, st.st_size, st.st_mtime_ns))
-
-
-@functools.lru_cache(maxsize=16)
-def _context_for(ca_bundle: str, version: tuple[int, int, int]) -> ssl.SSLContext:
-    del version  # part of the cache key only
-    return ssl.create_default_context(cafile=ca_bundle)
 
 
 class BenchTokenAuth(httpx.Auth):

@@ -18,9 +18,10 @@ from typing import Any
 import httpx
 
 from harness.children import spawn
-from harness.cloud.control import CloudControl, ssl_context
+from harness.cloud.control import CloudControl
 from harness.cloud.settings import CloudSettings, dump_toml
 from harness.errors import CloudError, ConfigError
+from harness.tls import ssl_context
 
 
 class EmulatorProcess:

@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.cloud.control import CloudControl, ssl_context
+from harness.cloud.control import CloudControl
 from harness.cloud.runner import EmulatorProcess
+from harness.tls import ssl_context
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 FIRMWARE = "1.4.0"

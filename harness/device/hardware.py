@@ -24,6 +24,7 @@ from harness.errors import DeviceFailure, OperatorUnavailable
 from harness.faults.power import HeldPower, LabgridPower, ManualPower, relay_power
 from harness.protocols import Power
 from harness.timeline import Timeline
+from harness.tls import default_context
 
 
 class HardwareDevice:
@@ -47,7 +48,7 @@ class HardwareDevice:
                                        min_off_time=spec.off_time, timeline=self.timeline)
         else:
             self._power = ManualPower(prompt.confirm if prompt.interactive else None)
-        self._http = httpx.Client(timeout=5.0)
+        self._http = httpx.Client(timeout=5.0, verify=default_context())
 
     def _url(self, template: str | None) -> str | None:
         return render_template(template, default_values()) if template else None

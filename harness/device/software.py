@@ -45,6 +45,7 @@ from harness.faults.power import (
 )
 from harness.protocols import DeviceNamespace, Power
 from harness.timeline import Timeline
+from harness.tls import default_context
 
 # Device.control() action names -> local API paths (CONTRACTS §4)
 CONTROL_PATHS = {"cancel_pairing": "pairing/cancel", "start_pairing": "pairing/start"}
@@ -179,7 +180,7 @@ class SoftwareDevice:
         if "vcamera_dir" in profile_placeholders(profile):
             make_vcamera_card(self.vcamera_dir, seed)
         self._power = self._make_power()
-        self._http = httpx.Client(timeout=5.0)
+        self._http = httpx.Client(timeout=5.0, verify=default_context())
 
     # --- placeholders and launch -------------------------------------------------------------
     def values(self, *, with_secret: bool = False) -> dict[str, str | int]:

@@ -16,12 +16,13 @@ import httpx
 import pytest
 
 from harness.cloud import cli
-from harness.cloud.control import CloudControl, ssl_context
+from harness.cloud.control import CloudControl
 from harness.cloud.openapi import SCHEMA
 from harness.cloud.routes_control import control_routes
 from harness.cloud.runner import EmulatorProcess
 from harness.cloud.security import MAX_JSON_BODY
 from harness.cloud.testing import PairedDevice, api_client
+from harness.tls import ssl_context
 
 OPERATIONS = [(method.upper(), path) for path, ops in SCHEMA["paths"].items() for method in ops]
 ROUTES = [(method, route.path.removeprefix("/_bench/v1")) for route in control_routes()

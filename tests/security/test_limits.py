@@ -15,9 +15,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from harness.cloud.control import CloudControl, ssl_context
+from harness.cloud.control import CloudControl
 from harness.cloud.security import HEAD_TIMEOUT, MAX_HEAD_BYTES, MAX_JSON_BODY
 from harness.cloud.testing import PairedDevice
+from harness.tls import ssl_context
 
 
 def tls_socket(cloud: CloudControl, timeout: float) -> ssl.SSLSocket:

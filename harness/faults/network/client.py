@@ -28,6 +28,7 @@ import httpx
 from harness.children import spawn
 from harness.errors import FaultInjectionError
 from harness.faults.network.server import ToxiproxyServer
+from harness.tls import default_context
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -38,7 +39,8 @@ class ToxiproxyClient:
     def __init__(self, api_url: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.api_url = api_url.rstrip("/")
         self._http = httpx.Client(
-            base_url=self.api_url, timeout=timeout, headers={"User-Agent": "c2c-bench"}
+            base_url=self.api_url, timeout=timeout, headers={"User-Agent": "c2c-bench"},
+            verify=default_context(),
         )
 
     def close(self) -> None:

@@ -79,3 +79,20 @@ def test_missing_and_broken_files_are_config_errors(tmp_path: Path) -> None:
     broken.write_text("ids = [", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_checklist(broken)
+
+
+def test_the_checklist_is_read_once_per_file_version(tmp_path: Path) -> None:
+    """A bench worker loaded it at every scenario's setup (~5 % of its CPU); an edit is read again."""
+    assert load_checklist() is load_checklist()
+    copy_of = tmp_path / "checklist.toml"
+    text = DEFAULT_CHECKLIST.read_text(encoding="utf-8")
+    copy_of.write_text(text, encoding="utf-8")
+    first = load_checklist(copy_of)
+    assert load_checklist(copy_of) is first and first.path == copy_of
+    title = first.items[0].title
+    copy_of.write_text(text.replace(f'"{title}"', '"Renamed in place"', 1), encoding="utf-8")
+    assert load_checklist(copy_of).items[0].title == "Renamed in place"
+    copy_of.write_text("ids = [", encoding="utf-8")
+    for _ in range(2):  # a broken file raises every time, never a cached answer
+        with pytest.raises(ConfigError, match="not valid TOML"):
+            load_checklist(copy_of)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from harness.cloud.control import CloudControl, ssl_context
+from harness.cloud.control import CloudControl
 from harness.cloud.runner import EmulatorProcess
 from harness.cloud.testing import (  # noqa: F401 - pytest fixtures
     PairedDevice,
@@ -19,6 +19,7 @@ from harness.cloud.testing import (  # noqa: F401 - pytest fixtures
     cloud_process,
     paired_device,
 )
+from harness.tls import ssl_context
 from reference_device.duplex_tls import DuplexTLSConnection
 from tests.waiting import wait_until  # noqa: F401 - re-exported to the tests
 

@@ -8,15 +8,14 @@ the LAN address (another local address than the default 127.0.0.1).
 from __future__ import annotations
 
 import ipaddress
-import shutil
 from pathlib import Path
 
 import httpx
 from cryptography import x509
 
 from harness.cloud.ca import ensure_certs
-from harness.cloud.control import ssl_context
 from harness.cloud.runner import EmulatorProcess
+from harness.tls import ssl_context
 
 
 def names_in(cert: Path) -> set[str]:
@@ -45,15 +44,3 @@ def test_an_emulator_on_another_address_is_trusted_there(tmp_path: Path) -> None
         with httpx.Client(verify=ssl_context(emulator.ca_bundle), trust_env=False) as client:
             assert client.get(emulator.api_url + "/health").status_code == 200  # name checked
         assert "127.0.0.2" in names_in(emulator.ca_bundle.parent / "server.pem")
-
-
-def test_a_tls_context_is_shared_per_ca_and_a_new_ca_at_the_same_path_gets_its_own(tmp_path: Path) -> None:
-    ca = ensure_certs(tmp_path / "cloud").ca_cert
-    first = ssl_context(ca)
-    assert ssl_context(ca) is first  # built once: loading the bundle is the cost
-    old = [c["serialNumber"] for c in first.get_ca_certs()]
-    shutil.rmtree(tmp_path / "cloud" / "ca")
-    ca = ensure_certs(tmp_path / "cloud").ca_cert  # a fresh emulator's new CA, same path
-    fresh = ssl_context(ca)
-    assert fresh is not first
-    assert [c["serialNumber"] for c in fresh.get_ca_certs()] != old

@@ -5,9 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from harness.cloud.control import CloudControl, ssl_context
+from harness.cloud.control import CloudControl
 from harness.cloud.testing import PairedDevice
 from harness.errors import CloudError
+from harness.tls import ssl_context
 
 from .conftest import assert_detailed, create_asset
 

@@ -14,9 +14,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from harness.cloud.control import CloudControl, ssl_context
+from harness.cloud.control import CloudControl
 from harness.cloud.runner import EmulatorProcess
 from harness.cloud.testing import PairedDevice
+from harness.tls import ssl_context
 
 from .conftest import create_asset, put_parts, wait_until
 

@@ -20,10 +20,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from harness.cloud.control import CloudControl, ssl_context
+from harness.cloud.control import CloudControl
 from harness.cloud.settings import CloudSettings
 from harness.cloud.testing import PairedDevice, api_client
 from harness.errors import CloudError, ConfigError
+from harness.tls import ssl_context
 
 from .conftest import create_asset, wait_until
 
