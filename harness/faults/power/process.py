@@ -36,7 +36,18 @@ KILL_TIMEOUT = 10.0
 
 
 def live_group_members(pgid: int) -> list[int]:
-    """PIDs in process group `pgid` that are not zombies."""
+    """PIDs in process group `pgid` that are not zombies.
+
+    A group with no process at all (not even a zombie) is known from one signal 0, without
+    reading every /proc/PID/stat: the power state is polled often, and that scan was ~2 % of a
+    bench worker's CPU.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return []
+    except PermissionError:
+        pass  # someone else's group (a device run as another user): it exists; the scan decides
     members = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -117,7 +128,10 @@ class ProcessPower:
 
     def is_on(self) -> bool:
         proc = self._proc
-        return proc is not None and bool(live_group_members(proc.pid))
+        if proc is None:
+            return False
+        # a running leader says it at once; once it has exited, any member left keeps the power on
+        return proc.poll() is None or bool(live_group_members(proc.pid))
 
     def exit_code(self) -> int | None:
         """The leader's exit code if it has exited (without reaping the group); None otherwise."""

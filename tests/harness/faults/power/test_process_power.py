@@ -82,6 +82,47 @@ def test_process_power_kills_whole_group_and_restarts(tmp_path: Path) -> None:
         power.off()
 
 
+def test_power_stays_on_while_a_member_outlives_its_leader(tmp_path: Path) -> None:
+    """The leader's exit alone is not a cut: a forked helper still running keeps the device on."""
+    script = tmp_path / "orphaning.py"
+    script.write_text(
+        "import subprocess, sys\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n")
+    power = ProcessPower([sys.executable, str(script)], log_path=tmp_path / "device.log")
+    power.on()
+    try:
+        wait_for(lambda: power.exit_code() is not None)
+        assert power.is_on()  # the helper holds the group
+    finally:
+        power.off()
+    assert not power.is_on()
+
+
+def test_a_gone_group_is_known_without_reading_proc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Polled often: a group with no process left answers from one signal 0."""
+    done = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+    done.wait()
+
+    def no_scan(path: str) -> None:
+        raise AssertionError(f"scanned {path}")
+    monkeypatch.setattr(os, "scandir", no_scan)
+    assert live_group_members(done.pid) == []
+
+
+def test_a_group_of_only_zombies_has_no_live_member() -> None:
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+    wait_for(lambda: _state(zombie.pid) == "Z")
+    try:
+        assert live_group_members(zombie.pid) == []
+    finally:
+        zombie.wait()
+
+
+def _state(pid: int) -> str:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rfind(")") + 2:].split()[0]
+
+
 def test_process_power_cycle_and_bad_command(tmp_path: Path) -> None:
     command, beat = device_command(tmp_path)
     power = ProcessPower(command, default_off_time=0.05)
