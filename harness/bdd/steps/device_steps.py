@@ -107,11 +107,7 @@ def _grant_taken(bench: Bench, client_id: str | None, since: int, interval: floa
     intervals (it holds them and has nothing to ask yet).
     """
     cloud = bench.cloud
-
-    def issued() -> dict[str, Any] | None:
-        return next((r for r in cloud.journal(since=since)
-                     if _path(r) == TOKEN_PATH and r.get("status") == 200 and r.get("device_id")), None)
-    row = wait_until(issued, PAIR_TIMEOUT, "the device to collect its tokens after the approval")
+    row = _await_issued(bench, since)
     device_id, issued_id, issued_t = str(row["device_id"]), int(row["id"]), float(row["t"])
     silence = max(GRANT_SILENCE_S, 2 * interval)
     silent_after = time.monotonic() + silence
@@ -298,6 +294,14 @@ def _path(row: dict[str, Any]) -> str:
     return str(row.get("path") or "").split("?", 1)[0]
 
 
+def _await_issued(bench: Bench, since: int) -> dict[str, Any]:
+    """The journal row of the token answer that carried the device its tokens, after row `since`."""
+    def issued() -> dict[str, Any] | None:
+        return next((r for r in bench.cloud.journal(since=since)
+                     if _path(r).endswith(TOKEN_PATH) and r.get("status") == 200 and r.get("device_id")), None)
+    return wait_until(issued, PAIR_TIMEOUT, "the device to collect its tokens after the approval")
+
+
 def approve_and_await_tokens(bench: Bench) -> Grant:
     """Approve the shown code and wait until the cloud has issued the device its tokens.
 
@@ -311,11 +315,7 @@ def approve_and_await_tokens(bench: Bench) -> Grant:
     project = bench.session.ensure_project()
     bench.cloud.approve(code, str(project["id"]))
     bench.timeline.record("cloud", "approve", "mark", user_code="******")
-
-    def issued() -> dict[str, Any] | None:
-        return next((r for r in bench.cloud.journal(since=before)
-                     if _path(r).endswith("/v2/auth/token") and r.get("status") == 200 and r.get("device_id")), None)
-    row = wait_until(issued, PAIR_TIMEOUT, "the device to collect its tokens after the approval")
+    row = _await_issued(bench, before)
     grant = Grant(device_id=str(row["device_id"]), issued_id=int(row["id"]), issued_t=float(row["t"]))
     bench.state.grant = grant
     # the device holds a live grant now: a scenario that ends here (at an operator question, say)

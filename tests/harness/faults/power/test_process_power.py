@@ -87,7 +87,7 @@ def test_power_stays_on_while_a_member_outlives_its_leader(tmp_path: Path) -> No
     script = tmp_path / "orphaning.py"
     script.write_text(
         "import subprocess, sys\n"
-        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n")
+        "subprocess.Popen([sys.executable, '-c', 'import signal; signal.pause()'])\n")
     power = ProcessPower([sys.executable, str(script)], log_path=tmp_path / "device.log")
     power.on()
     try:
